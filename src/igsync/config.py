@@ -1,0 +1,109 @@
+"""Settings: the one place environment variables (and `.env`) are read (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from igsync.errors import ConfigError
+from igsync.models import DEFAULT_METRICS, METRIC_CONFIG
+from igsync.redact import register_secret
+
+# Pinned; metric changes arrive with new versions (GRAPH_API.md §6).
+DEFAULT_GRAPH_VERSION = "v24.0"
+
+
+def parse_metric_list(text: str) -> tuple[str, ...]:
+    """`reach, follower_count` -> ("reach", "follower_count"); unknown names are an error."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise ValueError("no metric named; give a comma list such as reach,follower_count")
+    unknown = [n for n in names if n not in METRIC_CONFIG]
+    if unknown:
+        known = ", ".join(METRIC_CONFIG)
+        raise ValueError(f"unknown metric {', '.join(unknown)}; known metrics: {known}")
+    return names
+
+
+class Settings(BaseSettings):
+    """Field names are the variable names (case-insensitive); see README for each."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    igsync_database_url: str | None = None
+    supabase_url: str | None = None
+    supabase_key: SecretStr | None = None
+    ig_account_id: str | None = None
+    ig_long_token: SecretStr | None = None
+    ig_app_id: str | None = None
+    ig_app_secret: SecretStr | None = None
+    igsync_graph_url: str = "https://graph.facebook.com"
+    igsync_instagram_url: str = "https://graph.instagram.com"
+    igsync_graph_version: str = DEFAULT_GRAPH_VERSION
+    igsync_metrics: str | None = None
+    igsync_http_timeout: float = 30.0
+
+    @field_validator("igsync_graph_url", "igsync_instagram_url", "supabase_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(
+                f"expected an http(s) URL such as https://graph.facebook.com, got {value!r}"
+            )
+        return value.rstrip("/") if value else value
+
+    @field_validator("igsync_graph_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.fullmatch(r"v\d+\.\d+", value):
+            raise ValueError(f"expected a version such as {DEFAULT_GRAPH_VERSION}, got {value!r}")
+        return value
+
+    @field_validator("igsync_metrics")
+    @classmethod
+    def _metrics(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_metric_list(value)
+        return value
+
+    @field_validator("igsync_http_timeout")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("expected a positive number of seconds")
+        return value
+
+    @field_validator("ig_account_id")
+    @classmethod
+    def _account_id(cls, value: str | None) -> str | None:
+        if value is not None and not value.isdigit():
+            raise ValueError("expected the numeric Instagram business account id")
+        return value
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        if self.igsync_metrics is None:
+            return DEFAULT_METRICS
+        return parse_metric_list(self.igsync_metrics)
+
+    @property
+    def has_supabase(self) -> bool:
+        return bool(self.supabase_url and self.supabase_key)
+
+
+def load_settings(env_file: Path | str | None = ".env") -> Settings:
+    """Read env (and `.env`); a bad value becomes one ConfigError naming the variable."""
+    try:
+        settings = Settings(_env_file=env_file)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = str(first["loc"][0]).upper() if first["loc"] else "configuration"
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{variable}: {reason}") from None
+    for secret in (settings.ig_long_token, settings.ig_app_secret, settings.supabase_key):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    return settings

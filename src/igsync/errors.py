@@ -1,0 +1,85 @@
+"""The one error tree of igsync.
+
+    IgsyncError                 root; the CLI maps it once, at the top
+    ├── ConfigError             a missing or malformed setting (exit 2)
+    ├── InputError              bad input on the command line (exit 2)
+    ├── GraphError              the Graph API answered with an error, or could not be reached
+    └── StoreError              the database refused, failed or could not confirm a write
+
+Every message is safe to show: secrets are redacted where the error is built, so no caller has
+to remember to do it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class IgsyncError(Exception):
+    """Root of every error igsync raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(IgsyncError):
+    """A setting is missing or malformed; the message names the variable and how to fix it."""
+
+    exit_code = 2
+
+
+class InputError(IgsyncError):
+    """A command-line value is wrong; the message says which and what is accepted."""
+
+    exit_code = 2
+
+
+class ErrorKind(StrEnum):
+    """How to react to a Graph error (GRAPH_API.md §3)."""
+
+    THROTTLED = "throttled"  # back off and retry
+    TRANSIENT = "transient"  # retry a few times
+    AUTH = "auth"  # token invalid or expired: refresh once, else needs_reauth
+    PERMISSION = "permission"  # permanent: a permission is missing
+    INVALID = "invalid"  # permanent: bad parameter or metric
+
+
+class GraphError(IgsyncError):
+    """An error answered by the Graph API (or a transport failure on the way to it)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind,
+        code: int | None = None,
+        subcode: int | None = None,
+        error_type: str | None = None,
+        fbtrace_id: str | None = None,
+        is_transient: bool = False,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.code = code
+        self.subcode = subcode
+        self.error_type = error_type
+        self.fbtrace_id = fbtrace_id
+        self.is_transient = is_transient
+        self.http_status = http_status
+        #: seconds Meta asked us to wait (estimated_time_to_regain_access), if it said
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        if self.code is None:
+            return self.message
+        sub = f"/{self.subcode}" if self.subcode else ""
+        return f"{self.message} [code {self.code}{sub}]"
+
+    def __repr__(self) -> str:
+        return f"GraphError({str(self)!r}, kind={self.kind.value!r})"
+
+
+class StoreError(IgsyncError):
+    """The store failed, refused a write, or confirmed fewer rows than were sent."""

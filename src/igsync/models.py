@@ -1,0 +1,187 @@
+"""What crosses a boundary: metric configuration, rows, results, tokens and sync logs.
+
+JSON output is always `model_dump(mode="json")` of these models (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+MetricType = Literal["time_series", "total_value"]
+Platform = Literal["instagram", "youtube", "tiktok", "facebook"]
+TokenKind = Literal["facebook_login", "instagram_login"]
+TokenStatus = Literal["ok", "expiring", "expired", "needs_reauth"]
+SyncStatus = Literal["ok", "partial", "failed"]
+
+
+class MetricSpec(BaseModel):
+    """How one account metric must be requested (GRAPH_API.md §1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    metric_type: MetricType
+    period: str = "day"
+    #: how far back the API serves this metric, in days
+    lookback_days: int
+    #: whether the API refuses the current (incomplete) day for it
+    excludes_today: bool
+    #: part of the default metric set
+    default: bool = True
+    description: str
+
+
+# Data, not if-chains: adding a metric is adding a row here.
+METRIC_CONFIG: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec(
+            name="reach",
+            metric_type="time_series",
+            lookback_days=729,
+            excludes_today=False,
+            description="Unique accounts that saw any content (never sum days: it is unique).",
+        ),
+        MetricSpec(
+            name="profile_views",
+            metric_type="total_value",
+            lookback_days=729,
+            excludes_today=False,
+            description="Profile visits; total_value only since v21.",
+        ),
+        MetricSpec(
+            name="accounts_engaged",
+            metric_type="total_value",
+            lookback_days=729,
+            excludes_today=False,
+            description="Unique accounts that interacted with content.",
+        ),
+        MetricSpec(
+            name="follower_count",
+            metric_type="time_series",
+            lookback_days=30,
+            excludes_today=True,
+            description="New followers per day; last 30 days only, excluding today; needs 100+.",
+        ),
+        MetricSpec(
+            name="views",
+            metric_type="total_value",
+            lookback_days=729,
+            excludes_today=False,
+            default=False,
+            description="Times content was played or displayed; replaced impressions in v22.",
+        ),
+    )
+}
+
+DEFAULT_METRICS: tuple[str, ...] = tuple(n for n, s in METRIC_CONFIG.items() if s.default)
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class InsightRow(BaseModel):
+    """One stored value: unique on (u_id, account_id, metric, end_time)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    u_id: UUID
+    account_id: str
+    metric: str
+    metric_type: MetricType
+    period: str
+    end_time: datetime
+    #: None when Meta returned no data: never a made-up 0
+    value: int | None
+    value_json: Any = None
+
+    @field_validator("end_time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value)
+
+    @property
+    def key(self) -> tuple[UUID, str, str, datetime]:
+        return (self.u_id, self.account_id, self.metric, self.end_time)
+
+
+class Window(BaseModel):
+    """Inclusive account-local dates."""
+
+    since: date
+    until: date
+
+
+class FetchResult(BaseModel):
+    """The outcome of fetching one account (the seed's dataclass; DESIGN.md §5)."""
+
+    success: bool
+    total_inserted: int
+    total_errors: int
+    metrics_inserted: dict[str, int]
+    errors: list[str]
+    account_id: str | None
+    user_id: str | None
+    token_refreshed: bool = False
+    window: Window | None = None
+    duration_s: float
+    dry_run: bool = False
+    #: things worth knowing that are not failures (a clamped window, a metric with no data)
+    notes: list[str] = Field(default_factory=list)
+
+
+class SyncReport(BaseModel):
+    """The outcome of `sync-all` (DESIGN.md §5)."""
+
+    success: bool
+    accounts_total: int
+    accounts_ok: int
+    accounts_failed: int
+    total_inserted: int
+    total_errors: int
+    duration_s: float
+    results: list[FetchResult]
+
+
+class UserToken(BaseModel):
+    """A row of `user_tokens` (DESIGN.md §6). The token is a SecretStr: repr and dumps mask it."""
+
+    token_id: UUID = Field(default_factory=uuid4)
+    u_id: UUID
+    platform: Platform = "instagram"
+    access_token: SecretStr
+    account_id: str | None = None
+    expires_at: datetime | None = None
+    token_kind: TokenKind = "facebook_login"
+    status: TokenStatus = "ok"
+    last_refreshed_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @field_validator("expires_at", "last_refreshed_at", "created_at", "updated_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class SyncLog(BaseModel):
+    """A row of `instagram_sync_logs`: one per account per run."""
+
+    run_id: UUID
+    u_id: UUID | None
+    account_id: str | None
+    started_at: datetime
+    finished_at: datetime
+    status: SyncStatus
+    total_inserted: int
+    total_errors: int
+    errors: list[str]
+    token_refreshed: bool = False

@@ -1,0 +1,51 @@
+"""The one redaction function: every error message, log line and JSON document goes through it.
+
+Two nets, because either alone leaks. Known secrets (tokens read from env or the database, the
+app secret, the Supabase key) are registered as soon as they are read and replaced wherever they
+appear. Patterns catch secrets we were never told about: the Graph API puts `access_token=` into
+`paging` URLs and httpx puts query strings into its exception messages (GRAPH_API.md §4).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MASK = "***"
+
+_known: set[str] = set()
+_lock = threading.Lock()
+
+# A secret shorter than this would mask ordinary words; real tokens are 100+ characters.
+_MIN_SECRET_LEN = 8
+
+_PATTERNS = [
+    # query parameters and form fields that carry secrets
+    re.compile(
+        r"(?i)\b(access_token|input_token|fb_exchange_token|client_secret|appsecret_proof"
+        r"|apikey|api_key|password)=([^&\s\"'<>]+)"
+    ),
+    # Authorization headers
+    re.compile(r"(?i)\b(bearer)\s+([A-Za-z0-9._~+/=\-|]+)"),
+    # user:password@ in database URLs
+    re.compile(r"(?i)(\w+://[^:/@\s]+):([^@\s]+)@"),
+]
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that `redact` masks it wherever it appears."""
+    if value and len(value) >= _MIN_SECRET_LEN:
+        with _lock:
+            _known.add(value)
+
+
+def redact(text: str) -> str:
+    """Return `text` with every known secret and every secret-shaped parameter masked."""
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}={MASK}", text)
+    text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} {MASK}", text)
+    return _PATTERNS[2].sub(lambda m: f"{m.group(1)}:{MASK}@", text)

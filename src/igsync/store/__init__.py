@@ -1,0 +1,106 @@
+"""Storage behind one interface: the `Store` protocol and `open_store` for a database URL.
+
+Knows nothing of HTTP to Meta. Every implementation upserts on
+(u_id, account_id, metric, end_time) and verifies each batch (DESIGN.md §7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from igsync.errors import ConfigError
+from igsync.models import InsightRow, SyncLog, UserToken
+
+
+class Store(Protocol):
+    """What sync needs from a database. All methods are async; all stores share one test suite."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def init_schema(self) -> None:
+        """Create the tables if missing; safe to run twice."""
+
+    async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
+        """Write rows (last value wins per key) and return how many the database confirmed.
+
+        Raises StoreError when the confirmed count differs from the rows sent (after removing
+        duplicate keys within the batch, where the last one wins).
+        """
+        ...
+
+    async def read_insights(
+        self, *, u_id: UUID | None = None, account_id: str | None = None
+    ) -> list[InsightRow]:
+        """Stored rows, ordered by account, metric and end_time."""
+        ...
+
+    async def list_tokens(
+        self, *, u_id: UUID | None = None, platform: str = "instagram"
+    ) -> list[UserToken]:
+        """Rows of `user_tokens`, ordered by user and account."""
+        ...
+
+    async def save_token(self, token: UserToken) -> None:
+        """Insert or replace the token of (u_id, platform, account_id); adds the user if missing."""
+
+    async def delete_tokens(self, u_id: UUID, *, account_id: str | None = None) -> int:
+        """Remove a user's instagram tokens (one account, or all); returns how many."""
+        ...
+
+    async def write_sync_log(self, entry: SyncLog) -> None:
+        """Append one row to `instagram_sync_logs`."""
+
+
+def dedupe_by_key(rows: Sequence[InsightRow]) -> list[InsightRow]:
+    """One row per key, the last one winning, in first-seen order.
+
+    PostgreSQL refuses an upsert that touches one key twice (21000), so every store sends
+    de-duplicated batches and verifies against their length.
+    """
+    latest: dict[tuple[object, ...], InsightRow] = {}
+    for row in rows:
+        latest[row.key] = row
+    return list(latest.values())
+
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///rel.db` is relative, `sqlite:////abs/x.db` absolute (SQLAlchemy's form)."""
+    return Path(url.removeprefix(SQLITE_PREFIX)).expanduser()
+
+
+def check_database_url(url: str, source: str) -> str:
+    """Reject what no store understands, naming where the URL came from."""
+    if url.startswith(SQLITE_PREFIX) and len(url) > len(SQLITE_PREFIX):
+        return url
+    if url.startswith(("postgresql://", "postgres://")) or url == "supabase":
+        return url
+    raise ConfigError(
+        f"{source}: unsupported database URL {url.split(':', 1)[0]!r}; use "
+        "sqlite:///path.db, postgresql://user@host/db or supabase"
+    )
+
+
+def open_store(url: str) -> Store:
+    """A store for a checked URL; imports only the driver it needs (keeps `--help` fast)."""
+    if url.startswith(SQLITE_PREFIX):
+        from igsync.store.sqlite import SQLiteStore
+
+        return SQLiteStore(sqlite_path(url))
+    raise ConfigError(
+        f"{url.split(':', 1)[0]} stores are not available in this version yet; "
+        "use sqlite:///path.db"
+    )

@@ -1,0 +1,263 @@
+"""The embedded default store: one SQLite file, owner-only, WAL, upserts verified by SQLite's
+own change counter.
+
+Calls are synchronous inside async methods on purpose: a local write of a few hundred rows
+takes milliseconds, and sqlite3 connections belong to the thread that made them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+from igsync.errors import StoreError
+from igsync.models import InsightRow, SyncLog, UserToken, as_utc
+from igsync.redact import redact, register_secret
+from igsync.store import dedupe_by_key
+from igsync.store.schema import SQLITE
+
+_UPSERT = """
+insert into instagram_insights
+    (u_id, account_id, metric, metric_type, period, end_time, value, value_json, fetched_at)
+values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+on conflict (u_id, account_id, metric, end_time) do update set
+    metric_type = excluded.metric_type,
+    period = excluded.period,
+    value = excluded.value,
+    value_json = excluded.value_json,
+    fetched_at = excluded.fetched_at
+"""
+
+_TOKEN_COLUMNS = (
+    "token_id, u_id, platform, access_token, account_id, expires_at, token_kind, status,"
+    " last_refreshed_at, created_at, updated_at"
+)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _owner_only(path: Path) -> None:
+    """Create the parent dir (0700) and the file (0600) before SQLite opens it."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    # An existing file keeps its mode on open: tighten it, tokens live in here.
+    os.chmod(path, 0o600)
+
+
+class SQLiteStore:
+    """`Store` on a SQLite file (`:memory:` for tests)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+
+    async def __aenter__(self) -> Self:
+        self._connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            memory = str(self.path) == ":memory:"
+            try:
+                if not memory:
+                    _owner_only(self.path)
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                conn.execute("pragma busy_timeout = 30000")
+                if not memory:
+                    conn.execute("pragma journal_mode = wal")
+                conn.execute("pragma synchronous = normal")
+                conn.execute("pragma foreign_keys = on")
+            except (OSError, sqlite3.Error) as exc:
+                raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
+            self._conn = conn
+        return self._conn
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._connect().execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite: {redact(str(exc))}") from None
+
+    async def init_schema(self) -> None:
+        try:
+            self._connect().executescript(SQLITE)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite schema: {exc}") from None
+
+    async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
+        batch = dedupe_by_key(rows)
+        if not batch:
+            return 0
+        fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
+        params = [
+            (
+                str(r.u_id),
+                r.account_id,
+                r.metric,
+                r.metric_type,
+                r.period,
+                _ts(r.end_time),
+                r.value,
+                None if r.value_json is None else json.dumps(r.value_json),
+                fetched_at,
+            )
+            for r in batch
+        ]
+        conn = self._connect()
+        try:
+            conn.execute("begin immediate")
+            before = conn.total_changes
+            conn.executemany(_UPSERT, params)
+            # SQLite counts one change per row inserted or updated by an upsert.
+            confirmed = conn.total_changes - before
+            if confirmed != len(batch):
+                conn.execute("rollback")
+                raise StoreError(
+                    f"SQLite confirmed {confirmed} of {len(batch)} insight rows; nothing written"
+                )
+            conn.execute("commit")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("rollback")
+            raise StoreError(f"SQLite upsert failed: {redact(str(exc))}") from None
+        return confirmed
+
+    async def read_insights(
+        self, *, u_id: UUID | None = None, account_id: str | None = None
+    ) -> list[InsightRow]:
+        sql = (
+            "select u_id, account_id, metric, metric_type, period, end_time, value, value_json"
+            " from instagram_insights"
+            " where (? is null or u_id = ?) and (? is null or account_id = ?)"
+            " order by account_id, metric, end_time"
+        )
+        uid = None if u_id is None else str(u_id)
+        cursor = self._run(sql, (uid, uid, account_id, account_id))
+        return [
+            InsightRow(
+                u_id=UUID(r[0]),
+                account_id=r[1],
+                metric=r[2],
+                metric_type=r[3],
+                period=r[4],
+                end_time=datetime.fromisoformat(r[5]),
+                value=r[6],
+                value_json=None if r[7] is None else json.loads(r[7]),
+            )
+            for r in cursor.fetchall()
+        ]
+
+    async def list_tokens(
+        self, *, u_id: UUID | None = None, platform: str = "instagram"
+    ) -> list[UserToken]:
+        uid = None if u_id is None else str(u_id)
+        cursor = self._run(
+            f"select {_TOKEN_COLUMNS} from user_tokens"  # noqa: S608 - constant column list
+            " where platform = ? and (? is null or u_id = ?) order by u_id, account_id",
+            (platform, uid, uid),
+        )
+        tokens = []
+        for r in cursor.fetchall():
+            register_secret(r[3])
+            tokens.append(
+                UserToken(
+                    token_id=UUID(r[0]),
+                    u_id=UUID(r[1]),
+                    platform=r[2],
+                    access_token=r[3],
+                    account_id=r[4],
+                    expires_at=_dt(r[5]),
+                    token_kind=r[6],
+                    status=r[7],
+                    last_refreshed_at=_dt(r[8]),
+                    created_at=_dt(r[9]),
+                    updated_at=_dt(r[10]),
+                )
+            )
+        return tokens
+
+    async def save_token(self, token: UserToken) -> None:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        conn = self._connect()
+        try:
+            conn.execute("begin immediate")
+            conn.execute("insert or ignore into users (u_id) values (?)", (str(token.u_id),))
+            conn.execute(
+                f"insert into user_tokens ({_TOKEN_COLUMNS})"  # noqa: S608 - constant columns
+                " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " on conflict (u_id, platform, account_id) do update set"
+                " access_token = excluded.access_token, expires_at = excluded.expires_at,"
+                " token_kind = excluded.token_kind, status = excluded.status,"
+                " last_refreshed_at = excluded.last_refreshed_at,"
+                " updated_at = excluded.updated_at",
+                (
+                    str(token.token_id),
+                    str(token.u_id),
+                    token.platform,
+                    token.access_token.get_secret_value(),
+                    token.account_id,
+                    _ts(token.expires_at),
+                    token.token_kind,
+                    token.status,
+                    _ts(token.last_refreshed_at),
+                    _ts(token.created_at) or now,
+                    now,
+                ),
+            )
+            conn.execute("commit")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("rollback")
+            raise StoreError(f"SQLite could not save the token: {redact(str(exc))}") from None
+
+    async def delete_tokens(self, u_id: UUID, *, account_id: str | None = None) -> int:
+        cursor = self._run(
+            "delete from user_tokens where platform = 'instagram' and u_id = ?"
+            " and (? is null or account_id = ?)",
+            (str(u_id), account_id, account_id),
+        )
+        return cursor.rowcount
+
+    async def write_sync_log(self, entry: SyncLog) -> None:
+        self._run(
+            "insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_at,"
+            " status, total_inserted, total_errors, errors, token_refreshed)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(entry.run_id),
+                None if entry.u_id is None else str(entry.u_id),
+                entry.account_id,
+                _ts(entry.started_at),
+                _ts(entry.finished_at),
+                entry.status,
+                entry.total_inserted,
+                entry.total_errors,
+                json.dumps([redact(e) for e in entry.errors]),
+                int(entry.token_refreshed),
+            ),
+        )
