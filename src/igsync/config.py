@@ -94,6 +94,31 @@ class Settings(BaseSettings):
         return bool(self.supabase_url and self.supabase_key)
 
 
+def database_url(settings: Settings, override: str | None = None) -> str:
+    """`--db`, else IGSYNC_DATABASE_URL, else Supabase when configured, else the SQLite file."""
+    if override is not None:
+        return _check_database_url(override, "--db")
+    if settings.igsync_database_url:
+        return _check_database_url(settings.igsync_database_url, "IGSYNC_DATABASE_URL")
+    if settings.has_supabase:
+        return "supabase"
+    from platformdirs import user_data_dir
+
+    return f"sqlite:///{Path(user_data_dir('igsync')) / 'igsync.db'}"
+
+
+def _check_database_url(url: str, source: str) -> str:
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return url
+    if url.startswith(("postgresql://", "postgres://")) or url == "supabase":
+        return url
+    scheme = url.split(":", 1)[0] if ":" in url else url
+    raise ConfigError(
+        f"{source}: unsupported database URL {scheme!r}; "
+        "use sqlite:///path.db, postgresql://user@host/db or supabase"
+    )
+
+
 def load_settings(env_file: Path | str | None = ".env") -> Settings:
     """Read env (and `.env`); a bad value becomes one ConfigError naming the variable."""
     try:

@@ -127,6 +127,8 @@ class FetchResult(BaseModel):
     total_inserted: int
     total_errors: int
     metrics_inserted: dict[str, int]
+    #: rows fetched per metric, written or not (a dry run fetches without writing)
+    metrics_fetched: dict[str, int] = Field(default_factory=dict)
     errors: list[str]
     account_id: str | None
     user_id: str | None

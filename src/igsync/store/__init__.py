@@ -82,18 +82,6 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix(SQLITE_PREFIX)).expanduser()
 
 
-def check_database_url(url: str, source: str) -> str:
-    """Reject what no store understands, naming where the URL came from."""
-    if url.startswith(SQLITE_PREFIX) and len(url) > len(SQLITE_PREFIX):
-        return url
-    if url.startswith(("postgresql://", "postgres://")) or url == "supabase":
-        return url
-    raise ConfigError(
-        f"{source}: unsupported database URL {url.split(':', 1)[0]!r}; use "
-        "sqlite:///path.db, postgresql://user@host/db or supabase"
-    )
-
-
 def open_store(url: str) -> Store:
     """A store for a checked URL; imports only the driver it needs (keeps `--help` fast)."""
     if url.startswith(SQLITE_PREFIX):
