@@ -97,11 +97,11 @@ def plan_window(
             keep_last=n,
             requested=Window(since=today - timedelta(days=n), until=today - DAY),
         )
+    if since >= today:
+        raise InputError(f"--since {since} is not a complete day yet; the latest is {today - DAY}")
     last = today - DAY if until is None else until
     if since > last:
         raise InputError(f"--until {last} is before --since {since}")
-    if since >= today:
-        raise InputError(f"--since {since} is not a complete day yet; the latest is {today - DAY}")
     if since < earliest:
         raise InputError(
             f"--since {since} is beyond the Graph API's two-year lookback; "

@@ -1,0 +1,3 @@
+from igsync.cli import main
+
+main()

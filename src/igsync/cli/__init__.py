@@ -1,0 +1,305 @@
+"""The `igsync` command line: parse, build the core objects, make one call, render.
+
+Heavy modules (httpx, pydantic models, stores, the simulator) are imported inside commands so
+that `igsync --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from uuid import UUID
+
+import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine, Sequence
+
+    from igsync.cli._render import Output
+    from igsync.config import Settings
+    from igsync.models import FetchResult
+    from igsync.window import WindowPlan
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="igsync",
+    help=(
+        "Sync Instagram account insights from Meta's Graph API into SQLite, PostgreSQL or "
+        "Supabase.\n\nTry it offline first: igsync demo"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Create or print the database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or logs on stderr.")]
+VerboseOpt = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
+]
+DateOpt = typer.Option(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD")
+
+
+@dataclass
+class _Globals:
+    db: str | None = None
+    json: bool = False
+    quiet: bool = False
+    verbose: int = 0
+
+
+def _version(value: bool) -> None:
+    if value:
+        from igsync import __version__
+
+        typer.echo(f"igsync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="URL",
+            help="Database: sqlite:///path.db, postgresql://… or supabase "
+            "(overrides IGSYNC_DATABASE_URL).",
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = _Globals(db=db, json=json_, quiet=quiet, verbose=verbose)
+
+
+def _output(ctx: typer.Context, json_: bool, quiet: bool, verbose: int) -> Output:
+    """Options may stand before or after the command: `igsync --json fetch` = `fetch --json`."""
+    from igsync.cli._render import Output
+
+    g: _Globals = ctx.obj or _Globals()
+    return Output(json_mode=json_ or g.json, quiet=quiet or g.quiet, verbose=verbose + g.verbose)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """The one bridge from the CLI into the async core."""
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def _settings() -> Settings:
+    from igsync.config import load_settings
+
+    return load_settings()
+
+
+def _db_url(ctx: typer.Context, settings: Settings) -> str:
+    from igsync.config import database_url
+
+    g: _Globals = ctx.obj or _Globals()
+    return database_url(settings, g.db)
+
+
+@app.command()
+def fetch(
+    ctx: typer.Context,
+    user: Annotated[UUID, typer.Option(help="The user (users.u_id) whose account to fetch.")],
+    account_id: Annotated[
+        str | None, typer.Option(help="Which account, when the user has several.")
+    ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(help="Comma list of metrics (see `igsync metrics`); default IGSYNC_METRICS."),
+    ] = None,
+    days: Annotated[
+        int | None, typer.Option(help="The N most recent complete days. [default: 3]")
+    ] = None,
+    since: Annotated[datetime | None, DateOpt] = None,
+    until: Annotated[datetime | None, DateOpt] = None,
+    dry_run: Annotated[bool, typer.Option(help="Fetch and report, write nothing.")] = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Fetch one user's Instagram insights and store them (re-running never duplicates).
+
+    Dates are the account's local days, inclusive. Example:
+
+        igsync fetch --user UUID --since 2026-11-01 --until 2026-11-07 --json | jq .total_inserted
+    """
+    from igsync.config import parse_metric_list
+    from igsync.errors import InputError
+    from igsync.window import plan_window
+
+    out = _output(ctx, json_, quiet, verbose)
+    settings = _settings()
+    try:
+        names = settings.metrics if metrics is None else parse_metric_list(metrics)
+    except ValueError as exc:
+        raise InputError(f"--metrics: {exc}") from None
+    plan = plan_window(
+        datetime.now().astimezone(),
+        days=days,
+        since=since.date() if since else None,
+        until=until.date() if until else None,
+    )
+    url = _db_url(ctx, settings)
+    with out.status("fetching insights…"):
+        result = _run(_fetch(settings, url, user, account_id, names, plan, dry_run))
+    if out.json_mode:
+        out.emit_json(result)
+    else:
+        from igsync.cli._render import fetch_summary, fetch_table
+
+        out.print(fetch_table(result))
+        for line in fetch_summary(result):
+            out.print(line)
+    if not result.success:
+        raise typer.Exit(1)
+
+
+async def _fetch(
+    settings: Settings,
+    url: str,
+    user: UUID,
+    account_id: str | None,
+    names: Sequence[str],
+    plan: WindowPlan,
+    dry_run: bool,
+) -> FetchResult:
+    from igsync.graph import GraphClient
+    from igsync.store import open_store
+    from igsync.sync import fetch_account, resolve_account
+
+    async with open_store(url) as store:
+        await store.init_schema()
+        account = await resolve_account(store, settings, user, account_id)
+        async with GraphClient(
+            base_url=settings.igsync_graph_url,
+            version=settings.igsync_graph_version,
+            app_secret=secret.get_secret_value() if (secret := settings.ig_app_secret) else None,
+            timeout=settings.igsync_http_timeout,
+        ) as graph:
+            return await fetch_account(
+                graph, store, account, metrics=names, plan=plan, dry_run=dry_run
+            )
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    accounts: Annotated[int, typer.Option(min=1, max=50, help="How many simulated accounts.")] = 3,
+    days: Annotated[int, typer.Option(min=1, max=29, help="Days per account.")] = 3,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Run the whole job offline: simulated Graph API, a throwaway SQLite store (or --db)."""
+    from igsync.cli._render import demo_render
+    from igsync.demo import run_demo
+    from igsync.models import DEFAULT_METRICS
+
+    out = _output(ctx, json_, quiet, verbose)
+    g: _Globals = ctx.obj or _Globals()
+    database = _db_url(ctx, _settings()) if g.db else None
+    with out.status(f"syncing {accounts} simulated accounts…"):
+        result = _run(run_demo(accounts=accounts, days=days, database=database))
+    if out.json_mode:
+        out.emit_json(result.report)
+    else:
+        demo_render(out, result, DEFAULT_METRICS)
+    if not result.report.success:
+        raise typer.Exit(1)
+
+
+@app.command("metrics")
+def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List the metrics igsync knows, with the metric_type each is requested with."""
+    from igsync.cli._render import metrics_table
+    from igsync.models import METRIC_CONFIG
+
+    out = _output(ctx, json_, False, 0)
+    specs = list(METRIC_CONFIG.values())
+    if out.json_mode:
+        out.emit_json(specs)
+    else:
+        out.print(metrics_table(specs))
+
+
+@db_app.command("init")
+def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Create the igsync tables in the configured database (safe to run twice)."""
+    from igsync.redact import redact
+    from igsync.store import open_store
+
+    out = _output(ctx, json_, False, 0)
+    url = _db_url(ctx, _settings())
+
+    async def init() -> None:
+        async with open_store(url) as store:
+            await store.init_schema()
+
+    _run(init())
+    if out.json_mode:
+        import json
+
+        out.out.file.write(json.dumps({"initialized": True, "database": redact(url)}) + "\n")
+    else:
+        out.print(f"schema ready in {redact(url)}")
+
+
+@db_app.command("schema")
+def db_schema(
+    dialect: Annotated[
+        Literal["postgres", "sqlite"], typer.Option(help="Which SQL to print.")
+    ] = "postgres",
+) -> None:
+    """Print the schema's SQL (PostgreSQL is the reference; SQLite mirrors it)."""
+    from igsync.store.schema import schema_sql
+
+    sys.stdout.write(schema_sql(dialect))
+
+
+def main() -> None:
+    """Console entry point: one line on stderr for every error we expect, never a traceback."""
+    from typer._click.exceptions import NoArgsIsHelpError
+
+    from igsync.errors import IgsyncError
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        sys.stdout.write(exc.format_message() + "\n")
+        code = 0
+    except typer.TyperException as exc:  # click's usage errors: bad option, bad value
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        _fail(f"{message}{where}", getattr(exc, "exit_code", 2))
+    except IgsyncError as exc:
+        _fail(str(exc), exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    from igsync.redact import redact
+
+    sys.stderr.write(f"igsync: error: {redact(' '.join(message.split()))}\n")
+    sys.exit(code)

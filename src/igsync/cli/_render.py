@@ -1,0 +1,178 @@
+"""Rendering: rich tables on stdout, progress and logs on stderr, JSON through the models."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from igsync.redact import redact
+
+if TYPE_CHECKING:
+    from igsync.demo import DemoReport
+    from igsync.models import FetchResult, InsightRow, MetricSpec, SyncReport
+
+
+class _RedactingFilter(logging.Filter):
+    """Logs pass the same redaction as errors: a record's args can hold URLs with tokens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        return True
+
+
+class Output:
+    """Where a command's words go, decided once from --json, --quiet and -v."""
+
+    def __init__(self, *, json_mode: bool, quiet: bool, verbose: int) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.out = Console(highlight=False)
+        if not self.out.is_terminal:
+            # Piped or redirected: rich would squeeze tables into 80 columns.
+            self.out.width = 160
+        self.err = Console(stderr=True, highlight=False)
+        # Progress and logs only for a person at a terminal, unless -v asks for them.
+        self.chatty = not quiet and (self.err.is_terminal or verbose > 0)
+        self._setup_logging(verbose)
+
+    def _setup_logging(self, verbose: int) -> None:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler
+        if self.chatty:
+            handler = RichHandler(console=self.err, show_path=False, show_time=verbose > 1)
+            handler.addFilter(_RedactingFilter())
+        else:
+            handler = logging.NullHandler()
+        level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+        # stamina logs each scheduled retry as a warning: same handler, same rules as ours.
+        for name in ("igsync", "stamina"):
+            logger = logging.getLogger(name)
+            logger.handlers[:] = [handler]
+            logger.propagate = False
+            logger.setLevel(level)
+
+    @contextlib.contextmanager
+    def status(self, text: str) -> Iterator[None]:
+        """A spinner on stderr while work runs, when someone is watching."""
+        if self.chatty and self.err.is_terminal:
+            with self.err.status(text):
+                yield
+        else:
+            yield
+
+    def emit_json(self, document: BaseModel | Sequence[BaseModel]) -> None:
+        """Exactly one JSON document on stdout, through the same redaction as everything else."""
+        if isinstance(document, BaseModel):
+            data: Any = document.model_dump(mode="json")
+        else:
+            data = [item.model_dump(mode="json") for item in document]
+        self.out.file.write(redact(json.dumps(data, ensure_ascii=False)) + "\n")
+
+    def print(self, *objects: Any) -> None:
+        self.out.print(*objects)
+
+    def error(self, message: str) -> None:
+        self.err.print(f"[red]igsync: {redact(message)}[/red]", soft_wrap=True, markup=True)
+
+
+def fetch_table(result: FetchResult) -> Table:
+    table = Table(title=f"Instagram account {result.account_id}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("rows written", justify="right")
+    table.add_column("rows fetched", justify="right")
+    for metric, fetched in sorted(result.metrics_fetched.items()):
+        table.add_row(metric, str(result.metrics_inserted.get(metric, 0)), str(fetched))
+    return table
+
+
+def fetch_summary(result: FetchResult) -> list[str]:
+    window = f"{result.window.since} → {result.window.until}" if result.window else "no window"
+    verb = "fetched (dry run)" if result.dry_run else "written and verified"
+    rows = sum(result.metrics_fetched.values()) if result.dry_run else result.total_inserted
+    lines = [f"{rows} rows {verb} for {window} in {result.duration_s:.2f} s"]
+    lines += [f"[dim]note: {redact(n)}[/dim]" for n in result.notes]
+    lines += [f"[red]error: {redact(e)}[/red]" for e in result.errors]
+    return lines
+
+
+def metrics_table(specs: Sequence[MetricSpec]) -> Table:
+    table = Table(title="Metrics (IGSYNC_METRICS or --metrics choose among them)")
+    for col in ("metric", "metric_type", "period", "lookback", "today", "default", "about"):
+        table.add_column(col)
+    for s in specs:
+        table.add_row(
+            s.name,
+            s.metric_type,
+            s.period,
+            f"{s.lookback_days} d",
+            "excluded" if s.excludes_today else "partial",
+            "yes" if s.default else "opt-in",
+            s.description,
+        )
+    return table
+
+
+def report_table(report: SyncReport, zones: dict[str, str] | None = None) -> Table:
+    table = Table(title="Accounts", title_justify="left")
+    for col in ("account", "zone", "window", "rows", "errors", "seconds"):
+        table.add_column(col, justify="right" if col in ("rows", "errors", "seconds") else "left")
+    for r in report.results:
+        window = f"{r.window.since} → {r.window.until}" if r.window else "-"
+        table.add_row(
+            str(r.account_id),
+            (zones or {}).get(str(r.account_id), "-"),
+            window,
+            str(r.total_inserted),
+            str(r.total_errors),
+            f"{r.duration_s:.2f}",
+        )
+    return table
+
+
+def values_table(rows: Sequence[InsightRow], metrics: Sequence[str]) -> Table:
+    """One line per account and day: every metric of a day shares one UTC end_time key."""
+    from igsync.window import day_label
+
+    table = Table(title="Stored values (one key per account and day)", title_justify="left")
+    for col in ("account", "day", "end_time (UTC)", *metrics):
+        table.add_column(col, justify="right" if col in metrics else "left")
+    grid: dict[tuple[str, Any], dict[str, int | None]] = defaultdict(dict)
+    for row in rows:
+        grid[(row.account_id, row.end_time)][row.metric] = row.value
+    for (account, end_time), values in sorted(grid.items()):
+        table.add_row(
+            account,
+            str(day_label(end_time)),
+            end_time.strftime("%Y-%m-%d %H:%M"),
+            *("—" if values.get(m) is None else str(values[m]) for m in metrics),
+        )
+    return table
+
+
+def demo_render(output: Output, demo: DemoReport, metrics: Sequence[str]) -> None:
+    output.print(report_table(demo.report, demo.zones))
+    output.print(values_table(demo.rows, metrics))
+    report = demo.report
+    where = (
+        f"kept in {redact(demo.database)}"
+        if demo.database
+        else "in a throwaway database (pass --db sqlite:///demo.db to keep it)"
+    )
+    output.print(
+        f"{report.accounts_ok}/{report.accounts_total} accounts ok, "
+        f"{report.total_inserted} rows written and verified {where}, "
+        f"in {report.duration_s:.2f} s"
+    )
+    for r in report.results:
+        for e in r.errors:
+            output.print(f"[red]{r.account_id}: {redact(e)}[/red]")

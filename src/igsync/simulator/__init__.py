@@ -1,0 +1,44 @@
+"""A test double of Meta's Graph API insights endpoint, shipped with igsync.
+
+`igsync demo` runs against it in-process (`Simulator.transport()`); tests and benchmarks run
+against it over loopback HTTP (`serve_in_thread`, or `python -m igsync.simulator`). Every body it
+answers is built from real Graph responses (the samples listed in graph_samples/SOURCES.md) and
+follows the rules of GRAPH_API.md, so a client that works here should work against Meta.
+
+What it fakes:
+    `GET /{version}/{ig-user-id}/insights` for account metrics at period=day: the time_series vs
+    total_value rules, validation errors in Meta's order and wording, lookback and 30-day window
+    limits, `end_time` at the account's local midnight written in UTC (DST-correct), a partial
+    current day, unique-account totals that are not sums, breakdowns, empty data, paging URLs
+    that carry the access token; deterministic values per (account, metric, day, revision);
+    token checks (missing, expired, unknown, `appsecret_proof`); per-account usage headers and
+    code 80002 at the limit; latency; injected faults (throttles with their usage headers, 5xx,
+    502 HTML from a proxy, held responses, expired or logged-out tokens, missing objects).
+
+What it does not fake (yet):
+    token endpoints (`oauth/access_token`, `refresh_access_token`, `debug_token`) and batch
+    calls, which slot into `Simulator._build_routes`; periods other than `day` (week, days_28,
+    lifetime); demographics, online_followers and threads_* metrics (valid names, served as no
+    data); media insights; node lookups such as `GET /{ig-user-id}`; Meta's other headers
+    (x-fb-trace-id, facebook-api-version).
+
+Usage::
+
+    sim = Simulator(demo_accounts(2), now=lambda: datetime(2026, 11, 20, 12, tzinfo=UTC))
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="https://graph.test") as c:
+        r = await c.get("/v24.0/17841400000000001/insights", params={...})
+"""
+
+from ._app import Simulator
+from ._model import Fault, FaultKind, SimAccount, SimRequest, demo_accounts
+from ._server import serve_in_thread
+
+__all__ = [
+    "Fault",
+    "FaultKind",
+    "SimAccount",
+    "SimRequest",
+    "Simulator",
+    "demo_accounts",
+    "serve_in_thread",
+]

@@ -1,0 +1,86 @@
+"""`python -m igsync.simulator`: serve the Graph API simulator on loopback until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from ._app import Simulator
+from ._model import demo_accounts
+from ._server import serve_in_thread
+
+_DESCRIPTION = """\
+Serve a fake Graph API insights endpoint over HTTP, for trying igsync without Meta.
+
+It prints its base URL as the first line of stdout, lists its accounts on stderr, and
+serves until Ctrl-C or SIGTERM. Any non-empty token is accepted for any listed account.
+"""
+_EPILOG = """\
+example:
+  python -m igsync.simulator --port 8765 --accounts 2
+  export IGSYNC_GRAPH_URL=http://127.0.0.1:8765 IG_ACCOUNT_ID=17841400000000001 IG_LONG_TOKEN=x
+  curl "$IGSYNC_GRAPH_URL/v24.0/$IG_ACCOUNT_ID/insights?metric=reach&period=day&access_token=x"
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m igsync.simulator",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port to bind; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--accounts", type=int, default=3, help="how many demo accounts (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds added to every answer (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    accounts = demo_accounts(args.accounts)
+    sim = Simulator(accounts, latency=args.latency)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    with serve_in_thread(sim, args.host, args.port) as url:
+        print(url, flush=True)
+        for account in accounts:
+            print(f"account {account.account_id}  zone {account.tz}", file=sys.stderr)
+        first = accounts[0].account_id if accounts else "<none: use --accounts 1>"
+        hint = (
+            f"export IGSYNC_GRAPH_URL={url} IG_ACCOUNT_ID={first} "
+            "IG_LONG_TOKEN=<any non-empty string>"
+        )
+        print(hint, file=sys.stderr, flush=True)
+        # A timed wait keeps the main thread responsive to signals on every platform.
+        while not stop.wait(0.2):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,249 @@
+"""`GET /{version}/{ig-user-id}/insights`: parameter validation and the answer bodies."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from ._errors import (
+    FOLLOWER_COUNT_LAST_30_DAYS,
+    IMPRESSIONS_UNSUPPORTED,
+    JSON,
+    METRIC_MUST_BE_ONE_OF,
+    SINCE_NOT_VALID,
+    TOTAL_VALUE_REQUIRED,
+    VALID_METRICS,
+    GraphReject,
+    from_sample,
+    invalid_parameter,
+)
+from ._metrics import (
+    BREAKDOWN_VALUES,
+    METRICS,
+    MIN_FOLLOWERS_FOR_FOLLOWER_COUNT,
+    TIME_SERIES_ONLY,
+    TOTAL_VALUE_ONLY,
+    covered_days,
+    day_end,
+    split_total,
+    window_total,
+)
+from ._model import SimAccount
+
+MAX_WINDOW = timedelta(seconds=2_592_000)  # GRAPH_API §1: at most 30 days between since/until
+LOOKBACK = timedelta(days=730)  # GRAPH_API §1: "available for the last 2 years"
+FOLLOWER_COUNT_LOOKBACK = timedelta(days=30)  # error_100_follower_count_last_30_days_partial.json
+DEFAULT_WINDOW = timedelta(days=2)  # missing since/until: the last 2 days ending now
+METRIC_TYPES = ("time_series", "total_value")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_UNIX = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class InsightsQuery:
+    """A request that passed validation."""
+
+    metrics: tuple[str, ...]
+    metric_type: str  # "time_series" or "total_value"
+    since: datetime
+    until: datetime
+    breakdowns: tuple[str, ...]
+
+
+def requested_metrics(params: Mapping[str, str]) -> tuple[str, ...]:
+    """The `metric` comma list, as faults match it too."""
+    return tuple(m.strip() for m in params.get("metric", "").split(",") if m.strip())
+
+
+def _parse_instant(raw: str) -> datetime | None:
+    """Unix seconds, or YYYY-MM-DD meaning 00:00 UTC of that date; None if neither."""
+    raw = raw.strip()
+    try:
+        if _UNIX.fullmatch(raw):
+            return datetime.fromtimestamp(int(raw), UTC)
+        if _DATE.fullmatch(raw):
+            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def _check_metrics(metrics: tuple[str, ...]) -> None:
+    if not metrics:
+        raise invalid_parameter("(#100) The parameter metric is required")  # invented; no sample
+    for index, metric in enumerate(metrics):
+        if metric == "impressions":  # retired in v22 for every version (GRAPH_API §1)
+            raise invalid_parameter(IMPRESSIONS_UNSUPPORTED)
+        if metric not in VALID_METRICS:
+            raise invalid_parameter(METRIC_MUST_BE_ONE_OF.format(index=index))
+
+
+def _check_metric_type(metrics: tuple[str, ...], raw: str | None) -> str:
+    metric_type = (raw or "time_series").lower()
+    if metric_type not in METRIC_TYPES:
+        # invented: Graph's enum-parameter wording; no sample for metric_type
+        raise invalid_parameter(
+            f'(#100) Param metric_type must be one of {{TIME_SERIES, TOTAL_VALUE}} - got "{raw}"'
+        )
+    if metric_type == "time_series":
+        offenders = [m for m in metrics if m in TOTAL_VALUE_ONLY]
+        if offenders:
+            raise invalid_parameter(TOTAL_VALUE_REQUIRED.format(metrics=", ".join(offenders)))
+    else:
+        offenders = [m for m in metrics if m in TIME_SERIES_ONLY]
+        if offenders:
+            # invented: mirror of the total_value message, no sample for this direction
+            raise invalid_parameter(
+                f"(#100) The following metrics ({', '.join(offenders)}) should be specified "
+                "with parameter metric_type=time_series"
+            )
+    return metric_type
+
+
+def _check_period(raw: str | None) -> None:
+    # Only period=day is simulated; a missing period is read as day.
+    if raw is not None and raw.lower() != "day":
+        # invented: no sample for an unsupported period
+        raise invalid_parameter(f"(#100) Incompatible period ({raw}) for the requested metrics")
+
+
+def _check_breakdowns(raw: str | None) -> tuple[str, ...]:
+    breakdowns = tuple(b.strip() for b in (raw or "").split(",") if b.strip())
+    for index, name in enumerate(breakdowns):
+        if name not in BREAKDOWN_VALUES:
+            # invented, in the wording of the metric[i] sample
+            allowed = ", ".join(BREAKDOWN_VALUES)
+            raise invalid_parameter(
+                f"(#100) breakdown[{index}] must be one of the following values: {allowed}"
+            )
+    return breakdowns
+
+
+def _window(params: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:
+    raw_since, raw_until = params.get("since"), params.get("until")
+    since = _parse_instant(raw_since) if raw_since is not None else None
+    until = _parse_instant(raw_until) if raw_until is not None else None
+    if raw_since is not None and since is None:
+        raise GraphReject(from_sample(SINCE_NOT_VALID))
+    if raw_until is not None and until is None:
+        raise invalid_parameter("(#100) until param is not valid")  # invented; no sample
+    if until is None:
+        until = now if since is None else since + DEFAULT_WINDOW
+    if since is None:
+        since = until - DEFAULT_WINDOW
+    return since, until
+
+
+def parse_insights_query(params: Mapping[str, str], now: datetime) -> InsightsQuery:
+    """Validate in the order the API does; the first failure raises its real error body."""
+    metrics = requested_metrics(params)
+    _check_metrics(metrics)
+    metric_type = _check_metric_type(metrics, params.get("metric_type"))
+    _check_period(params.get("period"))
+    breakdowns = _check_breakdowns(params.get("breakdown"))
+    since, until = _window(params, now)
+    # Same message for a future since and one past the lookback (GRAPH_API §1).
+    if since > now or since < now - LOOKBACK:
+        raise GraphReject(from_sample(SINCE_NOT_VALID))
+    if until - since > MAX_WINDOW:
+        raise invalid_parameter(
+            "(#100) There cannot be more than 30 days (2592000 s) between since and until"
+        )
+    if "follower_count" in metrics and since < now - FOLLOWER_COUNT_LOOKBACK:
+        raise invalid_parameter(FOLLOWER_COUNT_LAST_30_DAYS)
+    return InsightsQuery(metrics, metric_type, since, until, breakdowns)
+
+
+def paging_urls(
+    base: str, params: Mapping[str, str], token: str, since: datetime, until: datetime
+) -> dict[str, str]:
+    """previous/next windows of the same width, shaped like
+    paging_insights_time_based_previous_next_pyfacebook.json: the real API writes the caller's
+    access_token into them, which is why the body must be redacted before it is logged."""
+    width = int((until - since).total_seconds())
+    start, end = int(since.timestamp()), int(until.timestamp())
+
+    def url(window_since: int, window_until: int) -> str:
+        pairs = [("access_token", token), ("metric", params.get("metric", ""))]
+        pairs += [(k, params[k]) for k in ("metric_type", "period", "breakdown") if k in params]
+        pairs += [("since", str(window_since)), ("until", str(window_until))]
+        if "appsecret_proof" in params:  # so that following the link works when proof is required
+            pairs.append(("appsecret_proof", params["appsecret_proof"]))
+        return f"{base}?{urlencode(pairs)}"
+
+    return {"previous": url(start - width, start), "next": url(end, end + width)}
+
+
+def _titles(metric: str) -> JSON:
+    spec = METRICS[metric]
+    return {"title": spec.title, "description": spec.description}
+
+
+def _time_series_item(account: SimAccount, metric: str, served: list[tuple[date, int]]) -> JSON:
+    # Key order of insights_time_series_follower_count_reach_day_airbyte.json.
+    values = [
+        {"value": value, "end_time": day_end(account.tz, day).strftime("%Y-%m-%dT%H:%M:%S+0000")}
+        for day, value in served
+    ]
+    return {
+        "name": metric,
+        "period": "day",
+        "values": values,
+        **_titles(metric),
+        "id": f"{account.account_id}/insights/{metric}/day",
+    }
+
+
+def _total_value_item(
+    account: SimAccount, metric: str, served: list[tuple[date, int]], query: InsightsQuery
+) -> JSON:
+    # Key order of the pyfacebook total_value sample; no values, no end_time (GRAPH_API §1).
+    total = window_total(metric, [value for _, value in served])
+    total_value: dict[str, Any] = {"value": total}
+    if query.breakdowns:
+        seed = f"{account.account_id}/{metric}/{served[0][0]}/{served[-1][0]}"
+        results = split_total(total, query.breakdowns, seed)
+        total_value["breakdowns"] = [
+            {
+                "dimension_keys": list(query.breakdowns),
+                "results": [{"dimension_values": d, "value": v} for d, v in results],
+            }
+        ]
+    return {
+        "name": metric,
+        "period": "day",
+        **_titles(metric),
+        "total_value": total_value,
+        "id": f"{account.account_id}/insights/{metric}/day",
+    }
+
+
+def insights_body(
+    account: SimAccount,
+    query: InsightsQuery,
+    value_of: Callable[[str, date], int | None],
+    paging: Callable[[], dict[str, str]],
+) -> JSON:
+    """The answer to a valid request. Missing data is left out, never turned into 0
+    (insights_empty_data_documented.json: "an empty data set instead of 0")."""
+    if account.empty:
+        return {"data": []}
+    days = covered_days(account.tz, query.since, query.until)
+    data: list[JSON] = []
+    for metric in query.metrics:
+        if metric not in METRICS:
+            continue  # valid for Meta but not simulated (demographics, threads_*): no data
+        if metric == "follower_count" and account.followers < MIN_FOLLOWERS_FOR_FOLLOWER_COUNT:
+            continue
+        served = [(day, v) for day in days if (v := value_of(metric, day)) is not None]
+        if query.metric_type == "time_series":
+            data.append(_time_series_item(account, metric, served))
+        elif served:
+            data.append(_total_value_item(account, metric, served, query))
+    if not data:
+        return {"data": []}
+    return {"data": data, "paging": paging()}

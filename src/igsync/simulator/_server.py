@@ -1,0 +1,75 @@
+"""Serving the simulator over real loopback HTTP with uvicorn, from a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from ._app import Simulator
+
+_STARTUP_TIMEOUT = 10.0  # seconds; uvicorn starts in well under one
+_GRACEFUL_SHUTDOWN = 2  # seconds; a held `timeout` fault must not hold up the exit
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket; binding it ourselves is how `port=0` learns its free port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)  # connections queue from now on, even before uvicorn takes over
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def make_server(sim: Simulator) -> uvicorn.Server:
+    config = uvicorn.Config(
+        sim.app,
+        lifespan="off",
+        ws="none",  # no websockets import: nothing here needs it, and it only adds warnings
+        log_level="warning",
+        # Off because access lines carry the query string, and access_token rides in it.
+        access_log=False,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN,
+    )
+    return uvicorn.Server(config)
+
+
+@contextmanager
+def serve_in_thread(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve `sim` with uvicorn in a background thread; yield its base URL once it accepts
+    connections, and stop it (joining the thread) on exit."""
+    sock = bind_socket(host, port)
+    server = make_server(sim)
+    # uvicorn installs signal handlers only from the main thread, so this thread leaves the
+    # caller's Ctrl-C alone.
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="igsync-simulator", daemon=True
+    )
+    try:
+        thread.start()
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                msg = "the simulator's server did not start"
+                raise RuntimeError(msg)
+            time.sleep(0.005)
+        yield base_url(sock)
+    finally:
+        server.should_exit = True
+        if thread.ident is not None:  # started
+            thread.join()
+        sock.close()

@@ -1,0 +1,259 @@
+"""The Graph client at the HTTP level: real response bodies (fixtures/graph_samples) via respx."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import respx
+
+from igsync.errors import ErrorKind, GraphError
+from igsync.graph import (
+    GraphClient,
+    RetryPolicy,
+    _should_retry,
+    appsecret_proof,
+    classify,
+    error_from_response,
+    usage_percent,
+)
+from samples import sample
+
+pytestmark = pytest.mark.anyio
+
+BASE = "https://graph.test"
+URL = f"{BASE}/v24.0/17841400008460056/insights"
+TOKEN = "EAAJ-long-lived-token-that-must-never-leak-0123456789"
+SINCE, UNTIL = datetime(2017, 5, 3, 10, tzinfo=UTC), datetime(2017, 5, 5, 10, tzinfo=UTC)
+
+
+def client(**kwargs: object) -> GraphClient:
+    return GraphClient(base_url=BASE, version="v24.0", **kwargs)  # type: ignore[arg-type]
+
+
+async def insights(graph: GraphClient, metrics: list[str], metric_type: str = "time_series"):  # type: ignore[no-untyped-def]
+    return await graph.get_insights(
+        "17841400008460056",
+        TOKEN,
+        metrics=metrics,
+        metric_type=metric_type,  # type: ignore[arg-type]
+        since=SINCE,
+        until=UNTIL,
+    )
+
+
+@respx.mock
+async def test_time_series_points_parse_with_plus0000_offsets_as_utc() -> None:
+    respx.get(URL).respond(
+        200, json=sample("insights_time_series_impressions_reach_profile_views_pyfacebook.json")
+    )
+    async with client() as graph:
+        items = await insights(graph, ["reach"])
+    reach = next(i for i in items if i.name == "reach")
+    assert [(p.end_time, p.value) for p in reach.points] == [
+        (datetime(2017, 5, 4, 7, tzinfo=UTC), 3),
+        (datetime(2017, 5, 5, 7, tzinfo=UTC), 36),
+    ]
+
+
+@respx.mock
+async def test_total_value_parses_value_and_breakdowns_without_end_time() -> None:
+    respx.get(URL).respond(
+        200,
+        json=sample(
+            "insights_total_value_reach_breakdown_media_product_type_follow_type_pyfacebook.json"
+        ),
+    )
+    async with client() as graph:
+        (reach,) = await insights(graph, ["reach"], "total_value")
+    assert reach.total == 14516883
+    assert reach.points == []
+    assert reach.breakdowns[0]["dimension_keys"] == ["media_product_type", "follow_type"]
+
+
+@respx.mock
+async def test_empty_data_is_no_items_not_zero() -> None:
+    respx.get(URL).respond(200, json=sample("insights_empty_data_documented.json"))
+    async with client() as graph:
+        assert await insights(graph, ["follower_count"]) == []
+
+
+@respx.mock
+async def test_every_request_names_its_metric_type_and_sends_the_token_in_a_header() -> None:
+    route = respx.get(URL).respond(200, json={"data": []})
+    async with client() as graph:
+        await insights(graph, ["profile_views", "accounts_engaged"], "total_value")
+    request = route.calls.last.request
+    assert request.url.params["metric_type"] == "total_value"
+    assert request.url.params["metric"] == "profile_views,accounts_engaged"
+    assert request.url.params["since"] == str(int(SINCE.timestamp()))
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in str(request.url)
+
+
+@respx.mock
+async def test_appsecret_proof_is_the_hmac_of_the_token() -> None:
+    route = respx.get(URL).respond(200, json={"data": []})
+    async with client(app_secret="app-secret-value-123") as graph:
+        await insights(graph, ["reach"])
+    params = route.calls.last.request.url.params
+    assert params["appsecret_proof"] == appsecret_proof(TOKEN, "app-secret-value-123")
+    assert "app-secret-value-123" not in str(route.calls.last.request.url)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "code"),
+    [
+        ("error_4_application_request_limit_nodejs_sdk_issue97.json", ErrorKind.THROTTLED, 4),
+        ("error_17_user_request_limit_python_sdk_issue416.json", ErrorKind.THROTTLED, 17),
+        ("error_32_page_request_limit_meta_docs_sample.json", ErrorKind.THROTTLED, 32),
+        ("error_613_rate_limit_partial.json", ErrorKind.THROTTLED, 613),
+        ("error_2_unexpected_transient_airbyte_issue1814_partial.json", ErrorKind.TRANSIENT, 2),
+        ("error_190_subcode_463_session_expired.json", ErrorKind.AUTH, 190),
+        ("error_190_subcode_467_user_logged_out.json", ErrorKind.AUTH, 190),
+        ("error_190_session_expired_subcode_0_n8n_issue8.json", ErrorKind.AUTH, 190),
+        ("error_10_application_no_permission_airbyte.json", ErrorKind.PERMISSION, 10),
+        ("error_100_metric_must_be_one_of_partial.json", ErrorKind.INVALID, 100),
+        ("error_100_metric_type_total_value_required_partial.json", ErrorKind.INVALID, 100),
+        ("error_100_since_param_not_valid_airbyte_fixture.json", ErrorKind.INVALID, 100),
+    ],
+)
+@respx.mock
+async def test_errors_are_classified_from_real_bodies(
+    name: str, kind: ErrorKind, code: int
+) -> None:
+    # Meta sends throttling as HTTP 400 too (GRAPH_API.md §3).
+    route = respx.get(URL).respond(400, json=sample(name))
+    async with client(retry=RetryPolicy(attempts=3)) as graph:
+        with pytest.raises(GraphError) as caught:
+            await insights(graph, ["reach"])
+    assert caught.value.kind == kind
+    assert caught.value.code == code
+    assert caught.value.http_status == 400
+    retried = kind in (ErrorKind.THROTTLED, ErrorKind.TRANSIENT)
+    assert route.call_count == (3 if retried else 1)
+
+
+@respx.mock
+async def test_throttled_then_ok_succeeds_through_retries() -> None:
+    route = respx.get(URL)
+    route.side_effect = [
+        httpx.Response(
+            400, json=sample("error_4_application_request_limit_nodejs_sdk_issue97.json")
+        ),
+        httpx.Response(
+            500, json={"error": {"message": "An unknown error has occurred.", "code": 1}}
+        ),
+        httpx.Response(502, text="<html>Bad Gateway</html>"),
+        httpx.Response(
+            200, json=sample("insights_time_series_follower_count_reach_day_airbyte.json")
+        ),
+    ]
+    async with client() as graph:
+        items = await insights(graph, ["follower_count", "reach"])
+    assert [i.name for i in items] == ["follower_count", "reach"]
+    assert route.call_count == 4
+
+
+@respx.mock
+async def test_instagram_throttle_waits_for_estimated_time_to_regain_access() -> None:
+    usage = {
+        "17841400008460056": [
+            {"type": "instagram", "call_count": 100, "estimated_time_to_regain_access": 2}
+        ]
+    }
+    body = {
+        "error": {"message": "(#80002) too many calls", "type": "OAuthException", "code": 80002}
+    }
+    route = respx.get(URL)
+    route.side_effect = [
+        httpx.Response(400, json=body, headers={"x-business-use-case-usage": json.dumps(usage)}),
+        httpx.Response(200, json={"data": []}),
+    ]
+    async with client() as graph:
+        assert await insights(graph, ["reach"]) == []
+    assert route.call_count == 2
+    # The wait stamina is told to take (test mode then skips it): Meta's minutes, in seconds.
+    error = error_from_response(route.calls[0].response)
+    assert error.kind == ErrorKind.THROTTLED
+    assert _should_retry(RetryPolicy())(error) == 120.0
+
+
+@respx.mock
+async def test_regain_estimate_longer_than_the_budget_fails_fast() -> None:
+    usage = {"1": [{"type": "instagram", "call_count": 100, "estimated_time_to_regain_access": 60}]}
+    route = respx.get(URL).respond(
+        400,
+        json={"error": {"message": "(#80002) too many calls", "code": 80002}},
+        headers={"x-business-use-case-usage": json.dumps(usage)},
+    )
+    async with client(retry=RetryPolicy(max_regain_wait=300)) as graph:
+        with pytest.raises(GraphError) as caught:
+            await insights(graph, ["reach"])
+    assert caught.value.retry_after == 3600
+    assert route.call_count == 1
+
+
+@respx.mock
+async def test_object_missing_subcode_33_is_retried_once_then_permanent() -> None:
+    route = respx.get(URL).respond(
+        400, json=sample("error_100_subcode_33_unsupported_get_airbyte_fixture.json")
+    )
+    async with client() as graph:
+        with pytest.raises(GraphError) as caught:
+            await insights(graph, ["reach"])
+    assert route.call_count == 2
+    assert caught.value.kind == ErrorKind.INVALID
+
+
+@respx.mock
+async def test_timeouts_and_resets_are_transient_and_name_no_url() -> None:
+    route = respx.get(URL)
+    route.side_effect = [httpx.ReadTimeout("timed out"), httpx.ConnectError("reset")] * 3
+    async with client(retry=RetryPolicy(attempts=3)) as graph:
+        with pytest.raises(GraphError) as caught:
+            await insights(graph, ["reach"])
+    assert caught.value.kind == ErrorKind.TRANSIENT
+    assert route.call_count == 3
+    assert "?" not in str(caught.value)
+    assert TOKEN not in repr(caught.value)
+
+
+@respx.mock
+async def test_a_token_echoed_in_an_error_message_is_redacted() -> None:
+    body = {
+        "error": {
+            "message": f"Malformed access token {TOKEN}?access_token={TOKEN}",
+            "type": "OAuthException",
+            "code": 190,
+        }
+    }
+    respx.get(URL).respond(400, json=body)
+    from igsync.redact import register_secret
+
+    register_secret(TOKEN)
+    async with client() as graph:
+        with pytest.raises(GraphError) as caught:
+            await insights(graph, ["reach"])
+    assert TOKEN not in str(caught.value)
+    assert TOKEN not in repr(caught.value)
+
+
+def test_usage_headers_take_the_worst_figure_and_absent_is_unknown() -> None:
+    two_ids = json.dumps(
+        sample("header_x_business_use_case_usage_instagram_two_ids_live_capture.json")
+    )
+    app = json.dumps(sample("header_x_app_usage_pyfacebook_test.json"))
+    assert usage_percent(httpx.Headers({"x-business-use-case-usage": two_ids})) == 1
+    assert usage_percent(httpx.Headers({"x-app-usage": app})) == 91
+    assert usage_percent(httpx.Headers({})) is None
+
+
+def test_classification_table() -> None:
+    assert classify(80002, None, False, 400) == ErrorKind.THROTTLED
+    assert classify(None, None, False, 429) == ErrorKind.THROTTLED
+    assert classify(None, None, False, 503) == ErrorKind.TRANSIENT
+    assert classify(200, None, False, 403) == ErrorKind.PERMISSION
+    assert classify(100, None, False, 400) == ErrorKind.INVALID

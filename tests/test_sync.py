@@ -1,0 +1,252 @@
+"""fetch_account against the simulator in-process: what lands in the store, and what is said."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+
+from igsync.graph import GraphClient
+from igsync.models import DEFAULT_METRICS, FetchResult
+from igsync.simulator import Fault, SimAccount, Simulator
+from igsync.store.sqlite import SQLiteStore
+from igsync.sync import Account, fetch_account
+from igsync.window import WindowPlan, day_label, plan_window
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+LA, KOLKATA = "17841400000000001", "17841400000000002"
+TOKEN = "EAAJ-sync-test-token-0123456789abcdef"
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator(
+        [SimAccount(LA, tz="America/Los_Angeles"), SimAccount(KOLKATA, tz="Asia/Kolkata")],
+        now=lambda: NOW,
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    async with SQLiteStore(tmp_path / "igsync.db") as s:
+        await s.init_schema()
+        yield s
+
+
+class Run:
+    def __init__(self, sim: Simulator, store: SQLiteStore) -> None:
+        self.sim, self.store, self.user = sim, store, uuid4()
+
+    async def __call__(
+        self,
+        account_id: str = LA,
+        *,
+        metrics: tuple[str, ...] = DEFAULT_METRICS,
+        plan: WindowPlan | None = None,
+        dry_run: bool = False,
+        user: UUID | None = None,
+    ) -> FetchResult:
+        account = Account(user or self.user, account_id, TOKEN, "db")
+        async with GraphClient(
+            base_url="http://sim", version="v24.0", transport=self.sim.transport()
+        ) as graph:
+            return await fetch_account(
+                graph,
+                self.store,
+                account,
+                metrics=metrics,
+                plan=plan or plan_window(NOW),
+                dry_run=dry_run,
+                now=NOW,
+            )
+
+
+@pytest.fixture
+def run(sim: Simulator, store: SQLiteStore) -> Run:
+    return Run(sim, store)
+
+
+async def test_default_fetch_stores_four_metrics_for_three_days(run: Run) -> None:
+    result = await run()
+    assert result.success, result.errors
+    assert result.total_inserted == 12
+    assert result.metrics_inserted == dict.fromkeys(DEFAULT_METRICS, 3)
+    assert result.window is not None
+    assert (result.window.since, result.window.until) == (date(2026, 11, 22), date(2026, 11, 24))
+    rows = await run.store.read_insights()
+    assert len(rows) == 12
+
+
+async def test_both_metric_types_share_the_utc_day_keys(run: Run, sim: Simulator) -> None:
+    await run()
+    rows = await run.store.read_insights()
+    keys = {m: {r.end_time for r in rows if r.metric == m} for m in DEFAULT_METRICS}
+    expected = {sim.day_end(LA, date(2026, 11, d)) for d in (22, 23, 24)}
+    assert all(k == expected for k in keys.values())
+    assert all(k.utcoffset() == timedelta(0) and k.hour == 8 for k in expected)
+
+
+async def test_stored_values_are_what_the_api_served_for_each_local_day(
+    run: Run, sim: Simulator
+) -> None:
+    await run()
+    for row in await run.store.read_insights():
+        assert row.value == sim.daily_value(LA, row.metric, day_label(row.end_time))
+
+
+async def test_an_account_east_of_utc_gets_its_own_day_keys(run: Run, sim: Simulator) -> None:
+    result = await run(KOLKATA)
+    assert result.success, result.errors
+    rows = await run.store.read_insights(account_id=KOLKATA)
+    assert {r.end_time for r in rows} == {
+        datetime(2026, 11, d, 18, 30, tzinfo=UTC) for d in (22, 23, 24)
+    }
+    for row in rows:
+        assert row.value == sim.daily_value(KOLKATA, row.metric, day_label(row.end_time))
+
+
+async def test_a_window_across_a_dst_change_keeps_one_key_per_day(run: Run, sim: Simulator) -> None:
+    plan = plan_window(NOW, since=date(2026, 10, 30), until=date(2026, 11, 2))
+    result = await run(plan=plan)
+    assert result.success, result.errors
+    rows = await run.store.read_insights()
+    by_day = {day_label(r.end_time) for r in rows}
+    assert by_day == {date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 2)}
+    assert {r.end_time.hour for r in rows if day_label(r.end_time) < date(2026, 11, 1)} == {7}
+    assert {r.end_time.hour for r in rows if day_label(r.end_time) >= date(2026, 11, 1)} == {8}
+    for row in rows:
+        assert row.value == sim.daily_value(LA, row.metric, day_label(row.end_time))
+
+
+async def test_rerun_adds_no_rows_and_revised_values_win(run: Run, sim: Simulator) -> None:
+    await run()
+    first = {r.key: r.value for r in await run.store.read_insights()}
+    sim.revision += 1
+    result = await run()
+    assert result.total_inserted == 12  # updated rows count as written and verified
+    second = {r.key: r.value for r in await run.store.read_insights()}
+    assert second.keys() == first.keys()
+    assert second != first
+    for row in await run.store.read_insights():
+        assert row.value == sim.daily_value(LA, row.metric, day_label(row.end_time))
+
+
+async def test_failed_metric_does_not_lose_the_others(run: Run, sim: Simulator) -> None:
+    sim.accounts[LA] = SimAccount(
+        LA, tz="America/Los_Angeles", denied_metrics=frozenset({"profile_views"})
+    )
+    result = await run()
+    assert not result.success
+    assert result.total_errors == 1
+    assert result.errors[0].startswith("profile_views: ")
+    assert "[code 10]" in result.errors[0]
+    assert result.metrics_inserted == {"reach": 3, "accounts_engaged": 3, "follower_count": 3}
+
+
+async def test_grouped_request_falls_back_to_one_metric_per_request(
+    run: Run, sim: Simulator
+) -> None:
+    sim.accounts[LA] = SimAccount(
+        LA, tz="America/Los_Angeles", denied_metrics=frozenset({"accounts_engaged"})
+    )
+    await run()
+    total_value = [r for r in sim.requests if r.query.get("metric_type") == "total_value"]
+    grouped = [r for r in total_value if "," in r.query["metric"]]
+    single = [r for r in total_value if r.query["metric"] == "profile_views"]
+    assert grouped
+    assert len(single) == 3
+
+
+async def test_empty_is_stored_as_null_never_zero(run: Run, sim: Simulator) -> None:
+    sim.accounts[LA] = SimAccount(LA, tz="America/Los_Angeles", followers=50)
+    result = await run()
+    assert result.success
+    rows = await run.store.read_insights()
+    followers = [r for r in rows if r.metric == "follower_count"]
+    assert len(followers) == 3
+    assert all(r.value is None for r in followers)
+    assert all(r.value is not None for r in rows if r.metric == "reach")
+
+
+async def test_an_account_without_data_stores_nothing_and_says_so(run: Run, sim: Simulator) -> None:
+    sim.accounts[LA] = SimAccount(LA, tz="America/Los_Angeles", empty=True)
+    result = await run()
+    assert result.success
+    assert result.total_inserted == 0
+    assert any("no data" in n for n in result.notes)
+
+
+async def test_total_value_only_learns_day_keys_without_storing_the_probe(
+    run: Run, sim: Simulator
+) -> None:
+    result = await run(metrics=("profile_views",))
+    assert result.success
+    rows = await run.store.read_insights()
+    assert {r.metric for r in rows} == {"profile_views"}
+    assert {r.end_time for r in rows} == {sim.day_end(LA, date(2026, 11, d)) for d in (22, 23, 24)}
+
+
+async def test_every_request_names_its_metric_type(run: Run, sim: Simulator) -> None:
+    await run()
+    assert sim.requests
+    for request in sim.requests:
+        assert request.query["metric_type"] in ("time_series", "total_value")
+        assert "access_token" not in request.query
+
+
+async def test_an_expired_token_fails_the_account_and_stores_nothing(
+    run: Run, sim: Simulator
+) -> None:
+    sim.expire_token(TOKEN)
+    result = await run()
+    assert not result.success
+    assert result.errors[0].startswith("token rejected by the Graph API")
+    assert "[code 190/463]" in result.errors[0]
+    assert await run.store.read_insights() == []
+
+
+async def test_throttled_then_ok_is_retried(run: Run, sim: Simulator) -> None:
+    sim.faults += [Fault("throttle_ig"), Fault("throttle"), Fault("server_error")]
+    result = await run()
+    assert result.success, result.errors
+    assert result.total_inserted == 12
+
+
+async def test_a_long_backfill_is_split_and_follower_count_clamped(
+    run: Run, sim: Simulator
+) -> None:
+    plan = plan_window(NOW, since=date(2026, 9, 1), until=date(2026, 11, 14))
+    result = await run(plan=plan)
+    assert result.success, result.errors
+    for request in sim.requests:
+        assert int(request.query["until"]) - int(request.query["since"]) <= 30 * 86400
+    assert result.metrics_inserted["reach"] == 75
+    assert 0 < result.metrics_inserted["follower_count"] < 30
+    assert any(n.startswith("follower_count: window clamped") for n in result.notes)
+
+
+async def test_dry_run_fetches_but_writes_nothing(run: Run) -> None:
+    result = await run(dry_run=True)
+    assert result.success
+    assert result.total_inserted == 0
+    assert result.metrics_fetched == dict.fromkeys(DEFAULT_METRICS, 3)
+    assert await run.store.read_insights() == []
+
+
+async def test_each_run_leaves_a_sync_log_without_the_token(run: Run, sim: Simulator) -> None:
+    sim.accounts[LA] = SimAccount(
+        LA, tz="America/Los_Angeles", denied_metrics=frozenset({"profile_views"})
+    )
+    await run()
+    conn = run.store._connect()
+    logs = conn.execute(
+        "select status, total_inserted, total_errors, errors from instagram_sync_logs"
+    ).fetchall()
+    assert logs == [("partial", 9, 1, logs[0][3])]
+    assert "profile_views" in logs[0][3]
+    assert TOKEN not in logs[0][3]
