@@ -31,7 +31,9 @@ def parse_metric_list(text: str) -> tuple[str, ...]:
 class Settings(BaseSettings):
     """Field names are the variable names (case-insensitive); see README for each."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     igsync_database_url: str | None = None
     supabase_url: str | None = None

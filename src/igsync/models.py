@@ -65,7 +65,7 @@ METRIC_CONFIG: dict[str, MetricSpec] = {
             metric_type="time_series",
             lookback_days=30,
             excludes_today=True,
-            description="New followers per day; last 30 days only, excluding today; needs 100+.",
+            description="Followers per day; last 30 days only, excluding today; needs 100+.",
         ),
         MetricSpec(
             name="views",

@@ -106,7 +106,7 @@ def fetch_summary(result: FetchResult) -> list[str]:
 
 
 def metrics_table(specs: Sequence[MetricSpec]) -> Table:
-    table = Table(title="Metrics (IGSYNC_METRICS or --metrics choose among them)")
+    table = Table(title="Metrics (choose with --metrics or IGSYNC_METRICS)")
     for col in ("metric", "metric_type", "period", "lookback", "today", "default", "about"):
         table.add_column(col)
     for s in specs:
