@@ -128,6 +128,7 @@ class _Fetcher:
                     until=until,
                 )
         except GraphError as error:
+            log.info("%s %s for %s: %s", metric_type, ",".join(metrics), until.date(), error)
             if error.kind == ErrorKind.AUTH:
                 raise  # the token is bad for every metric: stop this account now
             if len(metrics) > 1 and error.kind in _PER_METRIC_KINDS:
@@ -251,6 +252,7 @@ async def fetch_account(
         await _fetch_time_series(fetcher, series_specs or probe, plan, now, out)
         known = sorted(out.keys)
         keys = known if plan.keep_last is None else known[-plan.keep_last :]
+        log.info("account %s: %d days to store", account.account_id, len(keys))
         if probe and _KEY_PROBE in out.errors:
             reason = out.errors.pop(_KEY_PROBE).removeprefix(f"{_KEY_PROBE}: ")
             for spec in total_specs:
@@ -267,8 +269,9 @@ async def fetch_account(
     inserted: Counter[str] = Counter()
     if rows and not dry_run:
         try:
-            await store.upsert_insights(rows)
+            confirmed = await store.upsert_insights(rows)
             inserted.update(r.metric for r in rows)
+            log.info("account %s: %d rows written and verified", account.account_id, confirmed)
         except StoreError as error:
             out.errors["store"] = f"store: {error}"
     if dry_run:

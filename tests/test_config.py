@@ -1,0 +1,89 @@
+from pathlib import Path
+
+import pytest
+
+from igsync.config import database_url, load_settings, parse_metric_list
+from igsync.errors import ConfigError
+from igsync.models import DEFAULT_METRICS
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "IGSYNC_DATABASE_URL",
+        "SUPABASE_URL",
+        "SUPABASE_KEY",
+        "IG_ACCOUNT_ID",
+        "IG_LONG_TOKEN",
+        "IG_APP_ID",
+        "IG_APP_SECRET",
+        "IGSYNC_GRAPH_URL",
+        "IGSYNC_GRAPH_VERSION",
+        "IGSYNC_METRICS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = load_settings()
+    assert settings.igsync_graph_url == "https://graph.facebook.com"
+    assert settings.igsync_graph_version == "v24.0"
+    assert settings.metrics == DEFAULT_METRICS
+    assert database_url(settings).startswith("sqlite:////")
+
+
+def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("IG_ACCOUNT_ID=17841400000000001\nIGSYNC_METRICS=reach,views\n")
+    settings = load_settings()
+    assert settings.ig_account_id == "17841400000000001"
+    assert settings.metrics == ("reach", "views")
+
+
+def test_supabase_is_the_default_store_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPABASE_URL", "https://abc.supabase.co")
+    monkeypatch.setenv("SUPABASE_KEY", "service-role-key-123456")
+    assert database_url(load_settings()) == "supabase"
+
+
+def test_db_option_overrides_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IGSYNC_DATABASE_URL", "sqlite:///env.db")
+    settings = load_settings()
+    assert database_url(settings) == "sqlite:///env.db"
+    assert database_url(settings, "sqlite:///cli.db") == "sqlite:///cli.db"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("IGSYNC_GRAPH_URL", "graph.facebook.com"),
+        ("IGSYNC_GRAPH_VERSION", "24.0"),
+        ("IGSYNC_METRICS", "reach,impressions"),
+        ("IG_ACCOUNT_ID", "me"),
+        ("IGSYNC_HTTP_TIMEOUT", "-1"),
+        ("IGSYNC_HTTP_TIMEOUT", "soon"),
+    ],
+)
+def test_a_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=rf"^{name}: "):
+        load_settings()
+
+
+def test_an_unsupported_database_url_names_where_it_came_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IGSYNC_DATABASE_URL", "mysql://u:pw@h/db")
+    with pytest.raises(ConfigError, match=r"^IGSYNC_DATABASE_URL: unsupported") as caught:
+        database_url(load_settings())
+    assert "pw" not in str(caught.value)
+
+
+def test_metric_lists_are_deduplicated_and_checked() -> None:
+    assert parse_metric_list(" reach, reach ,views") == ("reach", "views")
+    with pytest.raises(ValueError, match="unknown metric impressions"):
+        parse_metric_list("impressions")
+    with pytest.raises(ValueError, match="no metric"):
+        parse_metric_list(" , ")
