@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 import stamina
 
+pytest_plugins = ["postgres_server"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

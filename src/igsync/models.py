@@ -174,6 +174,21 @@ class UserToken(BaseModel):
         return None if value is None else as_utc(value)
 
 
+class TokenUpdate(BaseModel):
+    """New values for one `user_tokens` row, written together or not at all."""
+
+    #: None keeps the stored token (marking a token needs_reauth must never erase it)
+    access_token: SecretStr | None = None
+    expires_at: datetime | None
+    status: TokenStatus
+    last_refreshed_at: datetime | None
+
+    @field_validator("expires_at", "last_refreshed_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
 class SyncLog(BaseModel):
     """A row of `instagram_sync_logs`: one per account per run."""
 
@@ -187,3 +202,46 @@ class SyncLog(BaseModel):
     total_errors: int
     errors: list[str]
     token_refreshed: bool = False
+
+
+class RefreshedToken(BaseModel):
+    user_id: str
+    account_id: str | None
+    expires_at: datetime | None
+
+
+class SkippedToken(BaseModel):
+    user_id: str
+    account_id: str | None
+    reason: str
+
+
+class FailedToken(BaseModel):
+    user_id: str
+    account_id: str | None
+    error: str
+
+
+class RefreshReport(BaseModel):
+    """The outcome of `refresh-token` (DESIGN.md §5)."""
+
+    refreshed: list[RefreshedToken] = Field(default_factory=list)
+    skipped: list[SkippedToken] = Field(default_factory=list)
+    failed: list[FailedToken] = Field(default_factory=list)
+    #: with --dry-run: the tokens a real run would refresh
+    would_refresh: list[RefreshedToken] = Field(default_factory=list)
+    dry_run: bool = False
+
+
+class AccountInfo(BaseModel):
+    """A line of `accounts list`: never the token, only its last four characters."""
+
+    user_id: str | None
+    account_id: str | None
+    source: Literal["db", "env"]
+    token_kind: TokenKind
+    expires_at: datetime | None
+    days_left: int | None
+    status: TokenStatus
+    token_hint: str
+    last_refreshed_at: datetime | None

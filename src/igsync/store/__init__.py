@@ -13,7 +13,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from igsync.errors import ConfigError
-from igsync.models import InsightRow, SyncLog, UserToken
+from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
 
 
 class Store(Protocol):
@@ -54,6 +54,14 @@ class Store(Protocol):
     async def save_token(self, token: UserToken) -> None:
         """Insert or replace the token of (u_id, platform, account_id); adds the user if missing."""
 
+    async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
+        """Compare-and-swap: apply `update` only while the row still holds the token `expected`.
+
+        Token, expiry, status and last_refreshed_at change in one statement. Returns False when
+        another process changed the token first (or the row is gone), and then writes nothing.
+        """
+        ...
+
     async def delete_tokens(self, u_id: UUID, *, account_id: str | None = None) -> int:
         """Remove a user's instagram tokens (one account, or all); returns how many."""
         ...
@@ -88,7 +96,11 @@ def open_store(url: str) -> Store:
         from igsync.store.sqlite import SQLiteStore
 
         return SQLiteStore(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        from igsync.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     raise ConfigError(
         f"{url.split(':', 1)[0]} stores are not available in this version yet; "
-        "use sqlite:///path.db"
+        "use sqlite:///path.db or postgresql://…"
     )

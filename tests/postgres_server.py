@@ -1,0 +1,176 @@
+"""A throwaway PostgreSQL server for tests and benchmarks, and the pytest plugin that serves it.
+
+One server per test session (initdb + pg_ctl in a temp dir, 127.0.0.1 on a free port, `trust`
+auth); every test that asks for `fresh_postgres_url` gets a brand-new database on it, dropped
+afterwards. `IGSYNC_TEST_POSTGRES_URL` (a `postgresql://` URL) points the suite at a server you
+already run instead (its role needs CREATEDB). Without PostgreSQL binaries the tests skip
+locally and fail when `CI=true`: a CI run that silently skipped the database proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+URL_ENV = "IGSYNC_TEST_POSTGRES_URL"
+
+# Durability is pointless for a server that lives for one test session; these make it fast.
+TEST_SETTINGS: Mapping[str, str] = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+class PostgresUnavailableError(RuntimeError):
+    """No PostgreSQL binaries (or no way to run them) on this machine."""
+
+
+def find_bindir() -> Path:
+    """The directory holding `initdb` and `pg_ctl`: PATH first, then Debian's versioned dirs."""
+    on_path = shutil.which("initdb")
+    if on_path and shutil.which("pg_ctl"):
+        return Path(on_path).resolve().parent
+    versioned = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    for initdb in reversed(versioned):
+        if (initdb.parent / "pg_ctl").exists():
+            return initdb.parent
+    raise PostgresUnavailableError(
+        f"no PostgreSQL binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin; "
+        f"install PostgreSQL or set {URL_ENV}"
+    )
+
+
+def _run_as() -> list[str]:
+    """initdb refuses to run as root: run the server as the `postgres` OS user then."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise PostgresUnavailableError(
+            "running as root and there is no `postgres` OS user to run initdb as"
+        ) from None
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def postgres_server(settings: Mapping[str, str] = TEST_SETTINGS) -> Iterator[str]:
+    """Start a private server and yield `postgresql://postgres@127.0.0.1:PORT/postgres`."""
+    bindir = find_bindir()
+    prefix = _run_as()
+    root = Path(tempfile.mkdtemp(prefix="igsync-pg-"))
+    data, log = root / "data", root / "server.log"
+    try:
+        if prefix:
+            shutil.chown(root, user="postgres", group="postgres")
+
+        def run(*args: str) -> None:
+            done = subprocess.run(
+                [*prefix, *args], capture_output=True, text=True, check=False, cwd=root
+            )
+            if done.returncode != 0:
+                server_log = log.read_text() if log.exists() else ""
+                raise RuntimeError(
+                    f"{' '.join(args[:2])} failed ({done.returncode}):\n"
+                    f"{done.stdout}{done.stderr}{server_log}"
+                )
+
+        run(
+            str(bindir / "initdb"),
+            *("-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"),
+            *("--locale=C", "--no-sync", "--no-instructions"),
+        )
+        port = free_port()
+        options = [
+            "-c listen_addresses=127.0.0.1",
+            f"-c port={port}",
+            f"-c unix_socket_directories={root}",
+            *(f"-c {name}={value}" for name, value in settings.items()),
+        ]
+        pg_ctl = str(bindir / "pg_ctl")
+        run(pg_ctl, "start", "-w", "-D", str(data), "-l", str(log), "-o", " ".join(options))
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            run(pg_ctl, "stop", "-m", "immediate", "-w", "-D", str(data))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same server URL pointing at another database."""
+    return urlsplit(url)._replace(path=f"/{dbname}").geturl()
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """Create an empty database, yield its URL, drop it (and any connection left on it)."""
+    name = f"igsync_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield with_database(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+# --- the pytest plugin (tests/conftest.py: pytest_plugins = ["postgres_server"]) ---
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"PostgreSQL is required when CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A running PostgreSQL server for the whole session (its `postgres` database)."""
+    if url := os.environ.get(URL_ENV):
+        yield url
+        return
+    try:
+        find_bindir()
+        _run_as()
+    except PostgresUnavailableError as exc:
+        reason = str(exc)
+    else:
+        reason = ""
+    if reason:
+        _unavailable(reason)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A brand-new, empty database for one test."""
+    with fresh_database(postgres_url) as url:
+        yield url

@@ -1,0 +1,539 @@
+"""One contract, every store: the same tests run against SQLite and a real PostgreSQL server.
+
+A store joins the suite with one entry in `KITS`: a factory that builds its kit (how to open the
+store, how to look at its database behind its back, how to make that database drop a row
+silently). Store-specific behaviour (file modes, connection handling) is tested at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from psycopg import sql
+from pydantic import SecretStr
+
+from igsync.errors import StoreError
+from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
+from igsync.redact import redact
+from igsync.store import Store
+from igsync.store.postgres import PostgresStore
+from igsync.store.sqlite import SQLiteStore
+from postgres_server import free_port
+
+pytestmark = pytest.mark.anyio
+
+ALICE = UUID("00000000-0000-4000-8000-00000000a11c")
+BOB = UUID("00000000-0000-4000-8000-000000000b0b")
+DAY0 = datetime(2026, 11, 20, 8, tzinfo=UTC)
+
+
+class StoreKit(Protocol):
+    """What the contract needs to know about one kind of store."""
+
+    def open(self) -> Store:
+        """A new, unopened store on this kit's (empty) database."""
+        ...
+
+    async def sql(self, query: str) -> list[tuple[Any, ...]]:
+        """Run plain SQL on the store's database behind its back; rows if it returns any.
+
+        Portable SQL only (`cast(x as text)`, no `::`). A kit without a database of its own
+        (a store faked over HTTP) calls `pytest.skip` here.
+        """
+        ...
+
+    async def drop_rows_silently(self, account_id: str) -> None:
+        """Make the database accept but silently skip inserts for `account_id`."""
+        ...
+
+
+@dataclass
+class SQLiteKit:
+    path: Path
+
+    def open(self) -> Store:
+        return SQLiteStore(self.path)
+
+    async def sql(self, query: str) -> list[tuple[Any, ...]]:
+        with closing(sqlite3.connect(self.path)) as conn, conn:
+            return conn.execute(query).fetchall()
+
+    async def drop_rows_silently(self, account_id: str) -> None:
+        await self.sql(
+            "create trigger drop_rows before insert on instagram_insights"
+            f" when new.account_id = '{account_id}' begin select raise(ignore); end"
+        )
+
+
+@dataclass
+class PostgresKit:
+    url: str
+
+    def open(self) -> Store:
+        return PostgresStore(self.url)
+
+    async def sql(self, query: str) -> list[tuple[Any, ...]]:
+        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+            cursor = await conn.execute(query)
+            return await cursor.fetchall() if cursor.description else []
+
+    async def drop_rows_silently(self, account_id: str) -> None:
+        await self.sql(
+            "create function drop_rows() returns trigger language plpgsql as $$ begin"
+            f" if new.account_id = '{account_id}' then return null; end if; return new;"
+            " end $$"
+        )
+        await self.sql(
+            "create trigger drop_rows before insert on instagram_insights"
+            " for each row execute function drop_rows()"
+        )
+
+
+def _postgres_kit(request: pytest.FixtureRequest, tmp_path: Path) -> PostgresKit:
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    # A session time zone far from UTC proves keys and read-backs do not depend on it.
+    with psycopg.connect(url, autocommit=True) as conn:
+        database = sql.Identifier(conn.info.dbname)
+        conn.execute(sql.SQL("alter database {} set timezone = 'Asia/Kolkata'").format(database))
+    return PostgresKit(url)
+
+
+KITS: dict[str, Callable[[pytest.FixtureRequest, Path], StoreKit]] = {
+    "sqlite": lambda request, tmp_path: SQLiteKit(tmp_path / "data" / "igsync.db"),
+    "postgres": _postgres_kit,
+}
+
+
+@pytest.fixture(params=list(KITS))
+def kit(request: pytest.FixtureRequest, tmp_path: Path) -> StoreKit:
+    return KITS[request.param](request, tmp_path)
+
+
+@pytest.fixture
+async def store(kit: StoreKit) -> AsyncIterator[Store]:
+    async with kit.open() as opened:
+        await opened.init_schema()
+        yield opened
+
+
+def row(
+    day: int = 0,
+    value: int | None = 1,
+    *,
+    metric: str = "reach",
+    u_id: UUID = ALICE,
+    account_id: str = "1784001",
+    end_time: datetime | None = None,
+    value_json: Any = None,
+) -> InsightRow:
+    return InsightRow(
+        u_id=u_id,
+        account_id=account_id,
+        metric=metric,
+        metric_type="time_series",
+        period="day",
+        end_time=end_time or DAY0 + timedelta(days=day),
+        value=value,
+        value_json=value_json,
+    )
+
+
+def values(rows: list[InsightRow]) -> list[tuple[str, datetime, int | None]]:
+    return [(r.metric, r.end_time, r.value) for r in rows]
+
+
+# --- insights ---
+
+
+async def test_upsert_inserts_rows_and_returns_the_confirmed_count(store: Store) -> None:
+    sent = [row(0, 10), row(1, 11), row(0, 20, metric="profile_views")]
+
+    assert await store.upsert_insights(sent) == 3
+
+    assert sorted(values(await store.read_insights())) == sorted(values(sent))
+
+
+async def test_upsert_of_nothing_confirms_nothing(store: Store) -> None:
+    assert await store.upsert_insights([]) == 0
+
+
+async def test_reupsert_of_the_same_keys_returns_the_count_and_adds_no_rows(store: Store) -> None:
+    sent = [row(day, day) for day in range(5)]
+    await store.upsert_insights(sent)
+
+    assert await store.upsert_insights(sent) == 5
+
+    assert len(await store.read_insights()) == 5
+
+
+async def test_last_value_wins_within_one_batch(store: Store) -> None:
+    confirmed = await store.upsert_insights([row(0, 1), row(1, 5), row(0, 2), row(0, 3)])
+
+    assert confirmed == 2  # duplicates of a key collapse before sending
+    assert values(await store.read_insights()) == [
+        ("reach", DAY0, 3),
+        ("reach", DAY0 + timedelta(days=1), 5),
+    ]
+
+
+async def test_last_value_wins_across_batches(store: Store) -> None:
+    await store.upsert_insights([row(0, 1, value_json={"a": 1})])
+    await store.upsert_insights([row(0, 2, value_json=None)])
+
+    [stored] = await store.read_insights()
+    assert (stored.value, stored.value_json) == (2, None)
+
+
+async def test_null_value_stays_null_and_value_json_round_trips(store: Store) -> None:
+    breakdown = {"city": {"Lisbon": 12, "Porto": 3}, "age": [["18-24", 7]], "ok": True}
+    await store.upsert_insights([row(0, None), row(1, 15, value_json=breakdown)])
+
+    no_data, with_breakdown = await store.read_insights()
+    assert no_data.value is None
+    assert no_data.value_json is None
+    assert with_breakdown.value == 15
+    assert with_breakdown.value_json == breakdown
+
+
+async def test_the_same_instant_in_any_offset_is_one_utc_key(store: Store) -> None:
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    local = datetime(2026, 11, 20, 13, 30, tzinfo=kolkata)
+    zulu = datetime.fromisoformat("2026-11-20T08:00:00Z")
+
+    assert await store.upsert_insights([row(end_time=local, value=1)]) == 1
+    assert await store.upsert_insights([row(end_time=zulu, value=2)]) == 1
+    assert (
+        await store.upsert_insights([row(end_time=zulu, value=3), row(end_time=local, value=4)])
+        == 1
+    )
+
+    [stored] = await store.read_insights()
+    assert stored.value == 4
+    assert stored.end_time == DAY0
+    assert stored.end_time.utcoffset() == timedelta(0)
+
+
+async def test_read_filters_isolate_users_and_accounts(store: Store) -> None:
+    await store.upsert_insights(
+        [
+            row(0, 1, u_id=ALICE, account_id="a1"),
+            row(0, 2, u_id=ALICE, account_id="a2"),
+            row(0, 3, u_id=BOB, account_id="b1"),
+            row(0, 4, u_id=BOB, account_id="a1"),  # same account id, another user
+        ]
+    )
+
+    def seen(rows: list[InsightRow]) -> set[tuple[UUID, str, int | None]]:
+        return {(r.u_id, r.account_id, r.value) for r in rows}
+
+    assert seen(await store.read_insights(u_id=ALICE)) == {(ALICE, "a1", 1), (ALICE, "a2", 2)}
+    assert seen(await store.read_insights(u_id=BOB)) == {(BOB, "b1", 3), (BOB, "a1", 4)}
+    assert seen(await store.read_insights(account_id="a1")) == {(ALICE, "a1", 1), (BOB, "a1", 4)}
+    assert seen(await store.read_insights(u_id=BOB, account_id="a1")) == {(BOB, "a1", 4)}
+    assert await store.read_insights(u_id=uuid4()) == []
+
+
+async def test_a_store_that_confirms_fewer_rows_raises_and_writes_nothing(
+    store: Store, kit: StoreKit
+) -> None:
+    await store.upsert_insights([row(0, 1)])
+    await kit.drop_rows_silently("refused")
+
+    with pytest.raises(StoreError, match="confirmed 2 of 3"):
+        await store.upsert_insights([row(0, 99), row(1, 2), row(0, 5, account_id="refused")])
+
+    assert values(await store.read_insights()) == [("reach", DAY0, 1)]
+
+
+async def test_init_schema_twice_is_fine_and_keeps_the_data(store: Store) -> None:
+    await store.upsert_insights([row(0, 7)])
+
+    await store.init_schema()
+
+    assert values(await store.read_insights()) == [("reach", DAY0, 7)]
+
+
+async def test_constraint_errors_do_not_echo_the_failing_row(store: Store) -> None:
+    # PostgreSQL's "DETAIL: Failing row contains (...)" would print every column of the row.
+    marker = f"acct-{uuid4().hex}"
+    bad = InsightRow.model_construct(
+        **{**dict(row()), "account_id": marker, "metric_type": "no-such-type"}
+    )
+
+    with pytest.raises(StoreError) as caught:
+        await store.upsert_insights([bad])
+
+    assert "metric_type" in str(caught.value)
+    assert marker not in str(caught.value)
+    assert await store.read_insights() == []
+
+
+# --- tokens ---
+
+
+def token(
+    secret: str | None = None, *, u_id: UUID = ALICE, account_id: str = "1784001", **fields: Any
+) -> UserToken:
+    return UserToken(
+        u_id=u_id, account_id=account_id, access_token=secret or f"EAAG{uuid4().hex}", **fields
+    )
+
+
+async def test_saved_tokens_are_listed_by_user(store: Store) -> None:
+    expiry = datetime(2027, 1, 20, 12, tzinfo=UTC)
+    await store.save_token(token("EAAG-alice-1", account_id="a1", expires_at=expiry))
+    await store.save_token(token("EAAG-alice-2", account_id="a2", token_kind="instagram_login"))
+    await store.save_token(token("EAAG-bob-1", u_id=BOB, account_id="b1"))
+
+    alice = await store.list_tokens(u_id=ALICE)
+    assert [(t.account_id, t.access_token.get_secret_value()) for t in alice] == [
+        ("a1", "EAAG-alice-1"),
+        ("a2", "EAAG-alice-2"),
+    ]
+    assert alice[0].expires_at == expiry
+    assert alice[1].token_kind == "instagram_login"
+    assert {t.u_id for t in await store.list_tokens()} == {ALICE, BOB}
+    assert await store.list_tokens(platform="youtube") == []
+
+
+async def test_saving_the_same_account_replaces_token_and_expiry_in_place(store: Store) -> None:
+    first = token("EAAG-old-token", expires_at=datetime(2026, 12, 1, tzinfo=UTC))
+    await store.save_token(first)
+    [before] = await store.list_tokens()
+
+    new_expiry = datetime(2027, 2, 1, tzinfo=UTC)
+    await store.save_token(token("EAAG-new-token", expires_at=new_expiry, status="expiring"))
+
+    [after] = await store.list_tokens()
+    assert after.access_token.get_secret_value() == "EAAG-new-token"
+    assert (after.expires_at, after.status) == (new_expiry, "expiring")
+    assert after.token_id == before.token_id == first.token_id
+    assert after.created_at == before.created_at
+
+
+async def test_update_token_swaps_token_and_expiry_while_the_expected_token_is_stored(
+    store: Store,
+) -> None:
+    await store.save_token(token("EAAG-before-refresh"))
+    [before] = await store.list_tokens()
+    refreshed_at = datetime(2026, 11, 24, 6, tzinfo=UTC)
+    update = TokenUpdate(
+        access_token=SecretStr("EAAG-after-refresh"),
+        expires_at=refreshed_at + timedelta(days=60),
+        status="ok",
+        last_refreshed_at=refreshed_at,
+    )
+
+    assert await store.update_token(before.token_id, "EAAG-before-refresh", update) is True
+
+    [after] = await store.list_tokens()
+    assert after.access_token.get_secret_value() == "EAAG-after-refresh"
+    assert (after.expires_at, after.last_refreshed_at) == (update.expires_at, refreshed_at)
+    assert after.token_id == before.token_id
+
+
+async def test_update_token_writes_nothing_when_another_process_changed_it_first(
+    store: Store,
+) -> None:
+    await store.save_token(token("EAAG-current", expires_at=datetime(2026, 12, 1, tzinfo=UTC)))
+    [before] = await store.list_tokens()
+    update = TokenUpdate(
+        access_token=SecretStr("EAAG-late"),
+        expires_at=datetime(2027, 3, 1, tzinfo=UTC),
+        status="ok",
+        last_refreshed_at=None,
+    )
+
+    assert await store.update_token(before.token_id, "EAAG-stale", update) is False
+    assert await store.update_token(uuid4(), "EAAG-current", update) is False
+
+    [after] = await store.list_tokens()
+    assert (after.access_token.get_secret_value(), after.expires_at) == (
+        "EAAG-current",
+        before.expires_at,
+    )
+
+
+async def test_update_token_without_a_new_token_keeps_the_stored_one(store: Store) -> None:
+    await store.save_token(token("EAAG-keep-me"))
+    [before] = await store.list_tokens()
+    update = TokenUpdate(expires_at=None, status="needs_reauth", last_refreshed_at=None)
+
+    assert await store.update_token(before.token_id, "EAAG-keep-me", update) is True
+
+    [after] = await store.list_tokens()
+    assert (after.access_token.get_secret_value(), after.status) == ("EAAG-keep-me", "needs_reauth")
+
+
+async def test_delete_tokens_removes_one_account_or_all(store: Store) -> None:
+    for account in ("a1", "a2", "a3"):
+        await store.save_token(token(account_id=account))
+    await store.save_token(token(u_id=BOB, account_id="b1"))
+
+    assert await store.delete_tokens(ALICE, account_id="a2") == 1
+    assert [t.account_id for t in await store.list_tokens(u_id=ALICE)] == ["a1", "a3"]
+    assert await store.delete_tokens(ALICE) == 2
+    assert await store.list_tokens(u_id=ALICE) == []
+    assert await store.delete_tokens(ALICE) == 0
+    assert [t.account_id for t in await store.list_tokens()] == ["b1"]
+
+
+async def test_save_token_creates_the_users_row(store: Store, kit: StoreKit) -> None:
+    await store.save_token(token(account_id="a1"))
+    await store.save_token(token(account_id="a2"))  # the user exists by now
+
+    users = await kit.sql(
+        f"select cast(u_id as text) from users where cast(u_id as text) = '{ALICE}'"
+    )
+    assert users == [(str(ALICE),)]
+
+
+async def test_tokens_read_from_the_store_are_redacted_everywhere(
+    store: Store, kit: StoreKit
+) -> None:
+    secret = f"EAAG{uuid4().hex}"  # written behind the store's back: nobody registered it
+    await kit.sql(f"insert into users (u_id) values ('{BOB}')")
+    await kit.sql(
+        "insert into user_tokens (token_id, u_id, platform, access_token, account_id)"
+        f" values ('{uuid4()}', '{BOB}', 'instagram', '{secret}', 'b1')"
+    )
+
+    [read] = await store.list_tokens(u_id=BOB)
+
+    assert read.access_token.get_secret_value() == secret
+    assert secret not in redact(f"Graph said: bad token {secret}")
+
+
+async def test_the_token_never_appears_in_a_store_error(store: Store) -> None:
+    secret = f"EAAG{uuid4().hex}"
+    # Skip validation so the database itself refuses the row (a check violation, whose
+    # PostgreSQL DETAIL would list every column, the token included).
+    refused = UserToken.model_construct(**{**dict(token(secret)), "token_kind": "bogus"})
+
+    with pytest.raises(StoreError) as caught:
+        await store.save_token(refused)
+
+    assert "token_kind" in str(caught.value)
+    assert secret not in str(caught.value)
+    assert secret not in repr(caught.value)
+    assert await store.list_tokens() == []
+
+
+# --- sync logs ---
+
+
+async def test_sync_logs_are_written(store: Store, kit: StoreKit) -> None:
+    run_id = uuid4()
+    started = datetime(2026, 11, 24, 6, tzinfo=UTC)
+    await store.write_sync_log(
+        SyncLog(
+            run_id=run_id,
+            u_id=ALICE,
+            account_id="a1",
+            started_at=started,
+            finished_at=started + timedelta(seconds=3),
+            status="partial",
+            total_inserted=9,
+            total_errors=1,
+            errors=["profile_views: (#100) bad metric [code 100]"],
+            token_refreshed=True,
+        )
+    )
+    await store.write_sync_log(
+        SyncLog(
+            run_id=run_id,
+            u_id=None,
+            account_id=None,
+            started_at=started,
+            finished_at=started,
+            status="failed",
+            total_inserted=0,
+            total_errors=1,
+            errors=["no token"],
+        )
+    )
+
+    rows = await kit.sql(
+        "select cast(run_id as text), cast(u_id as text), account_id, status, total_inserted,"
+        " total_errors, cast(errors as text), cast(token_refreshed as integer)"
+        " from instagram_sync_logs order by id"
+    )
+    assert [(*r[:6], json.loads(r[6]), r[7]) for r in rows] == [
+        (
+            str(run_id),
+            str(ALICE),
+            "a1",
+            "partial",
+            9,
+            1,
+            ["profile_views: (#100) bad metric [code 100]"],
+            1,
+        ),
+        (str(run_id), None, None, "failed", 0, 1, ["no token"], 0),
+    ]
+
+
+# --- SQLite only ---
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+async def test_sqlite_file_is_created_0600_in_a_0700_dir(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "igsync.db"
+
+    async with SQLiteStore(path) as store:
+        await store.init_schema()
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+# --- PostgreSQL only ---
+
+
+async def test_postgres_url_password_never_appears_in_connection_errors(
+    postgres_url: str,
+) -> None:
+    password = "Pa55-word-nobody-should-see"
+    parts = urlsplit(postgres_url)
+    server = f"{parts.hostname}:{parts.port or 5432}"
+    urls = [
+        f"postgresql://igsync:{password}@127.0.0.1:{free_port()}/igsync",  # nothing listens
+        f"postgresql://igsync:{password}@[::1/igsync",  # libpq echoes a malformed URI
+        f"postgresql://igsync:{password}@127.0.0.1:notaport/igsync",
+        f"postgresql://postgres:{password}@{server}/no_such_database",  # the server refuses
+        f"postgres://postgres:{password.replace('-', '%2D')}@{server}/no_such_database",
+    ]
+    for url in urls:
+        with pytest.raises(StoreError) as caught:
+            async with PostgresStore(url):
+                pass
+        assert password not in str(caught.value), url
+        assert password not in repr(caught.value), url
+        assert str(caught.value).startswith("PostgreSQL cannot connect"), url
+
+
+async def test_postgres_connections_never_prepare_statements(fresh_postgres_url: str) -> None:
+    # Supabase's transaction pooler cannot hold server-side prepared statements; psycopg would
+    # prepare a query after its 5th use unless prepare_threshold is None.
+    async with PostgresStore(fresh_postgres_url, max_connections=1) as store:
+        await store.init_schema()
+        for day in range(8):
+            await store.upsert_insights([row(day)])
+            await store.read_insights(u_id=ALICE)
+        async with store._pool.connection() as conn:  # type: ignore[union-attr]
+            assert conn.prepare_threshold is None
+            cursor = await conn.execute("select count(*) from pg_prepared_statements")
+            assert await cursor.fetchone() == (0,)
