@@ -512,8 +512,10 @@ async def test_expired_token_answers_190_463_in_either_mode(strict: bool) -> Non
     )
 
 
-async def test_appsecret_proof_is_required_when_an_app_secret_is_set() -> None:
-    sim = Simulator(demo_accounts(1), now=lambda: NOW, app_secret="s3cret")
+async def test_appsecret_proof_is_required_when_the_app_requires_it() -> None:
+    sim = Simulator(
+        demo_accounts(1), now=lambda: NOW, app_secret="s3cret", require_appsecret_proof=True
+    )
     proof = hmac.new(b"s3cret", TOKEN.encode(), hashlib.sha256).hexdigest()
     async with httpx.AsyncClient(transport=sim.transport(), base_url="https://g.test") as client:
         missing = await get(client, metric="reach")
@@ -528,6 +530,12 @@ async def test_appsecret_proof_is_required_when_an_app_secret_is_set() -> None:
         )
     assert right.status_code == 200
     assert httpx.URL(right.json()["paging"]["next"]).params["appsecret_proof"] == proof
+
+
+async def test_an_app_secret_alone_does_not_require_appsecret_proof() -> None:
+    sim = Simulator(demo_accounts(1), now=lambda: NOW, app_secret="s3cret")
+    async with httpx.AsyncClient(transport=sim.transport(), base_url="https://g.test") as client:
+        assert (await get(client, metric="reach")).status_code == 200
 
 
 # -- usage and throttling ------------------------------------------------------------------------

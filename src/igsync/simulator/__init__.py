@@ -11,16 +11,25 @@ What it fakes:
     limits, `end_time` at the account's local midnight written in UTC (DST-correct), a partial
     current day, unique-account totals that are not sums, breakdowns, empty data, paging URLs
     that carry the access token; deterministic values per (account, metric, day, revision);
-    token checks (missing, expired, unknown, `appsecret_proof`); per-account usage headers and
-    code 80002 at the limit; latency; injected faults (throttles with their usage headers, 5xx,
-    502 HTML from a proxy, held responses, expired or logged-out tokens, missing objects).
+    token checks (missing, expired, logged out, unknown, `appsecret_proof`); per-account usage
+    headers and code 80002 at the limit; latency; injected faults (throttles with their usage
+    headers, 5xx, 502 HTML from a proxy, held responses, expired, invalid or logged-out tokens,
+    missing objects), on any endpoint.
+
+    The token endpoints (`_oauth`): `oauth/access_token` (fb_exchange_token),
+    `refresh_access_token` (ig_refresh_token: 24 h minimum age, served without a version as
+    graph.instagram.com does) and `debug_token`, over a registry of tokens with an account, a
+    kind, and issue and expiry times on the injected clock (`issue_token`, `token_info`,
+    `expire_token`, `revoke_token`). Exchanged and refreshed tokens stay valid until they
+    expire. Strict mode knows only registered tokens; permissive mode takes any other token as
+    valid, never-expiring and bound to no account.
 
 What it does not fake (yet):
-    token endpoints (`oauth/access_token`, `refresh_access_token`, `debug_token`) and batch
-    calls, which slot into `Simulator._build_routes`; periods other than `day` (week, days_28,
-    lifetime); demographics, online_followers and threads_* metrics (valid names, served as no
-    data); media insights; node lookups such as `GET /{ig-user-id}`; Meta's other headers
-    (x-fb-trace-id, facebook-api-version).
+    batch calls, which slot into `Simulator._build_routes`; periods other than `day` (week,
+    days_28, lifetime); demographics, online_followers and threads_* metrics (valid names,
+    served as no data); media insights; node lookups such as `GET /{ig-user-id}`; the
+    authorization-code and ig_exchange_token flows; `data_access_expires_at` ending access
+    (reported, not enforced); Meta's other headers (x-fb-trace-id, facebook-api-version).
 
 Usage::
 
@@ -30,15 +39,27 @@ Usage::
 """
 
 from ._app import Simulator
-from ._model import Fault, FaultKind, SimAccount, SimRequest, demo_accounts
+from ._model import (
+    Endpoint,
+    Fault,
+    FaultKind,
+    SimAccount,
+    SimRequest,
+    TokenInfo,
+    TokenKind,
+    demo_accounts,
+)
 from ._server import serve_in_thread
 
 __all__ = [
+    "Endpoint",
     "Fault",
     "FaultKind",
     "SimAccount",
     "SimRequest",
     "Simulator",
+    "TokenInfo",
+    "TokenKind",
     "demo_accounts",
     "serve_in_thread",
 ]

@@ -18,6 +18,9 @@ Serve a fake Graph API insights endpoint over HTTP, for trying igsync without Me
 
 It prints its base URL as the first line of stdout, lists its accounts on stderr, and
 serves until Ctrl-C or SIGTERM. Any non-empty token is accepted for any listed account.
+It serves the token endpoints too (oauth/access_token, refresh_access_token, debug_token)
+for the app IG_APP_ID=sim-app-id IG_APP_SECRET=sim-app-secret; point IGSYNC_INSTAGRAM_URL
+at the same URL for Instagram Login refreshes.
 """
 _EPILOG = """\
 example:

@@ -162,6 +162,49 @@ FOLLOWER_COUNT_LAST_30_DAYS = (
     "the current day"
 )
 
+# -- token endpoints (GRAPH_API §4). Only 190/463 and 190/467 have samples in graph_samples/;
+# each message below names its own source, and where it comes from.
+# An answer to a call without any token (message and code real; envelope invented).
+TOKEN_REQUIRED = "An access token is required to request this resource."  # code 104
+# php-graph-sdk#50 (live): fb_exchange_token without client_id; code 101.
+MISSING_CLIENT_ID = "Missing client_id parameter."
+# Live answer to oauth/access_token with grant_type=baz (quoted in API-design write-ups): Graph
+# reads a grant it does not know as the authorization-code flow; code 191. Assumed the same
+# for a missing grant_type.
+MISSING_REDIRECT_URI = "Missing redirect_uri parameter."
+# Thuzi/facebook-node-sdk#82 (live) and a third-party fixture with a real-looking fbtrace_id;
+# code 1 (which §3 files under transient: a client must not retry it).
+EXCHANGE_TOKEN_NOT_SPECIFIED = "fb_exchange_token parameter not specified"
+# diowa/icare#5 (live): a wrong client_id; code 101.
+INVALID_APPLICATION_ID = "Error validating application. Invalid application ID."
+# facebookarchive/php-graph-sdk#538 (live): a wrong client_secret; code 1, not transient.
+# Assumed the same for a missing client_secret.
+INVALID_CLIENT_SECRET = "Error validating client secret."
+# A third-party fixture of fb_exchange_token with a bad token (real-looking fbtrace_id); 190.
+INVALID_ACCESS_TOKEN = "Invalid OAuth access token."
+# User reports (190, no subcode), and bk-rs/facebook-rs's debug_token capture notes for an
+# unparseable input_token; no body in graph_samples/.
+CANNOT_PARSE_TOKEN = "Invalid OAuth access token - Cannot parse access token"
+# debug_token with an app token whose secret is wrong: 190, HTTP 400 (an integration test
+# against the real API, and users' notes).
+INVALID_TOKEN_SIGNATURE = "Invalid OAuth access token signature."
+# bk-rs/facebook-rs (live, HTTP 400): debug_token without an app token; code 100.
+APP_TOKEN_REQUIRED = (
+    "(#100) You must provide an app access token, or a user access token that is an owner or "
+    "developer of the app"
+)
+# Graph's wording for a missing required parameter elsewhere; not captured for debug_token.
+PARAMETER_REQUIRED = "(#100) The parameter {name} is required"
+# invented: Meta documents the 24-hour rule but no error body for it was found; code 100, typed
+# IGApiException as graph.instagram.com types its code 100 errors (in2code-de/instagram#41).
+REFRESH_TOO_EARLY = "(#100) The access token can only be refreshed once it is at least 24 hours old"
+# invented: no body found for refresh_access_token with another grant_type; as above, in the
+# wording Graph uses for an enum parameter (see metric_type in _insights).
+REFRESH_GRANT_TYPE = (
+    '(#100) Param grant_type must be one of {{IG_REFRESH_TOKEN}} - got "{grant_type}"'
+)
+IG_ERROR_TYPE = "IGApiException"
+
 # Meta reports token times in its own zone, as in the 190/463 sample ("04:00:00 PST").
 _META_ZONE = ZoneInfo("America/Los_Angeles")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
@@ -19,8 +20,17 @@ FaultKind = Literal[
     "expired_token",
     "logged_out",
     "object_missing",
+    "invalid_token",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
+# What a fault can hit, matched against the end of the request path: the versioned and the
+# unversioned (graph.instagram.com style) spellings of a token endpoint are the same endpoint.
+Endpoint = Literal["insights", "oauth/access_token", "refresh_access_token", "debug_token"]
+ENDPOINTS: frozenset[str] = frozenset(get_args(Endpoint))
+# Facebook Login user tokens (graph.facebook.com) and Instagram Login tokens
+# (graph.instagram.com) are refreshed by different endpoints (GRAPH_API §4).
+TokenKind = Literal["facebook_login", "instagram_login"]
+TOKEN_KINDS: frozenset[str] = frozenset(get_args(TokenKind))
 
 # Zones chosen to exercise GRAPH_API §2: DST west of UTC, a half-hour offset east of UTC, DST in
 # the southern hemisphere, and plain UTC.
@@ -60,11 +70,31 @@ class Fault:
     account_id: str | None = None  # only requests for this account
     regain_minutes: int = 0  # throttle_ig: estimated_time_to_regain_access
     delay: float = 30.0  # timeout: seconds the response is held back
+    # the endpoint it hits (None: every endpoint); on a token endpoint, `account_id` is the
+    # account of the token the request carries, and a `metric` filter never matches
+    endpoint: Endpoint | None = "insights"
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             msg = f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}"
             raise ValueError(msg)
+        if self.endpoint is not None and self.endpoint not in ENDPOINTS:
+            msg = f"unknown endpoint {self.endpoint!r}; expected one of {sorted(ENDPOINTS)}"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the simulator knows of one token; a snapshot (`Simulator.token_info`)."""
+
+    # None: minted in permissive mode from a token the simulator never issued
+    account_id: str | None
+    kind: TokenKind
+    issued_at: datetime
+    expires_at: datetime | None  # None: never expires (debug_token says expires_at 0)
+    # informational (debug_token): a refresh does not extend it, and nothing enforces it
+    data_access_expires_at: datetime
+    revoked: bool = False  # the user logged out: 190/467 from then on
 
 
 @dataclass

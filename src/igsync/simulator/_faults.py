@@ -1,0 +1,116 @@
+"""Injected faults: which request a `Fault` hits, and what it answers instead."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from ._errors import (
+    APP_REQUEST_LIMIT,
+    INVALID_ACCESS_TOKEN,
+    JSON,
+    PAGE_REQUEST_LIMIT,
+    RATE_LIMIT_613,
+    UNEXPECTED_TRANSIENT,
+    USER_LOGGED_OUT,
+    USER_REQUEST_LIMIT,
+    GraphReject,
+    business_usage_header,
+    from_sample,
+    graph_error,
+    session_expired,
+    unsupported_request,
+    usage_header,
+)
+from ._metrics import stable_hash
+from ._model import Endpoint, Fault
+
+# Faults whose answer is a sample body as is: kind -> (sample, HTTP status). Throttles come as
+# HTTP 400, not 429 (GRAPH_API §3; the code 17 and 613 sources say 400); code 2 came with 500.
+_SAMPLE_FAULTS: dict[str, tuple[JSON, int]] = {
+    "throttle": (APP_REQUEST_LIMIT, 400),
+    "user_throttle": (USER_REQUEST_LIMIT, 400),
+    "page_throttle": (PAGE_REQUEST_LIMIT, 400),
+    "rate_limit_613": (RATE_LIMIT_613, 400),
+    "transient": (UNEXPECTED_TRANSIENT, 500),
+    "logged_out": (USER_LOGGED_OUT, 400),
+}
+# invented: 80002 is Instagram's throttle code (GRAPH_API §3) but no body was captured
+IG_THROTTLE_MESSAGE = (
+    "(#80002) There have been too many calls to this Instagram account. Wait a bit and try again."
+)
+# invented: what a proxy in front of Graph answers; Meta's edge sends HTML, not JSON, for a 502
+_BAD_GATEWAY_HTML = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><center><h1>502 Bad Gateway</h1></center></body></html>"
+)
+# A throttle fault reports the app at its limit (header_x_app_usage_*.json shape).
+_APP_USAGE_AT_LIMIT = usage_header({"call_count": 100, "total_cputime": 25, "total_time": 25})
+
+
+def page_id_of(account_id: str) -> str:
+    """The Facebook Page linked to an IG account: a stable 15-digit id, like the live capture's."""
+    return str(100_000_000_000_000 + stable_hash("page", account_id) % 900_000_000_000_000)
+
+
+def take_fault(
+    faults: Iterable[Fault], endpoint: Endpoint, account_id: str | None, metrics: tuple[str, ...]
+) -> Fault | None:
+    """The first unspent fault that matches the request, spending one of its `times`."""
+    for fault in faults:
+        if fault.times <= 0:
+            continue
+        if fault.endpoint is not None and fault.endpoint != endpoint:
+            continue
+        if fault.metric is not None and fault.metric not in metrics:
+            continue
+        if fault.account_id is not None and fault.account_id != account_id:
+            continue
+        fault.times -= 1
+        return fault
+    return None
+
+
+def fault_response(fault: Fault, *, account_id: str | None, node: str, now: datetime) -> Response:
+    """What `fault` answers; `node` is the object a 100/33 names (the account, or the edge)."""
+    if fault.kind in _SAMPLE_FAULTS:
+        sample, status = _SAMPLE_FAULTS[fault.kind]
+        headers = {"x-app-usage": _APP_USAGE_AT_LIMIT} if fault.kind == "throttle" else {}
+        return JSONResponse(from_sample(sample), status_code=status, headers=headers)
+    if fault.kind == "throttle_ig":
+        headers = {}
+        if account_id is not None:  # a token endpoint may carry a token of no known account
+            ids = (page_id_of(account_id), account_id)
+            headers["x-business-use-case-usage"] = business_usage_header(
+                ids, 100, fault.regain_minutes
+            )
+        body = graph_error(80002, IG_THROTTLE_MESSAGE)
+        return JSONResponse(body, status_code=400, headers=headers)
+    if fault.kind == "server_error":
+        # invented: code 1 has no sample; wording is Graph's generic unknown error
+        body = graph_error(1, "An unknown error has occurred.", is_transient=True)
+        return JSONResponse(body, status_code=500)
+    if fault.kind == "bad_gateway":
+        return HTMLResponse(_BAD_GATEWAY_HTML, status_code=502)
+    if fault.kind == "expired_token":
+        return JSONResponse(session_expired(now - timedelta(hours=1), now), status_code=400)
+    if fault.kind == "invalid_token":
+        return JSONResponse(graph_error(190, INVALID_ACCESS_TOKEN), status_code=400)
+    if fault.kind == "object_missing":
+        return GraphReject(unsupported_request("GET", node)).response()
+    msg = f"fault kind {fault.kind!r} has no answer"  # "timeout" is handled by the caller
+    raise AssertionError(msg)
+
+
+async def client_left_while_held(request: Request, delay: float) -> bool:
+    """Hold for `delay` seconds, ending early if the client hangs up (its timeout fired), so
+    a held request does not outlive its caller or hold up the server's shutdown."""
+    with anyio.move_on_after(delay):
+        while (await request.receive())["type"] != "http.disconnect":
+            pass  # the (empty) GET body; the next receive waits for a disconnect
+        return True
+    return False
