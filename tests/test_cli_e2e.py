@@ -198,7 +198,7 @@ def test_the_token_never_leaks_into_output_logs_or_tables(env: Env) -> None:
     outputs.append(env.run("fetch", "--user", USER, "--json", "-vv"))
     outputs.append(env.run("fetch", "--user", USER, "--since", "2020-01-01"))
     assert outputs[-2].returncode == 1
-    assert "token rejected" in outputs[-2].stdout
+    assert "rejected by the Graph API" in outputs[-2].stdout
     for proc in outputs:
         assert TOKEN not in proc.stdout
         assert TOKEN not in proc.stderr

@@ -13,12 +13,12 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph import (
     GraphClient,
     RetryPolicy,
-    _should_retry,
     appsecret_proof,
     classify,
     error_from_response,
     usage_percent,
 )
+from igsync.graph._client import _should_retry
 from samples import sample
 
 pytestmark = pytest.mark.anyio
@@ -257,3 +257,83 @@ def test_classification_table() -> None:
     assert classify(None, None, False, 503) == ErrorKind.TRANSIENT
     assert classify(200, None, False, 403) == ErrorKind.PERMISSION
     assert classify(100, None, False, 400) == ErrorKind.INVALID
+    # "Error validating client secret." is code 1 too: retrying a wrong secret is pointless.
+    assert classify(1, None, False, 400) == ErrorKind.INVALID
+    assert classify(1, None, True, 400) == ErrorKind.TRANSIENT
+    assert classify(1, None, False, 500) == ErrorKind.TRANSIENT
+
+
+TOKEN_URL = f"{BASE}/v24.0/oauth/access_token"
+IG_REFRESH_URL = "https://ig.test/refresh_access_token"
+DEBUG_URL = f"{BASE}/v24.0/debug_token"
+
+
+@respx.mock
+async def test_fb_exchange_sends_the_documented_parameters_and_computes_expiry() -> None:
+    route = respx.get(TOKEN_URL).respond(
+        200, json=sample("oauth_access_token_fb_exchange_token_response_pyfacebook.json")
+    )
+    async with client() as graph:
+        before = datetime.now(UTC)
+        grant = await graph.exchange_token(TOKEN, app_id="123", app_secret="app-secret-xyz-123")
+    params = route.calls.last.request.url.params
+    assert params["grant_type"] == "fb_exchange_token"
+    assert params["client_id"] == "123"
+    assert params["fb_exchange_token"] == TOKEN
+    assert grant.access_token.get_secret_value() == "token"
+    assert grant.expires_at is not None
+    assert abs((grant.expires_at - before).total_seconds() - 5184000) < 5
+
+
+@respx.mock
+async def test_a_grant_without_expires_in_has_no_expiry() -> None:
+    respx.get(TOKEN_URL).respond(200, json={"access_token": "EAAG-new", "token_type": "bearer"})
+    async with client() as graph:
+        grant = await graph.exchange_token(TOKEN, app_id="1", app_secret="s" * 12)
+    assert grant.expires_at is None
+
+
+@respx.mock
+async def test_instagram_refresh_goes_to_the_instagram_host() -> None:
+    route = respx.get(IG_REFRESH_URL).respond(
+        200, json=sample("ig_refresh_access_token_response_meta_docs.json")
+    )
+    async with client(instagram_url="https://ig.test") as graph:
+        grant = await graph.refresh_instagram_token(TOKEN)
+    assert route.calls.last.request.url.params["grant_type"] == "ig_refresh_token"
+    assert grant.access_token.get_secret_value() == "c3oxd..."
+
+
+@respx.mock
+async def test_debug_token_reads_validity_expiry_and_scopes() -> None:
+    route = respx.get(DEBUG_URL).respond(200, json=sample("debug_token_response_pyfacebook.json"))
+    async with client() as graph:
+        info = await graph.debug_token(TOKEN, app_id="appId", app_secret="app-secret-xyz-123")
+    assert route.calls.last.request.url.params["access_token"] == "appId|app-secret-xyz-123"
+    assert info.is_valid
+    assert info.expires_at == datetime.fromtimestamp(1577347200, UTC)
+    assert info.data_access_expires_at == datetime.fromtimestamp(1585040349, UTC)
+    assert "read_insights" in info.scopes
+
+
+@respx.mock
+async def test_debug_token_zero_expiry_means_never() -> None:
+    body = {"data": {"is_valid": True, "expires_at": 0, "scopes": []}}
+    respx.get(DEBUG_URL).respond(200, json=body)
+    async with client() as graph:
+        info = await graph.debug_token(TOKEN, app_id="1", app_secret="s" * 12)
+    assert info.expires_at is None
+
+
+@respx.mock
+async def test_token_endpoint_errors_never_carry_the_url_or_secrets() -> None:
+    respx.get(TOKEN_URL).respond(400, json=sample("error_190_subcode_463_session_expired.json"))
+    async with client() as graph:
+        with pytest.raises(GraphError) as caught:
+            await graph.exchange_token(TOKEN, app_id="1", app_secret="app-secret-xyz-123")
+    text = str(caught.value) + repr(caught.value)
+    assert caught.value.kind == ErrorKind.AUTH
+    assert TOKEN not in text
+    assert "app-secret-xyz-123" not in text
+    assert "?" not in text
+    assert "client_secret" not in text

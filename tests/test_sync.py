@@ -51,7 +51,7 @@ class Run:
         dry_run: bool = False,
         user: UUID | None = None,
     ) -> FetchResult:
-        account = Account(user or self.user, account_id, TOKEN, "db")
+        account = Account(user or self.user, account_id, TOKEN)
         async with GraphClient(
             base_url="http://sim", version="v24.0", transport=self.sim.transport()
         ) as graph:
@@ -205,7 +205,7 @@ async def test_an_expired_token_fails_the_account_and_stores_nothing(
     sim.expire_token(TOKEN)
     result = await run()
     assert not result.success
-    assert result.errors[0].startswith("token rejected by the Graph API")
+    assert result.errors[0].startswith("token: IG_LONG_TOKEN rejected by the Graph API")
     assert "[code 190/463]" in result.errors[0]
     assert await run.store.read_insights() == []
 

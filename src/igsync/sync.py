@@ -1,30 +1,28 @@
 """Fetch one account's insights and store them: the job behind `fetch`, `demo` and `sync-all`.
 
-The order matters (GRAPH_API.md §1-2): time_series metrics first, because their end_times are
-the day keys; then each total_value metric one day at a time under those same keys, so every
-metric of a day shares one (u_id, account_id, metric, end_time) key.
+Which account and token, the token policy around the Graph calls (refresh ahead of expiry,
+refresh once on 190, else needs_reauth), the verified write and the sync log. The Graph calls
+themselves are `igsync.collect`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+from igsync.collect import Collected, collect, make_rows
 from igsync.config import Settings
-from igsync.errors import ErrorKind, GraphError, InputError, StoreError
-from igsync.graph import GraphClient, MetricValues
+from igsync.errors import GraphError, InputError, StoreError
+from igsync.graph import GraphClient
 from igsync.models import (
     METRIC_CONFIG,
     FetchResult,
-    InsightRow,
     MetricSpec,
-    MetricType,
     SyncLog,
     SyncReport,
     UserToken,
@@ -32,16 +30,18 @@ from igsync.models import (
 )
 from igsync.redact import redact
 from igsync.store import Store
-from igsync.window import WindowPlan, chunks, day_label, day_request_range
+from igsync.tokens import (
+    REAUTH,
+    REFRESH_AHEAD,
+    AppCredentials,
+    RefreshFailed,
+    RefreshSkipped,
+    mark_needs_reauth,
+    refresh_now,
+)
+from igsync.window import WindowPlan, day_label
 
 log = logging.getLogger(__name__)
-
-#: concurrent Graph requests for one account; each still counts against its rate limit
-PER_ACCOUNT_CONCURRENCY = 4
-#: the metric asked for day keys when only total_value metrics are wanted
-_KEY_PROBE = "reach"
-#: a grouped request failing with these kinds is retried one metric at a time (DESIGN §7)
-_PER_METRIC_KINDS = (ErrorKind.INVALID, ErrorKind.PERMISSION)
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ class Account:
     user_id: UUID
     account_id: str
     token: str
-    source: str  # "db" or "env"
+    #: the `user_tokens` row, None for the env fallback (which cannot be refreshed or marked)
+    row: UserToken | None = None
 
 
 async def resolve_account(
@@ -72,7 +73,7 @@ async def resolve_account(
         return account_from_token(rows[0])
     env_id, env_token = settings.ig_account_id, settings.ig_long_token
     if env_id and env_token and account_id in (None, env_id):
-        return Account(user_id, env_id, env_token.get_secret_value(), "env")
+        return Account(user_id, env_id, env_token.get_secret_value())
     raise InputError(
         f"no Instagram account for user {user_id}: add a user_tokens row for it, "
         "or set IG_ACCOUNT_ID and IG_LONG_TOKEN (see .env.example)"
@@ -83,144 +84,77 @@ def account_from_token(row: UserToken) -> Account:
     """The account a `user_tokens` row names (rows without an account id are not fetchable)."""
     if row.account_id is None:
         raise InputError(f"user {row.u_id} has a token without an account id; add one")
-    return Account(row.u_id, row.account_id, row.access_token.get_secret_value(), "db")
+    return Account(row.u_id, row.account_id, row.access_token.get_secret_value(), row)
 
 
-@dataclass
-class _Collected:
-    """What one fetch gathered, before it is written."""
-
-    # metric -> end_time -> value (None: Meta had no data for that day)
-    values: dict[str, dict[datetime, int | None]] = field(default_factory=dict)
-    # metric -> ranges (since, until] it answered for; rows are only made inside them
-    answered: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
-    keys: set[datetime] = field(default_factory=set)
-    errors: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def fail(self, metric: str, error: GraphError) -> None:
-        self.errors.setdefault(metric, f"{metric}: {error}")
-
-    def covered(self, metric: str, key: datetime) -> bool:
-        return any(since < key <= until for since, until in self.answered.get(metric, ()))
-
-
-class _Fetcher:
-    """Talks to the Graph API for one account; isolates each metric's failures."""
-
-    def __init__(self, graph: GraphClient, account: Account) -> None:
-        self.graph = graph
-        self.account = account
-        self.limit = asyncio.Semaphore(PER_ACCOUNT_CONCURRENCY)
-
-    async def get(
-        self, metrics: Sequence[str], metric_type: MetricType, since: datetime, until: datetime
-    ) -> dict[str, MetricValues | GraphError]:
-        """One grouped request; on a per-metric failure, one request per metric (DESIGN §7)."""
-        try:
-            async with self.limit:
-                items = await self.graph.get_insights(
-                    self.account.account_id,
-                    self.account.token,
-                    metrics=metrics,
-                    metric_type=metric_type,
-                    since=since,
-                    until=until,
-                )
-        except GraphError as error:
-            log.info("%s %s for %s: %s", metric_type, ",".join(metrics), until.date(), error)
-            if error.kind == ErrorKind.AUTH:
-                raise  # the token is bad for every metric: stop this account now
-            if len(metrics) > 1 and error.kind in _PER_METRIC_KINDS:
-                parts = await asyncio.gather(
-                    *(self.get([m], metric_type, since, until) for m in metrics)
-                )
-                return {k: v for part in parts for k, v in part.items()}
-            return dict.fromkeys(metrics, error)
-        by_name = {item.name: item for item in items}
-        # A metric left out of `data` had no data: an empty item, never a zero (§1).
-        return {m: by_name.get(m) or MetricValues(name=m, period="day") for m in metrics}
+async def _refresh_ahead(
+    graph: GraphClient,
+    store: Store,
+    account: Account,
+    app: AppCredentials | None,
+    now: datetime,
+    notes: list[str],
+) -> Account | None:
+    """A fresh account when the token was due and could be refreshed (DESIGN §4), else None."""
+    row = account.row
+    if row is None or row.expires_at is None or row.expires_at > now + REFRESH_AHEAD:
+        return None
+    if row.token_kind == "facebook_login" and app is None:
+        notes.append("token: expires within 7 days; set IG_APP_ID and IG_APP_SECRET to refresh it")
+        return None
+    try:
+        return account_from_token(await refresh_now(graph, store, row, app, now))
+    except (RefreshSkipped, RefreshFailed) as reason:
+        notes.append(f"token: not refreshed: {reason}")
+        return None
 
 
-async def _fetch_time_series(
-    fetcher: _Fetcher, specs: Sequence[MetricSpec], plan: WindowPlan, now: datetime, out: _Collected
-) -> None:
-    groups: dict[tuple[datetime, datetime], list[str]] = {}
-    for spec in specs:
-        rng = plan.metric_range(spec, now)
-        if rng is None:
-            out.notes.append(f"{spec.name}: the API serves only its last {spec.lookback_days} days")
-            continue
-        if rng[0] > plan.since:
-            out.notes.append(f"{spec.name}: window clamped to its last {spec.lookback_days} days")
-        groups.setdefault(rng, []).append(spec.name)
-    requests = [
-        (names, since, until)
-        for (start, end), names in groups.items()
-        for since, until in chunks(start, end)
-    ]
-    answers = await asyncio.gather(
-        *(fetcher.get(names, "time_series", since, until) for names, since, until in requests)
-    )
-    for (_, since, until), answer in zip(requests, answers, strict=True):
-        for metric, result in answer.items():
-            if isinstance(result, GraphError):
-                out.fail(metric, result)
-                continue
-            out.answered.setdefault(metric, []).append((since, until))
-            series = out.values.setdefault(metric, {})
-            for point in result.points:
-                if since < point.end_time <= until:
-                    series[point.end_time] = point.value
-                    out.keys.add(point.end_time)
-
-
-async def _fetch_total_values(
-    fetcher: _Fetcher,
+async def _collect_authorized(
+    graph: GraphClient,
+    store: Store,
+    account: Account,
     specs: Sequence[MetricSpec],
-    keys: Sequence[datetime],
-    known: Sequence[datetime],
-    out: _Collected,
-) -> None:
-    """One request per day (all total_value metrics grouped), stored under that day's key.
+    plan: WindowPlan,
+    *,
+    app: AppCredentials | None,
+    now: datetime,
+    dry_run: bool,
+) -> tuple[Collected, list[datetime], bool]:
+    """`_collect` under the token policy: refresh ahead; on 190 refresh once and retry once.
 
-    `known` is every day end seen, kept or not: the one before a key bounds its request.
+    A token that still fails is marked needs_reauth (never erased). Returns whether the token
+    was refreshed. A dry run writes nothing, so it neither refreshes nor marks.
     """
-    previous = dict(zip(known[1:], known, strict=False))
-    days = [(key, *day_request_range(key, previous.get(key))) for key in keys]
-    names = [s.name for s in specs]
-    answers = await asyncio.gather(
-        *(fetcher.get(names, "total_value", since, until) for _, since, until in days)
-    )
-    for (key, since, until), answer in zip(days, answers, strict=True):
-        for metric, result in answer.items():
-            if isinstance(result, GraphError):
-                out.fail(metric, result)
+    notes: list[str] = []
+    refreshed = False
+    if account.row is not None and account.row.status == "needs_reauth":
+        out = Collected(errors={"token": f"token: needs re-authorization; {REAUTH}"})
+        return out, [], False
+    if not dry_run and (fresh := await _refresh_ahead(graph, store, account, app, now, notes)):
+        account, refreshed = fresh, True
+    for attempt in (1, 2):
+        try:
+            out, keys = await collect(graph, account, specs, plan, now)
+            out.notes[:0] = notes
+            return out, keys, refreshed
+        except GraphError as error:
+            rejected = error
+        row = account.row
+        if row is None:
+            message = f"token: IG_LONG_TOKEN rejected by the Graph API ({rejected}); replace it"
+            break
+        if attempt == 1 and not dry_run and (row.token_kind == "instagram_login" or app):
+            try:
+                account = account_from_token(await refresh_now(graph, store, row, app, now))
+                refreshed = True
                 continue
-            out.answered.setdefault(metric, []).append((since, until))
-            out.values.setdefault(metric, {})[key] = result.total
-
-
-def _rows(
-    account: Account, specs: Sequence[MetricSpec], keys: Sequence[datetime], out: _Collected
-) -> list[InsightRow]:
-    rows = []
-    for spec in specs:
-        series = out.values.get(spec.name, {})
-        for key in keys:
-            if out.covered(spec.name, key):
-                rows.append(
-                    InsightRow(
-                        u_id=account.user_id,
-                        account_id=account.account_id,
-                        metric=spec.name,
-                        metric_type=spec.metric_type,
-                        period=spec.period,
-                        end_time=key,
-                        value=series.get(key),
-                    )
-                )
-    return rows
+            except (RefreshSkipped, RefreshFailed) as reason:
+                log.info("refresh after 190 failed: %s", reason)
+        if not dry_run:
+            await mark_needs_reauth(store, row)
+        message = f"token: rejected by the Graph API ({rejected}); marked needs_reauth: {REAUTH}"
+        break
+    return Collected(errors={"token": message}, notes=notes), [], refreshed
 
 
 async def fetch_account(
@@ -230,41 +164,26 @@ async def fetch_account(
     *,
     metrics: Sequence[str],
     plan: WindowPlan,
+    app: AppCredentials | None = None,
     dry_run: bool = False,
     now: datetime | None = None,
+    run_id: UUID | None = None,
 ) -> FetchResult:
     """Fetch `metrics` for one account over `plan` and upsert them; never raises for a metric.
 
     Graph and store failures become entries of `errors`; the rows that could be fetched are
-    stored all the same.
+    stored all the same. With app credentials the token is refreshed as DESIGN §4 says.
     """
     started = time.monotonic()
     started_at = datetime.now(UTC)
     now = (now or started_at).astimezone(UTC)
     specs = [METRIC_CONFIG[m] for m in metrics]
-    series_specs = [s for s in specs if s.metric_type == "time_series"]
-    total_specs = [s for s in specs if s.metric_type == "total_value"]
-    out = _Collected()
-    fetcher = _Fetcher(graph, account)
-    try:
-        # The day keys come from a time_series answer; ask reach just for them if need be.
-        probe = [] if series_specs else [METRIC_CONFIG[_KEY_PROBE]]
-        await _fetch_time_series(fetcher, series_specs or probe, plan, now, out)
-        known = sorted(out.keys)
-        keys = known if plan.keep_last is None else known[-plan.keep_last :]
-        log.info("account %s: %d days to store", account.account_id, len(keys))
-        if probe and _KEY_PROBE in out.errors:
-            reason = out.errors.pop(_KEY_PROBE).removeprefix(f"{_KEY_PROBE}: ")
-            for spec in total_specs:
-                out.errors[spec.name] = f"{spec.name}: could not learn the day keys: {reason}"
-        elif total_specs and keys:
-            await _fetch_total_values(fetcher, total_specs, keys, known, out)
-    except GraphError as error:  # AUTH: the token, not a metric, failed
-        out.errors = {"token": f"token rejected by the Graph API: {error}"}
-        keys = []
+    out, keys, refreshed = await _collect_authorized(
+        graph, store, account, specs, plan, app=app, now=now, dry_run=dry_run
+    )
     if not keys and not out.errors:
         out.notes.append("the Graph API had no data for this window")
-    rows = _rows(account, specs, keys, out)
+    rows = make_rows(account, specs, keys, out)
 
     inserted: Counter[str] = Counter()
     if rows and not dry_run:
@@ -287,22 +206,23 @@ async def fetch_account(
         errors=errors,
         account_id=account.account_id,
         user_id=str(account.user_id),
+        token_refreshed=refreshed,
         window=window,
         duration_s=round(time.monotonic() - started, 3),
         dry_run=dry_run,
-        notes=out.notes,
+        notes=[redact(n) for n in out.notes],
     )
     if not dry_run:
-        await _log_run(store, result, account, started_at)
+        await _log_run(store, result, account, started_at, run_id or uuid4())
     return result
 
 
 async def _log_run(
-    store: Store, result: FetchResult, account: Account, started_at: datetime
+    store: Store, result: FetchResult, account: Account, started_at: datetime, run_id: UUID
 ) -> None:
     status = "ok" if result.success else ("partial" if result.total_inserted else "failed")
     entry = SyncLog(
-        run_id=uuid4(),
+        run_id=run_id,
         u_id=account.user_id,
         account_id=account.account_id,
         started_at=started_at,

@@ -7,22 +7,32 @@ that `igsync --help` stays fast.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal
 from uuid import UUID
 
 import typer
 
-if TYPE_CHECKING:
-    from collections.abc import Coroutine, Sequence
+from igsync.cli._common import (
+    Globals,
+    JsonOpt,
+    QuietOpt,
+    VerboseOpt,
+    db_url,
+    globals_of,
+    graph_client,
+    make_output,
+    run,
+)
+from igsync.cli._common import settings as load
+from igsync.cli._tokens import accounts_app, refresh_token
 
-    from igsync.cli._render import Output
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from igsync.config import Settings
     from igsync.models import FetchResult
     from igsync.window import WindowPlan
-
-T = TypeVar("T")
 
 app = typer.Typer(
     name="igsync",
@@ -37,23 +47,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create or print the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
+app.command("refresh-token")(refresh_token)
 
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or logs on stderr.")]
-VerboseOpt = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
-]
 DateOpt = typer.Option(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD")
-
-
-@dataclass
-class _Globals:
-    db: str | None = None
-    json: bool = False
-    quiet: bool = False
-    verbose: int = 0
 
 
 def _version(value: bool) -> None:
@@ -84,35 +81,7 @@ def _main(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = _Globals(db=db, json=json_, quiet=quiet, verbose=verbose)
-
-
-def _output(ctx: typer.Context, json_: bool, quiet: bool, verbose: int) -> Output:
-    """Options may stand before or after the command: `igsync --json fetch` = `fetch --json`."""
-    from igsync.cli._render import Output
-
-    g: _Globals = ctx.obj or _Globals()
-    return Output(json_mode=json_ or g.json, quiet=quiet or g.quiet, verbose=verbose + g.verbose)
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """The one bridge from the CLI into the async core."""
-    import asyncio
-
-    return asyncio.run(coro)
-
-
-def _settings() -> Settings:
-    from igsync.config import load_settings
-
-    return load_settings()
-
-
-def _db_url(ctx: typer.Context, settings: Settings) -> str:
-    from igsync.config import database_url
-
-    g: _Globals = ctx.obj or _Globals()
-    return database_url(settings, g.db)
+    ctx.obj = Globals(db=db, json=json_, quiet=quiet, verbose=verbose)
 
 
 @app.command()
@@ -131,7 +100,9 @@ def fetch(
     ] = None,
     since: Annotated[datetime | None, DateOpt] = None,
     until: Annotated[datetime | None, DateOpt] = None,
-    dry_run: Annotated[bool, typer.Option(help="Fetch and report, write nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Fetch and report, write nothing.")
+    ] = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
@@ -146,8 +117,8 @@ def fetch(
     from igsync.errors import InputError
     from igsync.window import plan_window
 
-    out = _output(ctx, json_, quiet, verbose)
-    settings = _settings()
+    out = make_output(ctx, json_, quiet, verbose)
+    settings = load()
     try:
         names = settings.metrics if metrics is None else parse_metric_list(metrics)
     except ValueError as exc:
@@ -158,9 +129,9 @@ def fetch(
         since=since.date() if since else None,
         until=until.date() if until else None,
     )
-    url = _db_url(ctx, settings)
+    url = db_url(ctx, settings)
     with out.status("fetching insights…"):
-        result = _run(_fetch(settings, url, user, account_id, names, plan, dry_run))
+        result = run(_fetch(settings, url, user, account_id, names, plan, dry_run))
     if out.json_mode:
         out.emit_json(result)
     else:
@@ -182,21 +153,21 @@ async def _fetch(
     plan: WindowPlan,
     dry_run: bool,
 ) -> FetchResult:
-    from igsync.graph import GraphClient
     from igsync.store import open_store
     from igsync.sync import fetch_account, resolve_account
+    from igsync.tokens import app_credentials
 
     async with open_store(url) as store:
-        await store.init_schema()
         account = await resolve_account(store, settings, user, account_id)
-        async with GraphClient(
-            base_url=settings.igsync_graph_url,
-            version=settings.igsync_graph_version,
-            app_secret=secret.get_secret_value() if (secret := settings.ig_app_secret) else None,
-            timeout=settings.igsync_http_timeout,
-        ) as graph:
+        async with graph_client(settings) as graph:
             return await fetch_account(
-                graph, store, account, metrics=names, plan=plan, dry_run=dry_run
+                graph,
+                store,
+                account,
+                metrics=names,
+                plan=plan,
+                app=app_credentials(settings),
+                dry_run=dry_run,
             )
 
 
@@ -214,11 +185,10 @@ def demo(
     from igsync.demo import run_demo
     from igsync.models import DEFAULT_METRICS
 
-    out = _output(ctx, json_, quiet, verbose)
-    g: _Globals = ctx.obj or _Globals()
-    database = _db_url(ctx, _settings()) if g.db else None
+    out = make_output(ctx, json_, quiet, verbose)
+    database = db_url(ctx, load()) if globals_of(ctx).db else None
     with out.status(f"syncing {accounts} simulated accounts…"):
-        result = _run(run_demo(accounts=accounts, days=days, database=database))
+        result = run(run_demo(accounts=accounts, days=days, database=database))
     if out.json_mode:
         out.emit_json(result.report)
     else:
@@ -233,7 +203,7 @@ def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
     from igsync.cli._render import metrics_table
     from igsync.models import METRIC_CONFIG
 
-    out = _output(ctx, json_, False, 0)
+    out = make_output(ctx, json_)
     specs = list(METRIC_CONFIG.values())
     if out.json_mode:
         out.emit_json(specs)
@@ -247,14 +217,14 @@ def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
     from igsync.redact import redact
     from igsync.store import open_store
 
-    out = _output(ctx, json_, False, 0)
-    url = _db_url(ctx, _settings())
+    out = make_output(ctx, json_)
+    url = db_url(ctx, load())
 
     async def init() -> None:
         async with open_store(url) as store:
             await store.init_schema()
 
-    _run(init())
+    run(init())
     if out.json_mode:
         import json
 

@@ -17,7 +17,16 @@ from igsync.redact import redact
 
 if TYPE_CHECKING:
     from igsync.demo import DemoReport
-    from igsync.models import FetchResult, InsightRow, MetricSpec, SyncReport
+    from igsync.models import (
+        AccountInfo,
+        FetchResult,
+        InsightRow,
+        MetricSpec,
+        RefreshReport,
+        SyncReport,
+    )
+
+_STATUS_STYLE = {"ok": "green", "expiring": "yellow", "expired": "red", "needs_reauth": "red"}
 
 
 class _RedactingFilter(logging.Filter):
@@ -176,3 +185,48 @@ def demo_render(output: Output, demo: DemoReport, metrics: Sequence[str]) -> Non
     for r in report.results:
         for e in r.errors:
             output.print(f"[red]{r.account_id}: {redact(e)}[/red]")
+
+
+def accounts_table(infos: Sequence[AccountInfo]) -> Table:
+    table = Table(title="Instagram accounts", title_justify="left")
+    for col in (
+        "user",
+        "account",
+        "source",
+        "kind",
+        "expires (UTC)",
+        "days left",
+        "status",
+        "token",
+    ):
+        table.add_column(col, justify="right" if col == "days left" else "left")
+    for i in infos:
+        table.add_row(
+            i.user_id or "(any user)",
+            i.account_id or "-",
+            i.source,
+            i.token_kind,
+            f"{i.expires_at:%Y-%m-%d %H:%M}" if i.expires_at else "unknown",
+            "-" if i.days_left is None else str(i.days_left),
+            f"[{_STATUS_STYLE[i.status]}]{i.status}[/]",
+            i.token_hint,
+        )
+    return table
+
+
+def refresh_table(report: RefreshReport) -> Table:
+    title = "Token refresh (dry run)" if report.dry_run else "Token refresh"
+    table = Table(title=title, title_justify="left")
+    for col in ("user", "account", "outcome", "detail"):
+        table.add_column(col)
+    for r in report.refreshed:
+        expiry = f"now expires {r.expires_at:%Y-%m-%d}" if r.expires_at else "expiry not given"
+        table.add_row(r.user_id, str(r.account_id), "[green]refreshed[/]", expiry)
+    for w in report.would_refresh:
+        expiry = f"expires {w.expires_at:%Y-%m-%d}" if w.expires_at else ""
+        table.add_row(w.user_id, str(w.account_id), "would refresh", expiry)
+    for s in report.skipped:
+        table.add_row(s.user_id, str(s.account_id), "skipped", s.reason)
+    for f in report.failed:
+        table.add_row(f.user_id, str(f.account_id), "[red]failed[/]", redact(f.error))
+    return table

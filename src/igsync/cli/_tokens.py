@@ -1,0 +1,241 @@
+"""`igsync accounts …` and `igsync refresh-token`: the token lifecycle on the command line.
+
+A token is never a command-line argument (it would land in shell history and `ps`): it comes
+on standard input with --token-stdin, from env, or from the database.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Literal
+from uuid import UUID
+
+import typer
+
+from igsync.cli._common import JsonOpt, QuietOpt, VerboseOpt, db_url, graph_client, make_output, run
+from igsync.cli._common import settings as load
+
+if TYPE_CHECKING:
+    from igsync.config import Settings
+    from igsync.models import AccountInfo, RefreshReport
+
+accounts_app = typer.Typer(
+    help="List, add and remove the Instagram accounts (and their tokens) igsync syncs.",
+    no_args_is_help=True,
+)
+
+
+@accounts_app.command("list")
+def accounts_list(
+    ctx: typer.Context, json_: JsonOpt = False, quiet: QuietOpt = False, verbose: VerboseOpt = 0
+) -> None:
+    """Every account with its token's expiry and status; only the last 4 characters of a token.
+
+    igsync accounts list --json | jq -r '.[] | select(.status != "ok") | .user_id'
+    """
+    from igsync.cli._render import accounts_table
+    from igsync.store import open_store
+    from igsync.tokens import list_accounts
+
+    out = make_output(ctx, json_, quiet, verbose)
+    settings = load()
+    url = db_url(ctx, settings)
+
+    async def listing() -> list[AccountInfo]:
+        async with open_store(url) as store:
+            return await list_accounts(store, settings, datetime.now(UTC))
+
+    infos = run(listing())
+    if out.json_mode:
+        out.emit_json(infos)
+    else:
+        out.print(accounts_table(infos))
+
+
+def _expiry(text: str | None) -> datetime | None:
+    from igsync.errors import InputError
+    from igsync.models import as_utc
+
+    if text is None:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise InputError(
+            f"--expires-at: expected an ISO date or time such as 2027-01-24T10:00:00Z, got {text!r}"
+        ) from None
+
+
+@accounts_app.command("add")
+def accounts_add(
+    ctx: typer.Context,
+    user: Annotated[UUID, typer.Option(help="The user (users.u_id); created if missing.")],
+    account_id: Annotated[str, typer.Option(help="The Instagram business account id.")],
+    token_stdin: Annotated[
+        bool, typer.Option("--token-stdin", help="Read the access token from standard input.")
+    ] = False,
+    expires_at: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ISO",
+            help="When the token expires; without it igsync asks Meta's debug_token "
+            "(needs IG_APP_ID/IG_APP_SECRET).",
+        ),
+    ] = None,
+    kind: Annotated[
+        Literal["facebook_login", "instagram_login"],
+        typer.Option(help="How the token was obtained: it decides how it is refreshed."),
+    ] = "facebook_login",
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Save a user's Instagram account and long-lived token (replaces that account's token).
+
+    pass show instagram/token | igsync accounts add --user UUID --account-id 1784… --token-stdin
+    """
+    from igsync.errors import InputError
+    from igsync.redact import register_secret
+
+    out = make_output(ctx, json_, quiet, verbose)
+    if not token_stdin:
+        raise InputError(
+            "give the token on standard input with --token-stdin (never as an argument)"
+        )
+    if not account_id.isdigit():
+        raise InputError(
+            f"--account-id: expected the numeric Instagram account id, got {account_id!r}"
+        )
+    when = _expiry(expires_at)
+    token = sys.stdin.read().strip()
+    if not token:
+        raise InputError("--token-stdin: standard input was empty; pipe the token in")
+    if any(c.isspace() for c in token):
+        raise InputError("--token-stdin: the token has white space inside; pipe only the token")
+    register_secret(token)
+    settings = load()
+    info = run(_add(settings, db_url(ctx, settings), user, account_id, token, when, kind))
+    if out.json_mode:
+        out.emit_json(info)
+    else:
+        expiry = f"expires {info.expires_at:%Y-%m-%d}" if info.expires_at else "expiry unknown"
+        out.print(
+            f"saved account {info.account_id} for user {info.user_id} "
+            f"(token {info.token_hint}, {info.token_kind}, {expiry})"
+        )
+
+
+async def _add(
+    settings: Settings,
+    url: str,
+    user: UUID,
+    account_id: str,
+    token: str,
+    expires_at: datetime | None,
+    kind: Literal["facebook_login", "instagram_login"],
+) -> AccountInfo:
+    from igsync.store import open_store
+    from igsync.tokens import add_account, app_credentials
+
+    async with open_store(url) as store, graph_client(settings) as graph:
+        return await add_account(
+            graph,
+            store,
+            user_id=user,
+            account_id=account_id,
+            token=token,
+            expires_at=expires_at,
+            kind=kind,
+            app=app_credentials(settings),
+        )
+
+
+@accounts_app.command("remove")
+def accounts_remove(
+    ctx: typer.Context,
+    user: Annotated[UUID, typer.Option(help="The user whose account(s) to remove.")],
+    account_id: Annotated[
+        str | None, typer.Option(help="Only this account; default: all of the user's.")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Remove a user's Instagram account(s) and token(s). Stored insights are kept."""
+    from igsync.errors import InputError
+    from igsync.store import open_store
+
+    out = make_output(ctx, json_)
+    url = db_url(ctx, load())
+
+    async def remove() -> int:
+        async with open_store(url) as store:
+            return await store.delete_tokens(user, account_id=account_id)
+
+    removed = run(remove())
+    if not removed:
+        which = f" with account {account_id}" if account_id else ""
+        raise InputError(f"no Instagram account stored for user {user}{which}")
+    if out.json_mode:
+        import json
+
+        out.out.file.write(json.dumps({"removed": removed}) + "\n")
+    else:
+        out.print(f"removed {removed} account(s) of user {user}")
+
+
+def refresh_token(
+    ctx: typer.Context,
+    user: Annotated[UUID | None, typer.Option(help="Refresh this user's tokens.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Refresh every stored token.")] = False,
+    expiring_within: Annotated[
+        str, typer.Option(metavar="DURATION", help="Only tokens expiring within: 30m, 12h, 7d, 2w.")
+    ] = "7d",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be refreshed; change nothing.")
+    ] = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Refresh long-lived tokens before they expire and save each one atomically.
+
+    Run it daily from cron; exit code 1 when any token failed (it then needs attention):
+
+        0 3 * * *  igsync refresh-token --all --expiring-within 7d --json >> refresh.log
+    """
+    from igsync.errors import InputError
+    from igsync.tokens import parse_duration
+
+    out = make_output(ctx, json_, quiet, verbose)
+    if (user is None) == (not all_):
+        raise InputError("pass --user UUID or --all")
+    within = parse_duration(expiring_within)
+    settings = load()
+    url = db_url(ctx, settings)
+    with out.status("refreshing tokens…"):
+        report = run(_refresh(settings, url, user, within, dry_run))
+    if out.json_mode:
+        out.emit_json(report)
+    else:
+        from igsync.cli._render import refresh_table
+
+        out.print(refresh_table(report))
+    if report.failed:
+        raise typer.Exit(1)
+
+
+async def _refresh(
+    settings: Settings, url: str, user: UUID | None, within: timedelta, dry_run: bool
+) -> RefreshReport:
+    from igsync.store import open_store
+    from igsync.tokens import app_credentials, refresh_expiring_tokens
+
+    async with open_store(url) as store, graph_client(settings) as graph:
+        return await refresh_expiring_tokens(
+            graph,
+            store,
+            app=app_credentials(settings),
+            within=within,
+            user_id=user,
+            dry_run=dry_run,
+        )

@@ -1,0 +1,199 @@
+"""Gathering one account's insights from the Graph API, before anything is written.
+
+The order matters (GRAPH_API.md §1-2): time_series metrics first, because their end_times are
+the day keys; then each total_value metric one day at a time under those same keys, so every
+metric of a day shares one (u_id, account_id, metric, end_time) key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from igsync.errors import ErrorKind, GraphError
+from igsync.graph import GraphClient, MetricValues
+from igsync.models import METRIC_CONFIG, InsightRow, MetricSpec, MetricType
+from igsync.window import WindowPlan, chunks, day_request_range
+
+if TYPE_CHECKING:
+    from igsync.sync import Account
+
+log = logging.getLogger(__name__)
+
+#: concurrent Graph requests for one account; each still counts against its rate limit
+PER_ACCOUNT_CONCURRENCY = 4
+#: the metric asked for day keys when only total_value metrics are wanted
+_KEY_PROBE = "reach"
+#: a grouped request failing with these kinds is retried one metric at a time (DESIGN §7)
+_PER_METRIC_KINDS = (ErrorKind.INVALID, ErrorKind.PERMISSION)
+
+
+@dataclass
+class Collected:
+    """What one fetch gathered, before it is written."""
+
+    # metric -> end_time -> value (None: Meta had no data for that day)
+    values: dict[str, dict[datetime, int | None]] = field(default_factory=dict)
+    # metric -> ranges (since, until] it answered for; rows are only made inside them
+    answered: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+    keys: set[datetime] = field(default_factory=set)
+    errors: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def fail(self, metric: str, error: GraphError) -> None:
+        self.errors.setdefault(metric, f"{metric}: {error}")
+
+    def covered(self, metric: str, key: datetime) -> bool:
+        return any(since < key <= until for since, until in self.answered.get(metric, ()))
+
+
+class _Fetcher:
+    """Talks to the Graph API for one account; isolates each metric's failures."""
+
+    def __init__(self, graph: GraphClient, account: Account) -> None:
+        self.graph = graph
+        self.account = account
+        self.limit = asyncio.Semaphore(PER_ACCOUNT_CONCURRENCY)
+
+    async def get(
+        self, metrics: Sequence[str], metric_type: MetricType, since: datetime, until: datetime
+    ) -> dict[str, MetricValues | GraphError]:
+        """One grouped request; on a per-metric failure, one request per metric (DESIGN §7)."""
+        try:
+            async with self.limit:
+                items = await self.graph.get_insights(
+                    self.account.account_id,
+                    self.account.token,
+                    metrics=metrics,
+                    metric_type=metric_type,
+                    since=since,
+                    until=until,
+                )
+        except GraphError as error:
+            log.info("%s %s for %s: %s", metric_type, ",".join(metrics), until.date(), error)
+            if error.kind == ErrorKind.AUTH:
+                raise  # the token is bad for every metric: stop this account now
+            if len(metrics) > 1 and error.kind in _PER_METRIC_KINDS:
+                parts = await asyncio.gather(
+                    *(self.get([m], metric_type, since, until) for m in metrics)
+                )
+                return {k: v for part in parts for k, v in part.items()}
+            return dict.fromkeys(metrics, error)
+        by_name = {item.name: item for item in items}
+        # A metric left out of `data` had no data: an empty item, never a zero (§1).
+        return {m: by_name.get(m) or MetricValues(name=m, period="day") for m in metrics}
+
+
+async def _fetch_time_series(
+    fetcher: _Fetcher, specs: Sequence[MetricSpec], plan: WindowPlan, now: datetime, out: Collected
+) -> None:
+    groups: dict[tuple[datetime, datetime], list[str]] = {}
+    for spec in specs:
+        rng = plan.metric_range(spec, now)
+        if rng is None:
+            out.notes.append(f"{spec.name}: the API serves only its last {spec.lookback_days} days")
+            continue
+        if rng[0] > plan.since:
+            out.notes.append(f"{spec.name}: window clamped to its last {spec.lookback_days} days")
+        groups.setdefault(rng, []).append(spec.name)
+    requests = [
+        (names, since, until)
+        for (start, end), names in groups.items()
+        for since, until in chunks(start, end)
+    ]
+    answers = await asyncio.gather(
+        *(fetcher.get(names, "time_series", since, until) for names, since, until in requests)
+    )
+    for (_, since, until), answer in zip(requests, answers, strict=True):
+        for metric, result in answer.items():
+            if isinstance(result, GraphError):
+                out.fail(metric, result)
+                continue
+            out.answered.setdefault(metric, []).append((since, until))
+            series = out.values.setdefault(metric, {})
+            for point in result.points:
+                if since < point.end_time <= until:
+                    series[point.end_time] = point.value
+                    out.keys.add(point.end_time)
+
+
+async def _fetch_total_values(
+    fetcher: _Fetcher,
+    specs: Sequence[MetricSpec],
+    keys: Sequence[datetime],
+    known: Sequence[datetime],
+    out: Collected,
+) -> None:
+    """One request per day (all total_value metrics grouped), stored under that day's key.
+
+    `known` is every day end seen, kept or not: the one before a key bounds its request.
+    """
+    previous = dict(zip(known[1:], known, strict=False))
+    days = [(key, *day_request_range(key, previous.get(key))) for key in keys]
+    names = [s.name for s in specs]
+    answers = await asyncio.gather(
+        *(fetcher.get(names, "total_value", since, until) for _, since, until in days)
+    )
+    for (key, since, until), answer in zip(days, answers, strict=True):
+        for metric, result in answer.items():
+            if isinstance(result, GraphError):
+                out.fail(metric, result)
+                continue
+            out.answered.setdefault(metric, []).append((since, until))
+            out.values.setdefault(metric, {})[key] = result.total
+
+
+def make_rows(
+    account: Account, specs: Sequence[MetricSpec], keys: Sequence[datetime], out: Collected
+) -> list[InsightRow]:
+    rows = []
+    for spec in specs:
+        series = out.values.get(spec.name, {})
+        for key in keys:
+            if out.covered(spec.name, key):
+                rows.append(
+                    InsightRow(
+                        u_id=account.user_id,
+                        account_id=account.account_id,
+                        metric=spec.name,
+                        metric_type=spec.metric_type,
+                        period=spec.period,
+                        end_time=key,
+                        value=series.get(key),
+                    )
+                )
+    return rows
+
+
+async def collect(
+    graph: GraphClient,
+    account: Account,
+    specs: Sequence[MetricSpec],
+    plan: WindowPlan,
+    now: datetime,
+) -> tuple[Collected, list[datetime]]:
+    """Ask the Graph API for every metric; returns what came back and the day keys to store.
+
+    Raises GraphError only when the token itself was refused (AUTH).
+    """
+    series_specs = [s for s in specs if s.metric_type == "time_series"]
+    total_specs = [s for s in specs if s.metric_type == "total_value"]
+    out = Collected()
+    fetcher = _Fetcher(graph, account)
+    # The day keys come from a time_series answer; ask reach just for them if need be.
+    probe = [] if series_specs else [METRIC_CONFIG[_KEY_PROBE]]
+    await _fetch_time_series(fetcher, series_specs or probe, plan, now, out)
+    known = sorted(out.keys)
+    keys = known if plan.keep_last is None else known[-plan.keep_last :]
+    log.info("account %s: %d days to store", account.account_id, len(keys))
+    if probe and _KEY_PROBE in out.errors:
+        reason = out.errors.pop(_KEY_PROBE).removeprefix(f"{_KEY_PROBE}: ")
+        for spec in total_specs:
+            out.errors[spec.name] = f"{spec.name}: could not learn the day keys: {reason}"
+    elif total_specs and keys:
+        await _fetch_total_values(fetcher, total_specs, keys, known, out)
+    return out, keys

@@ -1,0 +1,110 @@
+"""Graph API errors and usage headers: what went wrong, and how hard to back off (§3)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from igsync.errors import ErrorKind, GraphError
+from igsync.redact import redact
+
+# §3: throttling arrives with these codes, often as HTTP 400 rather than 429.
+_THROTTLE_CODES = frozenset({4, 17, 32, 613}) | frozenset(range(80001, 80015))
+_AUTH_CODES = frozenset({102, 104, 190})
+# Code 1 is also "Error validating client secret." (HTTP 400): it is transient only when Meta
+# says so or the status is 5xx, which the is_transient/status test below covers.
+_TRANSIENT_CODES = frozenset({2})
+OBJECT_MISSING_SUBCODE = 33
+
+
+def classify(
+    code: int | None, subcode: int | None, is_transient: bool, http_status: int | None
+) -> ErrorKind:
+    """Map an error to how we react to it (§3)."""
+    if code in _THROTTLE_CODES or http_status == 429:
+        return ErrorKind.THROTTLED
+    if code in _AUTH_CODES:
+        return ErrorKind.AUTH
+    if code == 10 or (code is not None and 200 <= code <= 299):
+        return ErrorKind.PERMISSION
+    if code in _TRANSIENT_CODES or is_transient or (http_status or 0) >= 500:
+        return ErrorKind.TRANSIENT
+    if code == 100 and subcode == OBJECT_MISSING_SUBCODE:
+        # Sometimes a disguised rate limit: retried once, then permanent (see _request).
+        return ErrorKind.TRANSIENT
+    return ErrorKind.INVALID
+
+
+def _header_json(headers: httpx.Headers, name: str) -> Any:
+    raw = headers.get(name)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def regain_seconds(headers: httpx.Headers) -> float | None:
+    """Worst `estimated_time_to_regain_access` (minutes) across the nested usage header (§3)."""
+    usage = _header_json(headers, "x-business-use-case-usage")
+    if not isinstance(usage, dict):
+        return None
+    minutes = [
+        entry.get("estimated_time_to_regain_access") or 0
+        for entries in usage.values()
+        if isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, dict)
+    ]
+    worst = max(minutes, default=0)
+    return float(worst) * 60 if worst else None
+
+
+def usage_percent(headers: httpx.Headers) -> float | None:
+    """Worst quota figure from either usage header; None when absent (absent is not 0%)."""
+    figures: list[float] = []
+    app = _header_json(headers, "x-app-usage")
+    if isinstance(app, dict):
+        figures += [float(v) for v in app.values() if isinstance(v, int | float)]
+    business = _header_json(headers, "x-business-use-case-usage")
+    if isinstance(business, dict):
+        for entries in business.values():
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict):
+                    figures += [
+                        float(entry[k])
+                        for k in ("call_count", "total_cputime", "total_time")
+                        if isinstance(entry.get(k), int | float)
+                    ]
+    return max(figures) if figures else None
+
+
+def error_from_response(response: httpx.Response) -> GraphError:
+    """Build a GraphError from an error answer; never carries the request URL (it holds tokens)."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        kind = ErrorKind.TRANSIENT if status >= 500 else classify(None, None, False, status)
+        return GraphError(f"HTTP {status} from the Graph API", kind=kind, http_status=status)
+    code = err.get("code") if isinstance(err.get("code"), int) else None
+    subcode = err.get("error_subcode") if isinstance(err.get("error_subcode"), int) else None
+    is_transient = bool(err.get("is_transient"))
+    message = str(err.get("message") or err.get("error_user_msg") or f"HTTP {status}")
+    return GraphError(
+        redact(message),
+        kind=classify(code, subcode, is_transient, status),
+        code=code,
+        subcode=subcode,
+        error_type=err.get("type"),
+        fbtrace_id=err.get("fbtrace_id"),
+        is_transient=is_transient,
+        http_status=status,
+        retry_after=regain_seconds(response.headers),
+    )

@@ -1,0 +1,318 @@
+"""Token lifecycle: which tokens to refresh, refreshing them, and saving the result atomically.
+
+The bug other tools ship most is a refreshed token that is never persisted (GRAPH_API.md §4):
+here a refresh is done only through `Store.update_token`, a compare-and-swap on the old token,
+so two processes refreshing at once leave one valid token, and a failed refresh never erases
+the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from pydantic import SecretStr
+
+from igsync.config import Settings
+from igsync.errors import ErrorKind, GraphError, InputError
+from igsync.graph import GraphClient
+from igsync.models import (
+    AccountInfo,
+    FailedToken,
+    RefreshedToken,
+    RefreshReport,
+    SkippedToken,
+    TokenKind,
+    TokenStatus,
+    TokenUpdate,
+    UserToken,
+)
+from igsync.store import Store
+
+#: fetch refreshes first when the token expires within this (DESIGN §4)
+REFRESH_AHEAD = timedelta(days=7)
+#: Instagram refuses to refresh a token younger than this (GRAPH_API.md §4)
+MIN_INSTAGRAM_AGE = timedelta(hours=24)
+#: tokens refreshed at once by `refresh-token --all`
+REFRESH_CONCURRENCY = 8
+REAUTH = "the user must log in again"
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    app_id: str
+    app_secret: str
+
+
+def app_credentials(settings: Settings) -> AppCredentials | None:
+    if settings.ig_app_id and settings.ig_app_secret:
+        return AppCredentials(settings.ig_app_id, settings.ig_app_secret.get_secret_value())
+    return None
+
+
+class RefreshSkipped(Exception):
+    """Nothing to do, or nothing that may be done now; the message says why."""
+
+
+class RefreshFailed(Exception):
+    """The refresh was attempted and did not succeed; the old token is untouched."""
+
+
+def token_status(token: UserToken, now: datetime, ahead: timedelta = REFRESH_AHEAD) -> TokenStatus:
+    if token.status == "needs_reauth":
+        return "needs_reauth"
+    if token.expires_at is None:
+        return "ok"
+    if token.expires_at <= now:
+        return "expired"
+    return "expiring" if token.expires_at <= now + ahead else "ok"
+
+
+def token_hint(secret: str) -> str:
+    """The last four characters, and only for a token long enough that they give nothing away."""
+    return f"…{secret[-4:]}" if len(secret) >= 20 else "…"
+
+
+def account_info(token: UserToken, now: datetime) -> AccountInfo:
+    days = None if token.expires_at is None else (token.expires_at - now).days
+    return AccountInfo(
+        user_id=str(token.u_id),
+        account_id=token.account_id,
+        source="db",
+        token_kind=token.token_kind,
+        expires_at=token.expires_at,
+        days_left=days,
+        status=token_status(token, now),
+        token_hint=token_hint(token.access_token.get_secret_value()),
+        last_refreshed_at=token.last_refreshed_at,
+    )
+
+
+async def list_accounts(store: Store, settings: Settings, now: datetime) -> list[AccountInfo]:
+    """Stored accounts, then the env fallback account if one is configured."""
+    infos = [account_info(t, now) for t in await store.list_tokens()]
+    if settings.ig_account_id and settings.ig_long_token:
+        infos.append(
+            AccountInfo(
+                user_id=None,
+                account_id=settings.ig_account_id,
+                source="env",
+                token_kind="facebook_login",
+                expires_at=None,
+                days_left=None,
+                status="ok",
+                token_hint=token_hint(settings.ig_long_token.get_secret_value()),
+                last_refreshed_at=None,
+            )
+        )
+    return infos
+
+
+async def add_account(
+    graph: GraphClient,
+    store: Store,
+    *,
+    user_id: UUID,
+    account_id: str,
+    token: str,
+    expires_at: datetime | None,
+    kind: TokenKind,
+    app: AppCredentials | None,
+) -> AccountInfo:
+    """Save (or replace) a user's account and token; learn the expiry from Meta if not given."""
+    now = datetime.now(UTC)
+    if expires_at is None and app is not None:
+        try:
+            info = await graph.debug_token(token, app_id=app.app_id, app_secret=app.app_secret)
+        except GraphError as error:
+            raise InputError(f"could not check the token with debug_token: {error}") from None
+        if not info.is_valid:
+            raise InputError(
+                f"the token is not valid ({info.error or 'debug_token'}); log in again"
+            )
+        expires_at = info.expires_at
+    row = UserToken(
+        u_id=user_id,
+        access_token=SecretStr(token),
+        account_id=account_id,
+        expires_at=expires_at,
+        token_kind=kind,
+        status="ok",
+        last_refreshed_at=now,
+    )
+    await store.save_token(row)
+    return account_info(row, now)
+
+
+async def mark_needs_reauth(store: Store, token: UserToken) -> None:
+    """Flag the row without touching its token (a failed refresh never erases it)."""
+    await store.update_token(
+        token.token_id,
+        token.access_token.get_secret_value(),
+        TokenUpdate(
+            expires_at=token.expires_at,
+            status="needs_reauth",
+            last_refreshed_at=token.last_refreshed_at,
+        ),
+    )
+
+
+async def refresh_now(
+    graph: GraphClient,
+    store: Store,
+    token: UserToken,
+    app: AppCredentials | None,
+    now: datetime,
+) -> UserToken:
+    """Refresh one token and save token, expiry, status and time in one write.
+
+    Raises RefreshSkipped when Meta would refuse for a known reason, RefreshFailed when it
+    did; a token Meta calls invalid or expired is marked needs_reauth on the way.
+    """
+    old = token.access_token.get_secret_value()
+    try:
+        if token.token_kind == "instagram_login":
+            born = token.last_refreshed_at or token.created_at
+            if born is not None and now - born < MIN_INSTAGRAM_AGE:
+                raise RefreshSkipped(
+                    "refreshed less than 24 h ago; Instagram refuses younger tokens"
+                )
+            grant = await graph.refresh_instagram_token(old)
+        else:
+            if app is None:
+                raise RefreshFailed(
+                    "set IG_APP_ID and IG_APP_SECRET to refresh facebook_login tokens"
+                )
+            grant = await graph.exchange_token(old, app_id=app.app_id, app_secret=app.app_secret)
+    except GraphError as error:
+        if error.kind == ErrorKind.AUTH:
+            await mark_needs_reauth(store, token)
+            raise RefreshFailed(f"token rejected by Meta ({error}); {REAUTH}") from None
+        raise RefreshFailed(f"refresh failed, old token kept: {error}") from None
+    expires_at = grant.expires_at
+    if expires_at is None and app is not None:
+        expires_at = (
+            await graph.debug_token(
+                grant.access_token.get_secret_value(), app_id=app.app_id, app_secret=app.app_secret
+            )
+        ).expires_at
+    update = TokenUpdate(
+        access_token=grant.access_token,
+        expires_at=expires_at,
+        status="ok",
+        last_refreshed_at=now,
+    )
+    if not await store.update_token(token.token_id, old, update):
+        raise RefreshSkipped("another process changed this token first; its token was kept")
+    return token.model_copy(
+        update={
+            "access_token": grant.access_token,
+            "expires_at": expires_at,
+            "status": "ok",
+            "last_refreshed_at": now,
+        }
+    )
+
+
+async def _learn_expiry(
+    graph: GraphClient, store: Store, token: UserToken, app: AppCredentials | None
+) -> UserToken:
+    """A token saved without an expiry: ask debug_token, remember the answer."""
+    if app is None:
+        raise RefreshSkipped(
+            "expiry unknown: add it with --expires-at or set IG_APP_ID/IG_APP_SECRET"
+        )
+    secret = token.access_token.get_secret_value()
+    try:
+        info = await graph.debug_token(secret, app_id=app.app_id, app_secret=app.app_secret)
+    except GraphError as error:
+        raise RefreshFailed(f"debug_token failed: {error}") from None
+    if not info.is_valid:
+        await mark_needs_reauth(store, token)
+        raise RefreshFailed(f"token is not valid ({info.error or 'debug_token'}); {REAUTH}")
+    update = TokenUpdate(
+        expires_at=info.expires_at, status="ok", last_refreshed_at=token.last_refreshed_at
+    )
+    await store.update_token(token.token_id, secret, update)
+    return token.model_copy(update={"expires_at": info.expires_at})
+
+
+async def _consider(
+    graph: GraphClient,
+    store: Store,
+    token: UserToken,
+    *,
+    app: AppCredentials | None,
+    within: timedelta,
+    dry_run: bool,
+    now: datetime,
+    report: RefreshReport,
+) -> None:
+    user, account = str(token.u_id), token.account_id
+    try:
+        if token.status == "needs_reauth":
+            raise RefreshSkipped(f"needs re-authorization: {REAUTH}")
+        if token.expires_at is None:
+            token = await _learn_expiry(graph, store, token, app)
+        if token.expires_at is not None and token.expires_at <= now:
+            await mark_needs_reauth(store, token)
+            raise RefreshFailed(f"expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; {REAUTH}")
+        if token.expires_at is None:
+            raise RefreshSkipped("never expires")
+        if token.expires_at > now + within:
+            raise RefreshSkipped(f"expires in {(token.expires_at - now).days} days")
+        if dry_run:
+            report.would_refresh.append(
+                RefreshedToken(user_id=user, account_id=account, expires_at=token.expires_at)
+            )
+            return
+        fresh = await refresh_now(graph, store, token, app, now)
+    except RefreshSkipped as skip:
+        report.skipped.append(SkippedToken(user_id=user, account_id=account, reason=str(skip)))
+    except RefreshFailed as failure:
+        report.failed.append(FailedToken(user_id=user, account_id=account, error=str(failure)))
+    else:
+        report.refreshed.append(
+            RefreshedToken(user_id=user, account_id=account, expires_at=fresh.expires_at)
+        )
+
+
+async def refresh_expiring_tokens(
+    graph: GraphClient,
+    store: Store,
+    *,
+    app: AppCredentials | None,
+    within: timedelta,
+    user_id: UUID | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> RefreshReport:
+    """Refresh every instagram token (of one user, or all) expiring within `within`."""
+    now = now or datetime.now(UTC)
+    tokens = await store.list_tokens(u_id=user_id)
+    if user_id is not None and not tokens:
+        raise InputError(f"no Instagram token stored for user {user_id}")
+    report = RefreshReport(dry_run=dry_run)
+    limit = asyncio.Semaphore(REFRESH_CONCURRENCY)
+
+    async def one(token: UserToken) -> None:
+        async with limit:
+            await _consider(
+                graph, store, token, app=app, within=within, dry_run=dry_run, now=now, report=report
+            )
+
+    await asyncio.gather(*(one(t) for t in tokens))
+    return report
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30m`, `12h`, `7d`, `2w` -> timedelta; anything else is an InputError."""
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        raise InputError(
+            f"--expiring-within: expected a duration such as 30m, 12h, 7d or 2w, got {text!r}"
+        )
+    return timedelta(**{units[unit]: int(number)})
