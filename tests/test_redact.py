@@ -2,8 +2,9 @@ import logging
 
 import pytest
 
-from igsync.cli._render import _RedactingFilter
-from igsync.redact import MASK, redact, register_secret
+from igsync.redact import MASK, RedactingFilter, redact, register_secret
+
+pytestmark = pytest.mark.anyio
 
 TOKEN = "EAAJ-registered-secret-token-987654321"
 
@@ -38,5 +39,27 @@ def test_short_values_are_not_registered_so_words_survive() -> None:
 def test_log_records_are_redacted_with_their_arguments() -> None:
     register_secret(TOKEN)
     record = logging.LogRecord("igsync", logging.INFO, __file__, 1, "url %s", (TOKEN,), None)
-    _RedactingFilter().filter(record)
+    RedactingFilter().filter(record)
     assert TOKEN not in record.getMessage()
+
+
+async def test_httpx_request_logs_are_redacted_for_library_users(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import httpx
+
+    from igsync.graph import GraphClient
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": "EAAG-fresh-token-1234567890"})
+
+    caplog.set_level(logging.DEBUG)
+    async with GraphClient(
+        base_url="https://graph.test", version="v24.0", transport=httpx.MockTransport(answer)
+    ) as graph:
+        await graph.exchange_token(TOKEN, app_id="1", app_secret="app-secret-abcdef-123")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "oauth/access_token" in text  # httpx did log the request...
+    assert TOKEN not in text  # ...without the token
+    assert "app-secret-abcdef-123" not in text
+    assert "EAAG-fresh-token-1234567890" not in text

@@ -8,6 +8,7 @@ appear. Patterns catch secrets we were never told about: the Graph API puts `acc
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 
@@ -49,3 +50,23 @@ def redact(text: str) -> str:
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}={MASK}", text)
     text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} {MASK}", text)
     return _PATTERNS[2].sub(lambda m: f"{m.group(1)}:{MASK}@", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a record before any handler sees it: its args can hold URLs with tokens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        return True
+
+
+def guard_logger(name: str) -> None:
+    """Redact everything `name` logs, whoever configures the handlers (idempotent).
+
+    httpx logs each request URL at INFO, and token endpoints carry secrets in their query
+    strings as Meta documents them; a program embedding igsync may well log at INFO.
+    """
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())

@@ -1,0 +1,344 @@
+"""Token lifecycle against the simulator's token endpoints, on SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+from pydantic import SecretStr
+
+from igsync.graph import GraphClient
+from igsync.models import DEFAULT_METRICS, UserToken
+from igsync.simulator import Fault, SimAccount, Simulator
+from igsync.store import Store
+from igsync.store.postgres import PostgresStore
+from igsync.store.sqlite import SQLiteStore
+from igsync.sync import account_from_token, fetch_account
+from igsync.tokens import (
+    AppCredentials,
+    parse_duration,
+    refresh_expiring_tokens,
+)
+from igsync.window import plan_window
+
+pytestmark = pytest.mark.anyio
+
+ACCOUNT = "17841400000000001"
+APP = AppCredentials("sim-app-id", "sim-app-secret")
+NOW = datetime.now(UTC)
+WEEK = timedelta(days=7)
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator([SimAccount(ACCOUNT, tz="America/Los_Angeles")], strict_tokens=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    opened: Store
+    if request.param == "sqlite":
+        opened = SQLiteStore(tmp_path / "igsync.db")
+    else:
+        opened = PostgresStore(request.getfixturevalue("fresh_postgres_url"))
+    async with opened:
+        await opened.init_schema()
+        yield opened
+
+
+@pytest.fixture
+def graph(sim: Simulator) -> Callable[[], GraphClient]:
+    return lambda: GraphClient(
+        base_url="http://sim",
+        instagram_url="http://sim",
+        version="v24.0",
+        transport=sim.transport(),
+    )
+
+
+async def seed(
+    sim: Simulator,
+    store: Store,
+    *,
+    expires_in: timedelta | None,
+    kind: str = "facebook_login",
+    age: timedelta = timedelta(days=50),
+) -> UserToken:
+    issued = NOW - age
+    expires = None if expires_in is None else NOW + expires_in
+    secret = sim.issue_token(ACCOUNT, kind=kind, issued_at=issued, expires_at=expires)  # type: ignore[arg-type]
+    row = UserToken(
+        u_id=uuid4(),
+        access_token=SecretStr(secret),
+        account_id=ACCOUNT,
+        expires_at=expires,
+        token_kind=kind,  # type: ignore[arg-type]
+        last_refreshed_at=issued,
+    )
+    await store.save_token(row)
+    return row
+
+
+async def stored(store: Store, user: UUID) -> UserToken:
+    (row,) = await store.list_tokens(u_id=user)
+    return row
+
+
+async def test_a_token_expiring_within_the_window_is_refreshed_and_saved(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=3))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    assert [r.user_id for r in report.refreshed] == [str(old.u_id)]
+    assert report.failed == []
+    assert report.skipped == []
+    new = await stored(store, old.u_id)
+    secret = new.access_token.get_secret_value()
+    assert secret != old.access_token.get_secret_value()
+    info = sim.token_info(secret)
+    assert info is not None
+    assert info.account_id == ACCOUNT
+    assert new.expires_at is not None
+    assert new.expires_at > NOW + timedelta(days=59)
+    assert new.status == "ok"
+    assert new.last_refreshed_at is not None
+    assert new.last_refreshed_at >= NOW
+    assert report.refreshed[0].expires_at == new.expires_at
+
+
+async def test_a_token_not_expiring_soon_is_skipped_untouched(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=40))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    assert report.skipped[0].reason == "expires in 39 days"
+    assert (await stored(store, old.u_id)).access_token == old.access_token
+    assert not [r for r in sim.requests if "oauth" in r.path]
+
+
+async def test_an_expired_token_becomes_needs_reauth_and_is_kept(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=-timedelta(hours=1))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    assert "the user must log in again" in report.failed[0].error
+    row = await stored(store, old.u_id)
+    assert row.status == "needs_reauth"
+    assert row.access_token == old.access_token
+
+
+async def test_a_token_meta_rejects_becomes_needs_reauth_and_is_kept(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=2))
+    sim.revoke_token(old.access_token.get_secret_value())
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    assert "[code 190/467]" in report.failed[0].error
+    row = await stored(store, old.u_id)
+    assert (row.status, row.access_token) == ("needs_reauth", old.access_token)
+
+
+async def test_a_failed_refresh_never_erases_the_old_token(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=2))
+    sim.faults.append(Fault("server_error", times=100, endpoint="oauth/access_token"))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    assert report.failed[0].error.startswith("refresh failed, old token kept")
+    row = await stored(store, old.u_id)
+    assert (row.status, row.access_token, row.expires_at) == (
+        "ok",
+        old.access_token,
+        old.expires_at,
+    )
+
+
+async def test_facebook_tokens_need_app_credentials(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    await seed(sim, store, expires_in=timedelta(days=2))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=None, within=WEEK)
+    assert "IG_APP_ID and IG_APP_SECRET" in report.failed[0].error
+
+
+async def test_instagram_tokens_refresh_only_once_24_hours_old(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    young = await seed(
+        sim, store, expires_in=timedelta(days=2), kind="instagram_login", age=timedelta(hours=3)
+    )
+    grown = await seed(
+        sim, store, expires_in=timedelta(days=2), kind="instagram_login", age=timedelta(days=58)
+    )
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=None, within=WEEK)
+    assert [r.user_id for r in report.refreshed] == [str(grown.u_id)]
+    assert "24 h" in report.skipped[0].reason
+    assert (await stored(store, young.u_id)).access_token == young.access_token
+    fresh = (await stored(store, grown.u_id)).access_token.get_secret_value()
+    assert fresh.startswith("IGAA")
+    assert any(r.path.endswith("refresh_access_token") for r in sim.requests)
+
+
+async def test_dry_run_changes_nothing(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=2))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK, dry_run=True)
+    assert [w.user_id for w in report.would_refresh] == [str(old.u_id)]
+    assert report.refreshed == []
+    assert (await stored(store, old.u_id)).access_token == old.access_token
+
+
+async def test_unknown_expiry_is_learned_from_debug_token(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=30))
+    await store.save_token(old.model_copy(update={"expires_at": None}))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    assert report.skipped[0].reason.startswith("expires in 29 days")
+    learned = (await stored(store, old.u_id)).expires_at
+    assert learned is not None
+    assert abs(learned - (NOW + timedelta(days=30))) < timedelta(seconds=5)
+
+
+async def test_concurrent_refreshes_leave_one_valid_token(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=2))
+    async with graph() as g1, graph() as g2:
+        first, second = await asyncio.gather(
+            refresh_expiring_tokens(g1, store, app=APP, within=WEEK),
+            refresh_expiring_tokens(g2, store, app=APP, within=WEEK),
+        )
+    outcomes = sorted([len(first.refreshed), len(second.refreshed)])
+    assert outcomes == [0, 1]
+    loser = first if not first.refreshed else second
+    assert "another process" in loser.skipped[0].reason
+    row = await stored(store, old.u_id)
+    info = sim.token_info(row.access_token.get_secret_value())
+    assert row.access_token != old.access_token
+    assert info is not None
+    assert info.account_id == ACCOUNT
+    assert not info.revoked
+
+
+async def test_fetch_refreshes_a_token_about_to_expire_first(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=3))
+    async with graph() as g:
+        result = await fetch_account(
+            g,
+            store,
+            account_from_token(old),
+            metrics=DEFAULT_METRICS,
+            plan=plan_window(NOW),
+            app=APP,
+        )
+    assert result.success
+    assert result.token_refreshed
+    new = (await stored(store, old.u_id)).access_token.get_secret_value()
+    insights = [r for r in sim.requests if r.path.endswith("/insights")]
+    assert {r.headers["authorization"] for r in insights} == {f"Bearer {new}"}
+
+
+async def test_fetch_on_190_refreshes_once_and_retries_once(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=40))
+    sim.faults.append(Fault("expired_token", times=1))
+    async with graph() as g:
+        result = await fetch_account(
+            g,
+            store,
+            account_from_token(old),
+            metrics=DEFAULT_METRICS,
+            plan=plan_window(NOW),
+            app=APP,
+        )
+    assert result.success, result.errors
+    assert result.token_refreshed
+    assert result.total_inserted == 12
+    assert (await stored(store, old.u_id)).access_token != old.access_token
+
+
+async def test_fetch_marks_needs_reauth_when_the_refresh_cannot_save_it(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=40))
+    sim.revoke_token(old.access_token.get_secret_value())
+    async with graph() as g:
+        result = await fetch_account(
+            g,
+            store,
+            account_from_token(old),
+            metrics=DEFAULT_METRICS,
+            plan=plan_window(NOW),
+            app=APP,
+        )
+    assert not result.success
+    assert not result.token_refreshed
+    assert "needs_reauth" in result.errors[0]
+    assert "log in again" in result.errors[0]
+    row = await stored(store, old.u_id)
+    assert (row.status, row.access_token) == ("needs_reauth", old.access_token)
+    calls = len(sim.requests)
+    async with graph() as g:
+        again = await fetch_account(
+            g,
+            store,
+            account_from_token(row),
+            metrics=DEFAULT_METRICS,
+            plan=plan_window(NOW),
+            app=APP,
+        )
+    assert "needs re-authorization" in again.errors[0]
+    assert len(sim.requests) == calls  # a dead token costs no more API calls
+
+
+async def test_appsecret_proof_is_sent_when_the_app_requires_it(store: Store) -> None:
+    sim = Simulator([SimAccount(ACCOUNT)], require_appsecret_proof=True)
+    token = sim.issue_token(ACCOUNT)
+    row = UserToken(u_id=uuid4(), access_token=SecretStr(token), account_id=ACCOUNT)
+    for secret, ok in ((None, False), ("sim-app-secret", True)):
+        async with GraphClient(
+            base_url="http://sim", version="v24.0", app_secret=secret, transport=sim.transport()
+        ) as g:
+            result = await fetch_account(
+                g, store, account_from_token(row), metrics=("reach",), plan=plan_window(NOW)
+            )
+        assert result.success is ok, result.errors
+
+
+@pytest.mark.parametrize(
+    ("text", "delta"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("12h", timedelta(hours=12)),
+        ("7d", WEEK),
+        ("2w", timedelta(weeks=2)),
+    ],
+)
+def test_durations(text: str, delta: timedelta) -> None:
+    assert parse_duration(text) == delta
+
+
+@pytest.mark.parametrize("text", ["7", "d", "0d", "-1d", "1.5d", "7days", ""])
+def test_bad_durations_are_input_errors(text: str) -> None:
+    from igsync.errors import InputError
+
+    with pytest.raises(InputError, match="--expiring-within"):
+        parse_duration(text)
