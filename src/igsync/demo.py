@@ -16,7 +16,8 @@ from igsync.config import DEFAULT_GRAPH_VERSION
 from igsync.graph import GraphClient
 from igsync.models import DEFAULT_METRICS, InsightRow, SyncReport, UserToken
 from igsync.simulator import Simulator, demo_accounts
-from igsync.store import open_store
+from igsync.store import Store
+from igsync.store.sqlite import SQLiteStore
 from igsync.sync import account_from_token, fetch_account, summarize
 from igsync.window import plan_window
 
@@ -27,8 +28,8 @@ class DemoReport:
     rows: list[InsightRow]
     #: account id -> IANA zone of the simulated account
     zones: dict[str, str]
-    #: where the rows are kept, or None when the throwaway database is gone
-    database: str | None
+    #: False when the rows went to a throwaway database that is gone now
+    kept: bool
 
 
 def demo_user(account_id: str) -> UUID:
@@ -37,15 +38,18 @@ def demo_user(account_id: str) -> UUID:
 
 
 async def run_demo(
-    *, accounts: int = 3, days: int = 3, database: str | None = None, latency: float = 0.0
+    *, accounts: int = 3, days: int = 3, keep_in: Store | None = None, latency: float = 0.0
 ) -> DemoReport:
-    """Seed `user_tokens` with simulated accounts, fetch them all, and read the rows back."""
+    """Seed `user_tokens` with simulated accounts, fetch them all, and read the rows back.
+
+    Into `keep_in` when given, else into a throwaway SQLite file.
+    """
     sim = Simulator(demo_accounts(accounts), latency=latency)
     plan = plan_window(datetime.now(UTC), days=days)
     with tempfile.TemporaryDirectory(prefix="igsync-demo-") as tmp:
-        url = database or f"sqlite:///{Path(tmp) / 'demo.db'}"
+        target = keep_in or SQLiteStore(Path(tmp) / "demo.db")
         async with (
-            open_store(url) as store,
+            target as store,
             GraphClient(
                 base_url="http://simulator",
                 version=DEFAULT_GRAPH_VERSION,
@@ -74,4 +78,4 @@ async def run_demo(
             report = summarize(results, time.monotonic() - started)
             rows = [r for r in await store.read_insights() if r.account_id in sim.accounts]
     zones = {a.account_id: a.tz for a in sim.accounts.values()}
-    return DemoReport(report, rows, zones, database)
+    return DemoReport(report, rows, zones, kept=keep_in is not None)

@@ -22,6 +22,7 @@ from igsync.cli._common import (
     globals_of,
     graph_client,
     make_output,
+    open_db,
     run,
 )
 from igsync.cli._common import settings as load
@@ -30,8 +31,10 @@ from igsync.cli._tokens import accounts_app, refresh_token
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from igsync.cli._render import Output
     from igsync.config import Settings
     from igsync.models import FetchResult
+    from igsync.store import Store
     from igsync.window import WindowPlan
 
 app = typer.Typer(
@@ -129,9 +132,9 @@ def fetch(
         since=since.date() if since else None,
         until=until.date() if until else None,
     )
-    url = db_url(ctx, settings)
+    db = open_db(ctx, settings)
     with out.status("fetching insights…"):
-        result = run(_fetch(settings, url, user, account_id, names, plan, dry_run))
+        result = run(_fetch(settings, db, user, account_id, names, plan, dry_run))
     if out.json_mode:
         out.emit_json(result)
     else:
@@ -146,18 +149,17 @@ def fetch(
 
 async def _fetch(
     settings: Settings,
-    url: str,
+    db: Store,
     user: UUID,
     account_id: str | None,
     names: Sequence[str],
     plan: WindowPlan,
     dry_run: bool,
 ) -> FetchResult:
-    from igsync.store import open_store
     from igsync.sync import fetch_account, resolve_account
     from igsync.tokens import app_credentials
 
-    async with open_store(url) as store:
+    async with db as store:
         account = await resolve_account(store, settings, user, account_id)
         async with graph_client(settings) as graph:
             return await fetch_account(
@@ -186,9 +188,9 @@ def demo(
     from igsync.models import DEFAULT_METRICS
 
     out = make_output(ctx, json_, quiet, verbose)
-    database = db_url(ctx, load()) if globals_of(ctx).db else None
+    keep = open_db(ctx, load()) if globals_of(ctx).db else None
     with out.status(f"syncing {accounts} simulated accounts…"):
-        result = run(run_demo(accounts=accounts, days=days, database=database))
+        result = run(run_demo(accounts=accounts, days=days, keep_in=keep))
     if out.json_mode:
         out.emit_json(result.report)
     else:
@@ -213,24 +215,58 @@ def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
 @db_app.command("init")
 def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """Create the igsync tables in the configured database (safe to run twice)."""
+    """Create the igsync tables in the configured database (safe to run twice).
+
+    Supabase cannot run DDL over its API: there it prints the SQL to apply in the SQL editor
+    (or to save under supabase/migrations/) and checks whether the tables already exist.
+    """
+    from igsync.errors import StoreError
     from igsync.redact import redact
-    from igsync.store import open_store
 
     out = make_output(ctx, json_)
-    url = db_url(ctx, load())
+    settings = load()
+    url = db_url(ctx, settings)
+    db = open_db(ctx, settings)
 
-    async def init() -> None:
-        async with open_store(url) as store:
-            await store.init_schema()
+    async def init() -> str | None:
+        async with db as store:
+            try:
+                await store.init_schema()
+            except StoreError as error:
+                if url != "supabase":
+                    raise
+                return str(error)
+        return None
 
-    run(init())
+    missing = run(init())
+    if url == "supabase":
+        _supabase_schema_help(out, missing)
+        return
     if out.json_mode:
         import json
 
         out.out.file.write(json.dumps({"initialized": True, "database": redact(url)}) + "\n")
     else:
         out.print(f"schema ready in {redact(url)}")
+
+
+def _supabase_schema_help(out: Output, missing: str | None) -> None:
+    import json
+
+    from igsync.store.schema import schema_sql
+
+    sql = schema_sql("postgres")
+    how = (
+        "run this SQL in the Supabase SQL editor, or save it as "
+        "supabase/migrations/20261125000000_igsync_schema.sql and run `supabase db push`"
+    )
+    if out.json_mode:
+        document = {"initialized": missing is None, "database": "supabase", "how": how, "sql": sql}
+        out.out.file.write(json.dumps(document) + "\n")
+        return
+    sys.stdout.write(sql)
+    state = "the igsync tables are already there" if missing is None else missing
+    out.err.print(f"supabase: {state}; to (re)apply the schema, {how}", soft_wrap=True)
 
 
 @db_app.command("schema")

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from igsync.cli._render import Output
     from igsync.config import Settings
     from igsync.graph import GraphClient
+    from igsync.store import Store
 
 T = TypeVar("T")
 
@@ -56,6 +57,19 @@ def db_url(ctx: typer.Context, current: Settings) -> str:
     from igsync.config import database_url
 
     return database_url(current, globals_of(ctx).db)
+
+
+def open_db(ctx: typer.Context, current: Settings) -> Store:
+    """The configured store, not yet entered (`async with open_db(...) as store`)."""
+    from igsync.errors import ConfigError
+    from igsync.store import open_store, open_supabase_store
+
+    url = db_url(ctx, current)
+    if url != "supabase":
+        return open_store(url)
+    if not (current.supabase_url and current.supabase_key):
+        raise ConfigError("SUPABASE_URL and SUPABASE_KEY: both are needed for the supabase store")
+    return open_supabase_store(current.supabase_url, current.supabase_key.get_secret_value())
 
 
 def graph_client(current: Settings) -> GraphClient:

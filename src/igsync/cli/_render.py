@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from igsync.redact import redact
+from igsync.redact import RedactingFilter, redact
 
 if TYPE_CHECKING:
     from igsync.demo import DemoReport
@@ -27,15 +27,6 @@ if TYPE_CHECKING:
     )
 
 _STATUS_STYLE = {"ok": "green", "expiring": "yellow", "expired": "red", "needs_reauth": "red"}
-
-
-class _RedactingFilter(logging.Filter):
-    """Logs pass the same redaction as errors: a record's args can hold URLs with tokens."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = ()
-        return True
 
 
 class Output:
@@ -59,7 +50,7 @@ class Output:
         handler: logging.Handler
         if self.chatty:
             handler = RichHandler(console=self.err, show_path=False, show_time=verbose > 1)
-            handler.addFilter(_RedactingFilter())
+            handler.addFilter(RedactingFilter())
         else:
             handler = logging.NullHandler()
         level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
@@ -173,8 +164,8 @@ def demo_render(output: Output, demo: DemoReport, metrics: Sequence[str]) -> Non
     output.print(values_table(demo.rows, metrics))
     report = demo.report
     where = (
-        f"kept in {redact(demo.database)}"
-        if demo.database
+        "in the --db database"
+        if demo.kept
         else "in a throwaway database (pass --db sqlite:///demo.db to keep it)"
     )
     output.print(

@@ -13,12 +13,21 @@ from uuid import UUID
 
 import typer
 
-from igsync.cli._common import JsonOpt, QuietOpt, VerboseOpt, db_url, graph_client, make_output, run
+from igsync.cli._common import (
+    JsonOpt,
+    QuietOpt,
+    VerboseOpt,
+    graph_client,
+    make_output,
+    open_db,
+    run,
+)
 from igsync.cli._common import settings as load
 
 if TYPE_CHECKING:
     from igsync.config import Settings
     from igsync.models import AccountInfo, RefreshReport
+    from igsync.store import Store
 
 accounts_app = typer.Typer(
     help="List, add and remove the Instagram accounts (and their tokens) igsync syncs.",
@@ -35,15 +44,14 @@ def accounts_list(
     igsync accounts list --json | jq -r '.[] | select(.status != "ok") | .user_id'
     """
     from igsync.cli._render import accounts_table
-    from igsync.store import open_store
     from igsync.tokens import list_accounts
 
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
-    url = db_url(ctx, settings)
+    db = open_db(ctx, settings)
 
     async def listing() -> list[AccountInfo]:
-        async with open_store(url) as store:
+        async with db as store:
             return await list_accounts(store, settings, datetime.now(UTC))
 
     infos = run(listing())
@@ -115,7 +123,7 @@ def accounts_add(
         raise InputError("--token-stdin: the token has white space inside; pipe only the token")
     register_secret(token)
     settings = load()
-    info = run(_add(settings, db_url(ctx, settings), user, account_id, token, when, kind))
+    info = run(_add(settings, open_db(ctx, settings), user, account_id, token, when, kind))
     if out.json_mode:
         out.emit_json(info)
     else:
@@ -128,17 +136,16 @@ def accounts_add(
 
 async def _add(
     settings: Settings,
-    url: str,
+    db: Store,
     user: UUID,
     account_id: str,
     token: str,
     expires_at: datetime | None,
     kind: Literal["facebook_login", "instagram_login"],
 ) -> AccountInfo:
-    from igsync.store import open_store
     from igsync.tokens import add_account, app_credentials
 
-    async with open_store(url) as store, graph_client(settings) as graph:
+    async with db as store, graph_client(settings) as graph:
         return await add_account(
             graph,
             store,
@@ -162,13 +169,12 @@ def accounts_remove(
 ) -> None:
     """Remove a user's Instagram account(s) and token(s). Stored insights are kept."""
     from igsync.errors import InputError
-    from igsync.store import open_store
 
     out = make_output(ctx, json_)
-    url = db_url(ctx, load())
+    db = open_db(ctx, load())
 
     async def remove() -> int:
-        async with open_store(url) as store:
+        async with db as store:
             return await store.delete_tokens(user, account_id=account_id)
 
     removed = run(remove())
@@ -211,9 +217,9 @@ def refresh_token(
         raise InputError("pass --user UUID or --all")
     within = parse_duration(expiring_within)
     settings = load()
-    url = db_url(ctx, settings)
+    db = open_db(ctx, settings)
     with out.status("refreshing tokens…"):
-        report = run(_refresh(settings, url, user, within, dry_run))
+        report = run(_refresh(settings, db, user, within, dry_run))
     if out.json_mode:
         out.emit_json(report)
     else:
@@ -225,12 +231,11 @@ def refresh_token(
 
 
 async def _refresh(
-    settings: Settings, url: str, user: UUID | None, within: timedelta, dry_run: bool
+    settings: Settings, db: Store, user: UUID | None, within: timedelta, dry_run: bool
 ) -> RefreshReport:
-    from igsync.store import open_store
     from igsync.tokens import app_credentials, refresh_expiring_tokens
 
-    async with open_store(url) as store, graph_client(settings) as graph:
+    async with db as store, graph_client(settings) as graph:
         return await refresh_expiring_tokens(
             graph,
             store,

@@ -100,7 +100,20 @@ def open_store(url: str) -> Store:
         from igsync.store.postgres import PostgresStore
 
         return PostgresStore(url)
+    if url == "supabase":
+        # The URL alone does not say which project: the caller passes SUPABASE_URL/_KEY.
+        raise ConfigError(
+            "the supabase store needs SUPABASE_URL and SUPABASE_KEY; open it with"
+            " open_supabase_store(url, key)"
+        )
     raise ConfigError(
         f"{url.split(':', 1)[0]} stores are not available in this version yet; "
-        "use sqlite:///path.db or postgresql://…"
+        "use sqlite:///path.db"
     )
+
+
+def open_supabase_store(supabase_url: str, key: str) -> Store:
+    """The Supabase store (supabase-py over PostgREST); `key` is the service-role key for cron."""
+    from igsync.store.supabase import SupabaseStore
+
+    return SupabaseStore(supabase_url, key)

@@ -58,8 +58,43 @@ create table if not exists instagram_sync_logs (
     errors jsonb not null default '[]'::jsonb,
     token_refreshed boolean not null default false
 );
+
+-- Row-level security (DESIGN.md section 6): a signed-in Supabase user may read only their own
+-- rows; every write comes from the cron, as `service_role` (BYPASSRLS) or as the tables' owner
+-- (igsync's PostgreSQL store, `igsync db init`). RLS does not apply to the owner unless FORCE is
+-- set, and it is not set on purpose. `users` belongs to the app: its RLS is the app's business.
+-- Enabling RLS is harmless on plain PostgreSQL (roles without a policy see nothing).
+alter table user_tokens enable row level security;
+alter table instagram_insights enable row level security;
+alter table instagram_sync_logs enable row level security;
+
+-- The policies need Supabase's `auth.uid()` (the JWT's `sub`) and role `authenticated`; plain
+-- PostgreSQL has neither, so they are created only where both exist. Drop + create makes a
+-- second run replace them rather than fail. `authenticated` gets a SELECT policy and nothing
+-- else: with no INSERT/UPDATE/DELETE policy, RLS refuses its writes even though Supabase grants
+-- it those privileges. `anon` has no policy and sees no row. `(select auth.uid())` is evaluated
+-- once per query instead of once per row (Supabase's advice); the result is the same.
+do $$
+begin
+    if to_regprocedure('auth.uid()') is not null
+        and exists (select from pg_catalog.pg_roles where rolname = 'authenticated')
+    then
+        drop policy if exists igsync_read_own on user_tokens;
+        create policy igsync_read_own on user_tokens
+            for select to authenticated using (u_id = (select auth.uid()));
+        drop policy if exists igsync_read_own on instagram_insights;
+        create policy igsync_read_own on instagram_insights
+            for select to authenticated using (u_id = (select auth.uid()));
+        drop policy if exists igsync_read_own on instagram_sync_logs;
+        create policy igsync_read_own on instagram_sync_logs
+            for select to authenticated using (u_id = (select auth.uid()));
+    end if;
+end
+$$;
 """
 
+# Row-level security has no SQLite counterpart: SQLite has no roles or policies, and whoever can
+# open the file reads and writes every row. Nothing here mirrors the PostgreSQL RLS section.
 # Timestamps are ISO-8601 text in UTC ("2026-11-20T08:00:00+00:00"): one instant, one string,
 # so the unique key holds. uuid/jsonb/boolean become TEXT/TEXT/INTEGER.
 _NOW = "(strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))"

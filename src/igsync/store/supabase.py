@@ -1,0 +1,400 @@
+"""Supabase behind `Store`: supabase-py's async client over PostgREST (SUPABASE.md).
+
+Each request is its own transaction, and a `return=minimal` write answers with an empty body
+that proves nothing: every write ends in `.select(...)`, which makes supabase-py ask for
+`return=representation`, and counts the rows that come back.
+postgrest-py never retries a POST; upserts are idempotent, so stamina retries them here on 5xx
+and connection errors (never 4xx). Other writes are resent only if they never left.
+
+Errors are one line from PostgREST's `code` and `message`: its `details` can hold PostgreSQL's
+`Failing row contains (…)`, tokens included. No key in any repr, no URL in errors or logs (the
+compare-and-swap filter carries the expected token in the query string).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from uuid import UUID
+
+import httpx
+import stamina
+from postgrest import APIError, APIResponse
+from postgrest.types import CountMethod
+from pydantic import BaseModel, SecretStr, ValidationError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from igsync.errors import StoreError
+from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken, as_utc
+from igsync.redact import redact, register_secret
+from igsync.store import dedupe_by_key
+
+#: rows per upsert request (one PostgREST request, one transaction)
+CHUNK_ROWS = 500
+#: rows per read; Supabase's default `max-rows` cuts longer answers silently
+PAGE_ROWS = 1000
+ATTEMPTS = 4
+
+_INSIGHT_KEY = "u_id,account_id,metric,end_time"
+_TOKEN_KEY = "u_id,platform,account_id"
+_TOKEN_CHANGES = ("access_token", "expires_at", "token_kind", "status", "last_refreshed_at")
+# The columns igsync reads and writes: init_schema checks that each table has them.
+_TABLES = {
+    "users": "u_id",
+    "user_tokens": f"token_id,{_TOKEN_KEY},created_at,updated_at,{','.join(_TOKEN_CHANGES)}",
+    "instagram_insights": f"id,{_INSIGHT_KEY},metric_type,period,value,value_json,fetched_at",
+    "instagram_sync_logs": "id,run_id,u_id,account_id,started_at,finished_at,status,"
+    "total_inserted,total_errors,errors,token_refreshed",
+}
+_MISSING_SCHEMA = {"42P01", "PGRST205", "42703", "PGRST204"}
+
+SCHEMA_HELP = (
+    "Supabase's API (PostgREST) cannot create tables: apply the SQL from"
+    " `igsync db schema --dialect postgres` in the Supabase SQL editor, or save it as a"
+    " migration in supabase/migrations/ and run `supabase db push`"
+)
+_NO_TABLE = "a table is missing; run `igsync db schema --dialect postgres` in the SQL editor"
+_CODE_REASONS = {
+    "23505": "a row with the same key already exists",
+    "23503": "the user has no row in `users` (foreign key)",
+    "23502": "a required value is missing (not null)",
+    "23514": "a value is not allowed (check constraint)",
+    "42501": "permission denied: row-level security or grants refused this key;"
+    " use the service-role key for cron (SUPABASE_KEY)",
+    **dict.fromkeys(("42P01", "PGRST205"), _NO_TABLE),
+    "PGRST301": "Supabase rejected the key as bad or expired; check SUPABASE_KEY",
+}
+
+# The status of the last response in this task: postgrest's APIError does not carry it.
+_last_status: ContextVar[int | None] = ContextVar("igsync_supabase_status", default=None)
+
+Model = TypeVar("Model", bound=BaseModel)
+Query = Callable[[AsyncClient], Awaitable[APIResponse]]
+
+
+class _RequestFailed(StoreError):
+    """One failed request; `transient` ones may be sent again (`sent`: it may have arrived)."""
+
+    def __init__(
+        self, message: str, *, code: str = "", transient: bool = False, sent: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.code, self.transient, self.sent = code, transient, sent
+
+
+def _retry_on(idempotent: bool) -> Callable[[Exception], bool]:
+    """stamina hook: transient failures, and for other writes only those never sent."""
+    return lambda e: isinstance(e, _RequestFailed) and e.transient and (idempotent or not e.sent)
+
+
+def _safe(text: str) -> str:
+    """One short line with no secret and no URL."""
+    text = re.sub(r"\w+://\S+", "<url>", redact(text))
+    line = " ".join(text.split())
+    return line if len(line) <= 240 else line[:237] + "..."
+
+
+def _describe(what: str, exc: APIError, status: int | None) -> str:
+    code = str(exc.code or status or "")
+    message = _safe(str(exc.message or ""))
+    reason = _CODE_REASONS.get(code)
+    if reason is None and (status == 401 or code in ("401", "PGRST302", "PGRST303")):
+        reason = _CODE_REASONS["PGRST301"]
+    # `details` and `hint` are left out on purpose: details can hold whole rows, tokens too.
+    parts = [f"Supabase could not {what}", reason, message]
+    return ": ".join(p for p in parts if p) + (f" [{code}]" if code else "")
+
+
+async def _remember_status(response: httpx.Response) -> None:
+    _last_status.set(response.status_code)
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs each request URL at INFO; the compare-and-swap URL holds a token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactUrls())
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _rows(response: APIResponse) -> list[dict[str, Any]]:
+    data: object = response.data
+    return data if isinstance(data, list) and all(isinstance(r, dict) for r in data) else []
+
+
+def _confirmed(response: APIResponse) -> int:
+    """Rows the database sent back; `Content-Range`'s count, when present, must agree."""
+    count = len(_rows(response))
+    return count if response.count is None else min(count, response.count)
+
+
+def _parse(model: type[Model], row: Mapping[str, Any], what: str) -> Model:
+    try:
+        return model.model_validate(row)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors(include_input=False))
+        raise StoreError(f"Supabase returned {what} igsync cannot read ({fields})") from None
+
+
+class SupabaseStore:
+    """`Store` on a Supabase project's REST API (service-role key for cron; `transport`: tests)."""
+
+    def __init__(
+        self,
+        url: str,
+        key: str | SecretStr,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._key = key if isinstance(key, SecretStr) else SecretStr(key)
+        register_secret(self._key.get_secret_value())
+        self.url = url.rstrip("/")
+        self._transport = transport
+        self._timeout = timeout
+        self._http: httpx.AsyncClient | None = None
+        self._client: AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"SupabaseStore({self.url!r})"
+
+    async def __aenter__(self) -> Self:
+        if self._client is not None:
+            return self
+        http = httpx.AsyncClient(
+            transport=self._transport,
+            timeout=self._timeout,
+            event_hooks={"response": [_remember_status]},
+        )
+        # Our own httpx client (supabase-py's passes deprecated arguments: warnings), closed by
+        # us; postgrest's retries sleep for real and cover GETs only, stamina's cover all.
+        options = AsyncClientOptions(
+            httpx_client=http, postgrest_client_retry=False, auto_refresh_token=False
+        )
+        try:
+            self._client = await acreate_client(self.url, self._key.get_secret_value(), options)
+        except Exception as exc:  # supabase.SupabaseException: a malformed URL or key
+            await http.aclose()
+            raise StoreError(f"cannot set up the Supabase client: {_safe(str(exc))}") from None
+        self._http = http
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        self._http = self._client = None
+
+    async def _run(self, what: str, query: Query, *, idempotent: bool = True) -> APIResponse:
+        if self._client is None:
+            raise StoreError("the Supabase store is not open; use `async with store:`")
+        client = self._client
+        async for attempt in stamina.retry_context(on=_retry_on(idempotent), attempts=ATTEMPTS):
+            with attempt:
+                return await self._send(what, query, client)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _send(self, what: str, query: Query, client: AsyncClient) -> APIResponse:
+        _last_status.set(None)
+        try:
+            return await query(client)
+        except APIError as exc:
+            status = _last_status.get()
+            if status is None and str(exc.code).isdigit():
+                status = int(str(exc.code))  # a non-JSON error page: the code is the status
+            transient = status is not None and status >= 500
+            raise _RequestFailed(
+                _describe(what, exc, status), code=str(exc.code or status), transient=transient
+            ) from None
+        except httpx.TransportError as exc:
+            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+            message = f"Supabase could not {what}: cannot reach it ({type(exc).__name__})"
+            raise _RequestFailed(message, transient=True, sent=not unsent) from None
+        except httpx.HTTPError as exc:
+            raise _RequestFailed(f"Supabase could not {what}: {type(exc).__name__}") from None
+
+    async def _select_all(
+        self, what: str, table: str, filters: Mapping[str, object], order: list[str]
+    ) -> list[dict[str, Any]]:
+        """Every row matching the `eq` filters (None: no filter), a page at a time, in order."""
+        rows: list[dict[str, Any]] = []
+        while True:
+
+            def page(c: AsyncClient, start: int = len(rows)) -> Awaitable[APIResponse]:
+                query = c.table(table).select(_TABLES[table], count=CountMethod.exact)
+                for column, value in filters.items():
+                    if value is not None:
+                        query = query.eq(column, str(value))
+                for column in order:
+                    # PostgreSQL sorts NULLs last; the stores list tokens without account first.
+                    query = query.order(column, nullsfirst=column == "account_id" or None)
+                return query.range(start, start + PAGE_ROWS - 1).execute()
+
+            response = await self._run(what, page)
+            got = _rows(response)
+            rows.extend(got)
+            # count=exact gives the total; without it (a proxy dropped the header) an empty
+            # page ends the read, so a server max-rows below PAGE_ROWS never cuts it short.
+            if not got or (response.count is not None and len(rows) >= response.count):
+                return rows
+
+    async def init_schema(self) -> None:
+        """Nothing to create when the tables are there; otherwise say how to apply the SQL."""
+        for table, columns in _TABLES.items():
+
+            def probe(c: AsyncClient, table: str = table, columns: str = columns) -> Any:
+                return c.table(table).select(columns).limit(0).execute()
+
+            try:
+                await self._run(f"find table {table}", probe)
+            except _RequestFailed as exc:
+                if exc.code not in _MISSING_SCHEMA:
+                    raise
+                raise StoreError(f"{SCHEMA_HELP} ({exc})") from None
+
+    async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
+        batch = dedupe_by_key(rows)
+        fetched_at = _now()
+        confirmed = 0
+        for start in range(0, len(batch), CHUNK_ROWS):
+            chunk = [
+                {**r.model_dump(mode="json"), "end_time": _ts(r.end_time), "fetched_at": fetched_at}
+                for r in batch[start : start + CHUNK_ROWS]
+            ]
+
+            def upsert(c: AsyncClient, chunk: list[dict[str, Any]] = chunk) -> Any:
+                query = c.table("instagram_insights").upsert(
+                    chunk, on_conflict=_INSIGHT_KEY, count=CountMethod.exact
+                )
+                return query.select("id").execute()
+
+            got = _confirmed(await self._run("upsert insight rows", upsert))
+            if got != len(chunk):
+                earlier = f"; {confirmed} rows of earlier chunks were written" if confirmed else ""
+                raise StoreError(f"Supabase confirmed {got} of {len(chunk)} insight rows{earlier}")
+            confirmed += got
+        return confirmed
+
+    async def read_insights(
+        self, *, u_id: UUID | None = None, account_id: str | None = None
+    ) -> list[InsightRow]:
+        filters = {"u_id": u_id, "account_id": account_id}
+        order = ["account_id", "metric", "end_time", "u_id"]
+        rows = await self._select_all("read insight rows", "instagram_insights", filters, order)
+        return [_parse(InsightRow, r, "an insight row") for r in rows]
+
+    async def list_tokens(
+        self, *, u_id: UUID | None = None, platform: str = "instagram"
+    ) -> list[UserToken]:
+        filters = {"platform": platform, "u_id": u_id}
+        rows = await self._select_all(
+            "list tokens", "user_tokens", filters, ["u_id", "account_id", "token_id"]
+        )
+        for r in rows:
+            register_secret(r.get("access_token"))
+        return [_parse(UserToken, r, "a token row") for r in rows]
+
+    async def save_token(self, token: UserToken) -> None:
+        # Insert if new, else update in place: a merge upsert would also overwrite token_id
+        # and created_at, which must survive a replaced token (as in SQLite).
+        secret = token.access_token.get_secret_value()
+        register_secret(secret)
+        now = _now()
+        row = {
+            **token.model_dump(mode="json"),
+            **{k: _ts(getattr(token, k)) for k in ("expires_at", "last_refreshed_at")},
+            **{"access_token": secret, "created_at": _ts(token.created_at) or now},
+            "updated_at": now,
+        }
+
+        def add_user(c: AsyncClient) -> Any:
+            users = c.table("users").upsert(
+                [{"u_id": row["u_id"]}], on_conflict="u_id", ignore_duplicates=True
+            )
+            return users.execute()
+
+        def insert(c: AsyncClient) -> Any:
+            tokens = c.table("user_tokens")
+            query = tokens.upsert([row], on_conflict=_TOKEN_KEY, ignore_duplicates=True)
+            return query.select("token_id").execute()
+
+        def replace(c: AsyncClient) -> Any:
+            changes = {k: row[k] for k in (*_TOKEN_CHANGES, "updated_at")}
+            query = c.table("user_tokens").update(changes)
+            query = query.eq("u_id", row["u_id"]).eq("platform", token.platform)
+            if token.account_id is None:
+                query = query.is_("account_id", None)
+            else:
+                query = query.eq("account_id", token.account_id)
+            return query.select("token_id").execute()
+
+        await self._run("add the user", add_user)
+        if _confirmed(await self._run("save the token", insert)) == 1:
+            return
+        if _confirmed(await self._run("save the token", replace)) != 1:
+            raise StoreError(
+                f"Supabase confirmed no write of the token of user {token.u_id}"
+                f" account {token.account_id}; nothing was saved"
+            )
+
+    async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
+        register_secret(expected)
+        changes = {
+            **{k: _ts(getattr(update, k)) for k in ("expires_at", "last_refreshed_at")},
+            "status": update.status,
+            "updated_at": _now(),
+        }
+        if update.access_token is not None:
+            changes["access_token"] = update.access_token.get_secret_value()
+            register_secret(changes["access_token"])
+
+        # Only the row still holding `expected` changes: one row back means we won the swap.
+        def swap(c: AsyncClient) -> Any:
+            query = c.table("user_tokens").update(changes)
+            query = query.eq("token_id", str(token_id)).eq("access_token", expected)
+            return query.select("token_id").execute()
+
+        return _confirmed(await self._run("update the token", swap, idempotent=False)) == 1
+
+    async def delete_tokens(self, u_id: UUID, *, account_id: str | None = None) -> int:
+        def delete(c: AsyncClient) -> Any:
+            query = c.table("user_tokens").delete()
+            query = query.eq("platform", "instagram").eq("u_id", str(u_id))
+            if account_id is not None:
+                query = query.eq("account_id", account_id)
+            return query.select("token_id").execute()
+
+        return _confirmed(await self._run("delete tokens", delete, idempotent=False))
+
+    async def write_sync_log(self, entry: SyncLog) -> None:
+        row = {
+            **entry.model_dump(mode="json"),
+            **{k: _ts(getattr(entry, k)) for k in ("started_at", "finished_at")},
+            "errors": [redact(e) for e in entry.errors],
+        }
+
+        def insert(c: AsyncClient) -> Any:
+            return c.table("instagram_sync_logs").insert([row]).select("id").execute()
+
+        if _confirmed(await self._run("write the sync log", insert, idempotent=False)) != 1:
+            raise StoreError("Supabase did not confirm the sync log row")

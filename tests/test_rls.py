@@ -1,0 +1,385 @@
+"""Row-level security of the PostgreSQL schema, proven on a real PostgreSQL dressed as Supabase.
+
+Each test gets a fresh database (tests/postgres_server.py) and gives it what Supabase has before
+our migration runs: the roles `anon`, `authenticated`, `service_role` (BYPASSRLS), the `auth`
+schema with Supabase's own `auth.uid()`, and Supabase's default grants (every privilege on new
+tables in `public` to all three roles: RLS, not grants, is what must stop them). A request is
+simulated the way PostgREST makes one: inside a transaction, `set local role <role>` and the JWT
+claims in `request.jwt.claims`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.errors import InsufficientPrivilege
+
+from igsync.store.postgres import PostgresStore
+from igsync.store.schema import schema_sql
+
+MIGRATION = (
+    Path(__file__).resolve().parent.parent
+    / "supabase"
+    / "migrations"
+    / "20261125000000_igsync_schema.sql"
+)
+REGENERATE = (
+    "uv run igsync db schema --dialect postgres"
+    " > supabase/migrations/20261125000000_igsync_schema.sql"
+)
+
+TABLES = ("user_tokens", "instagram_insights", "instagram_sync_logs")
+A = UUID("00000000-0000-4000-8000-00000000000a")
+B = UUID("00000000-0000-4000-8000-00000000000b")
+
+# Roles are cluster-wide and every test database shares the cluster: create them only once.
+# `duplicate_object` covers two sessions racing past `if not exists` at the same moment.
+SUPABASE_ROLES = """\
+do $$
+begin
+    if not exists (select from pg_roles where rolname = 'anon') then
+        create role anon nologin noinherit;
+    end if;
+    if not exists (select from pg_roles where rolname = 'authenticated') then
+        create role authenticated nologin noinherit;
+    end if;
+    if not exists (select from pg_roles where rolname = 'service_role') then
+        create role service_role nologin noinherit bypassrls;
+    end if;
+exception when duplicate_object then null;
+end
+$$;
+"""
+
+# What a Supabase database has in it before any migration (per database).
+SUPABASE_DATABASE = """\
+create schema auth;
+-- Supabase's own definition (supabase/auth, migration 20211202183645_update_auth_uid).
+create function auth.uid() returns uuid language sql stable as $$
+  select
+  nullif(
+    coalesce(
+      current_setting('request.jwt.claim.sub', true),
+      (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')
+    ),
+    ''
+  )::uuid
+$$;
+grant usage on schema public, auth to anon, authenticated, service_role;
+grant execute on function auth.uid() to anon, authenticated, service_role;
+alter default privileges in schema public
+    grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public
+    grant all on sequences to anon, authenticated, service_role;
+"""
+
+SEED = f"""\
+insert into users (u_id) values ('{A}'), ('{B}');
+insert into user_tokens (u_id, platform, access_token, account_id) values
+    ('{A}', 'instagram', 'token-a', 'acct-a'),
+    ('{B}', 'instagram', 'token-b', 'acct-b');
+insert into instagram_insights (u_id, account_id, metric, metric_type, period, end_time, value)
+values
+    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', 10),
+    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-21T08:00:00Z', 11),
+    ('{B}', 'acct-b', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', 20);
+insert into instagram_sync_logs (run_id, u_id, account_id, started_at, status) values
+    (gen_random_uuid(), '{A}', 'acct-a', now(), 'ok'),
+    (gen_random_uuid(), '{B}', 'acct-b', now(), 'ok'),
+    (gen_random_uuid(), null, null, now(), 'failed');
+"""
+# Rows per table and owner in SEED (the null-u_id log row belongs to nobody).
+SEEDED = {
+    "user_tokens": {A: 1, B: 1},
+    "instagram_insights": {A: 2, B: 1},
+    "instagram_sync_logs": {A: 1, B: 1, None: 1},
+}
+
+# One insert per table, on behalf of user A (its own rows: still refused).
+INSERTS = {
+    "user_tokens": (
+        f"insert into user_tokens (u_id, platform, access_token, account_id)"
+        f" values ('{A}', 'facebook', 'token-a2', 'acct-a2')"
+    ),
+    "instagram_insights": (
+        f"insert into instagram_insights (u_id, account_id, metric, metric_type, period,"
+        f" end_time, value) values ('{A}', 'acct-a', 'reach', 'time_series', 'day',"
+        f" '2026-11-22T08:00:00Z', 12)"
+    ),
+    "instagram_sync_logs": (
+        f"insert into instagram_sync_logs (run_id, u_id, account_id, started_at, status)"
+        f" values (gen_random_uuid(), '{A}', 'acct-a', now(), 'ok')"
+    ),
+}
+# A harmless change per table, and the column it touches.
+UPDATES = {
+    "user_tokens": "update user_tokens set status = 'changed'",
+    "instagram_insights": "update instagram_insights set period = 'changed'",
+    "instagram_sync_logs": "update instagram_sync_logs set account_id = 'changed'",
+}
+
+POLICIES = """\
+select tablename, policyname, permissive, roles, cmd, qual, with_check
+from pg_policies where schemaname = 'public' order by tablename, policyname
+"""
+RLS_FLAGS = """\
+select relname, relrowsecurity, relforcerowsecurity from pg_class
+where relnamespace = 'public'::regnamespace and relname = any(%s) order by relname
+"""
+
+
+def connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    return psycopg.connect(url, autocommit=True)
+
+
+def apply_schema(url: str) -> None:
+    with connect(url) as conn, conn.transaction():  # as `igsync db init` does: one transaction
+        conn.execute(schema_sql("postgres"))
+
+
+def make_supabase_like(url: str) -> None:
+    with connect(url) as conn:
+        conn.execute(SUPABASE_ROLES)
+        conn.execute(SUPABASE_DATABASE)
+
+
+@pytest.fixture
+def supabase_url(fresh_postgres_url: str) -> str:
+    """A fresh database dressed as Supabase, with our schema applied and two users' rows."""
+    make_supabase_like(fresh_postgres_url)
+    apply_schema(fresh_postgres_url)
+    with connect(fresh_postgres_url) as conn:
+        conn.execute(SEED)
+    return fresh_postgres_url
+
+
+@contextmanager
+def request_as(
+    conn: psycopg.Connection[tuple[Any, ...]], role: str, sub: UUID | None = None
+) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    """One PostgREST-style request: a transaction with the role and JWT claims set locally."""
+    claims: dict[str, str] = {"role": role}
+    if sub is not None:
+        claims["sub"] = str(sub)
+    with conn.transaction():
+        conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+        conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+        yield conn
+
+
+def owners(conn: psycopg.Connection[tuple[Any, ...]], table: str) -> dict[UUID | None, int]:
+    """Visible rows of `table` per u_id, for whoever the connection currently is."""
+    query = sql.SQL("select u_id, count(*) from {} group by u_id").format(sql.Identifier(table))
+    return {u_id: n for u_id, n in conn.execute(query).fetchall()}
+
+
+def snapshot(conn: psycopg.Connection[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the igsync tables, as the (superuser) owner sees them."""
+    return {
+        table: conn.execute(
+            sql.SQL("select * from {} order by 1").format(sql.Identifier(table))
+        ).fetchall()
+        for table in ("users", *TABLES)
+    }
+
+
+# --- the migration file ---
+
+
+def test_supabase_migration_matches_schema_sql() -> None:
+    assert MIGRATION.exists(), f"{MIGRATION} is missing: create it with `{REGENERATE}`"
+    assert MIGRATION.read_bytes() == schema_sql("postgres").encode(), (
+        f"{MIGRATION.name} has drifted from schema_sql('postgres'): regenerate it with "
+        f"`{REGENERATE}`"
+    )
+
+
+# --- the policies, as Supabase's roles see them ---
+
+
+def test_user_reads_only_own_rows(supabase_url: str) -> None:
+    with connect(supabase_url) as conn:
+        for user in (A, B):
+            with request_as(conn, "authenticated", sub=user):
+                for table in TABLES:
+                    assert owners(conn, table) == {user: SEEDED[table][user]}, table
+                    # Asking for the other user's rows by name does not help either.
+                    other = B if user == A else A
+                    query = sql.SQL("select count(*) from {} where u_id = %s").format(
+                        sql.Identifier(table)
+                    )
+                    assert conn.execute(query, [other]).fetchone() == (0,), table
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_user_cannot_insert_even_own_rows(supabase_url: str, table: str) -> None:
+    with connect(supabase_url) as conn:
+        before = snapshot(conn)
+        with pytest.raises(InsufficientPrivilege) as caught, request_as(conn, "authenticated", A):
+            conn.execute(INSERTS[table])
+        assert caught.value.sqlstate == "42501"
+        assert f'new row violates row-level security policy for table "{table}"' in str(
+            caught.value
+        )
+        assert snapshot(conn) == before
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_user_update_and_delete_touch_no_row(supabase_url: str, table: str) -> None:
+    """No UPDATE/DELETE policy: PostgreSQL raises nothing, the rows are just not there to touch."""
+    with connect(supabase_url) as conn:
+        before = snapshot(conn)
+        with request_as(conn, "authenticated", A):
+            target = sql.Identifier(table)
+            own = conn.execute(UPDATES[table] + " where u_id = %s", [A])
+            assert own.rowcount == 0
+            everyone = conn.execute(UPDATES[table])
+            assert everyone.rowcount == 0
+            assert conn.execute(sql.SQL("delete from {}").format(target)).rowcount == 0
+            deleted = conn.execute(
+                sql.SQL("delete from {} where u_id = %s returning *").format(target), [A]
+            )
+            assert deleted.fetchall() == []
+            # ... while the same transaction still reads its own rows.
+            assert owners(conn, table) == {A: SEEDED[table][A]}
+        assert snapshot(conn) == before
+
+
+def test_user_cannot_upsert(supabase_url: str) -> None:
+    """PostgREST's upsert (`on conflict do update`) is an INSERT first: refused outright."""
+    with connect(supabase_url) as conn:
+        before = snapshot(conn)
+        with pytest.raises(InsufficientPrivilege), request_as(conn, "authenticated", A):
+            conn.execute(
+                "insert into instagram_insights (u_id, account_id, metric, metric_type, period,"
+                " end_time, value) values (%s, 'acct-a', 'reach', 'time_series', 'day',"
+                " '2026-11-20T08:00:00Z', 99)"
+                " on conflict (u_id, account_id, metric, end_time) do update set value = 99",
+                [A],
+            )
+        assert snapshot(conn) == before
+
+
+def test_anon_and_jwt_without_sub_see_nothing(supabase_url: str) -> None:
+    with connect(supabase_url) as conn:
+        with request_as(conn, "anon"):
+            for table in TABLES:
+                assert owners(conn, table) == {}, table
+        with request_as(conn, "authenticated"):  # no `sub`: auth.uid() is null
+            for table in TABLES:
+                assert owners(conn, table) == {}, table
+        with pytest.raises(InsufficientPrivilege), request_as(conn, "anon"):
+            conn.execute(INSERTS["instagram_insights"])
+
+
+def test_service_role_reads_and_writes_everything(supabase_url: str) -> None:
+    with connect(supabase_url) as conn:
+        with request_as(conn, "service_role"):
+            for table in TABLES:
+                assert owners(conn, table) == SEEDED[table], table
+            for table in TABLES:
+                assert conn.execute(INSERTS[table]).rowcount == 1, table
+                assert conn.execute(UPDATES[table] + " where u_id = %s", [B]).rowcount == 1
+            assert conn.execute("delete from instagram_insights where u_id = %s", [B]).rowcount
+            assert (
+                conn.execute(
+                    "insert into instagram_insights (u_id, account_id, metric, metric_type,"
+                    " period, end_time, value) values (%s, 'acct-b', 'reach', 'time_series',"
+                    " 'day', '2026-11-20T08:00:00Z', 21) on conflict"
+                    " (u_id, account_id, metric, end_time) do update set value = excluded.value",
+                    [B],
+                ).rowcount
+                == 1
+            )
+        assert owners(conn, "user_tokens") == {A: 2, B: 1}
+        assert owners(conn, "instagram_insights") == {A: 3, B: 1}
+        assert owners(conn, "instagram_sync_logs") == {A: 2, B: 1, None: 1}
+
+
+def test_owner_is_not_subject_to_rls(supabase_url: str) -> None:
+    """The PostgreSQL store connects as the tables' owner: without FORCE, RLS lets it through.
+
+    The test server's `postgres` is a superuser (which skips RLS anyway), so the tables are
+    handed to a plain, non-BYPASSRLS role for this test.
+    """
+    with connect(supabase_url) as conn:
+        conn.execute(
+            "do $$ begin create role igsync_test_owner nologin noinherit;"
+            " exception when duplicate_object then null; end $$"
+        )
+        for table in TABLES:
+            conn.execute(
+                sql.SQL("alter table {} owner to igsync_test_owner").format(sql.Identifier(table))
+            )
+        with conn.transaction():
+            conn.execute("set local role igsync_test_owner")
+            conn.execute("select set_config('request.jwt.claims', '', true)")
+            for table in TABLES:
+                assert owners(conn, table) == SEEDED[table], table
+                assert conn.execute(INSERTS[table]).rowcount == 1, table
+        flags = conn.execute(RLS_FLAGS, [list(TABLES)]).fetchall()
+        assert flags == [(table, True, False) for table in sorted(TABLES)]
+
+
+# --- the DDL itself: idempotent, and harmless on plain PostgreSQL ---
+
+
+@pytest.mark.anyio
+async def test_schema_twice_changes_nothing(supabase_url: str) -> None:
+    with connect(supabase_url) as conn:
+        policies = conn.execute(POLICIES).fetchall()
+        flags = conn.execute(RLS_FLAGS, [["users", *TABLES]]).fetchall()
+        rows = snapshot(conn)
+    assert [(t, name, perm, roles, cmd) for t, name, perm, roles, cmd, _, _ in policies] == [
+        (table, "igsync_read_own", "PERMISSIVE", ["authenticated"], "SELECT")
+        for table in sorted(TABLES)
+    ]
+    assert all("auth.uid()" in qual and check is None for *_, qual, check in policies)
+    assert flags == [
+        ("instagram_insights", True, False),
+        ("instagram_sync_logs", True, False),
+        ("user_tokens", True, False),
+        ("users", False, False),
+    ]
+
+    apply_schema(supabase_url)  # the migration run again by hand ...
+    async with PostgresStore(supabase_url) as store:  # ... and `igsync db init`
+        await store.init_schema()
+
+    with connect(supabase_url) as conn:
+        assert conn.execute(POLICIES).fetchall() == policies
+        assert conn.execute(RLS_FLAGS, [["users", *TABLES]]).fetchall() == flags
+        assert snapshot(conn) == rows
+        with request_as(conn, "authenticated", A):  # and the policies still work
+            assert {table: owners(conn, table) for table in TABLES} == {
+                table: {A: SEEDED[table][A]} for table in TABLES
+            }
+
+
+def test_schema_on_plain_postgres_enables_rls_without_policies(fresh_postgres_url: str) -> None:
+    # The Supabase roles may well exist in this cluster (other tests made them): what is missing
+    # is Supabase's `auth.uid()`, and without it no policy may be created.
+    with connect(fresh_postgres_url) as conn:
+        conn.execute(SUPABASE_ROLES)
+        assert conn.execute("select to_regnamespace('auth')").fetchone() == (None,)
+    apply_schema(fresh_postgres_url)
+    apply_schema(fresh_postgres_url)
+    with connect(fresh_postgres_url) as conn:
+        assert conn.execute(POLICIES).fetchall() == []
+        assert conn.execute(RLS_FLAGS, [["users", *TABLES]]).fetchall() == [
+            ("instagram_insights", True, False),
+            ("instagram_sync_logs", True, False),
+            ("user_tokens", True, False),
+            ("users", False, False),
+        ]
+        conn.execute(SEED)  # the owner (here the superuser) still writes and reads everything
+        for table in TABLES:
+            assert owners(conn, table) == SEEDED[table], table
