@@ -191,6 +191,36 @@ async def test_total_value_only_learns_day_keys_without_storing_the_probe(
     assert {r.end_time for r in rows} == {sim.day_end(LA, date(2026, 11, d)) for d in (22, 23, 24)}
 
 
+async def test_total_value_metrics_are_reported_when_no_day_keys_could_be_learned(
+    run: Run, sim: Simulator
+) -> None:
+    sim.accounts[LA] = SimAccount(
+        LA, tz="America/Los_Angeles", denied_metrics=frozenset({"reach", "follower_count"})
+    )
+    result = await run()
+    assert not result.success
+    assert result.total_errors == 4
+    failed = {e.split(":", 1)[0] for e in result.errors}
+    assert failed == {"reach", "follower_count", "profile_views", "accounts_engaged"}
+    assert any(
+        e.startswith("profile_views: could not learn the day keys") and "[code 10]" in e
+        for e in result.errors
+    )
+
+
+async def test_total_value_metrics_do_not_depend_on_a_time_series_metric_having_data(
+    run: Run, sim: Simulator
+) -> None:
+    # Under 100 followers, follower_count serves no data; profile_views must still be fetched.
+    sim.accounts[LA] = SimAccount(LA, tz="America/Los_Angeles", followers=50)
+    result = await run(metrics=("follower_count", "profile_views"))
+    assert result.success
+    assert result.metrics_inserted == {"follower_count": 3, "profile_views": 3}
+    rows = await run.store.read_insights()
+    assert all(r.value is not None for r in rows if r.metric == "profile_views")
+    assert all(r.value is None for r in rows if r.metric == "follower_count")
+
+
 async def test_every_request_names_its_metric_type(run: Run, sim: Simulator) -> None:
     await run()
     assert sim.requests

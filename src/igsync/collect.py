@@ -184,16 +184,25 @@ async def collect(
     total_specs = [s for s in specs if s.metric_type == "total_value"]
     out = Collected()
     fetcher = _Fetcher(graph, account)
-    # The day keys come from a time_series answer; ask reach just for them if need be.
-    probe = [] if series_specs else [METRIC_CONFIG[_KEY_PROBE]]
-    await _fetch_time_series(fetcher, series_specs or probe, plan, now, out)
+    # The day keys come from time_series answers. reach serves every day of the window (no
+    # 30-day clamp, no follower threshold), so ask it for the keys whenever total_value metrics
+    # are wanted and it is not asked anyway; its values are not stored.
+    probe = bool(total_specs) and _KEY_PROBE not in {s.name for s in series_specs}
+    key_specs = [*series_specs, METRIC_CONFIG[_KEY_PROBE]] if probe else series_specs
+    await _fetch_time_series(fetcher, key_specs, plan, now, out)
+    probe_error = out.errors.pop(_KEY_PROBE, None) if probe else None
     known = sorted(out.keys)
     keys = known if plan.keep_last is None else known[-plan.keep_last :]
     log.info("account %s: %d days to store", account.account_id, len(keys))
-    if probe and _KEY_PROBE in out.errors:
-        reason = out.errors.pop(_KEY_PROBE).removeprefix(f"{_KEY_PROBE}: ")
-        for spec in total_specs:
-            out.errors[spec.name] = f"{spec.name}: could not learn the day keys: {reason}"
-    elif total_specs and keys:
+    if total_specs and keys:
         await _fetch_total_values(fetcher, total_specs, keys, known, out)
+    elif total_specs:
+        # No day keys: when that is because the key sources failed, the total_value metrics
+        # failed too and must say so; when every source answered empty, there is no data.
+        reasons = [probe_error] if probe_error else []
+        reasons += [out.errors[s.name] for s in series_specs if s.name in out.errors]
+        if reasons:
+            reason = reasons[0].split(": ", 1)[-1]
+            for spec in total_specs:
+                out.errors[spec.name] = f"{spec.name}: could not learn the day keys: {reason}"
     return out, keys
