@@ -11,9 +11,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -113,7 +114,11 @@ def test_default_fetch_stores_four_metrics_for_three_days_under_shared_utc_keys(
     assert len(keys) == 4
     assert len({frozenset(k) for k in keys.values()}) == 1
     assert {r[1] for r in rows} == {"time_series", "total_value"}
-    assert all(k.endswith("T08:00:00+00:00") for k in keys["reach"])
+    # Each key is a Los Angeles midnight written in UTC: 08:00 in winter, 07:00 in summer.
+    la = ZoneInfo("America/Los_Angeles")
+    for key in keys["reach"]:
+        assert key.endswith(":00:00+00:00")
+        assert datetime.fromisoformat(key).astimezone(la).time() == time(0, 0)
 
 
 def test_rerun_adds_no_rows_and_revised_values_win(env: Env) -> None:
@@ -139,6 +144,17 @@ def test_metric_refused_for_permission_is_named_and_the_others_stored(env: Env) 
     assert isinstance(errors, list)
     assert errors[0].startswith("profile_views: (#10)")
     assert {r[0] for r in env.rows()} == {"reach", "accounts_engaged", "follower_count"}
+
+
+def test_human_output_shows_graph_error_codes_verbatim(env: Env) -> None:
+    # `[code 10]` looks like rich markup; it must reach the reader, not be eaten as a tag.
+    env.sim.accounts[LA] = SimAccount(
+        LA, tz="America/Los_Angeles", denied_metrics=frozenset({"profile_views"})
+    )
+    proc = env.run("fetch", "--user", USER)
+    assert proc.returncode == 1
+    assert "error: profile_views: (#10)" in proc.stdout
+    assert "[code 10]" in proc.stdout
 
 
 @pytest.mark.parametrize("kind", ["throttle", "throttle_ig", "server_error", "bad_gateway"])
@@ -276,6 +292,11 @@ TOMORROW = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
         (["db", "schema", "--dialect", "oracle"], {}, "--dialect"),
         (["demo", "--accounts", "0"], {}, "--accounts"),
         (["nosuchcommand"], {}, "nosuchcommand"),
+        (["fetch", "--user", USER], {"IGSYNC_GRAPH_URL": "http://127.0.0.1:port"}, "GRAPH_URL"),
+        (["fetch", "--user", USER], {"IGSYNC_GRAPH_URL": "http://127.0.0.1:99999"}, "out of range"),
+        (["fetch", "--user", USER, "EAAG-pasted-token-0123456789"], {}, "not shown"),
+        (["--db", "sqlite:////proc/igsync/x.db", "fetch", "--user", USER], {}, "writable file"),
+        (["--db", "sqlite:////", "fetch", "--user", USER], {}, "Is a directory"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_with_exit_2(
@@ -288,6 +309,7 @@ def test_bad_input_is_one_line_on_stderr_with_exit_2(
     assert proc.stderr.startswith("igsync: error: ")
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert "pasted-token" not in proc.stderr  # an argument that may be a token is never echoed
     assert env.sim.requests == []  # refused before a single Graph call
 
 

@@ -57,6 +57,10 @@ def test_db_option_overrides_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     ("name", "value"),
     [
         ("IGSYNC_GRAPH_URL", "graph.facebook.com"),
+        ("IGSYNC_GRAPH_URL", "http://127.0.0.1:notaport"),
+        ("IGSYNC_GRAPH_URL", "http://127.0.0.1:99999"),
+        ("IGSYNC_INSTAGRAM_URL", "ftp://graph.instagram.com"),
+        ("SUPABASE_URL", "https://"),
         ("IGSYNC_GRAPH_VERSION", "24.0"),
         ("IGSYNC_METRICS", "reach,impressions"),
         ("IG_ACCOUNT_ID", "me"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,11 +52,17 @@ class Settings(BaseSettings):
     @field_validator("igsync_graph_url", "igsync_instagram_url", "supabase_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(
-                f"expected an http(s) URL such as https://graph.facebook.com, got {value!r}"
-            )
-        return value.rstrip("/") if value else value
+        if value is None:
+            return value
+        expected = f"expected an http(s) URL such as https://graph.facebook.com, got {value!r}"
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 -- raises on a port that is not a number in 0-65535
+        except ValueError as error:
+            raise ValueError(f"{expected} ({error})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+            raise ValueError(expected)
+        return value.rstrip("/")
 
     @field_validator("igsync_graph_version")
     @classmethod

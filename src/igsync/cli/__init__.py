@@ -6,6 +6,7 @@ that `igsync --help` stays fast.
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -220,6 +221,7 @@ def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
     Supabase cannot run DDL over its API: there it prints the SQL to apply in the SQL editor
     (or to save under supabase/migrations/) and checks whether the tables already exist.
     """
+    from igsync.cli._render import shown
     from igsync.errors import StoreError
     from igsync.redact import redact
 
@@ -241,18 +243,21 @@ def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
     missing = run(init())
     if url == "supabase":
         _supabase_schema_help(out, missing)
+        if missing is not None:
+            raise typer.Exit(1)  # the schema is not there yet: a script must not carry on
         return
     if out.json_mode:
         import json
 
         out.out.file.write(json.dumps({"initialized": True, "database": redact(url)}) + "\n")
     else:
-        out.print(f"schema ready in {redact(url)}")
+        out.print(f"schema ready in {shown(url)}")
 
 
 def _supabase_schema_help(out: Output, missing: str | None) -> None:
     import json
 
+    from igsync.cli._render import shown
     from igsync.store.schema import schema_sql
 
     sql = schema_sql("postgres")
@@ -266,7 +271,7 @@ def _supabase_schema_help(out: Output, missing: str | None) -> None:
         return
     sys.stdout.write(sql)
     state = "the igsync tables are already there" if missing is None else missing
-    out.err.print(f"supabase: {state}; to (re)apply the schema, {how}", soft_wrap=True)
+    out.err.print(f"supabase: {shown(state)}; to (re)apply the schema, {how}", soft_wrap=True)
 
 
 @db_app.command("schema")
@@ -279,6 +284,9 @@ def db_schema(
     from igsync.store.schema import schema_sql
 
     sys.stdout.write(schema_sql(dialect))
+
+
+_EXTRA_ARGS = re.compile(r"Got unexpected extra argument(?:s|\(s\))? \(.*\)", re.DOTALL)
 
 
 def main() -> None:
@@ -295,7 +303,11 @@ def main() -> None:
     except typer.TyperException as exc:  # click's usage errors: bad option, bad value
         ctx = getattr(exc, "ctx", None)
         where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        message = " ".join(exc.format_message().split())
+        # An extra argument may be a token pasted where --token-stdin was meant: never echo it.
+        message = _EXTRA_ARGS.sub(
+            "got an unexpected extra argument (not shown: it may be a secret; tokens go on stdin)",
+            " ".join(exc.format_message().split()),
+        )
         _fail(f"{message}{where}", getattr(exc, "exit_code", 2))
     except IgsyncError as exc:
         _fail(str(exc), exc.exit_code)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from igsync.redact import RedactingFilter, redact
@@ -27,6 +28,14 @@ if TYPE_CHECKING:
     )
 
 _STATUS_STYLE = {"ok": "green", "expiring": "yellow", "expired": "red", "needs_reauth": "red"}
+
+
+def shown(text: str) -> str:
+    """Outside text (Graph and store messages) as rich markup: redacted, and never parsed.
+
+    Graph errors end in `[code 190/467]`, which rich would take for a tag and drop.
+    """
+    return escape(redact(text))
 
 
 class Output:
@@ -82,7 +91,7 @@ class Output:
         self.out.print(*objects)
 
     def error(self, message: str) -> None:
-        self.err.print(f"[red]igsync: {redact(message)}[/red]", soft_wrap=True, markup=True)
+        self.err.print(f"[red]igsync: {shown(message)}[/red]", soft_wrap=True, markup=True)
 
 
 def fetch_table(result: FetchResult) -> Table:
@@ -100,8 +109,8 @@ def fetch_summary(result: FetchResult) -> list[str]:
     verb = "fetched (dry run)" if result.dry_run else "written and verified"
     rows = sum(result.metrics_fetched.values()) if result.dry_run else result.total_inserted
     lines = [f"{rows} rows {verb} for {window} in {result.duration_s:.2f} s"]
-    lines += [f"[dim]note: {redact(n)}[/dim]" for n in result.notes]
-    lines += [f"[red]error: {redact(e)}[/red]" for e in result.errors]
+    lines += [f"[dim]note: {shown(n)}[/dim]" for n in result.notes]
+    lines += [f"[red]error: {shown(e)}[/red]" for e in result.errors]
     return lines
 
 
@@ -175,7 +184,7 @@ def demo_render(output: Output, demo: DemoReport, metrics: Sequence[str]) -> Non
     )
     for r in report.results:
         for e in r.errors:
-            output.print(f"[red]{r.account_id}: {redact(e)}[/red]")
+            output.print(f"[red]{r.account_id}: {shown(e)}[/red]")
 
 
 def accounts_table(infos: Sequence[AccountInfo]) -> Table:
@@ -217,7 +226,7 @@ def refresh_table(report: RefreshReport) -> Table:
         expiry = f"expires {w.expires_at:%Y-%m-%d}" if w.expires_at else ""
         table.add_row(w.user_id, str(w.account_id), "would refresh", expiry)
     for s in report.skipped:
-        table.add_row(s.user_id, str(s.account_id), "skipped", s.reason)
+        table.add_row(s.user_id, str(s.account_id), "skipped", shown(s.reason))
     for f in report.failed:
-        table.add_row(f.user_id, str(f.account_id), "[red]failed[/]", redact(f.error))
+        table.add_row(f.user_id, str(f.account_id), "[red]failed[/]", shown(f.error))
     return table

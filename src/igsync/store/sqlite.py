@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from igsync.errors import StoreError
+from igsync.errors import ConfigError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store.schema import SQLITE
@@ -93,7 +93,13 @@ class SQLiteStore:
                 conn.execute("pragma foreign_keys = on")
                 # The embedded default just works: its tables exist from the first open on.
                 conn.executescript(SQLITE)
-            except (OSError, sqlite3.Error) as exc:
+            except OSError as exc:
+                # A path that cannot hold a database is a setting to fix, not a failed run.
+                raise ConfigError(
+                    f"cannot open SQLite database {self.path}: {exc.strerror or exc}; "
+                    "point --db or IGSYNC_DATABASE_URL at a writable file (sqlite:///path.db)"
+                ) from None
+            except sqlite3.Error as exc:
                 raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
             self._conn = conn
         return self._conn
