@@ -240,6 +240,15 @@ def test_demo_runs_offline_and_reports_every_account(env: Env) -> None:
     assert report["total_inserted"] == 4 * 12
 
 
+def test_demo_into_a_kept_database_leaves_insights_but_no_simulated_tokens(env: Env) -> None:
+    # env.db is the IGSYNC_DATABASE_URL of every other command here: the user's own database.
+    proc = env.run("--db", f"sqlite:///{env.db}", "demo", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(env.rows()) == 3 * 12
+    listed = env.run("accounts", "list", "--json", env={"IG_ACCOUNT_ID": "", "IG_LONG_TOKEN": ""})
+    assert json.loads(listed.stdout) == []
+
+
 def test_standalone_simulator_serves_a_fetch(tmp_path: Path) -> None:
     """The issue's 'done when': python -m igsync.simulator, then fetch against it."""
     server = subprocess.Popen(

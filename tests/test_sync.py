@@ -260,6 +260,13 @@ async def test_a_long_backfill_is_split_and_follower_count_clamped(
     assert any(n.startswith("follower_count: window clamped") for n in result.notes)
 
 
+async def test_follower_count_takes_all_of_its_30_days(run: Run, sim: Simulator) -> None:
+    result = await run(plan=plan_window(NOW, days=60))
+    assert result.success, result.errors
+    assert result.metrics_inserted["reach"] == 60
+    assert result.metrics_inserted["follower_count"] == 30
+
+
 async def test_dry_run_fetches_but_writes_nothing(run: Run) -> None:
     result = await run(dry_run=True)
     assert result.success

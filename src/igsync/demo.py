@@ -65,17 +65,24 @@ async def run_demo(
                         account_id=acc.account_id,
                     )
                 )
-            tokens = [t for t in await store.list_tokens() if t.account_id in sim.accounts]
-            started = time.monotonic()
-            results = await asyncio.gather(
-                *(
-                    fetch_account(
-                        graph, store, account_from_token(t), metrics=DEFAULT_METRICS, plan=plan
+            users = {demo_user(a) for a in sim.accounts}
+            try:
+                tokens = [t for t in await store.list_tokens() if t.u_id in users]
+                started = time.monotonic()
+                results = await asyncio.gather(
+                    *(
+                        fetch_account(
+                            graph, store, account_from_token(t), metrics=DEFAULT_METRICS, plan=plan
+                        )
+                        for t in tokens
                     )
-                    for t in tokens
                 )
-            )
-            report = summarize(results, time.monotonic() - started)
-            rows = [r for r in await store.read_insights() if r.account_id in sim.accounts]
+                report = summarize(results, time.monotonic() - started)
+                rows = [r for r in await store.read_insights() if r.u_id in users]
+            finally:
+                # A kept database keeps the insights, never simulated tokens that `accounts
+                # list` would show and a cron sync would send to the real Graph API.
+                for user in users:
+                    await store.delete_tokens(user)
     zones = {a.account_id: a.tz for a in sim.accounts.values()}
     return DemoReport(report, rows, zones, kept=keep_in is not None)

@@ -28,6 +28,8 @@ _LABEL_CUTOFF = time(10, 0)
 MAX_LOOKBACK_DAYS = 728
 #: at most 30 days between since and until; 29 leaves room for clock skew
 MAX_SPAN = timedelta(days=29)
+#: how far inside a metric's lookback limit its requests start (see WindowPlan.metric_range)
+LOOKBACK_MARGIN = timedelta(minutes=10)
 DEFAULT_DAYS = 3
 #: --days N asks from label today-N-1 on, which must stay inside the lookback
 MAX_DAYS = MAX_LOOKBACK_DAYS - 2
@@ -58,8 +60,10 @@ class WindowPlan:
 
     def metric_range(self, spec: MetricSpec, now: datetime) -> tuple[datetime, datetime] | None:
         """The range clamped to what the API serves for this metric; None if nothing is left."""
-        # A day inside the limit, so that a slow request never crosses it.
-        earliest = now - timedelta(days=spec.lookback_days - 1)
+        # Meta counts the limit back from its own clock when the request lands: a few minutes
+        # inside it keep a slow or retried request from crossing it, and still take every one
+        # of the N days (only in the last minutes of a local day is the oldest one left out).
+        earliest = now - timedelta(days=spec.lookback_days) + LOOKBACK_MARGIN
         since = max(self.since, earliest)
         return (since, self.until) if since < self.until else None
 
