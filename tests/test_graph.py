@@ -337,3 +337,38 @@ async def test_token_endpoint_errors_never_carry_the_url_or_secrets() -> None:
     assert "app-secret-xyz-123" not in text
     assert "?" not in text
     assert "client_secret" not in text
+
+
+@respx.mock
+async def test_token_calls_carrying_an_access_token_send_its_appsecret_proof() -> None:
+    """§4: the proof goes with every access_token sent. debug_token sends the app token, so it
+    proves that; the Instagram refresh proves the token it refreshes; the exchange sends no
+    access_token (client_secret authenticates it), so it has nothing to prove."""
+    secret = "app-secret-xyz-123"
+    debug = respx.get(DEBUG_URL).respond(200, json=sample("debug_token_response_pyfacebook.json"))
+    refresh = respx.get(IG_REFRESH_URL).respond(
+        200, json=sample("ig_refresh_access_token_response_meta_docs.json")
+    )
+    exchange = respx.get(TOKEN_URL).respond(
+        200, json=sample("oauth_access_token_fb_exchange_token_response_pyfacebook.json")
+    )
+    async with client(app_secret=secret, instagram_url="https://ig.test") as graph:
+        await graph.debug_token(TOKEN, app_id="appId", app_secret=secret)
+        await graph.refresh_instagram_token(TOKEN)
+        await graph.exchange_token(TOKEN, app_id="appId", app_secret=secret)
+    debug_params = debug.calls.last.request.url.params
+    assert debug_params["appsecret_proof"] == appsecret_proof(f"appId|{secret}", secret)
+    refresh_params = refresh.calls.last.request.url.params
+    assert refresh_params["appsecret_proof"] == appsecret_proof(TOKEN, secret)
+    assert "appsecret_proof" not in exchange.calls.last.request.url.params
+    assert "access_token" not in exchange.calls.last.request.url.params
+
+
+@respx.mock
+async def test_instagram_refresh_sends_no_proof_without_an_app_secret() -> None:
+    route = respx.get(IG_REFRESH_URL).respond(
+        200, json=sample("ig_refresh_access_token_response_meta_docs.json")
+    )
+    async with client(instagram_url="https://ig.test") as graph:
+        await graph.refresh_instagram_token(TOKEN)
+    assert "appsecret_proof" not in route.calls.last.request.url.params

@@ -7,6 +7,8 @@ simulator against what Meta answers, not against its own constants.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -609,16 +611,57 @@ def test_a_fault_for_an_unknown_endpoint_is_refused() -> None:
 # -- bookkeeping ---------------------------------------------------------------------------------
 
 
-async def test_token_requests_are_recorded_and_need_no_appsecret_proof(clock: Clock) -> None:
+def proof(token: str) -> str:
+    return hmac.new(APP_SECRET.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+async def test_token_requests_are_recorded_and_need_appsecret_proof_where_a_token_is_sent(
+    clock: Clock,
+) -> None:
+    """An app requiring appsecret_proof wants it on every call carrying an access_token: the
+    refresh (proof of the token refreshed) and debug_token (proof of the app token); the
+    exchange carries none (client_secret is its authentication), so it needs none."""
     sim = make_sim(clock, require_appsecret_proof=True)
     fb = sim.issue_token(LA)
     ig = sim.issue_token(LA, kind="instagram_login", issued_at=NOW - timedelta(days=2))
     async with httpx.AsyncClient(transport=sim.transport(), base_url="https://g.test") as client:
-        await exchange(client, fb)
-        await refresh(client, ig)
-        await debug(client, fb)
+        assert (await exchange(client, fb)).status_code == 200
+        refused = [
+            await refresh(client, ig),
+            await debug(client, fb),
+            # a proof of the wrong token: of the inspected token instead of the app token
+            await client.get(
+                "/v24.0/debug_token",
+                params={"input_token": fb, "access_token": APP_TOKEN, "appsecret_proof": proof(fb)},
+            ),
+        ]
+        for response in refused:
+            assert response.status_code == 400
+            assert error_of(response)["code"] == 100
+            assert "app secret proof" in error_of(response)["message"]
+        refreshed = await client.get(
+            "/refresh_access_token",
+            params={
+                "grant_type": "ig_refresh_token",
+                "access_token": ig,
+                "appsecret_proof": proof(ig),
+            },
+        )
+        debugged = await client.get(
+            "/v24.0/debug_token",
+            params={
+                "input_token": fb,
+                "access_token": APP_TOKEN,
+                "appsecret_proof": proof(APP_TOKEN),
+            },
+        )
+    assert refreshed.status_code == 200
+    assert debugged.json()["data"]["is_valid"] is True
     assert [(r.path, r.status) for r in sim.requests] == [
         ("/v24.0/oauth/access_token", 200),
+        ("/refresh_access_token", 400),
+        ("/v24.0/debug_token", 400),
+        ("/v24.0/debug_token", 400),
         ("/refresh_access_token", 200),
         ("/v24.0/debug_token", 200),
     ]

@@ -172,6 +172,9 @@ class GraphClient:
     async def exchange_token(self, token: str, *, app_id: str, app_secret: str) -> TokenGrant:
         """Facebook Login: a fresh ~60-day token for a long-lived one (§4, fb_exchange_token)."""
         now = datetime.now(UTC)
+        # No appsecret_proof here: this call carries no access_token to prove. It
+        # authenticates the app with client_secret itself, and the token being exchanged
+        # travels as fb_exchange_token (GRAPH_API.md §4).
         body = await self._get(
             f"{self._graph_url}/{self._version}/oauth/access_token",
             {
@@ -186,18 +189,27 @@ class GraphClient:
     async def refresh_instagram_token(self, token: str) -> TokenGrant:
         """Instagram Login: +60 days; Meta accepts it only for tokens >= 24 h old (§4)."""
         now = datetime.now(UTC)
-        body = await self._get(
-            f"{self._instagram_url}/refresh_access_token",
-            {"grant_type": "ig_refresh_token", "access_token": token},
-        )
+        params = {"grant_type": "ig_refresh_token", "access_token": token}
+        if self._app_secret:
+            # the access_token here is the one being refreshed: the proof is of that token
+            params["appsecret_proof"] = appsecret_proof(token, self._app_secret)
+        body = await self._get(f"{self._instagram_url}/refresh_access_token", params)
         return _grant(body, now)
 
     async def debug_token(self, token: str, *, app_id: str, app_secret: str) -> TokenDebug:
-        """Ask Meta whether a token is valid and when it expires, with the app token."""
-        body = await self._get(
-            f"{self._graph_url}/{self._version}/debug_token",
-            {"input_token": token, "access_token": f"{app_id}|{app_secret}"},
-        )
+        """Ask Meta whether a token is valid and when it expires, with the app token.
+
+        The access_token sent is the app token `APP_ID|APP_SECRET`, so appsecret_proof (for an
+        app that requires it on every call, §4) is the proof of that app token, not of the
+        token being inspected. The secret is at hand here, so the proof is always sent.
+        """
+        app_token = f"{app_id}|{app_secret}"
+        params = {
+            "input_token": token,
+            "access_token": app_token,
+            "appsecret_proof": appsecret_proof(app_token, app_secret),
+        }
+        body = await self._get(f"{self._graph_url}/{self._version}/debug_token", params)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise GraphError("debug_token answered without data", kind=ErrorKind.INVALID)

@@ -22,7 +22,9 @@ What it fakes:
     kind, and issue and expiry times on the injected clock (`issue_token`, `token_info`,
     `expire_token`, `revoke_token`). Exchanged and refreshed tokens stay valid until they
     expire. Strict mode knows only registered tokens; permissive mode takes any other token as
-    valid, never-expiring and bound to no account.
+    valid, never-expiring and bound to no account. With `require_appsecret_proof`, every call
+    carrying an access token (insights, refresh_access_token, debug_token) needs its proof;
+    the exchange carries none.
 
 What it does not fake (yet):
     batch calls, which slot into `Simulator._build_routes`; periods other than `day` (week,

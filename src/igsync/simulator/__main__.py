@@ -55,13 +55,21 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="seconds added to every answer (default: %(default)s)",
     )
+    parser.add_argument(
+        "--require-appsecret-proof",
+        action="store_true",
+        help="refuse calls that carry an access token without its appsecret_proof (code 100), "
+        "like an app with 'Require App Secret' on; igsync sends it when IG_APP_SECRET is set",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     accounts = demo_accounts(args.accounts)
-    sim = Simulator(accounts, latency=args.latency)
+    sim = Simulator(
+        accounts, latency=args.latency, require_appsecret_proof=args.require_appsecret_proof
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

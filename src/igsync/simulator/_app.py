@@ -76,7 +76,10 @@ class Simulator:
         self.strict_tokens = strict_tokens
         self.app_id = app_id  # client_id of the exchange; APP_ID of debug_token's app token
         self.app_secret = app_secret  # client_secret; also the appsecret_proof HMAC key
-        self.require_appsecret_proof = require_appsecret_proof  # insights calls only
+        # every call that carries an access_token: insights, refresh_access_token (proof of the
+        # token refreshed), debug_token (proof of the app token); not oauth/access_token, which
+        # carries no access_token and authenticates with client_secret
+        self.require_appsecret_proof = require_appsecret_proof
         self.call_limit = call_limit  # calls per account per usage_window; None never throttles
         self.usage_window = usage_window  # seconds
         self._now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
@@ -259,13 +262,17 @@ class Simulator:
         info = self._registry.get(token)
         if self.strict_tokens and (info is None or info.account_id != account_id):
             raise GraphReject(graph_error(190, CANNOT_PARSE_TOKEN))
-        if self.require_appsecret_proof:
-            expected = hmac.new(
-                self.app_secret.encode(), token.encode(), hashlib.sha256
-            ).hexdigest()
-            if not hmac.compare_digest(params.get("appsecret_proof", ""), expected):
-                raise GraphReject(from_sample(APPSECRET_PROOF_REQUIRED))
+        self._check_appsecret_proof(token, params)
         return token
+
+    def _check_appsecret_proof(self, token: str, params: Mapping[str, str]) -> None:
+        """When the app requires it, `appsecret_proof` must be the HMAC of the access token
+        the call carries (GRAPH_API §4); a missing or wrong one fails with code 100."""
+        if not self.require_appsecret_proof:
+            return
+        expected = hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(params.get("appsecret_proof", ""), expected):
+            raise GraphReject(from_sample(APPSECRET_PROOF_REQUIRED))
 
     def _count_call(self, account_id: str) -> dict[str, str]:
         """Count the call in the rolling window; the usage headers it earns, or 80002 at 100 %.

@@ -8,6 +8,10 @@
     GET /{version}/debug_token?input_token&access_token=APP_ID|APP_SECRET
                                     what Meta knows of a token; an invalid one is HTTP 200 too
 
+With `require_appsecret_proof`, the calls that carry an access_token need its proof:
+refresh_access_token (of the token refreshed) and debug_token (of the app token). The exchange
+carries none (the app authenticates with client_secret), so it needs none.
+
 Each path is also served without (or with) a version. Success bodies follow
 oauth_access_token_fb_exchange_token_*.json, ig_refresh_access_token_response_meta_docs.json
 and debug_token_response_pyfacebook.json; the errors and their sources are in `_errors`.
@@ -124,16 +128,18 @@ class TokenEndpoints:
         answer = await self._preamble(request, "refresh_access_token", token)
         if answer is not None:
             return answer
+        sim = self._sim
         try:
             if token is None:
                 raise reject(104, TOKEN_REQUIRED)
+            sim._check_appsecret_proof(token, params)  # of the token being refreshed
             grant_type = params.get("grant_type", "")
             if grant_type != "ig_refresh_token":
                 message = REFRESH_GRANT_TYPE.format(grant_type=grant_type)
                 raise reject(100, message, error_type=IG_ERROR_TYPE)
             # A Facebook Login token means nothing to graph.instagram.com.
             parent = self._usable(token, "instagram_login", CANNOT_PARSE_TOKEN)
-            if parent is not None and self._sim._now() - parent.issued_at < REFRESH_MIN_AGE:
+            if parent is not None and sim._now() - parent.issued_at < REFRESH_MIN_AGE:
                 raise reject(100, REFRESH_TOO_EARLY, error_type=IG_ERROR_TYPE)
             return self._grant(parent, "instagram_login")
         except GraphReject as error:
@@ -152,6 +158,7 @@ class TokenEndpoints:
                 raise reject(100, APP_TOKEN_REQUIRED)
             if not hmac.compare_digest(app_token, f"{sim.app_id}|{sim.app_secret}"):
                 raise reject(190, INVALID_TOKEN_SIGNATURE)
+            sim._check_appsecret_proof(app_token, params)  # of the app token it carries
             if not input_token:
                 raise reject(100, PARAMETER_REQUIRED.format(name="input_token"))
         except GraphReject as error:
