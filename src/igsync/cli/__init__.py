@@ -50,11 +50,17 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 db_app = typer.Typer(help="Create or print the database schema.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(accounts_app, name="accounts")
-app.command("refresh-token")(refresh_token)
 
-DateOpt = typer.Option(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD")
+SinceOpt = typer.Option(
+    formats=["%Y-%m-%d"],
+    metavar="YYYY-MM-DD",
+    help="First local day to fetch (inclusive; at most ~2 years back).",
+)
+UntilOpt = typer.Option(
+    formats=["%Y-%m-%d"],
+    metavar="YYYY-MM-DD",
+    help="Last local day to fetch (inclusive; default: the last complete day).",
+)
 
 
 def _version(value: bool) -> None:
@@ -102,8 +108,8 @@ def fetch(
     days: Annotated[
         int | None, typer.Option(help="The N most recent complete days. [default: 3]")
     ] = None,
-    since: Annotated[datetime | None, DateOpt] = None,
-    until: Annotated[datetime | None, DateOpt] = None,
+    since: Annotated[datetime | None, SinceOpt] = None,
+    until: Annotated[datetime | None, UntilOpt] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Fetch and report, write nothing.")
     ] = False,
@@ -200,6 +206,11 @@ def demo(
         raise typer.Exit(1)
 
 
+# Registered here so that --help lists the commands in the order a newcomer meets them.
+app.add_typer(accounts_app, name="accounts")
+app.command("refresh-token")(refresh_token)
+
+
 @app.command("metrics")
 def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """List the metrics igsync knows, with the metric_type each is requested with."""
@@ -212,6 +223,9 @@ def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
         out.emit_json(specs)
     else:
         out.print(metrics_table(specs))
+
+
+app.add_typer(db_app, name="db")
 
 
 @db_app.command("init")
