@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
+from igsync.errors import StoreError
 from igsync.graph import GraphClient
-from igsync.models import DEFAULT_METRICS, UserToken
+from igsync.models import DEFAULT_METRICS, TokenUpdate, UserToken
 from igsync.simulator import Fault, SimAccount, Simulator
 from igsync.store import Store
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
-from igsync.sync import account_from_token, fetch_account
+from igsync.sync import Account, account_from_token, fetch_account
 from igsync.tokens import (
+    ASSUMED_LIFETIME,
     AppCredentials,
     parse_duration,
     refresh_expiring_tokens,
@@ -336,9 +341,277 @@ def test_durations(text: str, delta: timedelta) -> None:
     assert parse_duration(text) == delta
 
 
-@pytest.mark.parametrize("text", ["7", "d", "0d", "-1d", "1.5d", "7days", ""])
+@pytest.mark.parametrize(
+    "text", ["7", "d", "0d", "-1d", "1.5d", "7days", "", "²d", "٣d", "7d ", "99999999999d", "366d"]
+)
 def test_bad_durations_are_input_errors(text: str) -> None:
     from igsync.errors import InputError
 
     with pytest.raises(InputError, match="--expiring-within"):
         parse_duration(text)
+
+
+# -- a refreshed token is always saved ---------------------------------------------------------
+
+
+class WithoutExpiresIn(httpx.AsyncBaseTransport):
+    """The simulator, but token grants come without `expires_in` (GRAPH_API §4: it may)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self._inner = sim.transport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if not request.url.path.endswith(("oauth/access_token", "refresh_access_token")):
+            return response
+        body = json.loads(await response.aread())
+        body.pop("expires_in", None)
+        return httpx.Response(response.status_code, json=body)
+
+
+def graph_without_expires_in(sim: Simulator) -> GraphClient:
+    return GraphClient(
+        base_url="http://sim",
+        instagram_url="http://sim",
+        version="v24.0",
+        transport=WithoutExpiresIn(sim),
+    )
+
+
+async def test_a_grant_without_expiry_is_saved_even_when_debug_token_fails(
+    sim: Simulator, store: Store
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=2))
+    sim.faults.append(Fault("server_error", times=100, endpoint="debug_token"))
+    async with graph_without_expires_in(sim) as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    assert report.failed == []
+    assert [r.user_id for r in report.refreshed] == [str(old.u_id)]
+    row = await stored(store, old.u_id)
+    assert row.access_token != old.access_token
+    assert sim.token_info(row.access_token.get_secret_value()) is not None
+    assert row.status == "ok"
+    # unknown expiry: a conservative guess, well short of Meta's 60 days
+    assert row.expires_at is not None
+    assert abs(row.expires_at - (NOW + ASSUMED_LIFETIME)) < timedelta(minutes=1)
+
+
+async def test_a_grant_without_expiry_learns_it_from_debug_token(
+    sim: Simulator, store: Store
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=2))
+    async with graph_without_expires_in(sim) as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    row = await stored(store, old.u_id)
+    assert row.expires_at is not None
+    assert row.expires_at > NOW + timedelta(days=59)
+    assert report.refreshed[0].expires_at == row.expires_at
+
+
+async def test_fetch_saves_a_refreshed_token_even_when_debug_token_fails(
+    sim: Simulator, store: Store
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=3))
+    sim.faults.append(Fault("server_error", times=100, endpoint="debug_token"))
+    async with graph_without_expires_in(sim) as g:
+        result = await fetch_account(
+            g,
+            store,
+            account_from_token(old),
+            metrics=DEFAULT_METRICS,
+            plan=plan_window(NOW),
+            app=APP,
+        )
+    assert result.success, result.errors
+    assert result.token_refreshed
+    assert (await stored(store, old.u_id)).access_token != old.access_token
+
+
+class FailingSaves:
+    """A store whose token writes fail for one row: a database error mid-run."""
+
+    def __init__(self, inner: Store, broken: UUID) -> None:
+        self._inner = inner
+        self._broken = broken
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
+        if token_id == self._broken:
+            raise StoreError("the database refused the write")
+        return await self._inner.update_token(token_id, expected, update)
+
+
+async def test_one_accounts_failure_never_aborts_the_others(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    broken = await seed(sim, store, expires_in=timedelta(days=2))
+    fine = await seed(sim, store, expires_in=timedelta(days=2))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(
+            g,
+            FailingSaves(store, broken.token_id),  # type: ignore[arg-type]
+            app=APP,
+            within=WEEK,
+        )
+    assert [r.user_id for r in report.refreshed] == [str(fine.u_id)]
+    assert [f.user_id for f in report.failed] == [str(broken.u_id)]
+    assert "the database refused the write" in report.failed[0].error
+    assert (await stored(store, broken.u_id)).access_token == broken.access_token
+
+
+# -- dry run, needs_reauth, unknown expiry --------------------------------------------------------
+
+
+async def test_dry_run_writes_nothing_and_calls_no_graph_api(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    due = await seed(sim, store, expires_in=timedelta(days=2))
+    expired = await seed(sim, store, expires_in=-timedelta(hours=1))
+    unknown = await seed(sim, store, expires_in=timedelta(days=3))
+    await store.save_token(unknown.model_copy(update={"expires_at": None}))
+    rejected = await seed(sim, store, expires_in=timedelta(days=1))
+    sim.revoke_token(rejected.access_token.get_secret_value())
+    before = [t.model_dump() for t in await store.list_tokens()]
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK, dry_run=True)
+    assert [t.model_dump() for t in await store.list_tokens()] == before
+    assert sim.requests == []
+    assert {w.user_id for w in report.would_refresh} == {str(due.u_id), str(rejected.u_id)}
+    assert [f.user_id for f in report.failed] == [str(expired.u_id)]
+    assert "expiry unknown" in report.skipped[0].reason
+
+
+async def test_a_token_needing_reauth_stays_failed_on_every_later_run(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=2))
+    sim.revoke_token(old.access_token.get_secret_value())
+    async with graph() as g:
+        first = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+        calls = len(sim.requests)
+        later = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+        dry = await refresh_expiring_tokens(g, store, app=APP, within=WEEK, dry_run=True)
+    for report in (first, later, dry):
+        assert [f.user_id for f in report.failed] == [str(old.u_id)]
+        assert "the user must log in again" in report.failed[0].error
+        assert report.skipped == []
+    assert len(sim.requests) == calls  # a dead token costs no more API calls
+
+
+async def test_unknown_expiry_within_the_window_is_learned_then_refreshed(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=3))
+    await store.save_token(old.model_copy(update={"expires_at": None}))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    assert [r.user_id for r in report.refreshed] == [str(old.u_id)]
+    row = await stored(store, old.u_id)
+    assert row.access_token != old.access_token
+    assert row.expires_at is not None
+    assert row.expires_at > NOW + timedelta(days=59)
+
+
+async def test_unknown_expiry_without_app_credentials_is_skipped_saying_why(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=3), kind="instagram_login")
+    await store.save_token(old.model_copy(update={"expires_at": None}))
+    async with graph() as g:
+        report = await refresh_expiring_tokens(g, store, app=None, within=WEEK)
+    (skip,) = report.skipped
+    assert "expiry unknown" in skip.reason
+    assert "IG_APP_ID" in skip.reason
+    assert "--expires-at" in skip.reason
+    assert sim.requests == []
+
+
+async def test_refresh_works_when_the_app_requires_appsecret_proof(store: Store) -> None:
+    sim = Simulator([SimAccount(ACCOUNT)], strict_tokens=True, require_appsecret_proof=True)
+    fb = await seed(sim, store, expires_in=timedelta(days=2))
+    ig = await seed(sim, store, expires_in=timedelta(days=2), kind="instagram_login")
+    unknown = await seed(sim, store, expires_in=timedelta(days=30))
+    await store.save_token(unknown.model_copy(update={"expires_at": None}))
+    async with GraphClient(
+        base_url="http://sim",
+        instagram_url="http://sim",
+        version="v24.0",
+        app_secret="sim-app-secret",
+        transport=sim.transport(),
+    ) as g:
+        report = await refresh_expiring_tokens(g, store, app=APP, within=WEEK)
+    assert report.failed == []
+    assert {r.user_id for r in report.refreshed} == {str(fb.u_id), str(ig.u_id)}
+    assert (await stored(store, unknown.u_id)).expires_at is not None  # debug_token answered
+    assert {r.status for r in sim.requests} == {200}
+
+
+# -- fetch and the compare-and-swap race ---------------------------------------------------------
+
+
+def test_an_accounts_repr_never_shows_its_token() -> None:
+    secret = "EAAG" + "x" * 60
+    row = UserToken(u_id=uuid4(), access_token=SecretStr(secret), account_id=ACCOUNT)
+    account = account_from_token(row)
+    assert account.token == secret
+    assert secret not in repr(account)
+    assert secret not in str(account)
+    assert secret not in repr(Account(row.u_id, ACCOUNT, secret))
+
+
+class RacedStore:
+    """Another process saves `winner` into the row just before our first token write."""
+
+    def __init__(self, inner: Store, winner: str) -> None:
+        self._inner = inner
+        self._winner = winner
+        self.raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
+        if not self.raced:
+            self.raced = True
+            other = TokenUpdate(
+                access_token=SecretStr(self._winner),
+                expires_at=NOW + timedelta(days=60),
+                status="ok",
+                last_refreshed_at=NOW,
+            )
+            assert await self._inner.update_token(token_id, expected, other)
+        return await self._inner.update_token(token_id, expected, update)
+
+
+@pytest.mark.parametrize("when", ["ahead of expiry", "after 190"])
+async def test_fetch_losing_the_refresh_race_carries_on_with_the_winners_token(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient], when: str
+) -> None:
+    if when == "ahead of expiry":
+        old = await seed(sim, store, expires_in=timedelta(days=3))
+    else:
+        old = await seed(sim, store, expires_in=timedelta(days=40))
+        sim.faults.append(Fault("expired_token", times=1))
+    winner = sim.issue_token(ACCOUNT, expires_at=NOW + timedelta(days=60))
+    raced = RacedStore(store, winner)
+    async with graph() as g:
+        result = await fetch_account(
+            g,
+            raced,  # type: ignore[arg-type]
+            account_from_token(old),
+            metrics=DEFAULT_METRICS,
+            plan=plan_window(NOW),
+            app=APP,
+        )
+    assert raced.raced
+    assert result.success, result.errors
+    assert result.total_inserted == 12
+    assert not result.token_refreshed  # the other process refreshed it, not this one
+    assert any("another process" in note for note in result.notes)
+    assert not any("needs_reauth" in text for text in result.errors + result.notes)
+    row = await stored(store, old.u_id)
+    assert (row.access_token.get_secret_value(), row.status) == (winner, "ok")
+    insights = [r for r in sim.requests if r.path.endswith("/insights")]
+    assert insights[-1].headers["authorization"] == f"Bearer {winner}"

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -35,9 +35,11 @@ from igsync.tokens import (
     REFRESH_AHEAD,
     AppCredentials,
     RefreshFailed,
+    RefreshRaced,
     RefreshSkipped,
     mark_needs_reauth,
     refresh_now,
+    reread,
 )
 from igsync.window import WindowPlan, day_label
 
@@ -50,7 +52,8 @@ class Account:
 
     user_id: UUID
     account_id: str
-    token: str
+    #: kept out of repr: an Account in a log line or a traceback must not print the token
+    token: str = field(repr=False)
     #: the `user_tokens` row, None for the env fallback (which cannot be refreshed or marked)
     row: UserToken | None = None
 
@@ -94,19 +97,38 @@ async def _refresh_ahead(
     app: AppCredentials | None,
     now: datetime,
     notes: list[str],
-) -> Account | None:
-    """A fresh account when the token was due and could be refreshed (DESIGN §4), else None."""
+) -> tuple[Account, bool]:
+    """The account to fetch with, and whether this run refreshed its token (DESIGN §4).
+
+    A token due within 7 days is refreshed when it can be; when another process refreshed it
+    first, its token is used (and this run did not refresh it).
+    """
     row = account.row
     if row is None or row.expires_at is None or row.expires_at > now + REFRESH_AHEAD:
-        return None
+        return account, False
     if row.token_kind == "facebook_login" and app is None:
         notes.append("token: expires within 7 days; set IG_APP_ID and IG_APP_SECRET to refresh it")
-        return None
+        return account, False
     try:
-        return account_from_token(await refresh_now(graph, store, row, app, now))
+        return account_from_token(await refresh_now(graph, store, row, app, now)), True
+    except RefreshRaced as race:
+        return _winner(race.winner, row, notes) or account, False
     except (RefreshSkipped, RefreshFailed) as reason:
         notes.append(f"token: not refreshed: {reason}")
+        return account, False
+
+
+def _winner(winner: UserToken | None, mine: UserToken, notes: list[str]) -> Account | None:
+    """The account with the token another process saved meanwhile, if it is a usable one."""
+    if (
+        winner is None
+        or winner.status == "needs_reauth"
+        or winner.account_id is None
+        or winner.access_token == mine.access_token
+    ):
         return None
+    notes.append("token: another process refreshed it first; using its token")
+    return account_from_token(winner)
 
 
 async def _collect_authorized(
@@ -130,8 +152,8 @@ async def _collect_authorized(
     if account.row is not None and account.row.status == "needs_reauth":
         out = Collected(errors={"token": f"token: needs re-authorization; {REAUTH}"})
         return out, [], False
-    if not dry_run and (fresh := await _refresh_ahead(graph, store, account, app, now, notes)):
-        account, refreshed = fresh, True
+    if not dry_run:
+        account, refreshed = await _refresh_ahead(graph, store, account, app, now, notes)
     for attempt in (1, 2):
         try:
             out, keys = await collect(graph, account, specs, plan, now)
@@ -143,16 +165,37 @@ async def _collect_authorized(
         if row is None:
             message = f"token: IG_LONG_TOKEN rejected by the Graph API ({rejected}); replace it"
             break
-        if attempt == 1 and not dry_run and (row.token_kind == "instagram_login" or app):
+        if dry_run:
+            message = f"token: rejected by the Graph API ({rejected}); dry run: not marked"
+            break
+        if attempt == 1 and (row.token_kind == "instagram_login" or app):
             try:
                 account = account_from_token(await refresh_now(graph, store, row, app, now))
                 refreshed = True
                 continue
+            except RefreshRaced as race:
+                if winner := _winner(race.winner, row, notes):
+                    account = winner
+                    continue
             except (RefreshSkipped, RefreshFailed) as reason:
                 log.info("refresh after 190 failed: %s", reason)
-        if not dry_run:
-            await mark_needs_reauth(store, row)
-        message = f"token: rejected by the Graph API ({rejected}); marked needs_reauth: {REAUTH}"
+        try:
+            marked = await mark_needs_reauth(store, row)
+            current = None if marked else await reread(store, row)
+        except StoreError as error:
+            message = f"token: rejected by the Graph API ({rejected}); {REAUTH} ({error})"
+            break
+        if marked:
+            message = (
+                f"token: rejected by the Graph API ({rejected}); marked needs_reauth: {REAUTH}"
+            )
+            break
+        # Nothing was marked: another process changed the row since we read it.
+        winner = _winner(current, row, notes)
+        if attempt == 1 and winner is not None:
+            account = winner
+            continue
+        message = f"token: rejected by the Graph API ({rejected}); {REAUTH}"
         break
     return Collected(errors={"token": message}, notes=notes), [], refreshed
 

@@ -9,6 +9,8 @@ the old one.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -16,8 +18,8 @@ from uuid import UUID
 from pydantic import SecretStr
 
 from igsync.config import Settings
-from igsync.errors import ErrorKind, GraphError, InputError
-from igsync.graph import GraphClient
+from igsync.errors import ErrorKind, GraphError, IgsyncError, InputError, StoreError
+from igsync.graph import GraphClient, TokenGrant
 from igsync.models import (
     AccountInfo,
     FailedToken,
@@ -29,7 +31,10 @@ from igsync.models import (
     TokenUpdate,
     UserToken,
 )
+from igsync.redact import redact
 from igsync.store import Store
+
+log = logging.getLogger(__name__)
 
 #: fetch refreshes first when the token expires within this (DESIGN §4)
 REFRESH_AHEAD = timedelta(days=7)
@@ -38,6 +43,14 @@ MIN_INSTAGRAM_AGE = timedelta(hours=24)
 #: tokens refreshed at once by `refresh-token --all`
 REFRESH_CONCURRENCY = 8
 REAUTH = "the user must log in again"
+#: the expiry saved for a refreshed token when neither Meta's answer nor debug_token says it.
+#: Long-lived tokens live ~60 days (GRAPH_API.md §4); half of that, so the daily cron (7-day
+#: window) refreshes it weeks early rather than a day late. Storing null instead would make
+#: refresh-token skip the token until debug_token answers, and without app credentials (an
+#: instagram_login token) it would never be refreshed at all and die quietly.
+ASSUMED_LIFETIME = timedelta(days=30)
+#: `--expiring-within` above this is a typo: no Meta token lives longer than ~60 days
+MAX_WITHIN = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,18 @@ def app_credentials(settings: Settings) -> AppCredentials | None:
 
 class RefreshSkipped(Exception):
     """Nothing to do, or nothing that may be done now; the message says why."""
+
+
+class RefreshRaced(RefreshSkipped):
+    """Another process changed the row first (compare-and-swap lost); its token was kept.
+
+    `winner` is the row as it is now (None: it was removed meanwhile), so a caller that needs
+    a working token carries on with the winner's instead of calling the token dead.
+    """
+
+    def __init__(self, message: str, winner: UserToken | None) -> None:
+        super().__init__(message)
+        self.winner = winner
 
 
 class RefreshFailed(Exception):
@@ -146,9 +171,13 @@ async def add_account(
     return account_info(row, now)
 
 
-async def mark_needs_reauth(store: Store, token: UserToken) -> None:
-    """Flag the row without touching its token (a failed refresh never erases it)."""
-    await store.update_token(
+async def mark_needs_reauth(store: Store, token: UserToken) -> bool:
+    """Flag the row without touching its token (a failed refresh never erases it).
+
+    False when the row no longer holds that token (another process refreshed it meanwhile):
+    then nothing was marked.
+    """
+    return await store.update_token(
         token.token_id,
         token.access_token.get_secret_value(),
         TokenUpdate(
@@ -156,6 +185,19 @@ async def mark_needs_reauth(store: Store, token: UserToken) -> None:
             status="needs_reauth",
             last_refreshed_at=token.last_refreshed_at,
         ),
+    )
+
+
+async def reread(store: Store, token: UserToken) -> UserToken | None:
+    """The row as it is in the store now (None: removed)."""
+    rows = await store.list_tokens(u_id=token.u_id, platform=token.platform)
+    return next((row for row in rows if row.token_id == token.token_id), None)
+
+
+async def _raced(store: Store, token: UserToken) -> RefreshRaced:
+    return RefreshRaced(
+        "another process changed this token first; its token was kept",
+        await reread(store, token),
     )
 
 
@@ -168,8 +210,9 @@ async def refresh_now(
 ) -> UserToken:
     """Refresh one token and save token, expiry, status and time in one write.
 
-    Raises RefreshSkipped when Meta would refuse for a known reason, RefreshFailed when it
-    did; a token Meta calls invalid or expired is marked needs_reauth on the way.
+    Raises RefreshSkipped when Meta would refuse for a known reason (RefreshRaced when another
+    process saved a token first), RefreshFailed when it did; a token Meta calls invalid or
+    expired is marked needs_reauth on the way. Never raises GraphError or StoreError.
     """
     old = token.access_token.get_secret_value()
     try:
@@ -188,24 +231,32 @@ async def refresh_now(
             grant = await graph.exchange_token(old, app_id=app.app_id, app_secret=app.app_secret)
     except GraphError as error:
         if error.kind == ErrorKind.AUTH:
-            await mark_needs_reauth(store, token)
+            try:
+                marked = await mark_needs_reauth(store, token)
+            except StoreError as store_error:
+                raise RefreshFailed(
+                    f"token rejected by Meta ({error}); {REAUTH} (could not mark it: {store_error})"
+                ) from None
+            if not marked:
+                raise await _raced(store, token) from None
             raise RefreshFailed(f"token rejected by Meta ({error}); {REAUTH}") from None
         raise RefreshFailed(f"refresh failed, old token kept: {error}") from None
-    expires_at = grant.expires_at
-    if expires_at is None and app is not None:
-        expires_at = (
-            await graph.debug_token(
-                grant.access_token.get_secret_value(), app_id=app.app_id, app_secret=app.app_secret
-            )
-        ).expires_at
+    # From here on Meta has issued a new token: it must be saved whatever else goes wrong
+    # (GRAPH_API.md §4: a refreshed token that is never persisted is the classic bug).
+    expires_at = await _expiry_of(graph, grant.access_token.get_secret_value(), grant, app, now)
     update = TokenUpdate(
         access_token=grant.access_token,
         expires_at=expires_at,
         status="ok",
         last_refreshed_at=now,
     )
-    if not await store.update_token(token.token_id, old, update):
-        raise RefreshSkipped("another process changed this token first; its token was kept")
+    try:
+        saved = await store.update_token(token.token_id, old, update)
+    except StoreError as error:
+        # The old token stays valid (Meta does not revoke it), so nothing is lost yet.
+        raise RefreshFailed(f"could not save the new token, old token kept: {error}") from None
+    if not saved:
+        raise await _raced(store, token)
     return token.model_copy(
         update={
             "access_token": grant.access_token,
@@ -216,13 +267,35 @@ async def refresh_now(
     )
 
 
+async def _expiry_of(
+    graph: GraphClient, secret: str, grant: TokenGrant, app: AppCredentials | None, now: datetime
+) -> datetime | None:
+    """When a just-issued token expires: Meta's `expires_in`, else debug_token, else a guess.
+
+    `expires_in` may be absent (GRAPH_API.md §4). debug_token failing must not lose the token,
+    so its failure falls back to ASSUMED_LIFETIME like a missing answer does.
+    """
+    if grant.expires_at is not None:
+        return grant.expires_at
+    if app is not None:
+        try:
+            info = await graph.debug_token(secret, app_id=app.app_id, app_secret=app.app_secret)
+        except GraphError as error:
+            log.info("debug_token of a refreshed token failed (%s); assuming 30 days", error)
+        else:
+            if info.is_valid:
+                return info.expires_at  # None: Meta says it never expires
+    return now + ASSUMED_LIFETIME
+
+
 async def _learn_expiry(
     graph: GraphClient, store: Store, token: UserToken, app: AppCredentials | None
 ) -> UserToken:
     """A token saved without an expiry: ask debug_token, remember the answer."""
     if app is None:
         raise RefreshSkipped(
-            "expiry unknown: add it with --expires-at or set IG_APP_ID/IG_APP_SECRET"
+            "expiry unknown and IG_APP_ID/IG_APP_SECRET are not set to ask debug_token: "
+            "add it with `accounts add --expires-at`, or set them"
         )
     secret = token.access_token.get_secret_value()
     try:
@@ -230,12 +303,14 @@ async def _learn_expiry(
     except GraphError as error:
         raise RefreshFailed(f"debug_token failed: {error}") from None
     if not info.is_valid:
-        await mark_needs_reauth(store, token)
+        if not await mark_needs_reauth(store, token):
+            raise await _raced(store, token)
         raise RefreshFailed(f"token is not valid ({info.error or 'debug_token'}); {REAUTH}")
     update = TokenUpdate(
         expires_at=info.expires_at, status="ok", last_refreshed_at=token.last_refreshed_at
     )
-    await store.update_token(token.token_id, secret, update)
+    if not await store.update_token(token.token_id, secret, update):
+        raise await _raced(store, token)
     return token.model_copy(update={"expires_at": info.expires_at})
 
 
@@ -250,14 +325,22 @@ async def _consider(
     now: datetime,
     report: RefreshReport,
 ) -> None:
+    """Refresh one token if due, reporting the outcome; a dry run writes and calls nothing.
+
+    Whatever goes wrong with this token lands in `report.failed`: it never aborts the others.
+    """
     user, account = str(token.u_id), token.account_id
     try:
         if token.status == "needs_reauth":
-            raise RefreshSkipped(f"needs re-authorization: {REAUTH}")
+            # failed, not skipped: cron must keep exiting 1 until someone logs in again
+            raise RefreshFailed(f"needs re-authorization: {REAUTH}")
         if token.expires_at is None:
+            if dry_run:
+                raise RefreshSkipped("expiry unknown: a real run asks debug_token for it")
             token = await _learn_expiry(graph, store, token, app)
         if token.expires_at is not None and token.expires_at <= now:
-            await mark_needs_reauth(store, token)
+            if not dry_run and not await mark_needs_reauth(store, token):
+                raise await _raced(store, token)
             raise RefreshFailed(f"expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; {REAUTH}")
         if token.expires_at is None:
             raise RefreshSkipped("never expires")
@@ -273,6 +356,10 @@ async def _consider(
         report.skipped.append(SkippedToken(user_id=user, account_id=account, reason=str(skip)))
     except RefreshFailed as failure:
         report.failed.append(FailedToken(user_id=user, account_id=account, error=str(failure)))
+    except IgsyncError as error:  # a store or Graph failure of this token only
+        report.failed.append(
+            FailedToken(user_id=user, account_id=account, error=redact(f"failed: {error}"))
+        )
     else:
         report.refreshed.append(
             RefreshedToken(user_id=user, account_id=account, expires_at=fresh.expires_at)
@@ -307,12 +394,20 @@ async def refresh_expiring_tokens(
     return report
 
 
+#: ASCII digits only: str.isdigit() takes "²" and int() then fails; a bounded count of them
+#: keeps timedelta from overflowing before the range check
+_DURATION = re.compile(r"([0-9]{1,7})([mhdwMHDW])", re.ASCII)
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
 def parse_duration(text: str) -> timedelta:
-    """`30m`, `12h`, `7d`, `2w` -> timedelta; anything else is an InputError."""
-    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    number, unit = text[:-1], text[-1:].lower()
-    if unit not in units or not number.isdigit() or int(number) == 0:
+    """`30m`, `12h`, `7d`, `2w` -> timedelta, up to 365 days; anything else is an InputError."""
+    match = _DURATION.fullmatch(text)
+    if match is None or int(match[1]) == 0:
         raise InputError(
             f"--expiring-within: expected a duration such as 30m, 12h, 7d or 2w, got {text!r}"
         )
-    return timedelta(**{units[unit]: int(number)})
+    within = timedelta(**{_UNITS[match[2].lower()]: int(match[1])})
+    if within > MAX_WITHIN:
+        raise InputError(f"--expiring-within: at most 365d (tokens live ~60 days), got {text!r}")
+    return within
