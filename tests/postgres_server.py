@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -139,6 +140,30 @@ def fresh_database(server_url: str) -> Iterator[str]:
             admin.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
             )
+
+
+@contextmanager
+def with_role(url: str) -> Iterator[tuple[str, str]]:
+    """A new login role with a password and no privileges; yields (its URL, its name).
+
+    Roles are cluster-wide: it is dropped afterwards (drop what it owns or was granted in each
+    database first, with `drop owned by`).
+    """
+    role = f"igsync_role_{uuid.uuid4().hex[:12]}"
+    password = f"pw-{secrets.token_hex(12)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("create role {} login password {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+    try:
+        parts = urlsplit(url)
+        netloc = f"{role}:{password}@{parts.hostname}:{parts.port or 5432}"
+        yield parts._replace(netloc=netloc).geturl(), role
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
 
 
 # --- the pytest plugin (tests/conftest.py: pytest_plugins = ["postgres_server"]) ---

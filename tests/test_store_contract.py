@@ -7,12 +7,13 @@ silently). Store-specific behaviour (file modes, connection handling) is tested 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import stat
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import closing
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -32,7 +33,7 @@ from igsync.redact import redact
 from igsync.store import Store
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
-from postgres_server import free_port
+from postgres_server import free_port, with_role
 
 pytestmark = pytest.mark.anyio
 
@@ -543,3 +544,101 @@ async def test_postgres_connections_never_prepare_statements(fresh_postgres_url:
             assert conn.prepare_threshold is None
             cursor = await conn.execute("select count(*) from pg_prepared_statements")
             assert await cursor.fetchone() == (0,)
+
+
+IGSYNC_TABLES = ("users", "user_tokens", "instagram_insights", "instagram_sync_logs")
+
+
+async def catalog_versions(url: str) -> dict[str, str]:
+    """Each table's pg_class row version: any DDL on it (even a no-op ALTER) moves it."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "select relname, xmin::text from pg_class"
+            " where relname = any(%s) and relnamespace = 'public'::regnamespace",
+            [list(IGSYNC_TABLES)],
+        )
+        return dict(await cursor.fetchall())
+
+
+@contextmanager
+def login_role(url: str, *grants: str) -> Iterator[str]:
+    """A login role without ownership or CREATE rights (plus `grants`): a cron's role."""
+    with with_role(url) as (role_url, role):
+        with psycopg.connect(url, autocommit=True) as conn:
+            for grant in grants:
+                conn.execute(sql.SQL(grant).format(role=sql.Identifier(role)))
+        try:
+            yield role_url
+        finally:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+
+
+async def test_postgres_store_creates_the_schema_on_first_open(fresh_postgres_url: str) -> None:
+    # As the SQLite store does: `igsync --db postgresql://…/newdb fetch` needs no `db init`.
+    async with PostgresStore(fresh_postgres_url) as store:
+        assert await store.upsert_insights([row(0, 5)]) == 1
+        await store.save_token(token("EAAG-first-open"))
+        assert values(await store.read_insights()) == [("reach", DAY0, 5)]
+
+    assert set(await catalog_versions(fresh_postgres_url)) == set(IGSYNC_TABLES)
+
+
+async def test_postgres_store_runs_no_ddl_on_open_when_the_tables_exist(
+    fresh_postgres_url: str,
+) -> None:
+    async with PostgresStore(fresh_postgres_url) as store:
+        await store.upsert_insights([row(0, 1)])
+    before = await catalog_versions(fresh_postgres_url)
+
+    async with PostgresStore(fresh_postgres_url) as store:
+        await store.upsert_insights([row(0, 2)])
+
+    assert await catalog_versions(fresh_postgres_url) == before
+
+
+async def test_postgres_store_opens_for_a_role_that_may_only_read_and_write_rows(
+    fresh_postgres_url: str,
+) -> None:
+    # Production cron: the schema was applied by its owner; igsync's role holds DML grants only,
+    # so any DDL on open would fail here.
+    async with PostgresStore(fresh_postgres_url) as store:
+        await store.init_schema()
+    with login_role(
+        fresh_postgres_url,
+        "grant select, insert, update, delete on all tables in schema public to {role}",
+        "create policy cron_all on instagram_insights to {role} using (true)",
+    ) as cron_url:
+        async with PostgresStore(cron_url) as store:
+            assert await store.upsert_insights([row(0, 3), row(1, 4)]) == 2
+            assert len(await store.read_insights()) == 2
+
+
+async def test_postgres_store_that_may_not_create_the_schema_says_how_to(
+    fresh_postgres_url: str,
+) -> None:
+    with login_role(fresh_postgres_url) as role_url, pytest.raises(StoreError) as caught:
+        async with PostgresStore(role_url):
+            pass
+
+    message = str(caught.value)
+    assert message.startswith("PostgreSQL has no igsync tables and could not create them:")
+    assert "[42501]" in message
+    assert "`igsync db init`" in message
+    assert "`igsync db schema --dialect postgres`" in message
+    assert "\n" not in message
+    password = urlsplit(role_url).password
+    assert password
+    assert password not in message
+    assert await catalog_versions(fresh_postgres_url) == {}
+
+
+async def test_postgres_stores_opening_a_new_database_together_all_succeed(
+    fresh_postgres_url: str,
+) -> None:
+    # `sync-all --shard K/N` workers started side by side on a database nobody initialised.
+    async def open_and_write(day: int) -> int:
+        async with PostgresStore(fresh_postgres_url) as store:
+            return await store.upsert_insights([row(day, day)])
+
+    assert await asyncio.gather(*(open_and_write(day) for day in range(6))) == [1] * 6

@@ -5,6 +5,11 @@ temporary table, then run one `INSERT … SELECT … ON CONFLICT DO UPDATE`: mea
 `executemany` in pipeline mode, `unnest` of arrays and a JSON recordset, it was the fastest by
 far (benchmarks/store_write.py), and its cost does not grow with round trips per row.
 
+Like the SQLite store, a database without the igsync tables gets them on open (one cheap
+`to_regclass` query decides; an existing schema is never touched, so a cron run against a
+production database takes no DDL lock). When the role may not create them, opening fails with
+what to run instead.
+
 Errors never leak a secret: they are built from PostgreSQL's primary message only, because its
 `DETAIL: Failing row contains (…)` prints whole rows, tokens included (SUPABASE.md), then go
 through `redact`, and the URL's password is masked wherever it shows up.
@@ -102,6 +107,24 @@ update user_tokens set
 where token_id = %(token_id)s and access_token = %(expected)s
 """
 
+# One round trip on open: are the tables there? `users` belongs to the app, but the foreign key
+# of `user_tokens` needs it, so it counts too. to_regclass follows search_path, as queries do.
+_HAS_SCHEMA = """
+select to_regclass('users') is not null
+   and to_regclass('user_tokens') is not null
+   and to_regclass('instagram_insights') is not null
+   and to_regclass('instagram_sync_logs') is not null
+"""
+
+# Two processes creating the schema at once fail (unique violations in pg_extension, pg_type):
+# creators queue on this transaction-scoped advisory lock, and the later one finds the tables.
+_SCHEMA_LOCK = "select pg_advisory_xact_lock(hashtext('igsync schema'))"
+
+_CANNOT_CREATE = (
+    "run `igsync db init` as a role that may create tables (e.g. the database owner),"
+    " or apply the SQL of `igsync db schema --dialect postgres`"
+)
+
 _DELETE_TOKENS = """
 delete from user_tokens
 where platform = 'instagram' and u_id = %(u_id)s
@@ -145,6 +168,18 @@ def _passwords(url: str) -> list[str]:
     return sorted((p for p in found if p), key=len, reverse=True)
 
 
+async def _apply_schema(conn: psycopg.AsyncConnection[Any], *, only_if_missing: bool) -> None:
+    """Run the reference DDL in one transaction, one creator at a time."""
+    async with conn.transaction():
+        await conn.execute(_SCHEMA_LOCK)
+        if only_if_missing:
+            cursor = await conn.execute(_HAS_SCHEMA)
+            if (await cursor.fetchone()) == (True,):
+                return  # another process created them while this one waited for the lock
+        # No parameters: psycopg sends the whole script as one simple query.
+        await conn.execute(POSTGRES)
+
+
 class PostgresStore:
     """`Store` on a PostgreSQL URL (`postgresql://user:password@host:port/db?sslmode=…`)."""
 
@@ -170,9 +205,10 @@ class PostgresStore:
         # turns a wrong host, password or database into an error that says which.
         try:
             probe = await psycopg.AsyncConnection.connect(self._url, **self._connect_kwargs)
-            await probe.close()
         except psycopg.Error as exc:
             raise self._error("cannot connect", exc) from None
+        async with probe:
+            await self._ensure_schema(probe)
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             self._url,
             kwargs=self._connect_kwargs,
@@ -199,7 +235,19 @@ class PostgresStore:
             pool, self._pool = self._pool, None
             await pool.close()
 
-    def _error(self, action: str, exc: Exception) -> StoreError:
+    async def _ensure_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Create the schema when the tables are missing, as SQLite does; else run no DDL."""
+        try:
+            cursor = await conn.execute(_HAS_SCHEMA)
+            if (await cursor.fetchone()) == (True,):
+                return
+            await _apply_schema(conn, only_if_missing=True)
+        except psycopg.Error as exc:
+            raise self._error(
+                "has no igsync tables and could not create them", exc, hint=_CANNOT_CREATE
+            ) from None
+
+    def _error(self, action: str, exc: Exception, *, hint: str | None = None) -> StoreError:
         """A StoreError safe to show: no DETAIL (it holds whole rows), no password, no token."""
         if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
             text = exc.diag.message_primary
@@ -213,8 +261,8 @@ class PostgresStore:
         sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
         if sqlstate:
             text += f" [{sqlstate}]"
-            if hint := _HINTS.get(sqlstate):
-                text += f"; {hint}"
+        if hint := hint or _HINTS.get(sqlstate or ""):
+            text += f"; {hint}"
         return StoreError(f"PostgreSQL {action}: {redact(text)}")
 
     def _open_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
@@ -240,9 +288,8 @@ class PostgresStore:
 
     async def init_schema(self) -> None:
         try:
-            async with self._open_pool().connection() as conn, conn.transaction():
-                # No parameters: psycopg sends the whole script as one simple query.
-                await conn.execute(POSTGRES)
+            async with self._open_pool().connection() as conn:
+                await _apply_schema(conn, only_if_missing=False)
         except psycopg.Error as exc:
             raise self._error("schema", exc) from None
 
