@@ -30,7 +30,7 @@ from fake_postgrest import FakePostgrest, supabase_kit
 from igsync.errors import StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
 from igsync.redact import redact
-from igsync.store import Store
+from igsync.store import Store, postgres
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
 from postgres_server import free_port, with_role
@@ -113,9 +113,17 @@ def _postgres_kit(request: pytest.FixtureRequest, tmp_path: Path) -> PostgresKit
     return PostgresKit(url)
 
 
+def _postgres_copy_kit(request: pytest.FixtureRequest, tmp_path: Path) -> PostgresKit:
+    """PostgreSQL with every batch on the large-batch path (COPY into a temporary table)."""
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setattr(postgres, "COPY_MIN_ROWS", 1)
+    return _postgres_kit(request, tmp_path)
+
+
 KITS: dict[str, Callable[[pytest.FixtureRequest, Path], StoreKit]] = {
     "sqlite": lambda request, tmp_path: SQLiteKit(tmp_path / "data" / "igsync.db"),
-    "postgres": _postgres_kit,
+    "postgres": _postgres_kit,  # the small batches here go as arrays in one INSERT
+    "postgres-copy": _postgres_copy_kit,
     "supabase": supabase_kit,
 }
 
