@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from fake_postgrest import SERVICE_KEY, FakePostgrest, Fault, failing_row
-from igsync.errors import ConfigError, StoreError
+from igsync.errors import ConfigError, SchemaMissingError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
 from igsync.store import open_store, open_supabase_store
 from igsync.store.supabase import ATTEMPTS, SupabaseStore
@@ -611,7 +611,7 @@ async def test_init_schema_without_tables_says_how_to_apply_the_sql() -> None:
     fake = FakePostgrest(with_schema=False)
     try:
         async with fake.open() as store:
-            with pytest.raises(StoreError) as caught:
+            with pytest.raises(SchemaMissingError) as caught:
                 await store.init_schema()
     finally:
         fake.close()
@@ -630,6 +630,7 @@ async def test_init_schema_with_a_wrong_key_blames_the_key(fake_postgrest: FakeP
             await store.init_schema()
 
     assert "migrations" not in str(caught.value)
+    assert not isinstance(caught.value, SchemaMissingError)  # `db init` must not call it missing
 
 
 async def test_a_store_used_without_opening_it_says_so(fake_postgrest: FakePostgrest) -> None:

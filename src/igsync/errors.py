@@ -5,6 +5,7 @@
     ├── InputError              bad input on the command line (exit 2)
     ├── GraphError              the Graph API answered with an error, or could not be reached
     └── StoreError              the database refused, failed or could not confirm a write
+        └── SchemaMissingError  the igsync tables are not there (and igsync cannot create them)
 
 Every message is safe to show: secrets are redacted where the error is built, so no caller has
 to remember to do it.
@@ -83,3 +84,7 @@ class GraphError(IgsyncError):
 
 class StoreError(IgsyncError):
     """The store failed, refused a write, or confirmed fewer rows than were sent."""
+
+
+class SchemaMissingError(StoreError):
+    """The igsync tables are missing; the message says how to apply the schema."""

@@ -236,7 +236,7 @@ def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
     (or to save under supabase/migrations/) and checks whether the tables already exist.
     """
     from igsync.cli._render import shown
-    from igsync.errors import StoreError
+    from igsync.errors import SchemaMissingError
     from igsync.redact import redact
 
     out = make_output(ctx, json_)
@@ -248,7 +248,7 @@ def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
         async with db as store:
             try:
                 await store.init_schema()
-            except StoreError as error:
+            except SchemaMissingError as error:
                 if url != "supabase":
                     raise
                 return str(error)

@@ -29,7 +29,7 @@ from postgrest.types import CountMethod
 from pydantic import BaseModel, SecretStr, ValidationError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from igsync.errors import StoreError
+from igsync.errors import SchemaMissingError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store import dedupe_by_key
@@ -270,7 +270,7 @@ class SupabaseStore:
             except _RequestFailed as exc:
                 if exc.code not in _MISSING_SCHEMA:
                     raise
-                raise StoreError(f"{SCHEMA_HELP} ({exc})") from None
+                raise SchemaMissingError(f"{SCHEMA_HELP} ({exc})") from None
 
     async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
         batch = dedupe_by_key(rows)

@@ -1,0 +1,86 @@
+"""`igsync db init` on Supabase, through the CLI's own entry point against the fake PostgREST.
+
+PostgREST cannot run DDL, so `db init` prints the SQL and says how to apply it; its exit code
+tells a script whether the tables are there. Only a missing schema is reported that way: a bad
+key is an error of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import igsync.store
+from fake_postgrest import SERVICE_KEY, SUPABASE_URL, FakePostgrest
+from igsync.cli import main
+from igsync.store import Store
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["igsync", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, err = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 0), out, err
+
+
+@pytest.fixture
+def project(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[FakePostgrest]:
+    fake = FakePostgrest(with_schema=request.param)
+
+    def open_fake(url: str, key: str) -> Store:
+        assert url == SUPABASE_URL
+        return fake.open(key)
+
+    monkeypatch.setattr(igsync.store, "open_supabase_store", open_fake)
+    monkeypatch.setenv("SUPABASE_URL", SUPABASE_URL)
+    monkeypatch.setenv("SUPABASE_KEY", SERVICE_KEY)
+    monkeypatch.delenv("IGSYNC_DATABASE_URL", raising=False)
+    monkeypatch.chdir(request.getfixturevalue("tmp_path"))  # no stray .env
+    yield fake
+    fake.close()
+
+
+@pytest.mark.parametrize("project", [True], indirect=True)
+def test_db_init_with_the_schema_applied_prints_it_and_succeeds(
+    project: FakePostgrest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(monkeypatch, capsys, "db", "init")
+    assert code == 0
+    assert "create table if not exists instagram_insights" in out
+    assert "already there" in err
+    assert SERVICE_KEY not in out + err
+
+
+@pytest.mark.parametrize("project", [False], indirect=True)
+def test_db_init_without_tables_prints_the_sql_and_exits_1(
+    project: FakePostgrest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(monkeypatch, capsys, "db", "init", "--json")
+    assert code == 1
+    document = json.loads(out)
+    assert document["initialized"] is False
+    assert "create table if not exists user_tokens" in document["sql"]
+    assert "SQL editor" in document["how"]
+    assert SERVICE_KEY not in out + err
+
+
+@pytest.mark.parametrize("project", [True], indirect=True)
+def test_db_init_with_a_wrong_key_blames_the_key_not_the_schema(
+    project: FakePostgrest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SUPABASE_KEY", "eyJ-not-the-right-key-0123456789")
+    code, out, err = run_cli(monkeypatch, capsys, "db", "init")
+    assert code == 1
+    assert out == ""
+    assert err.startswith("igsync: error: ")
+    assert "bad or expired" in err
+    assert "not-the-right-key" not in err
