@@ -111,7 +111,7 @@ def accounts_add(
         raise InputError(
             "give the token on standard input with --token-stdin (never as an argument)"
         )
-    if not account_id.isdigit():
+    if not (account_id.isascii() and account_id.isdigit()):  # isdigit() alone takes "²"
         raise InputError(
             f"--account-id: expected the numeric Instagram account id, got {account_id!r}"
         )
@@ -205,9 +205,10 @@ def refresh_token(
 ) -> None:
     """Refresh long-lived tokens before they expire and save each one atomically.
 
-    Run it daily from cron; exit code 1 when any token failed (it then needs attention):
+    Run it daily from cron; exit code 1 while any token failed or needs the user to log in
+    again (it then needs attention), 2 on bad input:
 
-        0 3 * * *  igsync refresh-token --all --expiring-within 7d --json >> refresh.log
+        0 6 * * * igsync refresh-token --all --json >> /var/log/igsync-refresh.jsonl
     """
     from igsync.errors import InputError
     from igsync.tokens import parse_duration
