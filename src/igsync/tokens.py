@@ -195,10 +195,11 @@ async def reread(store: Store, token: UserToken) -> UserToken | None:
 
 
 async def _raced(store: Store, token: UserToken) -> RefreshRaced:
-    return RefreshRaced(
-        "another process changed this token first; its token was kept",
-        await reread(store, token),
-    )
+    try:
+        winner = await reread(store, token)
+    except StoreError:
+        winner = None  # the caller then treats the token as not refreshed, as before the race
+    return RefreshRaced("another process changed this token first; its token was kept", winner)
 
 
 async def refresh_now(
