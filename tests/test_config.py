@@ -64,6 +64,7 @@ def test_db_option_overrides_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         ("IGSYNC_GRAPH_VERSION", "24.0"),
         ("IGSYNC_METRICS", "reach,impressions"),
         ("IG_ACCOUNT_ID", "me"),
+        ("IG_ACCOUNT_ID", "17841²"),
         ("IGSYNC_HTTP_TIMEOUT", "-1"),
         ("IGSYNC_HTTP_TIMEOUT", "soon"),
     ],

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     @field_validator("ig_account_id")
     @classmethod
     def _account_id(cls, value: str | None) -> str | None:
-        if value is not None and not value.isdigit():
+        if value is not None and not (value.isascii() and value.isdigit()):
             raise ValueError("expected the numeric Instagram business account id")
         return value
 
