@@ -206,6 +206,19 @@ async def test_dry_run_changes_nothing(
     assert (await stored(store, old.u_id)).access_token == old.access_token
 
 
+async def test_dry_run_foretells_a_refresh_that_would_fail_without_app_credentials(
+    sim: Simulator, store: Store, graph: Callable[[], GraphClient]
+) -> None:
+    old = await seed(sim, store, expires_in=timedelta(days=2))
+    async with graph() as g:
+        dry = await refresh_expiring_tokens(g, store, app=None, within=WEEK, dry_run=True)
+        real = await refresh_expiring_tokens(g, store, app=None, within=WEEK)
+    assert dry.would_refresh == []
+    assert [f.error for f in dry.failed] == [f.error for f in real.failed]
+    assert "IG_APP_ID and IG_APP_SECRET" in dry.failed[0].error
+    assert (await stored(store, old.u_id)).access_token == old.access_token
+
+
 async def test_unknown_expiry_is_learned_from_debug_token(
     sim: Simulator, store: Store, graph: Callable[[], GraphClient]
 ) -> None:

@@ -202,6 +202,16 @@ async def _raced(store: Store, token: UserToken) -> RefreshRaced:
     return RefreshRaced("another process changed this token first; its token was kept", winner)
 
 
+def check_refreshable(token: UserToken, app: AppCredentials | None, now: datetime) -> None:
+    """Refusals known before asking Meta: RefreshSkipped or RefreshFailed, else nothing."""
+    if token.token_kind == "instagram_login":
+        born = token.last_refreshed_at or token.created_at
+        if born is not None and now - born < MIN_INSTAGRAM_AGE:
+            raise RefreshSkipped("refreshed less than 24 h ago; Instagram refuses younger tokens")
+    elif app is None:
+        raise RefreshFailed("set IG_APP_ID and IG_APP_SECRET to refresh facebook_login tokens")
+
+
 async def refresh_now(
     graph: GraphClient,
     store: Store,
@@ -216,19 +226,12 @@ async def refresh_now(
     expired is marked needs_reauth on the way. Never raises GraphError or StoreError.
     """
     old = token.access_token.get_secret_value()
+    check_refreshable(token, app, now)
     try:
         if token.token_kind == "instagram_login":
-            born = token.last_refreshed_at or token.created_at
-            if born is not None and now - born < MIN_INSTAGRAM_AGE:
-                raise RefreshSkipped(
-                    "refreshed less than 24 h ago; Instagram refuses younger tokens"
-                )
             grant = await graph.refresh_instagram_token(old)
         else:
-            if app is None:
-                raise RefreshFailed(
-                    "set IG_APP_ID and IG_APP_SECRET to refresh facebook_login tokens"
-                )
+            assert app is not None  # check_refreshable refused facebook_login without it
             grant = await graph.exchange_token(old, app_id=app.app_id, app_secret=app.app_secret)
     except GraphError as error:
         if error.kind == ErrorKind.AUTH:
@@ -348,6 +351,7 @@ async def _consider(
         if token.expires_at > now + within:
             raise RefreshSkipped(f"expires in {(token.expires_at - now).days} days")
         if dry_run:
+            check_refreshable(token, app, now)  # a dry run foretells these refusals too
             report.would_refresh.append(
                 RefreshedToken(user_id=user, account_id=account, expires_at=token.expires_at)
             )
