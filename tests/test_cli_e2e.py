@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from igsync.simulator import Fault, SimAccount, Simulator, serve_in_thread
+from simulator_process import standalone_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -251,24 +252,11 @@ def test_demo_into_a_kept_database_leaves_insights_but_no_simulated_tokens(env: 
 
 def test_standalone_simulator_serves_a_fetch(tmp_path: Path) -> None:
     """The issue's 'done when': python -m igsync.simulator, then fetch against it."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "igsync.simulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
+    with standalone_simulator() as url:
         env = Env(Simulator(), url, tmp_path)
         code, result = fetch_json(env)
         assert code == 0, result
         assert len(env.rows()) == 12
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        assert server.stdout is not None
-        server.stdout.close()
 
 
 TOMORROW = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()

@@ -28,6 +28,7 @@ import pytest
 from psycopg import sql
 
 from igsync.simulator import SimAccount, Simulator, serve_in_thread
+from simulator_process import standalone_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -100,20 +101,8 @@ def databases(tmp_path: Path, fresh_postgres_url: str) -> Databases:
 @pytest.fixture(scope="module")
 def simulator_url() -> Iterator[str]:
     """`python -m igsync.simulator --port 0`, as a user starts it; its first line is its URL."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "igsync.simulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        yield server.stdout.readline().strip()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        assert server.stdout is not None
-        server.stdout.close()
+    with standalone_simulator() as url:
+        yield url
 
 
 def igsync(tmp: Path, graph_url: str, db_url: str, *args: str) -> tuple[int, dict[str, Any], str]:

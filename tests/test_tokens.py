@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from igsync.errors import StoreError
 from igsync.graph import GraphClient
-from igsync.models import DEFAULT_METRICS, TokenUpdate, UserToken
+from igsync.models import DEFAULT_METRICS, FetchResult, TokenUpdate, UserToken
 from igsync.simulator import Fault, SimAccount, Simulator
 from igsync.store import Store
 from igsync.store.postgres import PostgresStore
@@ -91,6 +91,13 @@ async def seed(
 async def stored(store: Store, user: UUID) -> UserToken:
     (row,) = await store.list_tokens(u_id=user)
     return row
+
+
+async def fetch_with_app(g: GraphClient, store: Store, token: UserToken) -> FetchResult:
+    """The default fetch of the token's account, with app credentials (so it may refresh)."""
+    return await fetch_account(
+        g, store, account_from_token(token), metrics=DEFAULT_METRICS, plan=plan_window(NOW), app=APP
+    )
 
 
 async def test_a_token_expiring_within_the_window_is_refreshed_and_saved(
@@ -258,14 +265,7 @@ async def test_fetch_refreshes_a_token_about_to_expire_first(
 ) -> None:
     old = await seed(sim, store, expires_in=timedelta(days=3))
     async with graph() as g:
-        result = await fetch_account(
-            g,
-            store,
-            account_from_token(old),
-            metrics=DEFAULT_METRICS,
-            plan=plan_window(NOW),
-            app=APP,
-        )
+        result = await fetch_with_app(g, store, old)
     assert result.success
     assert result.token_refreshed
     new = (await stored(store, old.u_id)).access_token.get_secret_value()
@@ -279,14 +279,7 @@ async def test_fetch_on_190_refreshes_once_and_retries_once(
     old = await seed(sim, store, expires_in=timedelta(days=40))
     sim.faults.append(Fault("expired_token", times=1))
     async with graph() as g:
-        result = await fetch_account(
-            g,
-            store,
-            account_from_token(old),
-            metrics=DEFAULT_METRICS,
-            plan=plan_window(NOW),
-            app=APP,
-        )
+        result = await fetch_with_app(g, store, old)
     assert result.success, result.errors
     assert result.token_refreshed
     assert result.total_inserted == 12
@@ -299,14 +292,7 @@ async def test_fetch_marks_needs_reauth_when_the_refresh_cannot_save_it(
     old = await seed(sim, store, expires_in=timedelta(days=40))
     sim.revoke_token(old.access_token.get_secret_value())
     async with graph() as g:
-        result = await fetch_account(
-            g,
-            store,
-            account_from_token(old),
-            metrics=DEFAULT_METRICS,
-            plan=plan_window(NOW),
-            app=APP,
-        )
+        result = await fetch_with_app(g, store, old)
     assert not result.success
     assert not result.token_refreshed
     assert "needs_reauth" in result.errors[0]
@@ -315,14 +301,7 @@ async def test_fetch_marks_needs_reauth_when_the_refresh_cannot_save_it(
     assert (row.status, row.access_token) == ("needs_reauth", old.access_token)
     calls = len(sim.requests)
     async with graph() as g:
-        again = await fetch_account(
-            g,
-            store,
-            account_from_token(row),
-            metrics=DEFAULT_METRICS,
-            plan=plan_window(NOW),
-            app=APP,
-        )
+        again = await fetch_with_app(g, store, row)
     assert "needs re-authorization" in again.errors[0]
     assert len(sim.requests) == calls  # a dead token costs no more API calls
 
@@ -427,14 +406,7 @@ async def test_fetch_saves_a_refreshed_token_even_when_debug_token_fails(
     old = await seed(sim, store, expires_in=timedelta(days=3))
     sim.faults.append(Fault("server_error", times=100, endpoint="debug_token"))
     async with graph_without_expires_in(sim) as g:
-        result = await fetch_account(
-            g,
-            store,
-            account_from_token(old),
-            metrics=DEFAULT_METRICS,
-            plan=plan_window(NOW),
-            app=APP,
-        )
+        result = await fetch_with_app(g, store, old)
     assert result.success, result.errors
     assert result.token_refreshed
     assert (await stored(store, old.u_id)).access_token != old.access_token
