@@ -393,6 +393,9 @@ class FakePostgrest:
                     f"Could not find the '{name}' column of '{table}' in the schema cache",
                 )
         where, args = _where(request, table, columns, needed="UPDATE")
+        if table == "user_tokens":
+            # The schema's igsync_touch_updated_at trigger: every update moves updated_at.
+            changes["updated_at"] = datetime.now(UTC).isoformat()
         values = [_value(n, v) for n, v in changes.items()]
         sets = ", ".join(f"{name} = ?" for name in changes)
         before = self.db.execute(f"select * from {table}{where}", args).fetchone()

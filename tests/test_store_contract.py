@@ -605,6 +605,22 @@ async def test_postgres_store_runs_no_ddl_on_open_when_the_tables_exist(
     assert await catalog_versions(fresh_postgres_url) == before
 
 
+async def test_postgres_moves_updated_at_on_every_token_update_whoever_writes(
+    fresh_postgres_url: str,
+) -> None:
+    # The Supabase store's compare-and-swap relies on it (schema.py, igsync_touch_updated_at).
+    async with PostgresStore(fresh_postgres_url) as store:
+        await store.save_token(token("EAAG-touch-me"))
+    async with await psycopg.AsyncConnection.connect(fresh_postgres_url, autocommit=True) as conn:
+        read = "select updated_at from user_tokens"
+        before = await (await conn.execute(read)).fetchone()
+        await conn.execute("update user_tokens set access_token = 'EAAG-written-by-the-app'")
+        after = await (await conn.execute(read)).fetchone()
+    assert before is not None
+    assert after is not None
+    assert after[0] > before[0]
+
+
 async def test_postgres_store_opens_for_a_role_that_may_only_read_and_write_rows(
     fresh_postgres_url: str,
 ) -> None:

@@ -189,7 +189,7 @@ async def test_saving_an_existing_account_patches_it_in_place(
     )
 
 
-async def test_update_token_is_a_patch_filtered_by_id_and_the_expected_token(
+async def test_update_token_is_a_patch_filtered_by_id_and_the_updated_at_it_read(
     supabase_store: SupabaseStore, fake_postgrest: FakePostgrest
 ) -> None:
     saved = token("EAAG-old-token-1")
@@ -198,12 +198,58 @@ async def test_update_token_is_a_patch_filtered_by_id_and_the_expected_token(
 
     assert await supabase_store.update_token(saved.token_id, "EAAG-old-token-1", update)
 
-    patch = fake_postgrest.requests[-1]
+    read, patch = fake_postgrest.requests[-2:]
+    assert (read.method, read.url.params["token_id"]) == ("GET", f"eq.{saved.token_id}")
     assert patch.method == "PATCH"
     assert patch.url.params["token_id"] == f"eq.{saved.token_id}"
-    assert patch.url.params["access_token"] == "eq.EAAG-old-token-1"
+    assert patch.url.params["updated_at"].startswith("eq.")
     assert "return=representation" in prefer(patch)
     assert "access_token" not in json.loads(patch.content)  # no new token: the old one stays
+
+
+async def test_no_token_ever_travels_in_a_url(
+    supabase_store: SupabaseStore, fake_postgrest: FakePostgrest
+) -> None:
+    # PostgREST filters are query parameters, and Supabase logs request URLs.
+    saved = token("EAAG-in-no-url-1")
+    await supabase_store.save_token(saved)
+    fresh = TokenUpdate(
+        access_token="EAAG-in-no-url-2", expires_at=None, status="ok", last_refreshed_at=None
+    )
+    assert await supabase_store.update_token(saved.token_id, "EAAG-in-no-url-1", fresh)
+    assert not await supabase_store.update_token(saved.token_id, "EAAG-in-no-url-1", fresh)
+    await supabase_store.list_tokens(u_id=saved.u_id)
+    await supabase_store.delete_tokens(saved.u_id)
+
+    assert len(fake_postgrest.requests) >= 6
+    for request in fake_postgrest.requests:
+        assert "in-no-url" not in str(request.url)
+
+
+async def test_a_write_between_read_and_swap_makes_the_swap_miss(
+    supabase_store: SupabaseStore, fake_postgrest: FakePostgrest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = token("EAAG-raced-old")
+    await supabase_store.save_token(saved)
+    ours = TokenUpdate(
+        access_token="EAAG-raced-ours", expires_at=None, status="ok", last_refreshed_at=None
+    )
+    real_update = fake_postgrest._update
+
+    def another_process_writes_first(*args: Any) -> httpx.Response:
+        # Lands after our read and before our PATCH, as the app's own write would (the trigger
+        # moves updated_at on every update).
+        fake_postgrest.db.execute(
+            "update user_tokens set access_token = 'EAAG-raced-theirs', updated_at = ?"
+            " where token_id = ?",
+            ("2099-01-01T00:00:00+00:00", str(saved.token_id)),
+        )
+        return real_update(*args)
+
+    monkeypatch.setattr(fake_postgrest, "_update", another_process_writes_first)
+    assert not await supabase_store.update_token(saved.token_id, "EAAG-raced-old", ours)
+    [stored] = await supabase_store.list_tokens(u_id=saved.u_id)
+    assert stored.access_token.get_secret_value() == "EAAG-raced-theirs"
 
 
 async def test_delete_tokens_filters_by_platform_user_and_account(

@@ -50,6 +50,20 @@ create table if not exists instagram_sync_logs (
     token_refreshed boolean not null default false
 );
 
+-- Every change to a token row moves its updated_at, whoever writes it (the app after a new
+-- login, too). The Supabase store's compare-and-swap filters on updated_at rather than on the
+-- old token, because PostgREST filters travel in the URL and URLs land in access logs.
+create or replace function igsync_touch_updated_at() returns trigger
+language plpgsql as $$
+begin
+    new.updated_at := clock_timestamp();
+    return new;
+end
+$$;
+drop trigger if exists igsync_touch_updated_at on user_tokens;
+create trigger igsync_touch_updated_at before update on user_tokens
+    for each row execute function igsync_touch_updated_at();
+
 -- Row-level security (DESIGN.md section 6): a signed-in Supabase user may read only their own
 -- rows; every write comes from the cron, as `service_role` (BYPASSRLS) or as the tables' owner
 -- (igsync's PostgreSQL store, `igsync db init`). RLS does not apply to the owner unless FORCE is

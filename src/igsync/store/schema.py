@@ -59,6 +59,20 @@ create table if not exists instagram_sync_logs (
     token_refreshed boolean not null default false
 );
 
+-- Every change to a token row moves its updated_at, whoever writes it (the app after a new
+-- login, too). The Supabase store's compare-and-swap filters on updated_at rather than on the
+-- old token, because PostgREST filters travel in the URL and URLs land in access logs.
+create or replace function igsync_touch_updated_at() returns trigger
+language plpgsql as $$
+begin
+    new.updated_at := clock_timestamp();
+    return new;
+end
+$$;
+drop trigger if exists igsync_touch_updated_at on user_tokens;
+create trigger igsync_touch_updated_at before update on user_tokens
+    for each row execute function igsync_touch_updated_at();
+
 -- Row-level security (DESIGN.md section 6): a signed-in Supabase user may read only their own
 -- rows; every write comes from the cron, as `service_role` (BYPASSRLS) or as the tables' owner
 -- (igsync's PostgreSQL store, `igsync db init`). RLS does not apply to the owner unless FORCE is
@@ -94,7 +108,9 @@ $$;
 """
 
 # Row-level security has no SQLite counterpart: SQLite has no roles or policies, and whoever can
-# open the file reads and writes every row. Nothing here mirrors the PostgreSQL RLS section.
+# open the file reads and writes every row. Nothing here mirrors the PostgreSQL RLS section,
+# nor its updated_at trigger: the SQLite store's compare-and-swap compares the token itself,
+# which never leaves the process.
 # Timestamps are ISO-8601 text in UTC ("2026-11-20T08:00:00+00:00"): one instant, one string,
 # so the unique key holds. uuid/jsonb/boolean become TEXT/TEXT/INTEGER.
 _NOW = "(strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))"

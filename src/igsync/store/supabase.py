@@ -368,10 +368,22 @@ class SupabaseStore:
             changes["access_token"] = update.access_token.get_secret_value()
             register_secret(changes["access_token"])
 
-        # Only the row still holding `expected` changes: one row back means we won the swap.
+        # A compare-and-swap without the token in any URL (PostgREST filters are query
+        # parameters, and Supabase logs request URLs): read the row, compare the token here,
+        # then change the row only while its updated_at is the one read. Every update moves
+        # updated_at (the schema's trigger), so a writer in between makes the swap miss.
+        def read(c: AsyncClient) -> Any:
+            query = c.table("user_tokens").select("access_token,updated_at")
+            return query.eq("token_id", str(token_id)).execute()
+
+        found = _rows(await self._run("read the token", read))
+        if len(found) != 1 or found[0].get("access_token") != expected:
+            return False
+        seen = found[0].get("updated_at")
+
         def swap(c: AsyncClient) -> Any:
-            query = c.table("user_tokens").update(changes)
-            query = query.eq("token_id", str(token_id)).eq("access_token", expected)
+            query = c.table("user_tokens").update(changes).eq("token_id", str(token_id))
+            query = query.eq("updated_at", seen) if seen else query.is_("updated_at", "null")
             return query.select("token_id").execute()
 
         return _confirmed(await self._run("update the token", swap, idempotent=False)) == 1
