@@ -256,18 +256,19 @@ async def fetch_account(
         notes=[redact(n) for n in out.notes],
     )
     if not dry_run:
-        await _log_run(store, result, account, started_at, run_id or uuid4())
+        await write_run_log(store, result, started_at, run_id or uuid4())
     return result
 
 
-async def _log_run(
-    store: Store, result: FetchResult, account: Account, started_at: datetime, run_id: UUID
+async def write_run_log(
+    store: Store, result: FetchResult, started_at: datetime, run_id: UUID
 ) -> None:
+    """One `instagram_sync_logs` row for `result`; a store failure here is logged, not raised."""
     status = "ok" if result.success else ("partial" if result.total_inserted else "failed")
     entry = SyncLog(
         run_id=run_id,
-        u_id=account.user_id,
-        account_id=account.account_id,
+        u_id=UUID(result.user_id) if result.user_id else None,
+        account_id=result.account_id,
         started_at=started_at,
         finished_at=datetime.now(UTC),
         status=status,

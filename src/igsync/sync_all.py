@@ -1,0 +1,146 @@
+"""Sync every Instagram account of `user_tokens`: the job behind `igsync sync-all` (DESIGN §4).
+
+Each account goes through `fetch_account` (token policy, verified write, sync log); this module
+adds what many accounts need: a bound on accounts in flight, isolation (one account's failure is
+that account's failed FetchResult, never the end of the run), stable shards for N workers side by
+side, one `run_id` shared by every sync-log row of a run, and a callback as each account ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+from igsync.errors import IgsyncError, InputError, StoreError
+from igsync.graph import GraphClient
+from igsync.models import FetchResult, SyncReport, UserToken
+from igsync.redact import redact
+from igsync.store import Store
+from igsync.sync import account_from_token, fetch_account, summarize, write_run_log
+from igsync.tokens import AppCredentials
+from igsync.window import WindowPlan
+
+DEFAULT_CONCURRENCY = 4
+MAX_CONCURRENCY = 64
+
+_SHARD = re.compile(r"(\d+)/(\d+)", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The `index`-th (1-based) of `count` partitions of the accounts, the same in every run.
+
+    An account's partition is a SHA-256 of (u_id, account_id), not Python's `hash()`, which
+    changes between processes (PYTHONHASHSEED): N workers on N machines must agree.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            msg = f"--shard {self.index}/{self.count}: K must be between 1 and N"
+            raise InputError(msg)
+
+    def holds(self, token: UserToken) -> bool:
+        key = f"{token.u_id}:{token.account_id or ''}".encode()
+        digest = int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
+        return digest % self.count == self.index - 1
+
+
+def parse_shard(text: str) -> Shard:
+    """`K/N` (1 ≤ K ≤ N) as a Shard; InputError for anything else."""
+    match = _SHARD.fullmatch(text.strip())
+    if match is None:
+        raise InputError(f"--shard {text!r}: expected K/N, e.g. 1/4 (the first of 4 shards)")
+    return Shard(int(match[1]), int(match[2]))
+
+
+async def sync_all(
+    graph: GraphClient,
+    store: Store,
+    *,
+    metrics: Sequence[str],
+    plan: WindowPlan,
+    app: AppCredentials | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    shard: Shard | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    on_result: Callable[[FetchResult], None] | None = None,
+) -> SyncReport:
+    """Fetch and store every instagram row of `user_tokens` (of `shard`), `concurrency` at once.
+
+    Results are in `user_tokens` order; `on_result` hears each one as its account finishes.
+    The env fallback (IG_ACCOUNT_ID) is not an account here: only rows are synced.
+    """
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
+    tokens = [t for t in await store.list_tokens() if shard is None or shard.holds(t)]
+    slots = asyncio.Semaphore(concurrency)
+    run_id = uuid4()
+    started = time.monotonic()
+
+    async def one(token: UserToken) -> FetchResult:
+        async with slots:
+            result = await _fetch_isolated(
+                graph, store, token, metrics, plan, app, dry_run, now, run_id
+            )
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(t)) for t in tokens]
+    return summarize([t.result() for t in tasks], time.monotonic() - started)
+
+
+async def _fetch_isolated(
+    graph: GraphClient,
+    store: Store,
+    token: UserToken,
+    metrics: Sequence[str],
+    plan: WindowPlan,
+    app: AppCredentials | None,
+    dry_run: bool,
+    now: datetime | None,
+    run_id: UUID,
+) -> FetchResult:
+    """`fetch_account`, with anything igsync raises turned into this account's failed result."""
+    started, started_at = time.monotonic(), datetime.now(UTC)
+    try:
+        return await fetch_account(
+            graph,
+            store,
+            account_from_token(token),
+            metrics=metrics,
+            plan=plan,
+            app=app,
+            dry_run=dry_run,
+            now=now,
+            run_id=run_id,
+        )
+    except IgsyncError as error:
+        where = "store" if isinstance(error, StoreError) else "account"
+        message = redact(f"{where}: {error}")
+        result = FetchResult(
+            success=False,
+            total_inserted=0,
+            total_errors=1,
+            metrics_inserted={},
+            errors=[message],
+            account_id=token.account_id,
+            user_id=str(token.u_id),
+            window=plan.requested,
+            duration_s=round(time.monotonic() - started, 3),
+            dry_run=dry_run,
+        )
+        if not dry_run:
+            await write_run_log(store, result, started_at, run_id)
+        return result
