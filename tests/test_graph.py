@@ -182,6 +182,26 @@ async def test_instagram_throttle_waits_for_estimated_time_to_regain_access() ->
 
 
 @respx.mock
+async def test_requests_slow_down_as_usage_nears_the_quota_and_not_before() -> None:
+    def answer(call_count: int | None) -> httpx.Response:
+        usage = {"call_count": call_count, "total_cputime": 1, "total_time": 1}
+        headers = {} if call_count is None else {"x-app-usage": json.dumps(usage)}
+        return httpx.Response(200, json={"data": []}, headers=headers)
+
+    route = respx.get(URL)
+    route.side_effect = [answer(None), answer(50), answer(90), answer(100), answer(None)]
+    policy = RetryPolicy(pace_from=80, pace_max=30)
+    async with client(retry=policy) as graph:
+        paced = []
+        for _ in range(5):
+            await insights(graph, ["reach"])
+            paced.append(graph.paced_s)
+    # A pause comes before the request after a high answer: 90% -> 7.5 s, then 100% -> 30 s.
+    assert paced == [0.0, 0.0, 0.0, 7.5, 37.5]
+    assert policy.pace(None) == policy.pace(79.9) == 0.0
+
+
+@respx.mock
 async def test_regain_estimate_longer_than_the_budget_fails_fast() -> None:
     usage = {"1": [{"type": "instagram", "call_count": 100, "estimated_time_to_regain_access": 60}]}
     route = respx.get(URL).respond(

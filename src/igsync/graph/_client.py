@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -37,6 +38,21 @@ class RetryPolicy:
     timeout: float = 180.0
     #: a regain-access estimate longer than this fails fast instead of blocking a cron run
     max_regain_wait: float = 300.0
+    #: usage (percent of a quota) from which requests slow down (GRAPH_API.md §3: pace before
+    #: 100%, from ~80-90%), and the pause before each request at 100%
+    pace_from: float = 80.0
+    pace_max: float = 30.0
+
+    def pace(self, usage: float | None) -> float:
+        """Seconds to pause before the next request at this usage; 0 below `pace_from`.
+
+        Grows with the square of how far past `pace_from` the usage is: barely a pause at 81%,
+        a quarter of `pace_max` halfway to 100%, all of it at 100%.
+        """
+        if usage is None or usage < self.pace_from:
+            return 0.0
+        share = min(1.0, (usage - self.pace_from) / max(1e-9, 100.0 - self.pace_from))
+        return self.pace_max * share**2
 
 
 @dataclass(frozen=True)
@@ -122,8 +138,10 @@ class GraphClient:
         self._http = httpx.AsyncClient(
             timeout=timeout, transport=transport, headers={"user-agent": "igsync"}
         )
-        #: worst usage figure seen in the last answer, for pacing and -v output
+        #: worst usage figure in the last successful answer (None: not reported), for pacing
         self.last_usage: float | None = None
+        #: seconds spent pacing so far (stamina's test mode counts them without waiting)
+        self.paced_s = 0.0
 
     async def __aenter__(self) -> Self:
         return self
@@ -241,9 +259,12 @@ class GraphClient:
             wait_jitter=policy.wait_jitter,
         ):
             with attempt:
+                await self._pace()
                 response = await self._send(url, path, params, headers)
-                self.last_usage = usage_percent(response.headers)
                 if response.is_success:
+                    # Only answers that went through set the pace: after a refusal, the
+                    # backoff (or Meta's regain estimate) already decides the wait.
+                    self.last_usage = usage_percent(response.headers)
                     try:
                         return response.json()
                     except ValueError:
@@ -258,6 +279,16 @@ class GraphClient:
                 log.debug("graph error on %s (attempt %d): %s", path, attempt.num, error)
                 raise error
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _pace(self) -> None:
+        """Slow down while Meta reports a quota near its end, before it starts refusing."""
+        wait = self._retry.pace(self.last_usage)
+        if wait <= 0:
+            return
+        log.info("Graph API usage at %.0f%% of a quota: pausing %.1f s", self.last_usage, wait)
+        self.paced_s += wait
+        if not stamina.is_testing():
+            await asyncio.sleep(wait)
 
     async def _send(
         self,
