@@ -455,6 +455,9 @@ def drive_every_path(env: Env, run: Runner) -> list[Outcome]:
     step(1, "fetch", "--user", third, "--json", "-vv", needle="needs_reauth")
     sim.revoke_token(gone)
     step(1, "fetch", "--user", fourth, "-vv", app=False, needle="needs_reauth")
+    # every account at once: the good one, and the ones now needing re-authorization
+    step(1, "sync-all", "--json", "-vv", needle="needs re-authorization")
+    step(1, "sync-all", "--ndjson", "-vv", needle='"summary"')
     # a 5xx and a timeout that outlast the retries reach the output
     sim.faults.append(Fault("server_error", times=1000, metric="reach"))
     step(1, "fetch", "--user", user, "--json", "-vv", needle="reach")

@@ -8,25 +8,31 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 from uuid import UUID
 
 import typer
 
 from igsync.cli._common import (
+    DaysOpt,
     Globals,
     JsonOpt,
+    MetricsOpt,
     QuietOpt,
+    SinceOpt,
+    UntilOpt,
     VerboseOpt,
     db_url,
     globals_of,
     graph_client,
     make_output,
+    metric_names,
     open_db,
     run,
+    window_plan,
 )
 from igsync.cli._common import settings as load
+from igsync.cli._sync import sync_all
 from igsync.cli._tokens import accounts_app, refresh_token
 
 if TYPE_CHECKING:
@@ -50,17 +56,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 db_app = typer.Typer(help="Create or print the database schema.", no_args_is_help=True)
-
-SinceOpt = typer.Option(
-    formats=["%Y-%m-%d"],
-    metavar="YYYY-MM-DD",
-    help="First local day to fetch (inclusive; at most ~2 years back).",
-)
-UntilOpt = typer.Option(
-    formats=["%Y-%m-%d"],
-    metavar="YYYY-MM-DD",
-    help="Last local day to fetch (inclusive; default: the last complete day).",
-)
 
 
 def _version(value: bool) -> None:
@@ -101,15 +96,10 @@ def fetch(
     account_id: Annotated[
         str | None, typer.Option(help="Which account, when the user has several.")
     ] = None,
-    metrics: Annotated[
-        str | None,
-        typer.Option(help="Comma list of metrics (see `igsync metrics`); default IGSYNC_METRICS."),
-    ] = None,
-    days: Annotated[
-        int | None, typer.Option(help="The N most recent complete days. [default: 3]")
-    ] = None,
-    since: Annotated[datetime | None, SinceOpt] = None,
-    until: Annotated[datetime | None, UntilOpt] = None,
+    metrics: MetricsOpt = None,
+    days: DaysOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Fetch and report, write nothing.")
     ] = False,
@@ -123,22 +113,10 @@ def fetch(
 
         igsync fetch --user UUID --since 2026-11-01 --until 2026-11-07 --json | jq .total_inserted
     """
-    from igsync.config import parse_metric_list
-    from igsync.errors import InputError
-    from igsync.window import plan_window
-
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
-    try:
-        names = settings.metrics if metrics is None else parse_metric_list(metrics)
-    except ValueError as exc:
-        raise InputError(f"--metrics: {exc}") from None
-    plan = plan_window(
-        datetime.now().astimezone(),
-        days=days,
-        since=since.date() if since else None,
-        until=until.date() if until else None,
-    )
+    names = metric_names(settings, metrics)
+    plan = window_plan(days, since, until)
     db = open_db(ctx, settings)
     with out.status("fetching insights…"):
         result = run(_fetch(settings, db, user, account_id, names, plan, dry_run))
@@ -178,6 +156,9 @@ async def _fetch(
                 app=app_credentials(settings),
                 dry_run=dry_run,
             )
+
+
+app.command("sync-all")(sync_all)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from igsync.config import Settings
     from igsync.graph import GraphClient
     from igsync.store import Store
+    from igsync.window import WindowPlan
 
 T = TypeVar("T")
 
@@ -22,6 +24,27 @@ JsonOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or logs on stderr.")]
 VerboseOpt = Annotated[
     int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
+]
+MetricsOpt = Annotated[
+    str | None,
+    typer.Option(help="Comma list of metrics (see `igsync metrics`); default IGSYNC_METRICS."),
+]
+DaysOpt = Annotated[int | None, typer.Option(help="The N most recent complete days. [default: 3]")]
+SinceOpt = Annotated[
+    datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="First local day to fetch (inclusive; at most ~2 years back).",
+    ),
+]
+UntilOpt = Annotated[
+    datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="Last local day to fetch (inclusive; default: the last complete day).",
+    ),
 ]
 
 
@@ -51,6 +74,29 @@ def settings() -> Settings:
     from igsync.config import load_settings
 
     return load_settings()
+
+
+def metric_names(current: Settings, metrics: str | None) -> list[str]:
+    """`--metrics` checked against METRIC_CONFIG, else IGSYNC_METRICS."""
+    from igsync.config import parse_metric_list
+    from igsync.errors import InputError
+
+    try:
+        return list(current.metrics if metrics is None else parse_metric_list(metrics))
+    except ValueError as exc:
+        raise InputError(f"--metrics: {exc}") from None
+
+
+def window_plan(days: int | None, since: datetime | None, until: datetime | None) -> WindowPlan:
+    """`--days` or `--since/--until` (local dates) as a request range, from the local clock."""
+    from igsync.window import plan_window
+
+    return plan_window(
+        datetime.now().astimezone(),
+        days=days,
+        since=since.date() if since else None,
+        until=until.date() if until else None,
+    )
 
 
 def db_url(ctx: typer.Context, current: Settings) -> str:

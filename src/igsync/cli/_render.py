@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -87,6 +87,32 @@ class Output:
             data = [item.model_dump(mode="json") for item in document]
         self.out.file.write(redact(json.dumps(data, ensure_ascii=False)) + "\n")
 
+    def emit_line(self, data: BaseModel | dict[str, Any]) -> None:
+        """One NDJSON line on stdout, flushed at once so that a reader sees it as it happens."""
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        self.out.file.write(redact(json.dumps(data, ensure_ascii=False)) + "\n")
+        self.out.file.flush()
+
+    @contextlib.contextmanager
+    def progress(self, text: str) -> Iterator[Callable[[FetchResult], None]]:
+        """A bar on stderr counting finished accounts, when someone is watching."""
+        if not (self.chatty and self.err.is_terminal):
+            yield lambda _result: None
+            return
+        from rich.progress import Progress
+
+        with Progress(console=self.err, transient=True) as bar:
+            task = bar.add_task(text, total=None)
+            failed = 0
+
+            def advance(result: FetchResult) -> None:
+                nonlocal failed
+                failed += not result.success
+                bar.update(task, advance=1, description=f"{text} ({failed} failed)")
+
+            yield advance
+
     def print(self, *objects: Any) -> None:
         self.out.print(*objects)
 
@@ -132,20 +158,43 @@ def metrics_table(specs: Sequence[MetricSpec]) -> Table:
 
 
 def report_table(report: SyncReport, zones: dict[str, str] | None = None) -> Table:
+    """One line per account; the zone column only where zones are known (the demo's)."""
     table = Table(title="Accounts", title_justify="left")
-    for col in ("account", "zone", "window", "rows", "errors", "seconds"):
+    columns = ("account", "zone", "window", "rows", "errors", "seconds")
+    for col in columns if zones is not None else tuple(c for c in columns if c != "zone"):
         table.add_column(col, justify="right" if col in ("rows", "errors", "seconds") else "left")
     for r in report.results:
         window = f"{r.window.since} → {r.window.until}" if r.window else "-"
+        zone = () if zones is None else (zones.get(str(r.account_id), "-"),)
         table.add_row(
             str(r.account_id),
-            (zones or {}).get(str(r.account_id), "-"),
+            *zone,
             window,
             str(r.total_inserted),
             str(r.total_errors),
             f"{r.duration_s:.2f}",
         )
     return table
+
+
+def sync_all_render(output: Output, report: SyncReport) -> None:
+    """The report table, one line of totals, and one line per error."""
+    if not report.results:
+        output.print(
+            "no Instagram accounts in user_tokens (or none in this shard): nothing to sync. "
+            "Add one with `igsync accounts add`; sync-all does not use IG_ACCOUNT_ID."
+        )
+        return
+    output.print(report_table(report))
+    dry = " (dry run: nothing written)" if any(r.dry_run for r in report.results) else ""
+    output.print(
+        f"{report.accounts_ok}/{report.accounts_total} accounts ok, "
+        f"{report.total_inserted} rows written and verified, "
+        f"{report.total_errors} errors, in {report.duration_s:.2f} s{dry}"
+    )
+    for r in report.results:
+        for e in r.errors:
+            output.print(f"[red]{r.account_id}: {shown(e)}[/red]")
 
 
 def values_table(rows: Sequence[InsightRow], metrics: Sequence[str]) -> Table:

@@ -1,0 +1,130 @@
+"""`igsync sync-all`: every account of `user_tokens`, for cron."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from igsync.cli._common import (
+    DaysOpt,
+    JsonOpt,
+    MetricsOpt,
+    QuietOpt,
+    SinceOpt,
+    UntilOpt,
+    VerboseOpt,
+    globals_of,
+    graph_client,
+    make_output,
+    metric_names,
+    open_db,
+    run,
+    window_plan,
+)
+from igsync.cli._common import settings as load
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from igsync.config import Settings
+    from igsync.models import FetchResult, SyncReport
+    from igsync.store import Store
+    from igsync.sync_all import Shard
+    from igsync.window import WindowPlan
+
+
+def sync_all(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Accounts fetched at the same time.")
+    ] = 4,
+    days: DaysOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    metrics: MetricsOpt = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(metavar="K/N", help="Only the K-th of N stable partitions of the accounts."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Fetch and report, write nothing.")
+    ] = False,
+    json_: JsonOpt = False,
+    ndjson: Annotated[
+        bool,
+        typer.Option(
+            "--ndjson", help='One FetchResult per line as each account ends, then {"summary": …}.'
+        ),
+    ] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Fetch and store every Instagram account in user_tokens, each isolated from the others.
+
+    Only user_tokens rows are synced: the IG_ACCOUNT_ID/IG_LONG_TOKEN fallback is not used.
+    Writes one instagram_sync_logs row per account. Exit 0 when every account succeeded (or
+    there were none), 1 when any failed, 2 on bad input. Examples:
+
+        igsync sync-all --days 7 --concurrency 8
+
+        igsync sync-all --ndjson | jq -c 'select(.success == false)'
+
+        */30 * * * * igsync sync-all --ndjson >> /var/log/igsync.ndjson
+
+        igsync sync-all --shard 1/3 --json   # worker 1 of 3 (2/3, 3/3 elsewhere)
+    """
+    from igsync.cli._render import sync_all_render
+    from igsync.errors import InputError
+    from igsync.sync_all import parse_shard
+
+    if ndjson and (json_ or globals_of(ctx).json):
+        raise InputError("--json and --ndjson: choose one")
+    out = make_output(ctx, json_ or ndjson, quiet, verbose)
+    part = parse_shard(shard) if shard is not None else None
+    settings = load()
+    names, plan = metric_names(settings, metrics), window_plan(days, since, until)
+    db = open_db(ctx, settings)
+    with out.progress("syncing accounts") as advance:
+
+        def on_result(result: FetchResult) -> None:
+            if ndjson:
+                out.emit_line(result)
+            advance(result)
+
+        report = run(_sync(settings, db, names, plan, concurrency, part, dry_run, on_result))
+    if ndjson:
+        out.emit_line({"summary": report.model_dump(mode="json", exclude={"results"})})
+    elif out.json_mode:
+        out.emit_json(report)
+    else:
+        sync_all_render(out, report)
+    if not report.success:
+        raise typer.Exit(1)
+
+
+async def _sync(
+    settings: Settings,
+    db: Store,
+    names: list[str],
+    plan: WindowPlan,
+    concurrency: int,
+    shard: Shard | None,
+    dry_run: bool,
+    on_result: Callable[[FetchResult], None],
+) -> SyncReport:
+    from igsync.sync_all import sync_all as sync_every_account
+    from igsync.tokens import app_credentials
+
+    async with db as store, graph_client(settings) as graph:
+        return await sync_every_account(
+            graph,
+            store,
+            metrics=names,
+            plan=plan,
+            app=app_credentials(settings),
+            concurrency=concurrency,
+            shard=shard,
+            dry_run=dry_run,
+            on_result=on_result,
+        )
