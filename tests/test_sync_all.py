@@ -160,6 +160,54 @@ async def test_an_unexpected_igsync_error_is_that_accounts_failure_only(
     assert len(status) == 6
 
 
+async def test_a_bug_in_one_account_is_reported_and_the_run_goes_on(
+    sim: Simulator,
+    store: SQLiteStore,
+    tokens: dict[str, UserToken],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = igsync.sync_all.fetch_account
+    broken = ACCOUNTS[1]
+    secret = tokens[broken].access_token.get_secret_value()
+
+    async def fetch(graph: GraphClient, store: SQLiteStore, account: Any, **kw: Any) -> Any:
+        if account.account_id == broken:
+            raise KeyError(f"unexpected {account.token}")  # a bug that even quotes the token
+        return await real(graph, store, account, **kw)
+
+    monkeypatch.setattr(igsync.sync_all, "fetch_account", fetch)
+    report = await run_sync(sim, store)
+    assert (report.accounts_ok, report.accounts_failed) == (5, 1)
+    (failed,) = [r for r in report.results if not r.success]
+    assert failed.errors[0].startswith("internal error (please report it): KeyError")
+    assert secret not in failed.errors[0]
+
+
+async def test_a_failing_sync_log_write_is_reported_not_fatal(
+    sim: Simulator,
+    store: SQLiteStore,
+    tokens: dict[str, UserToken],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = ACCOUNTS[3]
+
+    async def fetch(graph: GraphClient, store: SQLiteStore, account: Any, **kw: Any) -> Any:
+        raise StoreError("database is locked")
+
+    async def no_log(*args: Any, **kw: Any) -> None:
+        raise StoreError("disk I/O error")
+
+    monkeypatch.setattr(igsync.sync_all, "fetch_account", fetch)
+    monkeypatch.setattr(igsync.sync_all, "write_run_log", no_log)
+    report = await run_sync(sim, store)
+    assert report.accounts_failed == 6
+    result = next(r for r in report.results if r.account_id == broken)
+    assert result.errors == [
+        "store: database is locked",
+        "store: could not write the sync log: disk I/O error",
+    ]
+
+
 async def test_a_row_without_an_account_id_is_reported_not_fatal(
     sim: Simulator, store: SQLiteStore, tokens: dict[str, UserToken]
 ) -> None:

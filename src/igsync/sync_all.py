@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,8 @@ from igsync.store import Store
 from igsync.sync import account_from_token, fetch_account, summarize, write_run_log
 from igsync.tokens import AppCredentials
 from igsync.window import WindowPlan
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 4
 MAX_CONCURRENCY = 64
@@ -126,9 +129,15 @@ async def _fetch_isolated(
             now=now,
             run_id=run_id,
         )
-    except IgsyncError as error:
-        where = "store" if isinstance(error, StoreError) else "account"
-        message = redact(f"{where}: {error}")
+    except Exception as error:  # one account must never end a cron run
+        if isinstance(error, IgsyncError):
+            where = "store" if isinstance(error, StoreError) else "account"
+            message = redact(f"{where}: {error}")
+        else:
+            # A bug, not the account's fault: say so, without a traceback that could hold a
+            # token in a local; `-vv` logs the stack.
+            log.debug("account %s: unexpected error", token.account_id, exc_info=True)
+            message = redact(f"internal error (please report it): {type(error).__name__}: {error}")
         result = FetchResult(
             success=False,
             total_inserted=0,
@@ -142,5 +151,9 @@ async def _fetch_isolated(
             dry_run=dry_run,
         )
         if not dry_run:
-            await write_run_log(store, result, started_at, run_id)
+            try:
+                await write_run_log(store, result, started_at, run_id)
+            except IgsyncError as log_error:
+                result.errors.append(redact(f"store: could not write the sync log: {log_error}"))
+                result.total_errors += 1
         return result
