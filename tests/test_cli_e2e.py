@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from contract_keys import FETCH_RESULT_KEYS
 from igsync.simulator import Fault, SimAccount, Simulator, serve_in_thread
 from simulator_process import standalone_simulator
 
@@ -93,18 +94,7 @@ def fetch_json(
 def test_default_fetch_stores_four_metrics_for_three_days_under_shared_utc_keys(env: Env) -> None:
     code, result = fetch_json(env)
     assert code == 0, result
-    assert set(result) >= {
-        "success",
-        "total_inserted",
-        "total_errors",
-        "metrics_inserted",
-        "errors",
-        "account_id",
-        "user_id",
-        "token_refreshed",
-        "window",
-        "duration_s",
-    }
+    assert set(result) >= FETCH_RESULT_KEYS
     assert result["success"] is True
     assert result["total_inserted"] == 12
     assert result["account_id"] == LA

@@ -13,34 +13,13 @@ from uuid import uuid4
 import pytest
 from pydantic import SecretStr
 
+from contract_keys import FETCH_RESULT_KEYS, SYNC_REPORT_KEYS
 from igsync.models import UserToken
 from igsync.simulator import SimAccount, Simulator, serve_in_thread
 from igsync.store.sqlite import SQLiteStore
 from test_cli_e2e import KOLKATA, LA, TOKEN, Env
 
 pytestmark = pytest.mark.e2e
-
-REPORT_KEYS = {
-    "success",
-    "accounts_total",
-    "accounts_ok",
-    "accounts_failed",
-    "total_inserted",
-    "total_errors",
-    "duration_s",
-}
-RESULT_KEYS = {
-    "success",
-    "total_inserted",
-    "total_errors",
-    "metrics_inserted",
-    "errors",
-    "account_id",
-    "user_id",
-    "token_refreshed",
-    "window",
-    "duration_s",
-}
 
 
 @pytest.fixture
@@ -81,11 +60,11 @@ def test_json_is_one_sync_report_and_every_account_is_stored(env: Env) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\n") == 1
     report = json.loads(proc.stdout)
-    assert set(report) >= REPORT_KEYS | {"results"}
+    assert set(report) >= SYNC_REPORT_KEYS | {"results"}
     assert (report["accounts_total"], report["accounts_ok"], report["accounts_failed"]) == (2, 2, 0)
     assert report["success"] is True
     assert report["total_inserted"] == 24
-    assert all(set(r) >= RESULT_KEYS for r in report["results"])
+    assert all(set(r) >= FETCH_RESULT_KEYS for r in report["results"])
     assert sorted(r["account_id"] for r in report["results"]) == [LA, KOLKATA]
     assert len(env.rows()) == 24
     assert [(a, s) for a, s, *_ in sync_logs(env)] == [(LA, "ok"), (KOLKATA, "ok")]
@@ -101,10 +80,10 @@ def test_ndjson_streams_each_account_then_the_summary_and_one_failure_exits_1(en
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(lines) == 3
     *results, last = lines
-    assert all(set(r) >= RESULT_KEYS for r in results)
+    assert all(set(r) >= FETCH_RESULT_KEYS for r in results)
     assert {r["account_id"]: r["success"] for r in results} == {LA: True, KOLKATA: False}
     summary = last["summary"]
-    assert set(summary) >= REPORT_KEYS
+    assert set(summary) >= SYNC_REPORT_KEYS
     assert "results" not in summary
     assert (summary["accounts_ok"], summary["accounts_failed"]) == (1, 1)
     assert summary["total_inserted"] == 12 + 9

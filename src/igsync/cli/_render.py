@@ -187,10 +187,15 @@ def sync_all_render(output: Output, report: SyncReport) -> None:
         return
     output.print(report_table(report))
     dry = " (dry run: nothing written)" if any(r.dry_run for r in report.results) else ""
+    report_footer(output, report, f", {report.total_errors} errors", dry)
+
+
+def report_footer(output: Output, report: SyncReport, after_rows: str, after_time: str) -> None:
+    """One line of totals, then one line per error, each named by its account."""
     output.print(
         f"{report.accounts_ok}/{report.accounts_total} accounts ok, "
-        f"{report.total_inserted} rows written and verified, "
-        f"{report.total_errors} errors, in {report.duration_s:.2f} s{dry}"
+        f"{report.total_inserted} rows written and verified{after_rows}, "
+        f"in {report.duration_s:.2f} s{after_time}"
     )
     for r in report.results:
         for e in r.errors:
@@ -220,20 +225,12 @@ def values_table(rows: Sequence[InsightRow], metrics: Sequence[str]) -> Table:
 def demo_render(output: Output, demo: DemoReport, metrics: Sequence[str]) -> None:
     output.print(report_table(demo.report, demo.zones))
     output.print(values_table(demo.rows, metrics))
-    report = demo.report
     where = (
-        "in the --db database"
+        " in the --db database"
         if demo.kept
-        else "in a throwaway database (pass --db sqlite:///demo.db to keep it)"
+        else " in a throwaway database (pass --db sqlite:///demo.db to keep it)"
     )
-    output.print(
-        f"{report.accounts_ok}/{report.accounts_total} accounts ok, "
-        f"{report.total_inserted} rows written and verified {where}, "
-        f"in {report.duration_s:.2f} s"
-    )
-    for r in report.results:
-        for e in r.errors:
-            output.print(f"[red]{r.account_id}: {shown(e)}[/red]")
+    report_footer(output, demo.report, where, "")
 
 
 def accounts_table(infos: Sequence[AccountInfo]) -> Table:
