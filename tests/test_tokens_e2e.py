@@ -557,8 +557,7 @@ def test_no_secret_reaches_a_log_record(
         dispatch(self, record)
 
     monkeypatch.setattr(logging.Logger, "callHandlers", spy)
-    # Only the guard a plain run installs: the Supabase store's own filter on httpx (imported
-    # by the test plugins, not by a SQLite run) must not hide a leak here.
+    # Only igsync's one guard on httpx (guard_logger): no other filter may hide a leak here.
     httpx_logger = logging.getLogger("httpx")
     guards = [f for f in httpx_logger.filters if isinstance(f, RedactingFilter)]
     monkeypatch.setattr(httpx_logger, "filters", guards)

@@ -70,3 +70,8 @@ def guard_logger(name: str) -> None:
     logger = logging.getLogger(name)
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
+
+
+# httpx is the one HTTP library igsync uses (Graph API, Supabase); every module that sends a
+# request imports this one first, so its request lines are guarded in every process.
+guard_logger("httpx")

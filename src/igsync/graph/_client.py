@@ -20,10 +20,9 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph._errors import OBJECT_MISSING_SUBCODE, error_from_response, usage_percent
 from igsync.graph._parse import MetricValues, parse_insights
 from igsync.models import MetricType
-from igsync.redact import guard_logger, register_secret
+from igsync.redact import register_secret
 
 log = logging.getLogger(__name__)
-guard_logger("httpx")
 
 
 @dataclass(frozen=True, kw_only=True)

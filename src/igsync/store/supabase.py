@@ -13,7 +13,6 @@ compare-and-swap filter carries the expected token in the query string).
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -112,17 +111,6 @@ def _describe(what: str, exc: APIError, status: int | None) -> str:
 
 async def _remember_status(response: httpx.Response) -> None:
     _last_status.set(response.status_code)
-
-
-class _RedactUrls(logging.Filter):
-    """httpx logs each request URL at INFO; the compare-and-swap URL holds a token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = redact(record.getMessage()), None
-        return True
-
-
-logging.getLogger("httpx").addFilter(_RedactUrls())
 
 
 def _ts(value: datetime | None) -> str | None:
