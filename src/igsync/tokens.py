@@ -247,7 +247,7 @@ async def refresh_now(
         raise RefreshFailed(f"refresh failed, old token kept: {error}") from None
     # From here on Meta has issued a new token: it must be saved whatever else goes wrong
     # (GRAPH_API.md §4: a refreshed token that is never persisted is the classic bug).
-    expires_at = await _expiry_of(graph, grant.access_token.get_secret_value(), grant, app, now)
+    expires_at = await _expiry_of(graph, grant, app, now)
     update = TokenUpdate(
         access_token=grant.access_token,
         expires_at=expires_at,
@@ -272,7 +272,7 @@ async def refresh_now(
 
 
 async def _expiry_of(
-    graph: GraphClient, secret: str, grant: TokenGrant, app: AppCredentials | None, now: datetime
+    graph: GraphClient, grant: TokenGrant, app: AppCredentials | None, now: datetime
 ) -> datetime | None:
     """When a just-issued token expires: Meta's `expires_in`, else debug_token, else a guess.
 
@@ -283,7 +283,9 @@ async def _expiry_of(
         return grant.expires_at
     if app is not None:
         try:
-            info = await graph.debug_token(secret, app_id=app.app_id, app_secret=app.app_secret)
+            info = await graph.debug_token(
+                grant.access_token.get_secret_value(), app_id=app.app_id, app_secret=app.app_secret
+            )
         except GraphError as error:
             log.info("debug_token of a refreshed token failed (%s); assuming 30 days", error)
         else:

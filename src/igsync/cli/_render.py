@@ -82,17 +82,17 @@ class Output:
     def emit_json(self, document: BaseModel | Sequence[BaseModel]) -> None:
         """Exactly one JSON document on stdout, through the same redaction as everything else."""
         if isinstance(document, BaseModel):
-            data: Any = document.model_dump(mode="json")
+            self._write_json(document.model_dump(mode="json"))
         else:
-            data = [item.model_dump(mode="json") for item in document]
-        self.out.file.write(redact(json.dumps(data, ensure_ascii=False)) + "\n")
+            self._write_json([item.model_dump(mode="json") for item in document])
 
     def emit_line(self, data: BaseModel | dict[str, Any]) -> None:
         """One NDJSON line on stdout, flushed at once so that a reader sees it as it happens."""
-        if isinstance(data, BaseModel):
-            data = data.model_dump(mode="json")
-        self.out.file.write(redact(json.dumps(data, ensure_ascii=False)) + "\n")
+        self._write_json(data.model_dump(mode="json") if isinstance(data, BaseModel) else data)
         self.out.file.flush()
+
+    def _write_json(self, data: Any) -> None:
+        self.out.file.write(redact(json.dumps(data, ensure_ascii=False)) + "\n")
 
     @contextlib.contextmanager
     def progress(self, text: str) -> Iterator[Callable[[FetchResult], None]]:
