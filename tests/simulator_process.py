@@ -7,10 +7,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from igsync.simulator import Served
+
 
 @contextmanager
-def standalone_simulator() -> Iterator[str]:
-    """Yields the URL the simulator prints on its first line; stops it afterwards."""
+def standalone_simulator() -> Iterator[Served]:
+    """Yields the two URLs the simulator prints first (Facebook host, then Instagram host);
+    stops it afterwards."""
     server = subprocess.Popen(
         [sys.executable, "-m", "igsync.simulator", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -19,9 +22,12 @@ def standalone_simulator() -> Iterator[str]:
     )
     assert server.stdout is not None
     try:
-        url = server.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), f"the simulator printed {url!r}"
-        yield url
+        graph_url = server.stdout.readline().strip()
+        instagram_url = server.stdout.readline().strip()
+        for url in (graph_url, instagram_url):
+            assert url.startswith("http://127.0.0.1:"), f"the simulator printed {url!r}"
+        assert graph_url != instagram_url
+        yield Served(graph_url, instagram_url)
     finally:
         server.terminate()
         server.wait(timeout=10)

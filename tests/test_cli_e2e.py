@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from contract_keys import FETCH_RESULT_KEYS
-from igsync.simulator import Fault, SimAccount, Simulator, serve_in_thread
+from igsync.simulator import Fault, Served, SimAccount, Simulator, serve_in_thread
 from simulator_process import standalone_simulator
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,7 @@ USER = str(uuid4())
 @dataclass
 class Env:
     sim: Simulator
-    url: str
+    served: Served
     tmp: Path
 
     @property
@@ -48,7 +48,8 @@ class Env:
             "HOME": str(self.tmp),
             "XDG_DATA_HOME": str(self.tmp / "data"),
             "NO_COLOR": "1",
-            "IGSYNC_GRAPH_URL": self.url,
+            "IGSYNC_GRAPH_URL": self.served.graph_url,
+            "IGSYNC_INSTAGRAM_URL": self.served.instagram_url,
             "IGSYNC_DATABASE_URL": f"sqlite:///{self.db}",
             "IG_ACCOUNT_ID": LA,
             "IG_LONG_TOKEN": TOKEN,
@@ -79,8 +80,8 @@ def env(tmp_path: Path) -> Iterator[Env]:
     sim = Simulator(
         [SimAccount(LA, tz="America/Los_Angeles"), SimAccount(KOLKATA, tz="Asia/Kolkata")]
     )
-    with serve_in_thread(sim) as url:
-        yield Env(sim, url, tmp_path)
+    with serve_in_thread(sim) as served:
+        yield Env(sim, served, tmp_path)
 
 
 def fetch_json(
@@ -242,8 +243,8 @@ def test_demo_into_a_kept_database_leaves_insights_but_no_simulated_tokens(env: 
 
 def test_standalone_simulator_serves_a_fetch(tmp_path: Path) -> None:
     """The issue's 'done when': python -m igsync.simulator, then fetch against it."""
-    with standalone_simulator() as url:
-        env = Env(Simulator(), url, tmp_path)
+    with standalone_simulator() as served:
+        env = Env(Simulator(), served, tmp_path)
         code, result = fetch_json(env)
         assert code == 0, result
         assert len(env.rows()) == 12

@@ -13,9 +13,11 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph import (
     GraphClient,
     RetryPolicy,
+    TokenProblem,
     appsecret_proof,
     classify,
     error_from_response,
+    token_problem,
     usage_percent,
 )
 from igsync.graph._client import _should_retry
@@ -91,6 +93,92 @@ async def test_every_request_names_its_metric_type_and_sends_the_token_in_a_head
     assert request.url.params["since"] == str(int(SINCE.timestamp()))
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert TOKEN not in str(request.url)
+
+
+IG_TOKEN = "IGAAlong-lived-instagram-login-token-never-leak-0123456789"
+IG_URL = "https://ig.test/v24.0/17841400008460056/insights"
+
+
+@respx.mock
+async def test_instagram_login_insights_go_to_the_instagram_host_with_its_own_proof() -> None:
+    """GRAPH_API §7: graph.instagram.com serves Instagram-Login tokens; the proof is keyed by
+    the Instagram app's secret, never the Meta app's (docs/instagram-login.md)."""
+    facebook = respx.get(URL).respond(200, json={"data": []})
+    instagram = respx.get(IG_URL).respond(
+        200, json=sample("insights_time_series_follower_count_reach_day_airbyte.json")
+    )
+    async with client(
+        instagram_url="https://ig.test/",
+        app_secret="meta-app-secret-123",
+        instagram_app_secret="instagram-app-secret-456",
+    ) as graph:
+        items = await graph.get_insights(
+            "17841400008460056",
+            IG_TOKEN,
+            kind="instagram_login",
+            metrics=["reach"],
+            metric_type="time_series",
+            since=SINCE,
+            until=UNTIL,
+        )
+        await insights(graph, ["reach"])  # a Facebook-Login token: the Facebook host
+    assert {i.name for i in items} == {"follower_count", "reach"}
+    request = instagram.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {IG_TOKEN}"
+    assert request.url.params["appsecret_proof"] == appsecret_proof(
+        IG_TOKEN, "instagram-app-secret-456"
+    )
+    assert IG_TOKEN not in str(request.url)
+    assert facebook.calls.last.request.url.params["appsecret_proof"] == appsecret_proof(
+        TOKEN, "meta-app-secret-123"
+    )
+    assert (instagram.call_count, facebook.call_count) == (1, 1)
+
+
+@respx.mock
+async def test_a_cannot_parse_190_is_an_unparseable_token_not_a_dead_one() -> None:
+    body = {
+        "error": {
+            "message": "Invalid OAuth access token - Cannot parse access token",
+            "type": "OAuthException",
+            "code": 190,
+            "fbtrace_id": "AbCdEf",
+        }
+    }
+    respx.get(URL).respond(400, json=body)
+    async with client() as graph:
+        with pytest.raises(GraphError) as caught:
+            await insights(graph, ["reach"])
+    assert caught.value.kind == ErrorKind.AUTH
+    assert token_problem(caught.value) == TokenProblem.UNPARSEABLE
+    assert not TokenProblem.UNPARSEABLE.needs_login
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("error_190_subcode_463_session_expired.json", TokenProblem.EXPIRED),
+        ("error_190_session_expired_subcode_0_n8n_issue8.json", TokenProblem.EXPIRED),
+        ("error_190_subcode_467_user_logged_out.json", TokenProblem.INVALIDATED),
+        ("error_190_subcode_460_generic_meta_docs.json", TokenProblem.INVALIDATED),
+    ],
+)
+def test_190_bodies_say_what_is_wrong_with_the_token(name: str, problem: TokenProblem) -> None:
+    error = error_from_response(httpx.Response(400, json=sample(name)))
+    assert token_problem(error) == problem
+    assert problem.needs_login
+
+
+@pytest.mark.parametrize(
+    ("subcode", "problem"),
+    [(458, TokenProblem.APP_REMOVED), (459, TokenProblem.CHECKPOINT), (None, TokenProblem.UNKNOWN)],
+)
+def test_other_190_subcodes(subcode: int | None, problem: TokenProblem) -> None:
+    error = GraphError(
+        "Error validating access token", kind=ErrorKind.AUTH, code=190, subcode=subcode
+    )
+    assert token_problem(error) == problem
+    assert token_problem(GraphError("(#100) bad", kind=ErrorKind.INVALID, code=100)) is None
 
 
 @respx.mock
@@ -362,9 +450,10 @@ async def test_token_endpoint_errors_never_carry_the_url_or_secrets() -> None:
 @respx.mock
 async def test_token_calls_carrying_an_access_token_send_its_appsecret_proof() -> None:
     """§4: the proof goes with every access_token sent. debug_token sends the app token, so it
-    proves that; the Instagram refresh proves the token it refreshes; the exchange sends no
-    access_token (client_secret authenticates it), so it has nothing to prove."""
-    secret = "app-secret-xyz-123"
+    proves that; the Instagram refresh proves the token it refreshes, with the Instagram app's
+    secret; the exchange sends no access_token (client_secret authenticates it), so it has
+    nothing to prove."""
+    secret, instagram_secret = "app-secret-xyz-123", "instagram-secret-456"
     debug = respx.get(DEBUG_URL).respond(200, json=sample("debug_token_response_pyfacebook.json"))
     refresh = respx.get(IG_REFRESH_URL).respond(
         200, json=sample("ig_refresh_access_token_response_meta_docs.json")
@@ -372,23 +461,26 @@ async def test_token_calls_carrying_an_access_token_send_its_appsecret_proof() -
     exchange = respx.get(TOKEN_URL).respond(
         200, json=sample("oauth_access_token_fb_exchange_token_response_pyfacebook.json")
     )
-    async with client(app_secret=secret, instagram_url="https://ig.test") as graph:
+    async with client(
+        app_secret=secret, instagram_app_secret=instagram_secret, instagram_url="https://ig.test"
+    ) as graph:
         await graph.debug_token(TOKEN, app_id="appId", app_secret=secret)
         await graph.refresh_instagram_token(TOKEN)
         await graph.exchange_token(TOKEN, app_id="appId", app_secret=secret)
     debug_params = debug.calls.last.request.url.params
     assert debug_params["appsecret_proof"] == appsecret_proof(f"appId|{secret}", secret)
     refresh_params = refresh.calls.last.request.url.params
-    assert refresh_params["appsecret_proof"] == appsecret_proof(TOKEN, secret)
+    assert refresh_params["appsecret_proof"] == appsecret_proof(TOKEN, instagram_secret)
     assert "appsecret_proof" not in exchange.calls.last.request.url.params
     assert "access_token" not in exchange.calls.last.request.url.params
 
 
 @respx.mock
-async def test_instagram_refresh_sends_no_proof_without_an_app_secret() -> None:
+async def test_instagram_refresh_sends_no_proof_without_an_instagram_app_secret() -> None:
     route = respx.get(IG_REFRESH_URL).respond(
         200, json=sample("ig_refresh_access_token_response_meta_docs.json")
     )
-    async with client(instagram_url="https://ig.test") as graph:
+    # the Meta app's secret keys no proof for the Instagram host: it would be refused there
+    async with client(instagram_url="https://ig.test", app_secret="meta-app-secret-1") as graph:
         await graph.refresh_instagram_token(TOKEN)
     assert "appsecret_proof" not in route.calls.last.request.url.params

@@ -101,8 +101,8 @@ def databases(tmp_path: Path, fresh_postgres_url: str) -> Databases:
 @pytest.fixture(scope="module")
 def simulator_url() -> Iterator[str]:
     """`python -m igsync.simulator --port 0`, as a user starts it; its first line is its URL."""
-    with standalone_simulator() as url:
-        yield url
+    with standalone_simulator() as served:
+        yield served.graph_url
 
 
 def igsync(tmp: Path, graph_url: str, db_url: str, *args: str) -> tuple[int, dict[str, Any], str]:
@@ -166,8 +166,8 @@ def test_days_without_data_are_null_in_postgres_as_in_sqlite(
 ) -> None:
     # Below 100 followers Meta serves no follower_count: stored as null, never as 0.
     sim = Simulator([SimAccount(ACCOUNT, tz="Asia/Kolkata", followers=40)])
-    with serve_in_thread(sim) as url:
-        run_on_both(databases, tmp_path, url, "fetch", "--user", USER, "--days", "5")
+    with serve_in_thread(sim) as served:
+        run_on_both(databases, tmp_path, served.graph_url, "fetch", "--user", USER, "--days", "5")
 
     rows = assert_same_rows(databases, 20)
     nulls = {k[2] for k, v in rows.items() if v[2] is None}

@@ -772,7 +772,8 @@ def test_demo_accounts_cycle_through_the_zones() -> None:
 
 def test_serve_in_thread_answers_over_loopback_and_stops_cleanly() -> None:
     sim = Simulator(demo_accounts(1), now=lambda: NOW)
-    with serve_in_thread(sim) as url:
+    with serve_in_thread(sim) as served:
+        url = served.graph_url
         assert url.startswith("http://127.0.0.1:")
         response = httpx.get(
             f"{url}/v24.0/{LA}/insights",
@@ -784,12 +785,54 @@ def test_serve_in_thread_answers_over_loopback_and_stops_cleanly() -> None:
     assert not [t for t in threading.enumerate() if t.name == "igsync-simulator"]
 
 
+def test_over_loopback_each_host_has_its_port_and_refuses_the_other_logins_tokens() -> None:
+    """GRAPH_API §7: graph.facebook.com cannot parse an Instagram-Login token, and
+    graph.instagram.com cannot parse a Facebook-Login one."""
+    sim = Simulator(demo_accounts(1), now=lambda: NOW)
+    facebook_token, instagram_token = "EAAG" + "f" * 40, "IGAA" + "i" * 40
+    answers = {}
+    with serve_in_thread(sim) as served:
+        assert served.graph_url != served.instagram_url
+        for host, url in (("facebook", served.graph_url), ("instagram", served.instagram_url)):
+            for kind, token in (("facebook", facebook_token), ("instagram", instagram_token)):
+                answers[host, kind] = httpx.get(
+                    f"{url}/v24.0/{LA}/insights",
+                    params={"metric": "reach"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+    assert answers["facebook", "facebook"].status_code == 200
+    assert answers["instagram", "instagram"].status_code == 200
+    for refused in (answers["facebook", "instagram"], answers["instagram", "facebook"]):
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert (error["code"], error["type"]) == (190, "OAuthException")
+        assert error["message"] == "Invalid OAuth access token - Cannot parse access token"
+    assert [r.host for r in sim.requests] == ["facebook", "facebook", "instagram", "instagram"]
+
+
+async def test_in_process_graph_instagram_com_reaches_the_instagram_host() -> None:
+    sim = Simulator(demo_accounts(1), now=lambda: NOW)
+    token = sim.issue_token(LA, kind="instagram_login")
+    async with httpx.AsyncClient(transport=sim.transport()) as client:
+        served = await client.get(
+            f"https://graph.instagram.com/v24.0/{LA}/insights",
+            params={"metric": "reach", "access_token": token},
+        )
+        refused = await client.get(
+            f"https://graph.facebook.com/v24.0/{LA}/insights",
+            params={"metric": "reach", "access_token": token},
+        )
+    assert served.status_code == 200
+    assert refused.json()["error"]["code"] == 190
+    assert [r.host for r in sim.requests] == ["instagram", "facebook"]
+
+
 def test_timeout_fault_over_loopback_lets_go_when_the_client_gives_up() -> None:
     sim = Simulator(demo_accounts(1), now=lambda: NOW)
     sim.faults.append(Fault("timeout", delay=30))
-    with serve_in_thread(sim) as url, pytest.raises(httpx.ReadTimeout):
+    with serve_in_thread(sim) as served, pytest.raises(httpx.ReadTimeout):
         httpx.get(
-            f"{url}/v24.0/{LA}/insights",
+            f"{served.graph_url}/v24.0/{LA}/insights",
             params={"metric": "reach", "access_token": TOKEN},
             timeout=0.2,
         )
@@ -797,7 +840,7 @@ def test_timeout_fault_over_loopback_lets_go_when_the_client_gives_up() -> None:
     assert sim.requests[-1].status == 499
 
 
-def test_module_serves_until_sigterm_and_prints_its_url_first() -> None:
+def test_module_serves_until_sigterm_and_prints_both_urls_first() -> None:
     command = [sys.executable, "-m", "igsync.simulator", "--port", "0", "--accounts", "2"]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -806,15 +849,21 @@ def test_module_serves_until_sigterm_and_prints_its_url_first() -> None:
         ready, _, _ = select.select([process.stdout], [], [], 20)
         assert ready, "no URL printed"
         url = process.stdout.readline().strip()
+        instagram_url = process.stdout.readline().strip()
         response = httpx.get(
             f"{url}/v24.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
+        )
+        instagram = httpx.get(
+            f"{instagram_url}/v24.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
         )
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)
     assert url.startswith("http://127.0.0.1:")
-    assert response.status_code == 200
+    assert instagram_url.startswith("http://127.0.0.1:")
+    assert (response.status_code, instagram.status_code) == (200, 200)
     assert process.returncode == 0
-    assert f"export IGSYNC_GRAPH_URL={url} IG_ACCOUNT_ID={LA} IG_LONG_TOKEN=" in stderr
+    hint = f"export IGSYNC_GRAPH_URL={url} IGSYNC_INSTAGRAM_URL={instagram_url} IG_ACCOUNT_ID={LA}"
+    assert hint in stderr
     assert "Asia/Kolkata" in stderr
 
 

@@ -32,6 +32,7 @@ SUBCODE_KEYS = ["message", "type", "code", "error_subcode", "fbtrace_id"]
 # error_190_subcode_467_user_logged_out.json
 LOGGED_OUT = "Error validating access token: The session is invalid because the user logged out."
 CANNOT_PARSE = "Invalid OAuth access token - Cannot parse access token"
+INSTAGRAM = "https://graph.instagram.com"  # the in-process transport's Instagram host
 FB_SCOPES = [
     "instagram_basic",
     "instagram_manage_insights",
@@ -97,7 +98,10 @@ async def refresh(
     path: str = "/refresh_access_token",
     grant_type: str = "ig_refresh_token",
 ) -> httpx.Response:
-    return await client.get(path, params={"grant_type": grant_type, "access_token": token})
+    # refresh_access_token is the Instagram host's (GRAPH_API §4)
+    return await client.get(
+        INSTAGRAM + path, params={"grant_type": grant_type, "access_token": token}
+    )
 
 
 async def debug(
@@ -109,8 +113,10 @@ async def debug(
 
 
 async def insights(client: httpx.AsyncClient, token: str, account: str = LA) -> httpx.Response:
+    """Insights on the host of the token's login: an Instagram-Login token's is Instagram's."""
+    host = INSTAGRAM if token.startswith("IG") else ""
     return await client.get(
-        f"/v24.0/{account}/insights",
+        f"{host}/v24.0/{account}/insights",
         params={"metric": "reach"},
         headers={"Authorization": f"Bearer {token}"},
     )
@@ -343,7 +349,9 @@ async def test_refresh_refuses_another_grant_type_and_a_missing_token(
 ) -> None:
     token = sim.issue_token(LA, kind="instagram_login", issued_at=NOW - timedelta(days=3))
     wrong_grant = error_of(await refresh(client, token, grant_type="fb_exchange_token"))
-    no_token = error_of(await client.get("/refresh_access_token?grant_type=ig_refresh_token"))
+    no_token = error_of(
+        await client.get(f"{INSTAGRAM}/refresh_access_token?grant_type=ig_refresh_token")
+    )
     assert (wrong_grant["type"], wrong_grant["code"]) == ("IGApiException", 100)
     assert "grant_type" in wrong_grant["message"]
     assert (no_token["code"], no_token["message"]) == (
@@ -503,12 +511,26 @@ async def test_debug_token_of_an_unknown_token(clock: Clock) -> None:
     assert (answers[1]["is_valid"], answers[1]["expires_at"]) == (True, 0)
 
 
-async def test_debug_token_of_an_instagram_token_names_the_instagram_user(
+async def test_debug_token_cannot_parse_an_instagram_login_token(
     sim: Simulator, client: httpx.AsyncClient
 ) -> None:
+    """debug_token lives on the Facebook host, which cannot read Instagram-Login tokens."""
     data = (await debug(client, sim.issue_token(KOLKATA, kind="instagram_login"))).json()["data"]
-    assert data["user_id"] == KOLKATA
-    assert data["scopes"] == ["instagram_business_basic", "instagram_business_manage_insights"]
+    assert data == {
+        "error": {"code": 190, "message": CANNOT_PARSE},
+        "is_valid": False,
+        "scopes": [],
+    }
+
+
+@pytest.mark.parametrize(
+    "path", ["/v24.0/oauth/access_token", "/v24.0/debug_token", "/oauth/access_token"]
+)
+async def test_the_instagram_host_serves_no_facebook_token_endpoint(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    assert (await client.get(INSTAGRAM + path)).status_code in (400, 404)
+    assert (await client.get("/refresh_access_token")).status_code in (400, 404)
 
 
 DEBUG_ERRORS = {
@@ -611,16 +633,20 @@ def test_a_fault_for_an_unknown_endpoint_is_refused() -> None:
 # -- bookkeeping ---------------------------------------------------------------------------------
 
 
-def proof(token: str) -> str:
-    return hmac.new(APP_SECRET.encode(), token.encode(), hashlib.sha256).hexdigest()
+INSTAGRAM_APP_SECRET = "sim-instagram-app-secret"  # the Simulator's default
+
+
+def proof(token: str, secret: str = APP_SECRET) -> str:
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
 async def test_token_requests_are_recorded_and_need_appsecret_proof_where_a_token_is_sent(
     clock: Clock,
 ) -> None:
     """An app requiring appsecret_proof wants it on every call carrying an access_token: the
-    refresh (proof of the token refreshed) and debug_token (proof of the app token); the
-    exchange carries none (client_secret is its authentication), so it needs none."""
+    refresh (proof of the token refreshed, keyed by the Instagram app's own secret) and
+    debug_token (proof of the app token); the exchange carries none (client_secret is its
+    authentication), so it needs none."""
     sim = make_sim(clock, require_appsecret_proof=True)
     fb = sim.issue_token(LA)
     ig = sim.issue_token(LA, kind="instagram_login", issued_at=NOW - timedelta(days=2))
@@ -628,6 +654,15 @@ async def test_token_requests_are_recorded_and_need_appsecret_proof_where_a_toke
         assert (await exchange(client, fb)).status_code == 200
         refused = [
             await refresh(client, ig),
+            # keyed by the Meta app's secret: the Instagram host wants the Instagram app's
+            await client.get(
+                f"{INSTAGRAM}/refresh_access_token",
+                params={
+                    "grant_type": "ig_refresh_token",
+                    "access_token": ig,
+                    "appsecret_proof": proof(ig),
+                },
+            ),
             await debug(client, fb),
             # a proof of the wrong token: of the inspected token instead of the app token
             await client.get(
@@ -640,11 +675,11 @@ async def test_token_requests_are_recorded_and_need_appsecret_proof_where_a_toke
             assert error_of(response)["code"] == 100
             assert "app secret proof" in error_of(response)["message"]
         refreshed = await client.get(
-            "/refresh_access_token",
+            f"{INSTAGRAM}/refresh_access_token",
             params={
                 "grant_type": "ig_refresh_token",
                 "access_token": ig,
-                "appsecret_proof": proof(ig),
+                "appsecret_proof": proof(ig, INSTAGRAM_APP_SECRET),
             },
         )
         debugged = await client.get(
@@ -657,13 +692,14 @@ async def test_token_requests_are_recorded_and_need_appsecret_proof_where_a_toke
         )
     assert refreshed.status_code == 200
     assert debugged.json()["data"]["is_valid"] is True
-    assert [(r.path, r.status) for r in sim.requests] == [
-        ("/v24.0/oauth/access_token", 200),
-        ("/refresh_access_token", 400),
-        ("/v24.0/debug_token", 400),
-        ("/v24.0/debug_token", 400),
-        ("/refresh_access_token", 200),
-        ("/v24.0/debug_token", 200),
+    assert [(r.host, r.path, r.status) for r in sim.requests] == [
+        ("facebook", "/v24.0/oauth/access_token", 200),
+        ("instagram", "/refresh_access_token", 400),
+        ("instagram", "/refresh_access_token", 400),
+        ("facebook", "/v24.0/debug_token", 400),
+        ("facebook", "/v24.0/debug_token", 400),
+        ("instagram", "/refresh_access_token", 200),
+        ("facebook", "/v24.0/debug_token", 200),
     ]
     assert sim.requests[0].query["fb_exchange_token"] == fb
 
@@ -674,9 +710,9 @@ def test_over_loopback_no_secret_or_token_reaches_a_log(
     sim = make_sim(clock)
     token = sim.issue_token(LA)
     caplog.set_level(logging.DEBUG)
-    with serve_in_thread(sim) as url:
+    with serve_in_thread(sim) as served:
         response = httpx.get(
-            f"{url}/v24.0/oauth/access_token",
+            f"{served.graph_url}/v24.0/oauth/access_token",
             params={
                 "grant_type": "fb_exchange_token",
                 "client_id": APP_ID,

@@ -27,8 +27,8 @@ def env(tmp_path: Path) -> Iterator[Env]:
     sim = Simulator(
         [SimAccount(LA, tz="America/Los_Angeles"), SimAccount(KOLKATA, tz="Asia/Kolkata")]
     )
-    with serve_in_thread(sim) as url:
-        yield Env(sim, url, tmp_path)
+    with serve_in_thread(sim) as served:
+        yield Env(sim, served, tmp_path)
 
 
 def seed(env: Env, *accounts: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from igsync.simulator import Fault, SimAccount, Simulator, serve_in_thread
+from igsync.simulator import Fault, Served, SimAccount, Simulator, serve_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ NOW = datetime.now(UTC)
 @dataclass
 class Env:
     sim: Simulator
-    url: str
+    served: Served
     tmp: Path
     #: None: SQLite at `db`; else a PostgreSQL URL
     postgres: str | None = None
@@ -64,8 +64,8 @@ class Env:
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(self.tmp),
             "NO_COLOR": "1",
-            "IGSYNC_GRAPH_URL": self.url,
-            "IGSYNC_INSTAGRAM_URL": self.url,
+            "IGSYNC_GRAPH_URL": self.served.graph_url,
+            "IGSYNC_INSTAGRAM_URL": self.served.instagram_url,
             "IGSYNC_DATABASE_URL": self.db_url,
             "IGSYNC_HTTP_TIMEOUT": self.http_timeout,
         }
@@ -132,19 +132,13 @@ class Env:
         *,
         user: str,
         expires: datetime | None = None,
-        kind: str = "facebook_login",
+        kind: str | None = None,
+        account: str = ACCOUNT,
     ) -> subprocess.CompletedProcess[str]:
-        args = [
-            "accounts",
-            "add",
-            "--user",
-            user,
-            "--account-id",
-            ACCOUNT,
-            "--token-stdin",
-            "--kind",
-            kind,
-        ]
+        """`accounts add`; without `kind` igsync tells it from the token's shape."""
+        args = ["accounts", "add", "--user", user, "--account-id", account, "--token-stdin"]
+        if kind is not None:
+            args += ["--kind", kind]
         if expires is not None:
             args += ["--expires-at", expires.isoformat()]
         return self.run(*args, stdin=token + "\n")
@@ -163,8 +157,8 @@ def env(tmp_path: Path) -> Iterator[Env]:
     sim = Simulator(
         [SimAccount(ACCOUNT, tz="America/Los_Angeles")], strict_tokens=True, app_secret=APP_SECRET
     )
-    with serve_in_thread(sim) as url:
-        yield Env(sim, url, tmp_path)
+    with serve_in_thread(sim) as served:
+        yield Env(sim, served, tmp_path)
 
 
 def test_add_list_remove_round_trip_shows_only_the_last_four(env: Env) -> None:
@@ -303,7 +297,8 @@ def test_fetch_on_190_refreshes_saves_and_retries(env: Env) -> None:
         ACCOUNT, issued_at=NOW - timedelta(days=10), expires_at=NOW + timedelta(days=50)
     )
     assert env.add(old, user=user, expires=NOW + timedelta(days=50)).returncode == 0
-    env.sim.faults.append(Fault("expired_token", times=1))
+    # 190 without a subcode: maybe dead, maybe not; one refresh tells (463 would not be tried)
+    env.sim.faults.append(Fault("invalid_token", times=1))
     proc = env.run("fetch", "--user", user, "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
@@ -449,7 +444,7 @@ def drive_every_path(env: Env, run: Runner) -> list[Outcome]:
     step(1, "refresh-token", "--all", "-vv", needle="log in again")
     step(1, "refresh-token", "--all", "--json", needle="needs re-authorization")
     # insights answering 190: refreshed once and retried, or marked needs_reauth
-    sim.faults.append(Fault("expired_token", times=1))
+    sim.faults.append(Fault("invalid_token", times=1))
     step(0, "fetch", "--user", user, "--json", "-vv", needle='"token_refreshed": true')
     sim.expire_token(late)
     step(1, "fetch", "--user", third, "--json", "-vv", needle="needs_reauth")
@@ -508,8 +503,8 @@ def leak_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     sim = Simulator(
         [SimAccount(ACCOUNT, tz="America/Los_Angeles")], strict_tokens=True, app_secret=APP_SECRET
     )
-    with serve_in_thread(sim) as url:
-        yield Env(sim, url, tmp_path, postgres, http_timeout="0.5", command=FAST_IGSYNC)
+    with serve_in_thread(sim) as served:
+        yield Env(sim, served, tmp_path, postgres, http_timeout="0.5", command=FAST_IGSYNC)
 
 
 def test_no_secret_reaches_any_output_or_table(leak_env: Env) -> None:

@@ -68,6 +68,7 @@ class _Fetcher:
                 items = await self.graph.get_insights(
                     self.account.account_id,
                     self.account.token,
+                    kind=self.account.kind,
                     metrics=metrics,
                     metric_type=metric_type,
                     since=since,
@@ -180,9 +181,17 @@ async def collect(
 
     Raises GraphError only when the token itself was refused (AUTH).
     """
+    out = Collected()
+    api = graph.api(account.kind)
+    for spec in specs:
+        if not api.serves(spec):
+            out.errors[spec.name] = (
+                f"{spec.name}: Meta serves it to {', '.join(sorted(spec.logins))} tokens only, "
+                f"and this account's token is {account.kind}"
+            )
+    specs = [s for s in specs if api.serves(s)]
     series_specs = [s for s in specs if s.metric_type == "time_series"]
     total_specs = [s for s in specs if s.metric_type == "total_value"]
-    out = Collected()
     fetcher = _Fetcher(graph, account)
     # The day keys come from time_series answers. reach serves every day of the window (no
     # 30-day clamp, no follower threshold), so ask it for the keys whenever total_value metrics

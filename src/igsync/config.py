@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     ig_long_token: SecretStr | None = None
     ig_app_id: str | None = None
     ig_app_secret: SecretStr | None = None
+    ig_instagram_app_secret: SecretStr | None = None
     igsync_graph_url: str = "https://graph.facebook.com"
     igsync_instagram_url: str = "https://graph.instagram.com"
     igsync_graph_version: str = DEFAULT_GRAPH_VERSION
@@ -137,7 +138,12 @@ def load_settings(env_file: Path | str | None = ".env") -> Settings:
         variable = str(first["loc"][0]).upper() if first["loc"] else "configuration"
         reason = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"{variable}: {reason}") from None
-    for secret in (settings.ig_long_token, settings.ig_app_secret, settings.supabase_key):
+    for secret in (
+        settings.ig_long_token,
+        settings.ig_app_secret,
+        settings.ig_instagram_app_secret,
+        settings.supabase_key,
+    ):
         if secret is not None:
             register_secret(secret.get_secret_value())
     return settings

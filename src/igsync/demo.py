@@ -51,7 +51,10 @@ async def run_demo(
         async with (
             target as store,
             GraphClient(
-                base_url="http://simulator",
+                # Meta's own host names: the in-process transport never leaves the process,
+                # and it routes graph.instagram.com to the simulator's Instagram host.
+                base_url="https://graph.facebook.com",
+                instagram_url="https://graph.instagram.com",
                 version=DEFAULT_GRAPH_VERSION,
                 transport=sim.transport(),
             ) as graph,

@@ -33,6 +33,9 @@ class MetricSpec(BaseModel):
     #: part of the default metric set
     default: bool = True
     description: str
+    #: the token kinds Meta serves it to; every account metric today serves both, while some
+    #: media metrics (total_likes, …) are Facebook-Login only (GRAPH_API.md §7)
+    logins: frozenset[TokenKind] = frozenset({"facebook_login", "instagram_login"})
 
 
 # Data, not if-chains: adding a metric is adding a row here.

@@ -18,13 +18,14 @@ from uuid import UUID, uuid4
 from igsync.collect import Collected, collect, make_rows
 from igsync.config import Settings
 from igsync.errors import GraphError, InputError, StoreError
-from igsync.graph import GraphClient
+from igsync.graph import GraphClient, TokenProblem, infer_token_kind, token_problem
 from igsync.models import (
     METRIC_CONFIG,
     FetchResult,
     MetricSpec,
     SyncLog,
     SyncReport,
+    TokenKind,
     UserToken,
     Window,
 )
@@ -40,6 +41,7 @@ from igsync.tokens import (
     mark_needs_reauth,
     refresh_now,
     reread,
+    wrong_kind_message,
 )
 from igsync.window import WindowPlan, day_label
 
@@ -56,6 +58,8 @@ class Account:
     token: str = field(repr=False)
     #: the `user_tokens` row, None for the env fallback (which cannot be refreshed or marked)
     row: UserToken | None = None
+    #: which login issued the token: it decides the host of every call (igsync.graph.LoginApi)
+    kind: TokenKind = "facebook_login"
 
 
 async def resolve_account(
@@ -76,7 +80,9 @@ async def resolve_account(
         return account_from_token(rows[0])
     env_id, env_token = settings.ig_account_id, settings.ig_long_token
     if env_id and env_token and account_id in (None, env_id):
-        return Account(user_id, env_id, env_token.get_secret_value())
+        secret = env_token.get_secret_value()
+        # The env fallback has no stored kind: its shape tells (EAA… or IG…).
+        return Account(user_id, env_id, secret, kind=infer_token_kind(secret) or "facebook_login")
     raise InputError(
         f"no Instagram account for user {user_id}: add a user_tokens row for it, "
         "or set IG_ACCOUNT_ID and IG_LONG_TOKEN (see .env.example)"
@@ -87,7 +93,9 @@ def account_from_token(row: UserToken) -> Account:
     """The account a `user_tokens` row names (rows without an account id are not fetchable)."""
     if row.account_id is None:
         raise InputError(f"user {row.u_id} has a token without an account id; add one")
-    return Account(row.u_id, row.account_id, row.access_token.get_secret_value(), row)
+    return Account(
+        row.u_id, row.account_id, row.access_token.get_secret_value(), row, row.token_kind
+    )
 
 
 async def _refresh_ahead(
@@ -144,8 +152,11 @@ async def _collect_authorized(
 ) -> tuple[Collected, list[datetime], bool]:
     """`_collect` under the token policy: refresh ahead; on 190 refresh once and retry once.
 
-    A token that still fails is marked needs_reauth (never erased). Returns whether the token
-    was refreshed. A dry run writes nothing, so it neither refreshes nor marks.
+    What the 190 says decides (igsync.graph.TokenProblem): a token the host cannot parse (the
+    other login kind) is reported with the fix and kept usable; an expired, invalidated or
+    removed one is marked needs_reauth without a pointless refresh; any other is refreshed once
+    and, if it still fails, marked (never erased). Returns whether the token was refreshed.
+    A dry run writes nothing, so it neither refreshes nor marks.
     """
     notes: list[str] = []
     refreshed = False
@@ -161,14 +172,23 @@ async def _collect_authorized(
             return out, keys, refreshed
         except GraphError as error:
             rejected = error
+        problem = token_problem(rejected) or TokenProblem.UNKNOWN
         row = account.row
+        if problem == TokenProblem.UNPARSEABLE:
+            # Not a dead token: a host cannot read the other login's tokens. Never marked.
+            where = "IG_LONG_TOKEN: " if row is None else ""
+            message = f"token: {where}{wrong_kind_message(account.kind, account.account_id)}"
+            break
         if row is None:
             message = f"token: IG_LONG_TOKEN rejected by the Graph API ({rejected}); replace it"
             break
         if dry_run:
             message = f"token: rejected by the Graph API ({rejected}); dry run: not marked"
             break
-        if attempt == 1 and (row.token_kind == "instagram_login" or app):
+        # An expired, invalidated or removed token (Meta's subcode says so) cannot be
+        # refreshed: only a new login helps, so it is marked at once.
+        refreshable = row.token_kind == "instagram_login" or app is not None
+        if attempt == 1 and refreshable and not problem.needs_login:
             try:
                 account = account_from_token(await refresh_now(graph, store, row, app, now))
                 refreshed = True

@@ -18,8 +18,15 @@ from uuid import UUID
 from pydantic import SecretStr
 
 from igsync.config import Settings
-from igsync.errors import ErrorKind, GraphError, IgsyncError, InputError, StoreError
-from igsync.graph import GraphClient, TokenGrant
+from igsync.errors import GraphError, IgsyncError, InputError, StoreError
+from igsync.graph import (
+    KIND_HOSTS,
+    GraphClient,
+    TokenGrant,
+    TokenProblem,
+    infer_token_kind,
+    token_problem,
+)
 from igsync.models import (
     AccountInfo,
     FailedToken,
@@ -81,8 +88,28 @@ class RefreshRaced(RefreshSkipped):
         self.winner = winner
 
 
+class RefreshTooEarly(RefreshSkipped):
+    """Instagram refreshes only tokens at least 24 h old (GRAPH_API.md §4): Meta said not yet,
+    or Meta's own answer when it issued the token says so. The old token is untouched."""
+
+
 class RefreshFailed(Exception):
     """The refresh was attempted and did not succeed; the old token is untouched."""
+
+
+def other_kind(kind: TokenKind) -> TokenKind:
+    return "instagram_login" if kind == "facebook_login" else "facebook_login"
+
+
+def wrong_kind_message(kind: TokenKind, account_id: str | None) -> str:
+    """What to say when a host cannot parse a token: it is most likely of the other kind."""
+    other = other_kind(kind)
+    account = f" --account-id {account_id}" if account_id else ""
+    return (
+        f"{KIND_HOSTS[kind]} cannot parse this token, so it is probably not a {kind} token; "
+        f"if it came from {other.replace('_', ' ').title()}, add it again with "
+        f"`igsync accounts add{account} --kind {other} --token-stdin` (the token was kept)"
+    )
 
 
 def token_status(token: UserToken, now: datetime, ahead: timedelta = REFRESH_AHEAD) -> TokenStatus:
@@ -135,6 +162,31 @@ async def list_accounts(store: Store, settings: Settings, now: datetime) -> list
     return infos
 
 
+def resolve_kind(token: str, kind: TokenKind | None) -> TokenKind:
+    """The kind to store a token as: the one given, else the one its shape shows.
+
+    Raises InputError when no kind was given and the shape says none, or when the given kind
+    contradicts the shape (docs/instagram-login.md: `EAA…` Facebook Login, `IG…` Instagram).
+    """
+    shape = infer_token_kind(token)
+    if kind is None:
+        if shape is None:
+            raise InputError(
+                "--kind: cannot tell from the token which login issued it (Facebook Login tokens "
+                "start with EAA, Instagram Login tokens with IG); pass --kind facebook_login or "
+                "--kind instagram_login"
+            )
+        return shape
+    if shape is not None and shape != kind:
+        article = "an" if shape == "instagram_login" else "a"
+        raise InputError(
+            f"--kind {kind}: this token looks like {article} {shape} token "
+            f"({'EAA' if shape == 'facebook_login' else 'IG'}…); "
+            f"pass --kind {shape}, or check that you piped the right token"
+        )
+    return kind
+
+
 async def add_account(
     graph: GraphClient,
     store: Store,
@@ -143,12 +195,22 @@ async def add_account(
     account_id: str,
     token: str,
     expires_at: datetime | None,
-    kind: TokenKind,
+    kind: TokenKind | None,
     app: AppCredentials | None,
 ) -> AccountInfo:
-    """Save (or replace) a user's account and token; learn the expiry from Meta if not given."""
+    """Save (or replace) a user's account and token, of `kind` (None: from the token's shape).
+
+    A Facebook-Login token without `expires_at` is checked with debug_token when app
+    credentials are set: its expiry and issue time come from Meta. An Instagram-Login token has
+    no debug_token (the Facebook host cannot parse it): without `expires_at` its expiry stays
+    unknown until `refresh-token` asks Meta. `last_refreshed_at` is only ever what Meta said
+    (debug_token's `issued_at`), never the time of saving: a token's age is Meta's to tell.
+    Raises InputError for a token Meta calls invalid, or a kind that cannot be told or fits not.
+    """
+    kind = resolve_kind(token, kind)
     now = datetime.now(UTC)
-    if expires_at is None and app is not None:
+    issued_at = None
+    if expires_at is None and app is not None and kind == "facebook_login":
         try:
             info = await graph.debug_token(token, app_id=app.app_id, app_secret=app.app_secret)
         except GraphError as error:
@@ -157,7 +219,7 @@ async def add_account(
             raise InputError(
                 f"the token is not valid ({info.error or 'debug_token'}); log in again"
             )
-        expires_at = info.expires_at
+        expires_at, issued_at = info.expires_at, info.issued_at
     row = UserToken(
         u_id=user_id,
         access_token=SecretStr(token),
@@ -165,7 +227,7 @@ async def add_account(
         expires_at=expires_at,
         token_kind=kind,
         status="ok",
-        last_refreshed_at=now,
+        last_refreshed_at=issued_at,
     )
     await store.save_token(row)
     return account_info(row, now)
@@ -202,12 +264,30 @@ async def _raced(store: Store, token: UserToken) -> RefreshRaced:
     return RefreshRaced("another process changed this token first; its token was kept", winner)
 
 
+def can_wait(token: UserToken, now: datetime) -> bool:
+    """Whether a token not refreshed now is in no danger: it outlives the refresh-ahead margin.
+
+    A token that cannot be refreshed now and expires within REFRESH_AHEAD is a failure to
+    report; one with more life left is retried by the next run.
+    """
+    return token.expires_at is None or token.expires_at > now + REFRESH_AHEAD
+
+
 def check_refreshable(token: UserToken, app: AppCredentials | None, now: datetime) -> None:
-    """Refusals known before asking Meta: RefreshSkipped or RefreshFailed, else nothing."""
+    """Refusals known before asking Meta: RefreshTooEarly or RefreshFailed, else nothing.
+
+    Too early is only ever known from Meta's own word: `last_refreshed_at` is when Meta issued
+    the token (the answer of a refresh igsync made, or debug_token's `issued_at`). Even then the
+    token is refreshed regardless when it cannot wait for the next run: Meta is the judge.
+    """
     if token.token_kind == "instagram_login":
-        born = token.last_refreshed_at or token.created_at
-        if born is not None and now - born < MIN_INSTAGRAM_AGE:
-            raise RefreshSkipped("refreshed less than 24 h ago; Instagram refuses younger tokens")
+        issued = token.last_refreshed_at
+        if issued is not None and now - issued < MIN_INSTAGRAM_AGE and can_wait(token, now):
+            hours = (now - issued) / timedelta(hours=1)
+            raise RefreshTooEarly(
+                f"Meta issued this token {hours:.0f} h ago and refreshes Instagram tokens only "
+                "from 24 h on; the next run will"
+            )
     elif app is None:
         raise RefreshFailed("set IG_APP_ID and IG_APP_SECRET to refresh facebook_login tokens")
 
@@ -221,9 +301,11 @@ async def refresh_now(
 ) -> UserToken:
     """Refresh one token and save token, expiry, status and time in one write.
 
-    Raises RefreshSkipped when Meta would refuse for a known reason (RefreshRaced when another
-    process saved a token first), RefreshFailed when it did; a token Meta calls invalid or
-    expired is marked needs_reauth on the way. Never raises GraphError or StoreError.
+    Raises RefreshTooEarly when Meta does (or, by its own earlier word, would) refuse an
+    Instagram token younger than 24 h, RefreshRaced when another process saved a token first,
+    RefreshFailed when the refresh failed; a token Meta calls invalid or expired is marked
+    needs_reauth on the way, one the host cannot parse (the other login kind) is not.
+    Never raises GraphError or StoreError.
     """
     old = token.access_token.get_secret_value()
     check_refreshable(token, app, now)
@@ -234,7 +316,11 @@ async def refresh_now(
             assert app is not None  # check_refreshable refused facebook_login without it
             grant = await graph.exchange_token(old, app_id=app.app_id, app_secret=app.app_secret)
     except GraphError as error:
-        if error.kind == ErrorKind.AUTH:
+        problem = token_problem(error)
+        if problem == TokenProblem.UNPARSEABLE:
+            # The host cannot read it: a token of the other kind, not a dead one (kept as is).
+            raise RefreshFailed(wrong_kind_message(token.token_kind, token.account_id)) from None
+        if problem is not None:
             try:
                 marked = await mark_needs_reauth(store, token)
             except StoreError as store_error:
@@ -244,10 +330,14 @@ async def refresh_now(
             if not marked:
                 raise await _raced(store, token) from None
             raise RefreshFailed(f"token rejected by Meta ({error}); {REAUTH}") from None
+        if token.token_kind == "instagram_login" and error.code == 100:
+            # Meta's refusal of a token younger than 24 h (GRAPH_API.md §4); no body for it is
+            # on record, so any code 100 here is read as "not yet" and the old token is kept.
+            raise RefreshTooEarly(f"Meta refused to refresh it yet ({error})") from None
         raise RefreshFailed(f"refresh failed, old token kept: {error}") from None
     # From here on Meta has issued a new token: it must be saved whatever else goes wrong
     # (GRAPH_API.md §4: a refreshed token that is never persisted is the classic bug).
-    expires_at = await _expiry_of(graph, grant, app, now)
+    expires_at = await _expiry_of(graph, grant, token.token_kind, app, now)
     update = TokenUpdate(
         access_token=grant.access_token,
         expires_at=expires_at,
@@ -272,16 +362,21 @@ async def refresh_now(
 
 
 async def _expiry_of(
-    graph: GraphClient, grant: TokenGrant, app: AppCredentials | None, now: datetime
+    graph: GraphClient,
+    grant: TokenGrant,
+    kind: TokenKind,
+    app: AppCredentials | None,
+    now: datetime,
 ) -> datetime | None:
     """When a just-issued token expires: Meta's `expires_in`, else debug_token, else a guess.
 
-    `expires_in` may be absent (GRAPH_API.md §4). debug_token failing must not lose the token,
-    so its failure falls back to ASSUMED_LIFETIME like a missing answer does.
+    `expires_in` may be absent (GRAPH_API.md §4). debug_token (Facebook Login only: the
+    Facebook host cannot parse Instagram tokens) failing must not lose the token, so its
+    failure falls back to ASSUMED_LIFETIME like a missing answer does.
     """
     if grant.expires_at is not None:
         return grant.expires_at
-    if app is not None:
+    if app is not None and kind == "facebook_login":
         try:
             info = await graph.debug_token(
                 grant.access_token.get_secret_value(), app_id=app.app_id, app_secret=app.app_secret
@@ -297,7 +392,7 @@ async def _expiry_of(
 async def _learn_expiry(
     graph: GraphClient, store: Store, token: UserToken, app: AppCredentials | None
 ) -> UserToken:
-    """A token saved without an expiry: ask debug_token, remember the answer."""
+    """A Facebook-Login token saved without an expiry: ask debug_token, remember the answer."""
     if app is None:
         raise RefreshSkipped(
             "expiry unknown and IG_APP_ID/IG_APP_SECRET are not set to ask debug_token: "
@@ -312,12 +407,11 @@ async def _learn_expiry(
         if not await mark_needs_reauth(store, token):
             raise await _raced(store, token)
         raise RefreshFailed(f"token is not valid ({info.error or 'debug_token'}); {REAUTH}")
-    update = TokenUpdate(
-        expires_at=info.expires_at, status="ok", last_refreshed_at=token.last_refreshed_at
-    )
+    issued_at = info.issued_at or token.last_refreshed_at
+    update = TokenUpdate(expires_at=info.expires_at, status="ok", last_refreshed_at=issued_at)
     if not await store.update_token(token.token_id, secret, update):
         raise await _raced(store, token)
-    return token.model_copy(update={"expires_at": info.expires_at})
+    return token.model_copy(update={"expires_at": info.expires_at, "last_refreshed_at": issued_at})
 
 
 async def _consider(
@@ -340,18 +434,21 @@ async def _consider(
         if token.status == "needs_reauth":
             # failed, not skipped: cron must keep exiting 1 until someone logs in again
             raise RefreshFailed(f"needs re-authorization: {REAUTH}")
-        if token.expires_at is None:
+        if token.expires_at is None and token.token_kind == "facebook_login":
             if dry_run:
                 raise RefreshSkipped("expiry unknown: a real run asks debug_token for it")
             token = await _learn_expiry(graph, store, token, app)
-        if token.expires_at is not None and token.expires_at <= now:
-            if not dry_run and not await mark_needs_reauth(store, token):
-                raise await _raced(store, token)
-            raise RefreshFailed(f"expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; {REAUTH}")
-        if token.expires_at is None:
-            raise RefreshSkipped("never expires")
-        if token.expires_at > now + within:
-            raise RefreshSkipped(f"expires in {(token.expires_at - now).days} days")
+            if token.expires_at is None:
+                raise RefreshSkipped("never expires")
+        if token.expires_at is not None:
+            if token.expires_at <= now:
+                if not dry_run and not await mark_needs_reauth(store, token):
+                    raise await _raced(store, token)
+                raise RefreshFailed(f"expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; {REAUTH}")
+            if token.expires_at > now + within:
+                raise RefreshSkipped(f"expires in {(token.expires_at - now).days} days")
+        # Due, or an Instagram token of unknown expiry (no debug_token for those): then only
+        # a refresh tells, so Meta is asked rather than the token left to die unseen.
         if dry_run:
             check_refreshable(token, app, now)  # a dry run foretells these refusals too
             report.would_refresh.append(
@@ -359,6 +456,16 @@ async def _consider(
             )
             return
         fresh = await refresh_now(graph, store, token, app, now)
+    except RefreshTooEarly as early:
+        if can_wait(token, now):
+            report.skipped.append(SkippedToken(user_id=user, account_id=account, reason=str(early)))
+        else:
+            assert token.expires_at is not None  # can_wait holds for an unknown expiry
+            error = (
+                f"{early}, and it expires on {token.expires_at:%Y-%m-%d %H:%M} UTC, before it "
+                f"can be refreshed: {REAUTH}"
+            )
+            report.failed.append(FailedToken(user_id=user, account_id=account, error=error))
     except RefreshSkipped as skip:
         report.skipped.append(SkippedToken(user_id=user, account_id=account, reason=str(skip)))
     except RefreshFailed as failure:

@@ -121,12 +121,13 @@ def open_db(ctx: typer.Context, current: Settings) -> Store:
 def graph_client(current: Settings) -> GraphClient:
     from igsync.graph import GraphClient
 
-    secret = current.ig_app_secret
+    secret, ig_secret = current.ig_app_secret, current.ig_instagram_app_secret
     return GraphClient(
         base_url=current.igsync_graph_url,
         instagram_url=current.igsync_instagram_url,
         version=current.igsync_graph_version,
         app_secret=secret.get_secret_value() if secret else None,
+        instagram_app_secret=ig_secret.get_secret_value() if ig_secret else None,
         timeout=current.igsync_http_timeout,
     )
 

@@ -92,9 +92,14 @@ def accounts_add(
         ),
     ] = None,
     kind: Annotated[
-        Literal["facebook_login", "instagram_login"],
-        typer.Option(help="How the token was obtained: it decides how it is refreshed."),
-    ] = "facebook_login",
+        Literal["facebook_login", "instagram_login"] | None,
+        typer.Option(
+            help="Which login issued the token: it decides the host of every call and how the "
+            "token is refreshed. Default: told by the token (EAA… facebook_login, IG… "
+            "instagram_login); a --kind the token contradicts is refused.",
+            show_default=False,
+        ),
+    ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
@@ -105,6 +110,7 @@ def accounts_add(
     """
     from igsync.errors import InputError
     from igsync.redact import register_secret
+    from igsync.tokens import resolve_kind
 
     out = make_output(ctx, json_, quiet, verbose)
     if not token_stdin:
@@ -122,6 +128,7 @@ def accounts_add(
     if any(c.isspace() for c in token):
         raise InputError("--token-stdin: the token has white space inside; pipe only the token")
     register_secret(token)
+    resolve_kind(token, kind)  # a kind that cannot be told or fits not: exit 2 before any I/O
     settings = load()
     info = run(_add(settings, open_db(ctx, settings), user, account_id, token, when, kind))
     if out.json_mode:
@@ -141,7 +148,7 @@ async def _add(
     account_id: str,
     token: str,
     expires_at: datetime | None,
-    kind: Literal["facebook_login", "instagram_login"],
+    kind: Literal["facebook_login", "instagram_login"] | None,
 ) -> AccountInfo:
     from igsync.tokens import add_account, app_credentials
 

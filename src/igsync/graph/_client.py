@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,8 +16,9 @@ from pydantic import SecretStr
 
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph._errors import OBJECT_MISSING_SUBCODE, error_from_response, usage_percent
+from igsync.graph._login import LoginApi, appsecret_proof
 from igsync.graph._parse import MetricValues, parse_insights
-from igsync.models import MetricType
+from igsync.models import MetricType, TokenKind
 from igsync.redact import register_secret
 
 log = logging.getLogger(__name__)
@@ -69,15 +68,12 @@ class TokenDebug:
     is_valid: bool
     #: None: never expires (Meta's `expires_at: 0`) or not said
     expires_at: datetime | None
+    #: when Meta issued the token (None: not said, as for an invalid token)
+    issued_at: datetime | None
     #: data access can end before the token does
     data_access_expires_at: datetime | None
     scopes: list[str]
     error: str | None
-
-
-def appsecret_proof(token: str, app_secret: str) -> str:
-    """§4: hex HMAC-SHA256 of the access token keyed by the app secret."""
-    return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
 def _should_retry(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
@@ -116,7 +112,13 @@ def _grant(body: Any, now: datetime) -> TokenGrant:
 
 
 class GraphClient:
-    """One async HTTP client for many accounts; each call names its own token."""
+    """One async HTTP client for many accounts; each call names its own token and its kind.
+
+    `base_url` serves Facebook-Login tokens and the app's token calls, `instagram_url`
+    Instagram-Login tokens (`LoginApi`). `app_secret` (IG_APP_SECRET) keys appsecret_proof on
+    Facebook-Login calls, `instagram_app_secret` (IG_INSTAGRAM_APP_SECRET) on Instagram-Login
+    ones: the two apps have different secrets.
+    """
 
     def __init__(
         self,
@@ -125,14 +127,17 @@ class GraphClient:
         version: str,
         instagram_url: str = "https://graph.instagram.com",
         app_secret: str | None = None,
+        instagram_app_secret: str | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._graph_url = base_url.rstrip("/")
-        self._instagram_url = instagram_url.rstrip("/")
-        self._version = version
-        self._app_secret = app_secret
+        self._apis: dict[TokenKind, LoginApi] = {
+            "facebook_login": LoginApi("facebook_login", base_url.rstrip("/"), version, app_secret),
+            "instagram_login": LoginApi(
+                "instagram_login", instagram_url.rstrip("/"), version, instagram_app_secret
+            ),
+        }
         self._retry = retry or RetryPolicy()
         self._http = httpx.AsyncClient(
             timeout=timeout, transport=transport, headers={"user-agent": "igsync"}
@@ -156,18 +161,25 @@ class GraphClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def api(self, kind: TokenKind) -> LoginApi:
+        """Where calls carrying a token of `kind` go, and how they prove the app."""
+        return self._apis[kind]
+
     async def get_insights(
         self,
         account_id: str,
         token: str,
         *,
+        kind: TokenKind = "facebook_login",
         metrics: Sequence[str],
         metric_type: MetricType,
         since: datetime,
         until: datetime,
         period: str = "day",
     ) -> list[MetricValues]:
-        """`GET /{account}/insights` for metrics of one type over (since, until]."""
+        """`GET /{account}/insights` for metrics of one type over (since, until], on the host
+        of the token's `kind` (GRAPH_API.md §7)."""
+        api = self._apis[kind]
         params = {
             "metric": ",".join(metrics),
             "period": period,
@@ -175,12 +187,11 @@ class GraphClient:
             "metric_type": metric_type,
             "since": str(int(since.timestamp())),
             "until": str(int(until.timestamp())),
+            **api.proof(token),
         }
-        if self._app_secret:
-            params["appsecret_proof"] = appsecret_proof(token, self._app_secret)
         # DESIGN §7: insights calls carry the token in a header, never in the URL.
         body = await self._get(
-            f"{self._graph_url}/{self._version}/{account_id}/insights",
+            api.url(f"{account_id}/insights"),
             params,
             headers={"authorization": f"Bearer {token}"},
         )
@@ -193,7 +204,7 @@ class GraphClient:
         # authenticates the app with client_secret itself, and the token being exchanged
         # travels as fb_exchange_token (GRAPH_API.md §4).
         body = await self._get(
-            f"{self._graph_url}/{self._version}/oauth/access_token",
+            self._apis["facebook_login"].url("oauth/access_token"),
             {
                 "grant_type": "fb_exchange_token",
                 "client_id": app_id,
@@ -204,13 +215,15 @@ class GraphClient:
         return _grant(body, now)
 
     async def refresh_instagram_token(self, token: str) -> TokenGrant:
-        """Instagram Login: +60 days; Meta accepts it only for tokens >= 24 h old (§4)."""
+        """Instagram Login: +60 days; Meta accepts it only for tokens >= 24 h old (§4).
+
+        Unversioned, on the Instagram host, as Meta documents it; the proof (with the Instagram
+        app secret) is of the token being refreshed, the access_token this call carries.
+        """
         now = datetime.now(UTC)
-        params = {"grant_type": "ig_refresh_token", "access_token": token}
-        if self._app_secret:
-            # the access_token here is the one being refreshed: the proof is of that token
-            params["appsecret_proof"] = appsecret_proof(token, self._app_secret)
-        body = await self._get(f"{self._instagram_url}/refresh_access_token", params)
+        api = self._apis["instagram_login"]
+        params = {"grant_type": "ig_refresh_token", "access_token": token, **api.proof(token)}
+        body = await self._get(api.url("refresh_access_token", versioned=False), params)
         return _grant(body, now)
 
     async def debug_token(self, token: str, *, app_id: str, app_secret: str) -> TokenDebug:
@@ -226,7 +239,9 @@ class GraphClient:
             "access_token": app_token,
             "appsecret_proof": appsecret_proof(app_token, app_secret),
         }
-        body = await self._get(f"{self._graph_url}/{self._version}/debug_token", params)
+        # Facebook host only: graph.instagram.com has no debug_token, and the Facebook host
+        # cannot parse an Instagram-Login input_token (docs/instagram-login.md).
+        body = await self._get(self._apis["facebook_login"].url("debug_token"), params)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise GraphError("debug_token answered without data", kind=ErrorKind.INVALID)
@@ -234,6 +249,7 @@ class GraphClient:
         return TokenDebug(
             is_valid=bool(data.get("is_valid")),
             expires_at=_unix(data.get("expires_at")),
+            issued_at=_unix(data.get("issued_at")),
             data_access_expires_at=_unix(data.get("data_access_expires_at")),
             scopes=[str(s) for s in data.get("scopes") or []],
             error=str(error.get("message")) if isinstance(error, dict) else None,

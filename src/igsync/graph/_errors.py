@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -35,6 +36,61 @@ def classify(
         # Sometimes a disguised rate limit: retried once, then permanent (see _request).
         return ErrorKind.TRANSIENT
     return ErrorKind.INVALID
+
+
+class TokenProblem(StrEnum):
+    """What a code-190 refusal says of the token, and so what may fix it.
+
+    Subcodes from Meta's "Handling Errors" page (graph-api/guides/error-handling,
+    "Authentication Error Subcodes"); "Cannot parse" from GRAPH_API.md §7.
+    """
+
+    #: 463 (and 190/0 "Session has expired"): only a new login helps; Meta refreshes no
+    #: expired token, of either kind (GRAPH_API.md §4)
+    EXPIRED = "expired"
+    #: 460 password changed, 461 app reinstalled, 465/466 invalidated, 467 logged out
+    INVALIDATED = "invalidated"
+    #: 458: the user removed the app
+    APP_REMOVED = "app_removed"
+    #: 459 checkpointed, 464 unconfirmed user: the user must log in on facebook.com first
+    CHECKPOINT = "checkpoint"
+    #: "Invalid OAuth access token - Cannot parse access token": the host cannot read the
+    #: token at all, which is what a token of the other login kind gets (or a mangled one)
+    UNPARSEABLE = "unparseable"
+    #: no subcode (or one not listed): expired, revoked or invalid; a refresh may help
+    UNKNOWN = "unknown"
+
+    @property
+    def needs_login(self) -> bool:
+        """Only a new login by the person can fix it: refreshing is pointless."""
+        return self in (self.EXPIRED, self.INVALIDATED, self.APP_REMOVED, self.CHECKPOINT)
+
+
+_SUBCODE_PROBLEMS = {
+    458: TokenProblem.APP_REMOVED,
+    459: TokenProblem.CHECKPOINT,
+    460: TokenProblem.INVALIDATED,
+    461: TokenProblem.INVALIDATED,
+    463: TokenProblem.EXPIRED,
+    464: TokenProblem.CHECKPOINT,
+    465: TokenProblem.INVALIDATED,
+    466: TokenProblem.INVALIDATED,
+    467: TokenProblem.INVALIDATED,
+}
+
+
+def token_problem(error: GraphError) -> TokenProblem | None:
+    """What an AUTH error says of the token (None: the error is not about the token)."""
+    if error.kind != ErrorKind.AUTH:
+        return None
+    if error.subcode in _SUBCODE_PROBLEMS:
+        return _SUBCODE_PROBLEMS[error.subcode]
+    message = error.message.lower()
+    if "cannot parse access token" in message:
+        return TokenProblem.UNPARSEABLE
+    if "session has expired" in message:  # seen live as 190 with subcode 0 (graph_samples)
+        return TokenProblem.EXPIRED
+    return TokenProblem.UNKNOWN
 
 
 def _header_json(headers: httpx.Headers, name: str) -> Any:

@@ -16,6 +16,12 @@ What it fakes:
     headers, 5xx, 502 HTML from a proxy, held responses, expired, invalid or logged-out tokens,
     missing objects), on any endpoint.
 
+    Both of Meta's hosts (GRAPH_API §7), each refusing the other login's tokens with 190
+    "Cannot parse access token": the Facebook host (insights, the exchange, debug_token) and
+    the Instagram host (insights, refresh_access_token). In-process, requests to
+    `graph.instagram.com` reach the Instagram host; over loopback, each host has its own port.
+    `SimRequest.host` says which host a request reached.
+
     The token endpoints (`_oauth`): `oauth/access_token` (fb_exchange_token),
     `refresh_access_token` (ig_refresh_token: 24 h minimum age, served without a version as
     graph.instagram.com does) and `debug_token`, over a registry of tokens with an account, a
@@ -51,12 +57,13 @@ from ._model import (
     TokenKind,
     demo_accounts,
 )
-from ._server import serve_in_thread
+from ._server import Served, serve_in_thread
 
 __all__ = [
     "Endpoint",
     "Fault",
     "FaultKind",
+    "Served",
     "SimAccount",
     "SimRequest",
     "Simulator",

@@ -16,16 +16,20 @@ from ._server import serve_in_thread
 _DESCRIPTION = """\
 Serve a fake Graph API insights endpoint over HTTP, for trying igsync without Meta.
 
-It prints its base URL as the first line of stdout, lists its accounts on stderr, and
-serves until Ctrl-C or SIGTERM. Any non-empty token is accepted for any listed account.
-It serves the token endpoints too (oauth/access_token, refresh_access_token, debug_token)
-for the app IG_APP_ID=sim-app-id IG_APP_SECRET=sim-app-secret; point IGSYNC_INSTAGRAM_URL
-at the same URL for Instagram Login refreshes.
+It serves both of Meta's hosts, each on its own port, and prints their base URLs on stdout:
+the first line is the Facebook host (IGSYNC_GRAPH_URL), the second the Instagram host
+(IGSYNC_INSTAGRAM_URL). It lists its accounts on stderr and serves until Ctrl-C or SIGTERM.
+Any non-empty token is accepted for any listed account, except that each host refuses the
+other login's tokens as Meta does (EAA… on the Instagram host, IG… on the Facebook host).
+It serves the token endpoints too: oauth/access_token and debug_token on the Facebook host
+for the app IG_APP_ID=sim-app-id IG_APP_SECRET=sim-app-secret, refresh_access_token on the
+Instagram host.
 """
 _EPILOG = """\
 example:
   python -m igsync.simulator --port 8765 --accounts 2
   export IGSYNC_GRAPH_URL=http://127.0.0.1:8765 IG_ACCOUNT_ID=17841400000000001 IG_LONG_TOKEN=x
+  export IGSYNC_INSTAGRAM_URL=<the second line it printed>
   curl "$IGSYNC_GRAPH_URL/v24.0/$IG_ACCOUNT_ID/insights?metric=reach&period=day&access_token=x"
 """
 
@@ -77,13 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    with serve_in_thread(sim, args.host, args.port) as url:
-        print(url, flush=True)
+    with serve_in_thread(sim, args.host, args.port) as served:
+        print(served.graph_url, served.instagram_url, sep="\n", flush=True)
         for account in accounts:
             print(f"account {account.account_id}  zone {account.tz}", file=sys.stderr)
         first = accounts[0].account_id if accounts else "<none: use --accounts 1>"
         hint = (
-            f"export IGSYNC_GRAPH_URL={url} IG_ACCOUNT_ID={first} "
+            f"export IGSYNC_GRAPH_URL={served.graph_url} "
+            f"IGSYNC_INSTAGRAM_URL={served.instagram_url} IG_ACCOUNT_ID={first} "
             "IG_LONG_TOKEN=<any non-empty string>"
         )
         print(hint, file=sys.stderr, flush=True)

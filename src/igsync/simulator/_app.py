@@ -44,10 +44,14 @@ from ._metrics import (
     day_end,
     full_day_value,
 )
-from ._model import Endpoint, Fault, SimAccount, SimRequest, TokenInfo, TokenKind
+from ._model import HOST_KINDS, Endpoint, Fault, Host, SimAccount, SimRequest, TokenInfo, TokenKind
 from ._oauth import TokenEndpoints
 from ._routing import VERSION, is_unknown_alias, token_of, unknown_path
-from ._tokens import DATA_ACCESS, TokenRegistry
+from ._tokens import DATA_ACCESS, TokenRegistry, kind_of_shape
+
+#: In-process (`Simulator.transport()`), requests to this host reach the Instagram host; any
+#: other host name reaches the Facebook one.
+INSTAGRAM_HOST = "graph.instagram.com"
 
 
 class Simulator:
@@ -64,6 +68,7 @@ class Simulator:
         tokens: Mapping[str, str] | None = None,
         app_id: str = "sim-app-id",
         app_secret: str = "sim-app-secret",  # noqa: S107 - the fake app of a test double
+        instagram_app_secret: str = "sim-instagram-app-secret",  # noqa: S107 - likewise
         require_appsecret_proof: bool = False,
         call_limit: int | None = None,
         usage_window: float = 3600.0,
@@ -76,6 +81,8 @@ class Simulator:
         self.strict_tokens = strict_tokens
         self.app_id = app_id  # client_id of the exchange; APP_ID of debug_token's app token
         self.app_secret = app_secret  # client_secret; also the appsecret_proof HMAC key
+        # Business Login for Instagram has its own app secret: the Instagram host's proof key
+        self.instagram_app_secret = instagram_app_secret
         # every call that carries an access_token: insights, refresh_access_token (proof of the
         # token refreshed), debug_token (proof of the app token); not oauth/access_token, which
         # carries no access_token and authenticates with client_secret
@@ -96,14 +103,33 @@ class Simulator:
                 data_access_expires_at=issued_at + DATA_ACCESS,
             )
             self._registry.register(token, info)
-        self.app: ASGIApp = _RecordingApp(self._build_routes(), self)
+        #: (host, port) pairs served as the Instagram host over loopback (`serve_in_thread`)
+        self.instagram_servers: set[tuple[str, int]] = set()
+        self.facebook_app: ASGIApp = _RecordingApp(self._build_routes("facebook"), self, "facebook")
+        self.instagram_app: ASGIApp = _RecordingApp(
+            self._build_routes("instagram"), self, "instagram"
+        )
+        #: both hosts behind one ASGI app, told apart by the server each request reached
+        self.app: ASGIApp = _HostRouter(self)
 
     # -- what tests use ---------------------------------------------------------------------
 
     def transport(self) -> httpx.ASGITransport:
-        """An in-process transport for `httpx.AsyncClient(transport=...)`. httpx does not
-        enforce timeouts on it, so a `timeout` fault simply holds the answer for its delay."""
+        """An in-process transport for `httpx.AsyncClient(transport=...)`: requests to
+        `https://graph.instagram.com` reach the Instagram host, any other host the Facebook one.
+        httpx does not enforce timeouts on it, so a `timeout` fault simply holds the answer for
+        its delay."""
         return httpx.ASGITransport(app=self.app)
+
+    def host_of(self, scope: Scope) -> Host:
+        """Which of Meta's hosts a request reached: by the loopback server it came in on, or
+        in-process by its host name."""
+        server = scope.get("server")
+        if server is not None and (
+            tuple(server) in self.instagram_servers or server[0] == INSTAGRAM_HOST
+        ):
+            return "instagram"
+        return "facebook"
 
     def daily_value(self, account_id: str, metric: str, day: date) -> int | None:
         """What a one-day request serves for that account-local day (None: no data).
@@ -178,17 +204,20 @@ class Simulator:
 
     # -- routing ----------------------------------------------------------------------------
 
-    def _build_routes(self) -> Starlette:
+    def _build_routes(self, host: Host) -> Starlette:
+        async def insights(request: Request) -> Response:
+            return await self._insights(request, host)
+
         routes = [
-            Route("/{version}/{node}/insights", self._insights, methods=["GET"]),
-            *TokenEndpoints(self).routes(),
+            Route("/{version}/{node}/insights", insights, methods=["GET"]),
+            *TokenEndpoints(self).routes(host),
             # Batch (POST /) slots in here; it shares _authenticate, _faulted and _count_call.
         ]
         return Starlette(
             routes=routes, exception_handlers={404: self._not_found, 405: self._wrong_method}
         )
 
-    async def _insights(self, request: Request) -> Response:
+    async def _insights(self, request: Request, host: Host) -> Response:
         version, account_id = request.path_params["version"], request.path_params["node"]
         if not VERSION.fullmatch(version) or is_unknown_alias(account_id):
             return unknown_path(request.url.path)
@@ -197,7 +226,7 @@ class Simulator:
         if answer is not None:
             return answer
         try:
-            token = self._authenticate(request, params, account_id)
+            token = self._authenticate(request, params, account_id, host)
             account = self.accounts.get(account_id)
             if account is None:
                 raise GraphReject(unsupported_request("GET", account_id))
@@ -251,26 +280,35 @@ class Simulator:
         node = account_id if endpoint == "insights" and account_id else endpoint
         return fault_response(fault, account_id=account_id, node=node, now=self._now())
 
-    def _authenticate(self, request: Request, params: Mapping[str, str], account_id: str) -> str:
-        """The caller's token, or the error Graph answers instead (GRAPH_API §4)."""
+    def _authenticate(
+        self, request: Request, params: Mapping[str, str], account_id: str, host: Host
+    ) -> str:
+        """The caller's token, or the error Graph answers instead (GRAPH_API §4, §7)."""
         token = token_of(request, params)
         if token is None:
             raise GraphReject(graph_error(104, TOKEN_REQUIRED))
+        info = self._registry.get(token)
+        kind = info.kind if info is not None else kind_of_shape(token)
+        if kind is not None and kind != HOST_KINDS[host]:
+            # Each host refuses the other login's tokens before looking any further.
+            raise GraphReject(graph_error(190, CANNOT_PARSE_TOKEN))
         problem = self._registry.problem(token, self._now())  # logged out or expired
         if problem is not None:
             raise GraphReject(problem)
-        info = self._registry.get(token)
         if self.strict_tokens and (info is None or info.account_id != account_id):
             raise GraphReject(graph_error(190, CANNOT_PARSE_TOKEN))
-        self._check_appsecret_proof(token, params)
+        self._check_appsecret_proof(token, params, host)
         return token
 
-    def _check_appsecret_proof(self, token: str, params: Mapping[str, str]) -> None:
+    def _check_appsecret_proof(self, token: str, params: Mapping[str, str], host: Host) -> None:
         """When the app requires it, `appsecret_proof` must be the HMAC of the access token
-        the call carries (GRAPH_API §4); a missing or wrong one fails with code 100."""
+        the call carries (GRAPH_API §4), keyed by the app secret of the host's login (the
+        Instagram app's own secret on the Instagram host); a missing or wrong one fails with
+        code 100."""
         if not self.require_appsecret_proof:
             return
-        expected = hmac.new(self.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+        key = self.instagram_app_secret if host == "instagram" else self.app_secret
+        expected = hmac.new(key.encode(), token.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(params.get("appsecret_proof", ""), expected):
             raise GraphReject(from_sample(APPSECRET_PROOF_REQUIRED))
 
@@ -298,12 +336,26 @@ class Simulator:
         return {"x-business-use-case-usage": business_usage_header(ids, percent, 0)}
 
 
-class _RecordingApp:
-    """Records every request into `sim.requests` and applies the configured latency."""
+class _HostRouter:
+    """Both hosts behind one ASGI app: each request goes to the host it reached."""
 
-    def __init__(self, app: ASGIApp, sim: Simulator) -> None:
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sim = self._sim
+        app = sim.instagram_app if sim.host_of(scope) == "instagram" else sim.facebook_app
+        await app(scope, receive, send)
+
+
+class _RecordingApp:
+    """One host's app: records every request into `sim.requests` (with the host it reached)
+    and applies the configured latency."""
+
+    def __init__(self, app: ASGIApp, sim: Simulator, host: Host) -> None:
         self._app = app
         self._sim = sim
+        self._host: Host = host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -314,6 +366,7 @@ class _RecordingApp:
             path=scope["path"],
             query=dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)),
             headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+            host=self._host,
         )
         self._sim.requests.append(record)
 

@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ._errors import (
     APP_REQUEST_LIMIT,
+    CANNOT_PARSE_TOKEN,
     INVALID_ACCESS_TOKEN,
     JSON,
     PAGE_REQUEST_LIMIT,
@@ -100,6 +101,8 @@ def fault_response(fault: Fault, *, account_id: str | None, node: str, now: date
         return JSONResponse(session_expired(now - timedelta(hours=1), now), status_code=400)
     if fault.kind == "invalid_token":
         return JSONResponse(graph_error(190, INVALID_ACCESS_TOKEN), status_code=400)
+    if fault.kind == "unparseable_token":
+        return JSONResponse(graph_error(190, CANNOT_PARSE_TOKEN), status_code=400)
     if fault.kind == "object_missing":
         return GraphReject(unsupported_request("GET", node)).response()
     msg = f"fault kind {fault.kind!r} has no answer"  # "timeout" is handled by the caller

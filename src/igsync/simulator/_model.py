@@ -21,6 +21,7 @@ FaultKind = Literal[
     "logged_out",
     "object_missing",
     "invalid_token",
+    "unparseable_token",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 # What a fault can hit, matched against the end of the request path: the versioned and the
@@ -31,6 +32,10 @@ ENDPOINTS: frozenset[str] = frozenset(get_args(Endpoint))
 # (graph.instagram.com) are refreshed by different endpoints (GRAPH_API §4).
 TokenKind = Literal["facebook_login", "instagram_login"]
 TOKEN_KINDS: frozenset[str] = frozenset(get_args(TokenKind))
+# The two hosts Meta serves the Instagram Platform from, each for its own login's tokens
+# (GRAPH_API §7): graph.facebook.com and graph.instagram.com.
+Host = Literal["facebook", "instagram"]
+HOST_KINDS: dict[str, TokenKind] = {"facebook": "facebook_login", "instagram": "instagram_login"}
 
 # Zones chosen to exercise GRAPH_API §2: DST west of UTC, a half-hour offset east of UTC, DST in
 # the southern hemisphere, and plain UTC.
@@ -106,6 +111,7 @@ class SimRequest:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     status: int = 0
+    host: Host = "facebook"  # which of Meta's two hosts it reached
 
 
 def demo_accounts(n: int = 3) -> list[SimAccount]:

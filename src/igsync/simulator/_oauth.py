@@ -3,10 +3,11 @@
     GET /{version}/oauth/access_token?grant_type=fb_exchange_token&client_id&client_secret
         &fb_exchange_token          Facebook Login: a new ~60-day token; the old one stays valid
     GET /refresh_access_token?grant_type=ig_refresh_token&access_token
-                                    Instagram Login (graph.instagram.com): the same, for a token
-                                    at least 24 h old and not expired
+                                    Instagram Login (the Instagram host only): the same, for a
+                                    token at least 24 h old and not expired
     GET /{version}/debug_token?input_token&access_token=APP_ID|APP_SECRET
-                                    what Meta knows of a token; an invalid one is HTTP 200 too
+                                    what Meta knows of a token; an invalid one is HTTP 200 too,
+                                    and an Instagram-Login one cannot be parsed here
 
 With `require_appsecret_proof`, the calls that carry an access_token need its proof:
 refresh_access_token (of the token refreshed) and debug_token (of the app token). The exchange
@@ -46,7 +47,7 @@ from ._errors import (
     GraphReject,
     graph_error,
 )
-from ._model import Endpoint, TokenInfo, TokenKind
+from ._model import Endpoint, Host, TokenInfo, TokenKind
 from ._routing import token_of, unknown_version
 from ._tokens import LONG_LIVED, user_id_of
 
@@ -84,12 +85,14 @@ class TokenEndpoints:
     def __init__(self, sim: Simulator) -> None:
         self._sim = sim
 
-    def routes(self) -> list[Route]:
-        handlers = {
-            "oauth/access_token": self.exchange,
-            "refresh_access_token": self.refresh,
-            "debug_token": self.debug,
-        }
+    def routes(self, host: Host) -> list[Route]:
+        """The token endpoints `host` serves: the exchange and debug_token on the Facebook
+        host, refresh_access_token on the Instagram one."""
+        handlers = (
+            {"refresh_access_token": self.refresh}
+            if host == "instagram"
+            else {"oauth/access_token": self.exchange, "debug_token": self.debug}
+        )
         return [
             Route(prefix + path, handler, methods=["GET"])
             for path, handler in handlers.items()
@@ -132,7 +135,7 @@ class TokenEndpoints:
         try:
             if token is None:
                 raise reject(104, TOKEN_REQUIRED)
-            sim._check_appsecret_proof(token, params)  # of the token being refreshed
+            sim._check_appsecret_proof(token, params, "instagram")  # of the token refreshed
             grant_type = params.get("grant_type", "")
             if grant_type != "ig_refresh_token":
                 message = REFRESH_GRANT_TYPE.format(grant_type=grant_type)
@@ -158,7 +161,7 @@ class TokenEndpoints:
                 raise reject(100, APP_TOKEN_REQUIRED)
             if not hmac.compare_digest(app_token, f"{sim.app_id}|{sim.app_secret}"):
                 raise reject(190, INVALID_TOKEN_SIGNATURE)
-            sim._check_appsecret_proof(app_token, params)  # of the app token it carries
+            sim._check_appsecret_proof(app_token, params, "facebook")  # of the app token
             if not input_token:
                 raise reject(100, PARAMETER_REQUIRED.format(name="input_token"))
         except GraphReject as error:
@@ -216,7 +219,9 @@ class TokenEndpoints:
         sim = self._sim
         info = sim.token_info(token)
         problem = sim._registry.problem(token, sim._now())
-        if info is None and problem is None and sim.strict_tokens:
+        unparseable = info is None and problem is None and sim.strict_tokens
+        # The Facebook host cannot read an Instagram-Login token at all (GRAPH_API §7).
+        if unparseable or (info is not None and info.kind == "instagram_login"):
             # shape of a third-party fixture for an undecryptable token; Meta knows no more
             error = {"code": 190, "message": CANNOT_PARSE_TOKEN}
             return {"error": error, "is_valid": False, "scopes": []}

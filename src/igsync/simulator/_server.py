@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import uvicorn
 
@@ -48,16 +49,31 @@ def make_server(sim: Simulator) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+@dataclass(frozen=True)
+class Served:
+    """Where a served simulator answers: IGSYNC_GRAPH_URL and IGSYNC_INSTAGRAM_URL."""
+
+    graph_url: str
+    instagram_url: str
+
+
 @contextmanager
-def serve_in_thread(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve `sim` with uvicorn in a background thread; yield its base URL once it accepts
-    connections, and stop it (joining the thread) on exit."""
+def serve_in_thread(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> Iterator[Served]:
+    """Serve `sim` with uvicorn in a background thread, as both of Meta's hosts: the Facebook
+    host on `port` and the Instagram host on a second free port. Yields their base URLs once
+    both accept connections, and stops the server (joining the thread) on exit."""
     sock = bind_socket(host, port)
+    instagram_sock = bind_socket(host, 0)
+    instagram_server = instagram_sock.getsockname()[:2]
+    sim.instagram_servers.add(instagram_server)
     server = make_server(sim)
     # uvicorn installs signal handlers only from the main thread, so this thread leaves the
     # caller's Ctrl-C alone.
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="igsync-simulator", daemon=True
+        target=server.run,
+        kwargs={"sockets": [sock, instagram_sock]},
+        name="igsync-simulator",
+        daemon=True,
     )
     try:
         thread.start()
@@ -67,9 +83,11 @@ def serve_in_thread(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> I
                 msg = "the simulator's server did not start"
                 raise RuntimeError(msg)
             time.sleep(0.005)
-        yield base_url(sock)
+        yield Served(base_url(sock), base_url(instagram_sock))
     finally:
         server.should_exit = True
         if thread.ident is not None:  # started
             thread.join()
+        sim.instagram_servers.discard(instagram_server)
         sock.close()
+        instagram_sock.close()

@@ -22,8 +22,18 @@ DATA_ACCESS = timedelta(days=90)  # GRAPH_API §4: data access ends 90 days on
 # Facebook Login user tokens start "EAA"; Instagram Login ones "IGAA" (the Basic Display
 # API's "IGQV" tokens died with it). The rest is opaque and long, like Meta's.
 _PREFIXES: dict[str, str] = {"facebook_login": "EAAG", "instagram_login": "IGAA"}
+_SHAPES: tuple[tuple[str, TokenKind], ...] = (("EAA", "facebook_login"), ("IG", "instagram_login"))
 _ALPHABET = string.ascii_letters + string.digits
 _TOKEN_LENGTH = 180
+
+
+def kind_of_shape(token: str) -> TokenKind | None:
+    """The login a token's prefix shows (None: neither), as a host tells whose token it got:
+    Facebook Login tokens start "EAA", Instagram Login ones "IG" ("IGAA", formerly "IGQV")."""
+    for prefix, kind in _SHAPES:
+        if token.startswith(prefix):
+            return kind
+    return None
 
 
 def mint_token(kind: TokenKind) -> str:
