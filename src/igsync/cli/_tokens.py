@@ -87,8 +87,9 @@ def accounts_add(
         str | None,
         typer.Option(
             metavar="ISO",
-            help="When the token expires; without it igsync asks Meta's debug_token "
-            "(needs IG_APP_ID/IG_APP_SECRET).",
+            help="When the token expires; without it igsync asks Meta's debug_token about a "
+            "facebook_login token (needs IG_APP_ID/IG_APP_SECRET), and learns an "
+            "instagram_login token's at its first refresh.",
         ),
     ] = None,
     kind: Annotated[
