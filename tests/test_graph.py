@@ -20,7 +20,7 @@ from igsync.graph import (
     token_problem,
     usage_percent,
 )
-from igsync.graph._client import _should_retry
+from igsync.graph._retry import should_retry as _should_retry
 from samples import sample
 
 pytestmark = pytest.mark.anyio

@@ -299,7 +299,7 @@ async def test_no_more_accounts_than_concurrency_are_in_flight(
     assert peak == concurrency  # bounded, and the bound is used
 
 
-@pytest.mark.parametrize("concurrency", [0, 65])
+@pytest.mark.parametrize("concurrency", [0, 257])
 async def test_a_concurrency_out_of_range_is_refused(
     sim: Simulator, store: SQLiteStore, concurrency: int
 ) -> None:

@@ -137,7 +137,7 @@ def test_no_accounts_is_said_clearly_and_is_not_a_failure(env: Env) -> None:
         ("--shard", "a/b"),
         ("--shard", "1/0"),
         ("--concurrency", "0"),
-        ("--concurrency", "65"),
+        ("--concurrency", "257"),
         ("--days", "0"),
         ("--metrics", "reach,nope"),
         ("--since", "2026-13-01"),

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from igsync.errors import ErrorKind, GraphError
-from igsync.graph import GraphClient, MetricValues
+from igsync.graph import GraphClient, MetricValues, per_account_calls
 from igsync.models import METRIC_CONFIG, InsightRow, MetricSpec, MetricType
 from igsync.window import WindowPlan, chunks, day_request_range
 
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: concurrent Graph requests for one account; each still counts against its rate limit
-PER_ACCOUNT_CONCURRENCY = 4
 #: the metric asked for day keys when only total_value metrics are wanted
 _KEY_PROBE = "reach"
 #: a grouped request failing with these kinds is retried one metric at a time (DESIGN §7)
@@ -57,7 +55,8 @@ class _Fetcher:
     def __init__(self, graph: GraphClient, account: Account) -> None:
         self.graph = graph
         self.account = account
-        self.limit = asyncio.Semaphore(PER_ACCOUNT_CONCURRENCY)
+        # each call still counts against the account's rate limit, batched or not
+        self.limit = asyncio.Semaphore(per_account_calls(batch=graph.batching))
 
     async def get(
         self, metrics: Sequence[str], metric_type: MetricType, since: datetime, until: datetime

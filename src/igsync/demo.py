@@ -56,6 +56,7 @@ async def run_demo(
                 base_url="https://graph.facebook.com",
                 instagram_url="https://graph.instagram.com",
                 version=DEFAULT_GRAPH_VERSION,
+                batch=True,  # as fetch and sync-all send them: in Graph batch requests
                 transport=sim.transport(),
             ) as graph,
         ):

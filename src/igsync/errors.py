@@ -72,6 +72,20 @@ class GraphError(IgsyncError):
         #: seconds Meta asked us to wait (estimated_time_to_regain_access), if it said
         self.retry_after = retry_after
 
+    def clone(self) -> GraphError:
+        """A new error with the same fields: one per caller when many share one failure."""
+        return GraphError(
+            self.message,
+            kind=self.kind,
+            code=self.code,
+            subcode=self.subcode,
+            error_type=self.error_type,
+            fbtrace_id=self.fbtrace_id,
+            is_transient=self.is_transient,
+            http_status=self.http_status,
+            retry_after=self.retry_after,
+        )
+
     def __str__(self) -> str:
         if self.code is None:
             return self.message

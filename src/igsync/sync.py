@@ -303,16 +303,42 @@ async def write_run_log(
         log.warning("could not write the sync log: %s", error)
 
 
+class Tally:
+    """Totals of a run of many accounts, kept as each result arrives.
+
+    With `keep=False` no result is held (`sync-all --ndjson` prints each as it ends), so memory
+    does not grow with the number of accounts; the report then has an empty `results`.
+    """
+
+    def __init__(self, *, keep: bool = True) -> None:
+        self._keep = keep
+        self._results: list[FetchResult] = []
+        self.total = self.ok = self.inserted = self.errors = 0
+
+    def add(self, result: FetchResult) -> None:
+        self.total += 1
+        self.ok += result.success
+        self.inserted += result.total_inserted
+        self.errors += result.total_errors
+        if self._keep:
+            self._results.append(result)
+
+    def report(self, duration_s: float) -> SyncReport:
+        return SyncReport(
+            success=self.ok == self.total,
+            accounts_total=self.total,
+            accounts_ok=self.ok,
+            accounts_failed=self.total - self.ok,
+            total_inserted=self.inserted,
+            total_errors=self.errors,
+            duration_s=round(duration_s, 3),
+            results=list(self._results),
+        )
+
+
 def summarize(results: Sequence[FetchResult], duration_s: float) -> SyncReport:
     """Roll per-account results into the report `sync-all` and `demo` print."""
-    ok = sum(r.success for r in results)
-    return SyncReport(
-        success=ok == len(results),
-        accounts_total=len(results),
-        accounts_ok=ok,
-        accounts_failed=len(results) - ok,
-        total_inserted=sum(r.total_inserted for r in results),
-        total_errors=sum(r.total_errors for r in results),
-        duration_s=round(duration_s, 3),
-        results=list(results),
-    )
+    tally = Tally()
+    for result in results:
+        tally.add(result)
+    return tally.report(duration_s)

@@ -23,14 +23,17 @@ from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.redact import redact
 from igsync.store import Store
-from igsync.sync import account_from_token, fetch_account, summarize, write_run_log
+from igsync.sync import Tally, account_from_token, fetch_account, write_run_log
 from igsync.tokens import AppCredentials
 from igsync.window import WindowPlan
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 4
-MAX_CONCURRENCY = 64
+#: accounts in flight at once. With Graph batch requests 64 accounts fill a batch or two per
+#: round trip (benchmarks/sync_all.py); each call still counts against its own account's
+#: rate limit, and usage-header pacing (DESIGN §7) slows every call near a limit.
+DEFAULT_CONCURRENCY = 64
+MAX_CONCURRENCY = 256
 
 _SHARD = re.compile(r"(\d+)/(\d+)", re.ASCII)
 
@@ -77,31 +80,36 @@ async def sync_all(
     dry_run: bool = False,
     now: datetime | None = None,
     on_result: Callable[[FetchResult], None] | None = None,
+    keep_results: bool = True,
 ) -> SyncReport:
     """Fetch and store every instagram row of `user_tokens` (of `shard`), `concurrency` at once.
 
-    Results are in `user_tokens` order; `on_result` hears each one as its account finishes.
-    The env fallback (IG_ACCOUNT_ID) is not an account here: only rows are synced.
+    `concurrency` workers take accounts in `user_tokens` order, so at most that many accounts
+    (and their tasks) are alive at once. `on_result` hears each result as its account
+    finishes; the report's `results` are in finishing order, or empty with `keep_results=False`
+    (the totals are kept either way). The env fallback (IG_ACCOUNT_ID) is not an account here:
+    only rows are synced.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
-    tokens = [t for t in await store.list_tokens() if shard is None or shard.holds(t)]
-    slots = asyncio.Semaphore(concurrency)
+    tokens = iter([t for t in await store.list_tokens() if shard is None or shard.holds(t)])
+    tally = Tally(keep=keep_results)
     run_id = uuid4()
     started = time.monotonic()
 
-    async def one(token: UserToken) -> FetchResult:
-        async with slots:
+    async def worker() -> None:
+        for token in tokens:  # one shared iterator: each account is taken exactly once
             result = await _fetch_isolated(
                 graph, store, token, metrics, plan, app, dry_run, now, run_id
             )
-        if on_result is not None:
-            on_result(result)
-        return result
+            tally.add(result)
+            if on_result is not None:
+                on_result(result)
 
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(t)) for t in tokens]
-    return summarize([t.result() for t in tasks], time.monotonic() - started)
+        for _ in range(concurrency):
+            group.create_task(worker())
+    return tally.report(time.monotonic() - started)
 
 
 async def _fetch_isolated(

@@ -18,6 +18,7 @@ from igsync.cli._common import (
     Globals,
     JsonOpt,
     MetricsOpt,
+    NoBatchOpt,
     QuietOpt,
     SinceOpt,
     UntilOpt,
@@ -103,6 +104,7 @@ def fetch(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Fetch and report, write nothing.")
     ] = False,
+    no_batch: NoBatchOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
@@ -119,7 +121,7 @@ def fetch(
     plan = window_plan(days, since, until)
     db = open_db(ctx, settings)
     with out.status("fetching insights…"):
-        result = run(_fetch(settings, db, user, account_id, names, plan, dry_run))
+        result = run(_fetch(settings, db, user, account_id, names, plan, dry_run, not no_batch))
     if out.json_mode:
         out.emit_json(result)
     else:
@@ -140,13 +142,14 @@ async def _fetch(
     names: Sequence[str],
     plan: WindowPlan,
     dry_run: bool,
+    batch: bool,
 ) -> FetchResult:
     from igsync.sync import fetch_account, resolve_account
     from igsync.tokens import app_credentials
 
     async with db as store:
         account = await resolve_account(store, settings, user, account_id)
-        async with graph_client(settings) as graph:
+        async with graph_client(settings, batch=batch) as graph:
             return await fetch_account(
                 graph,
                 store,

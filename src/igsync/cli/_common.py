@@ -25,6 +25,14 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or lo
 VerboseOpt = Annotated[
     int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
 ]
+NoBatchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-batch",
+        help="Send every Graph call alone instead of in Graph batch requests (up to 50 calls "
+        "per round trip).",
+    ),
+]
 MetricsOpt = Annotated[
     str | None,
     typer.Option(help="Comma list of metrics (see `igsync metrics`); default IGSYNC_METRICS."),
@@ -118,16 +126,26 @@ def open_db(ctx: typer.Context, current: Settings) -> Store:
     return open_supabase_store(current.supabase_url, current.supabase_key.get_secret_value())
 
 
-def graph_client(current: Settings) -> GraphClient:
-    from igsync.graph import GraphClient
+def graph_client(current: Settings, *, batch: bool = False, accounts: int = 1) -> GraphClient:
+    """The Graph client for the configured hosts and apps.
+
+    `batch`: share Graph batch requests between concurrent calls; `accounts`: how many
+    accounts are synced at once, which sizes the connection pool and the calls in flight.
+    """
+    from igsync.graph import GraphClient, pool_sizes
 
     secret, ig_secret = current.ig_app_secret, current.ig_instagram_app_secret
+    calls, connections = pool_sizes(accounts, batch=batch)
     return GraphClient(
         base_url=current.igsync_graph_url,
         instagram_url=current.igsync_instagram_url,
         version=current.igsync_graph_version,
         app_secret=secret.get_secret_value() if secret else None,
         instagram_app_secret=ig_secret.get_secret_value() if ig_secret else None,
+        app_id=current.ig_app_id,
+        batch=batch,
+        max_in_flight=calls,
+        connections=connections,
         timeout=current.igsync_http_timeout,
     )
 

@@ -10,6 +10,7 @@ from igsync.cli._common import (
     DaysOpt,
     JsonOpt,
     MetricsOpt,
+    NoBatchOpt,
     QuietOpt,
     SinceOpt,
     UntilOpt,
@@ -37,8 +38,14 @@ if TYPE_CHECKING:
 def sync_all(
     ctx: typer.Context,
     concurrency: Annotated[
-        int, typer.Option(min=1, max=64, help="Accounts fetched at the same time.")
-    ] = 4,
+        int,
+        typer.Option(
+            min=1,
+            max=256,
+            help="Accounts fetched at the same time; with batching their calls share Graph "
+            "batch requests.",
+        ),
+    ] = 64,
     days: DaysOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -50,6 +57,7 @@ def sync_all(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Fetch and report, write nothing.")
     ] = False,
+    no_batch: NoBatchOpt = False,
     json_: JsonOpt = False,
     ndjson: Annotated[
         bool,
@@ -92,7 +100,20 @@ def sync_all(
                 out.emit_line(result)
             advance(result)
 
-        report = run(_sync(settings, db, names, plan, concurrency, part, dry_run, on_result))
+        report = run(
+            _sync(
+                settings,
+                db,
+                names,
+                plan,
+                concurrency,
+                part,
+                dry_run,
+                batch=not no_batch,
+                keep=not ndjson,  # NDJSON lines are printed as accounts end: none is held
+                on_result=on_result,
+            )
+        )
     if ndjson:
         out.emit_line({"summary": report.model_dump(mode="json", exclude={"results"})})
     elif out.json_mode:
@@ -111,12 +132,15 @@ async def _sync(
     concurrency: int,
     shard: Shard | None,
     dry_run: bool,
+    *,
+    batch: bool,
+    keep: bool,
     on_result: Callable[[FetchResult], None],
 ) -> SyncReport:
     from igsync.sync_all import sync_all as sync_every_account
     from igsync.tokens import app_credentials
 
-    async with db as store, graph_client(settings) as graph:
+    async with db as store, graph_client(settings, batch=batch, accounts=concurrency) as graph:
         return await sync_every_account(
             graph,
             store,
@@ -127,4 +151,5 @@ async def _sync(
             shard=shard,
             dry_run=dry_run,
             on_result=on_result,
+            keep_results=keep,
         )

@@ -4,7 +4,8 @@ Knows nothing of storage. Facts it relies on are in GRAPH_API.md; section number
 refer to it.
 """
 
-from igsync.graph._client import GraphClient, RetryPolicy, TokenDebug, TokenGrant
+from igsync.graph._batch import MAX_BATCH, GraphRequest, per_account_calls, pool_sizes
+from igsync.graph._client import GraphClient, TokenDebug, TokenGrant
 from igsync.graph._errors import (
     TokenProblem,
     classify,
@@ -15,10 +16,13 @@ from igsync.graph._errors import (
 )
 from igsync.graph._login import KIND_HOSTS, LoginApi, appsecret_proof, infer_token_kind
 from igsync.graph._parse import MetricValues, Point, parse_insights
+from igsync.graph._retry import RetryPolicy
 
 __all__ = [
     "KIND_HOSTS",
+    "MAX_BATCH",
     "GraphClient",
+    "GraphRequest",
     "LoginApi",
     "MetricValues",
     "Point",
@@ -31,6 +35,8 @@ __all__ = [
     "error_from_response",
     "infer_token_kind",
     "parse_insights",
+    "per_account_calls",
+    "pool_sizes",
     "regain_seconds",
     "token_problem",
     "usage_percent",

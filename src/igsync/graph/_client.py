@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -15,42 +16,15 @@ import stamina
 from pydantic import SecretStr
 
 from igsync.errors import ErrorKind, GraphError
-from igsync.graph._errors import OBJECT_MISSING_SUBCODE, error_from_response, usage_percent
+from igsync.graph._batch import Answer, Batcher, GraphRequest, batch_item, parse_batch
+from igsync.graph._errors import OBJECT_MISSING_SUBCODE, error_from_answer, usage_percent
 from igsync.graph._login import LoginApi, appsecret_proof
 from igsync.graph._parse import MetricValues, parse_insights
+from igsync.graph._retry import RetryPolicy, should_retry
 from igsync.models import MetricType, TokenKind
 from igsync.redact import register_secret
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """Bounded retries with capped exponential backoff and jitter (stamina's defaults shape)."""
-
-    attempts: int = 5
-    wait_initial: float = 1.0
-    wait_max: float = 30.0
-    wait_jitter: float = 1.0
-    #: total time budget for one request, retries included
-    timeout: float = 180.0
-    #: a regain-access estimate longer than this fails fast instead of blocking a cron run
-    max_regain_wait: float = 300.0
-    #: usage (percent of a quota) from which requests slow down (GRAPH_API.md §3: pace before
-    #: 100%, from ~80-90%), and the pause before each request at 100%
-    pace_from: float = 80.0
-    pace_max: float = 30.0
-
-    def pace(self, usage: float | None) -> float:
-        """Seconds to pause before the next request at this usage; 0 below `pace_from`.
-
-        Grows with the square of how far past `pace_from` the usage is: barely a pause at 81%,
-        a quarter of `pace_max` halfway to 100%, all of it at 100%.
-        """
-        if usage is None or usage < self.pace_from:
-            return 0.0
-        share = min(1.0, (usage - self.pace_from) / max(1e-9, 100.0 - self.pace_from))
-        return self.pace_max * share**2
 
 
 @dataclass(frozen=True)
@@ -74,23 +48,6 @@ class TokenDebug:
     data_access_expires_at: datetime | None
     scopes: list[str]
     error: str | None
-
-
-def _should_retry(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
-    """stamina backoff hook: False = give up, True = default backoff, float = wait that long."""
-
-    def hook(exc: Exception) -> bool | float:
-        if not isinstance(exc, GraphError) or exc.kind not in (
-            ErrorKind.THROTTLED,
-            ErrorKind.TRANSIENT,
-        ):
-            return False
-        if exc.retry_after:
-            # Honour Meta's estimate, unless it is longer than a cron run should block.
-            return exc.retry_after if exc.retry_after <= policy.max_regain_wait else False
-        return True
-
-    return hook
 
 
 def _unix(value: Any) -> datetime | None:
@@ -118,6 +75,13 @@ class GraphClient:
     Instagram-Login tokens (`LoginApi`). `app_secret` (IG_APP_SECRET) keys appsecret_proof on
     Facebook-Login calls, `instagram_app_secret` (IG_INSTAGRAM_APP_SECRET) on Instagram-Login
     ones: the two apps have different secrets.
+
+    With `batch`, concurrent Facebook-Login calls share Graph batch requests (`_batch`): with
+    app credentials (`app_id` and `app_secret`) calls of every account share one batch under
+    the app token; without, each token's calls share batches of their own. Instagram-Login
+    calls are always sent alone: Meta documents no batch endpoint on graph.instagram.com.
+    At most `max_in_flight` calls (alone or batch items) are in flight at once, over at most
+    `connections` pooled, kept-alive connections.
     """
 
     def __init__(
@@ -128,6 +92,11 @@ class GraphClient:
         instagram_url: str = "https://graph.instagram.com",
         app_secret: str | None = None,
         instagram_app_secret: str | None = None,
+        app_id: str | None = None,
+        batch: bool = False,
+        batch_linger: float = 0.005,
+        max_in_flight: int = 256,
+        connections: int = 64,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -139,9 +108,20 @@ class GraphClient:
             ),
         }
         self._retry = retry or RetryPolicy()
+        # A pool as large as the work: httpx keeps only 20 idle connections by default, so
+        # more calls at once would each open (against Meta: a TLS handshake) a new one.
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.AsyncClient(
-            timeout=timeout, transport=transport, headers={"user-agent": "igsync"}
+            timeout=timeout, transport=transport, headers={"user-agent": "igsync"}, limits=limits
         )
+        self._batch = batch
+        self._linger = batch_linger
+        self._app_token = f"{app_id}|{app_secret}" if app_id and app_secret else None
+        self._batchers: dict[str, Batcher] = {}
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        #: HTTP round trips and Graph calls (a batch is one round trip of many calls) so far
+        self.round_trips = 0
+        self.calls = 0
         #: worst usage figure in the last successful answer (None: not reported), for pacing
         self.last_usage: float | None = None
         #: seconds spent pacing so far (stamina's test mode counts them without waiting)
@@ -165,6 +145,72 @@ class GraphClient:
         """Where calls carrying a token of `kind` go, and how they prove the app."""
         return self._apis[kind]
 
+    @property
+    def batching(self) -> bool:
+        return self._batch
+
+    async def call(self, request: GraphRequest) -> Any:
+        """Send one call (alone, or in a batch when batching) under the retry policy; returns
+        its parsed JSON body. Raises GraphError, classified the same either way."""
+        api = self._apis[request.kind]
+        batched = self._batch and request.kind == "facebook_login"
+
+        async def send() -> Answer:
+            if batched:
+                return await self._batcher(request).submit(request)
+            params = {**request.params, **api.proof(request.token)}
+            # DESIGN §7: a call sent alone carries the token in a header, never in the URL.
+            headers = {"authorization": f"Bearer {request.token}"}
+            return await self._send_get(api.url(request.path), params, headers)
+
+        return await self._retrying(f"/{request.path}", send)
+
+    def _batcher(self, request: GraphRequest) -> Batcher:
+        top = self._app_token or request.token
+        batcher = self._batchers.get(top)
+        if batcher is None:
+            batcher = self._batchers[top] = Batcher(self._post_batch, top, linger=self._linger)
+        return batcher
+
+    async def _post_batch(self, top: str, requests: Sequence[GraphRequest]) -> list[Answer | None]:
+        """One batch round trip; raises GraphError when the batch as a whole is refused."""
+        api = self._apis["facebook_login"]
+        data = {
+            "batch": json.dumps([batch_item(r, api) for r in requests], separators=(",", ":")),
+            "include_headers": "true",
+            "access_token": top,
+            **api.proof(top),
+        }
+        self.round_trips += 1
+        try:
+            response = await self._http.post(api.url(""), data=data)
+        except httpx.TimeoutException:
+            raise GraphError(
+                "timed out waiting for a Graph batch", kind=ErrorKind.TRANSIENT
+            ) from None
+        except httpx.TransportError as exc:
+            raise GraphError(
+                f"could not reach the Graph API ({type(exc).__name__} on a batch)",
+                kind=ErrorKind.TRANSIENT,
+            ) from None
+        answer = Answer.of(response)
+        if not answer.is_success:
+            error = _error_of(answer)
+            if error.kind == ErrorKind.AUTH and top == self._app_token:
+                # The app token was refused, not any account's token: no account may be
+                # marked needs_reauth for it.
+                error.kind = ErrorKind.INVALID
+                error.message = f"the app token (IG_APP_ID/IG_APP_SECRET) was refused: {error}"
+            raise error
+        self.last_usage = usage_percent(response.headers)
+        try:
+            return parse_batch(answer.json(), len(requests))
+        except ValueError:
+            raise GraphError(
+                "the Graph API answered a batch with a body that is not JSON",
+                kind=ErrorKind.TRANSIENT,
+            ) from None
+
     async def get_insights(
         self,
         account_id: str,
@@ -179,7 +225,6 @@ class GraphClient:
     ) -> list[MetricValues]:
         """`GET /{account}/insights` for metrics of one type over (since, until], on the host
         of the token's `kind` (GRAPH_API.md §7)."""
-        api = self._apis[kind]
         params = {
             "metric": ",".join(metrics),
             "period": period,
@@ -187,15 +232,9 @@ class GraphClient:
             "metric_type": metric_type,
             "since": str(int(since.timestamp())),
             "until": str(int(until.timestamp())),
-            **api.proof(token),
         }
-        # DESIGN §7: insights calls carry the token in a header, never in the URL.
-        body = await self._get(
-            api.url(f"{account_id}/insights"),
-            params,
-            headers={"authorization": f"Bearer {token}"},
-        )
-        return parse_insights(body)
+        request = GraphRequest(kind, f"{account_id}/insights", params, token)
+        return parse_insights(await self.call(request))
 
     async def exchange_token(self, token: str, *, app_id: str, app_secret: str) -> TokenGrant:
         """Facebook Login: a fresh ~60-day token for a long-lived one (§4, fb_exchange_token)."""
@@ -263,10 +302,16 @@ class GraphClient:
         Token endpoints take secrets as query parameters, as Meta documents them: no URL ever
         reaches an error or a log line from here.
         """
+        return await self._retrying(
+            httpx.URL(url).path, lambda: self._send_get(url, params, headers)
+        )
+
+    async def _retrying(self, path: str, send: Callable[[], Awaitable[Answer]]) -> Any:
+        """`send` under the retry policy (throttled and transient errors, §3), paced by the
+        usage Meta reports; the parsed JSON body of the first answer that succeeds."""
         policy = self._retry
-        path = httpx.URL(url).path
         async for attempt in stamina.retry_context(
-            on=_should_retry(policy),
+            on=should_retry(policy),
             attempts=policy.attempts,
             timeout=policy.timeout,
             wait_initial=policy.wait_initial,
@@ -275,20 +320,22 @@ class GraphClient:
         ):
             with attempt:
                 await self._pace()
-                response = await self._send(url, path, params, headers)
-                if response.is_success:
+                async with self._in_flight:
+                    self.calls += 1
+                    answer = await send()
+                if answer.is_success:
                     # Only answers that went through set the pace: after a refusal, the
                     # backoff (or Meta's regain estimate) already decides the wait.
-                    self.last_usage = usage_percent(response.headers)
+                    self.last_usage = usage_percent(answer.headers)
                     try:
-                        return response.json()
+                        return answer.json()
                     except ValueError:
                         raise GraphError(
                             "the Graph API answered with a body that is not JSON",
                             kind=ErrorKind.TRANSIENT,
-                            http_status=response.status_code,
+                            http_status=answer.status,
                         ) from None
-                error = error_from_response(response)
+                error = _error_of(answer)
                 if error.subcode == OBJECT_MISSING_SUBCODE and attempt.num > 1:
                     error.kind = ErrorKind.INVALID  # §3: retry once, then fail that item
                 log.debug("graph error on %s (attempt %d): %s", path, attempt.num, error)
@@ -305,15 +352,13 @@ class GraphClient:
         if not stamina.is_testing():
             await asyncio.sleep(wait)
 
-    async def _send(
-        self,
-        url: str,
-        path: str,
-        params: Mapping[str, str],
-        headers: Mapping[str, str] | None,
-    ) -> httpx.Response:
+    async def _send_get(
+        self, url: str, params: Mapping[str, str], headers: Mapping[str, str] | None
+    ) -> Answer:
+        path = httpx.URL(url).path
+        self.round_trips += 1
         try:
-            return await self._http.get(url, params=params, headers=headers)
+            return Answer.of(await self._http.get(url, params=params, headers=headers))
         except httpx.TimeoutException:
             raise GraphError(
                 f"timed out waiting for the Graph API ({path})", kind=ErrorKind.TRANSIENT
@@ -324,3 +369,11 @@ class GraphClient:
                 f"could not reach the Graph API ({type(exc).__name__} on {path})",
                 kind=ErrorKind.TRANSIENT,
             ) from None
+
+
+def _error_of(answer: Answer) -> GraphError:
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    return error_from_answer(answer.status, answer.headers, body)

@@ -140,11 +140,19 @@ def usage_percent(headers: httpx.Headers) -> float | None:
 
 def error_from_response(response: httpx.Response) -> GraphError:
     """Build a GraphError from an error answer; never carries the request URL (it holds tokens)."""
-    status = response.status_code
     try:
         body = response.json()
     except ValueError:
         body = None
+    return error_from_answer(response.status_code, response.headers, body)
+
+
+def error_from_answer(status: int, headers: httpx.Headers, body: Any) -> GraphError:
+    """A GraphError from an error's status, headers and parsed body (None: not JSON).
+
+    The same for a standalone answer and for one item of a batch (GRAPH_API.md §5: "treat its
+    error like a standalone call's").
+    """
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):
         kind = ErrorKind.TRANSIENT if status >= 500 else classify(None, None, False, status)
@@ -162,5 +170,5 @@ def error_from_response(response: httpx.Response) -> GraphError:
         fbtrace_id=err.get("fbtrace_id"),
         is_transient=is_transient,
         http_status=status,
-        retry_after=regain_seconds(response.headers),
+        retry_after=regain_seconds(headers),
     )

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._batch import BatchEndpoint
 from ._errors import (
     APPSECRET_PROOF_REQUIRED,
     CANNOT_PARSE_TOKEN,
@@ -46,7 +47,7 @@ from ._metrics import (
 )
 from ._model import HOST_KINDS, Endpoint, Fault, Host, SimAccount, SimRequest, TokenInfo, TokenKind
 from ._oauth import TokenEndpoints
-from ._routing import VERSION, is_unknown_alias, token_of, unknown_path
+from ._routing import BATCH_ITEM, VERSION, is_unknown_alias, token_of, unknown_path
 from ._tokens import DATA_ACCESS, TokenRegistry, kind_of_shape
 
 #: In-process (`Simulator.transport()`), requests to this host reach the Instagram host; any
@@ -103,6 +104,9 @@ class Simulator:
                 data_access_expires_at=issued_at + DATA_ACCESS,
             )
             self._registry.register(token, info)
+        #: Graph calls (alone or batch items) being answered now, and the most there ever were
+        self.in_flight = 0
+        self.max_in_flight = 0
         #: (host, port) pairs served as the Instagram host over loopback (`serve_in_thread`)
         self.instagram_servers: set[tuple[str, int]] = set()
         self.facebook_app: ASGIApp = _RecordingApp(self._build_routes("facebook"), self, "facebook")
@@ -181,6 +185,13 @@ class Simulator:
         """The user logged out: from now on `token` answers 190/467, in either token mode."""
         self._registry.revoke(token)
 
+    def enter_calls(self, count: int) -> None:
+        self.in_flight += count
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def exit_calls(self, count: int) -> None:
+        self.in_flight -= count
+
     # -- values -----------------------------------------------------------------------------
 
     def _served_value(
@@ -211,11 +222,14 @@ class Simulator:
         routes = [
             Route("/{version}/{node}/insights", insights, methods=["GET"]),
             *TokenEndpoints(self).routes(host),
-            # Batch (POST /) slots in here; it shares _authenticate, _faulted and _count_call.
+            # Meta documents batch requests on graph.facebook.com only (GRAPH_API §5).
+            *(BatchEndpoint(self).routes() if host == "facebook" else []),
         ]
-        return Starlette(
+        app = Starlette(
             routes=routes, exception_handlers={404: self._not_found, 405: self._wrong_method}
         )
+        app.router.redirect_slashes = False  # Graph answers, it never redirects
+        return app
 
     async def _insights(self, request: Request, host: Host) -> Response:
         version, account_id = request.path_params["version"], request.path_params["node"]
@@ -361,12 +375,14 @@ class _RecordingApp:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        in_batch = bool(scope.get(BATCH_ITEM))
         record = SimRequest(
             method=scope["method"],
             path=scope["path"],
             query=dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)),
             headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
             host=self._host,
+            in_batch=in_batch,
         )
         self._sim.requests.append(record)
 
@@ -375,6 +391,15 @@ class _RecordingApp:
                 record.status = message["status"]
             await send(message)
 
-        if self._sim.latency > 0:
-            await anyio.sleep(self._sim.latency)
-        await self._app(scope, receive, send_and_record)
+        # A batch counts its items and waits the latency once for all of them (BatchEndpoint);
+        # its items, answered inside it, wait none of their own.
+        one_call = not in_batch and scope["method"] == "GET"
+        if one_call:
+            self._sim.enter_calls(1)
+        try:
+            if one_call and self._sim.latency > 0:
+                await anyio.sleep(self._sim.latency)
+            await self._app(scope, receive, send_and_record)
+        finally:
+            if one_call:
+                self._sim.exit_calls(1)

@@ -58,12 +58,24 @@ def page_id_of(account_id: str) -> str:
     return str(100_000_000_000_000 + stable_hash("page", account_id) % 900_000_000_000_000)
 
 
+#: faults only a batch item can hit (a `null` item); a call sent alone never does
+BATCH_ONLY = frozenset({"batch_timeout"})
+
+
 def take_fault(
-    faults: Iterable[Fault], endpoint: Endpoint, account_id: str | None, metrics: tuple[str, ...]
+    faults: Iterable[Fault],
+    endpoint: Endpoint,
+    account_id: str | None,
+    metrics: tuple[str, ...],
+    *,
+    in_batch: bool = False,
 ) -> Fault | None:
-    """The first unspent fault that matches the request, spending one of its `times`."""
+    """The first unspent fault that matches the request, spending one of its `times`.
+
+    `in_batch`: only the faults that hit batch items as such (BATCH_ONLY); otherwise only the
+    others."""
     for fault in faults:
-        if fault.times <= 0:
+        if fault.times <= 0 or (fault.kind in BATCH_ONLY) != in_batch:
             continue
         if fault.endpoint is not None and fault.endpoint != endpoint:
             continue

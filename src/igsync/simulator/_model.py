@@ -22,6 +22,7 @@ FaultKind = Literal[
     "object_missing",
     "invalid_token",
     "unparseable_token",
+    "batch_timeout",  # a batch item answered `null` (Meta timed it out); batch items only
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 # What a fault can hit, matched against the end of the request path: the versioned and the
@@ -112,6 +113,7 @@ class SimRequest:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     status: int = 0
     host: Host = "facebook"  # which of Meta's two hosts it reached
+    in_batch: bool = False  # an item of a batch (the batch's own POST is a request of its own)
 
 
 def demo_accounts(n: int = 3) -> list[SimAccount]:

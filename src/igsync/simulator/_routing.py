@@ -11,6 +11,8 @@ from starlette.responses import JSONResponse, Response
 from ._errors import GraphReject, graph_error, unsupported_request
 
 VERSION = re.compile(r"v\d+\.\d+")
+#: scope key marking a request answered as an item of a batch
+BATCH_ITEM = "igsync.batch_item"
 
 
 def token_of(request: Request, params: Mapping[str, str]) -> str | None:

@@ -1,0 +1,204 @@
+"""`igsync sync-all`: batched, unbatched and the seed's sequential way, side by side.
+
+    uv run python benchmarks/sync_all.py [--accounts 1000] [--latency 0.1] [--big N]
+                                         [--concurrency N] [--postgres-url URL]
+
+The simulator serves both of Meta's hosts over loopback (in this process, in a thread) with
+`--latency` seconds per HTTP round trip; a batch is one round trip. For `--accounts` accounts
+(4 default metrics, `--days 1`, SQLite, app credentials set so that batches may mix accounts)
+it runs the installed `igsync sync-all --json` as a user would, batched (the default) and with
+`--no-batch`, and measures each child process alone (os.wait4): wall, CPU seconds, peak RSS.
+The simulator counts HTTP round trips and Graph calls (a batch item is one call). The seed's
+sequential way (one request per metric, one account after another) is run by this script on a
+sample of accounts and extrapolated. Then memory at `--big` accounts (batched), and one
+account's 365-day backfill (`igsync fetch --since`), in round trips.
+
+Figures that travel: speed-up against the seed's way, wall / ideal (round trips x latency /
+round trips in flight), CPU seconds per 1,000 accounts, peak RSS. Goals (issue 9): >= 40x at
+the default settings, wall / ideal <= 1.25, <= 2 CPU-s per 1,000 accounts, <= 150 MB flat in
+N, <= 25 round trips for a 365-day backfill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+from pydantic import SecretStr
+
+from igsync.models import DEFAULT_METRICS, METRIC_CONFIG, UserToken
+from igsync.simulator import Served, SimAccount, Simulator, serve_in_thread
+from igsync.store.sqlite import SQLiteStore
+
+IGSYNC = str(Path(sys.executable).parent / "igsync")
+APP_ID, APP_SECRET = "sim-app-id", "sim-app-secret"
+
+
+@dataclass
+class Run:
+    name: str
+    accounts: int
+    wall: float
+    cpu: float
+    rss_mb: float
+    round_trips: int
+    calls: int
+    max_in_flight: int
+    ok: int
+
+    def ideal(self, latency: float, slots: int) -> float:
+        return self.round_trips * latency / max(1, slots)
+
+
+def seed_tokens(db: Path, accounts: list[SimAccount]) -> None:
+    async def save() -> None:
+        async with SQLiteStore(db) as store:
+            await store.init_schema()
+            for account in accounts:
+                token = f"EAAG-bench-{account.account_id}-{'x' * 40}"
+                row = UserToken(
+                    u_id=uuid4(), access_token=SecretStr(token), account_id=account.account_id
+                )
+                await store.save_token(row)
+
+    asyncio.run(save())
+
+
+def run_igsync(served: Served, db: Path, *args: str) -> tuple[float, float, float, Any]:
+    """The installed igsync in a child process: wall, CPU seconds, peak RSS (MB), its JSON."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(db.parent),
+        "NO_COLOR": "1",
+        "IGSYNC_GRAPH_URL": served.graph_url,
+        "IGSYNC_INSTAGRAM_URL": served.instagram_url,
+        "IGSYNC_DATABASE_URL": f"sqlite:///{db}",
+        "IG_APP_ID": APP_ID,
+        "IG_APP_SECRET": APP_SECRET,
+    }
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            [IGSYNC, *args, "--json"], stdout=out, stderr=subprocess.DEVNULL, env=env
+        )
+        # wait4: this child's own CPU and peak RSS, not the running maximum of all children
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        text = out.read().decode()
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, json.loads(text) if text.strip() else {}
+
+
+def sync_all(name: str, n: int, latency: float, extra: list[str], tmp: Path) -> Run:
+    accounts = [SimAccount(f"178414{i:011d}", tz="America/Los_Angeles") for i in range(1, n + 1)]
+    sim = Simulator(accounts, latency=latency, app_id=APP_ID, app_secret=APP_SECRET)
+    db = tmp / f"{name}-{n}.db"
+    seed_tokens(db, accounts)
+    with serve_in_thread(sim) as served:
+        wall, cpu, rss, report = run_igsync(served, db, "sync-all", "--days", "1", *extra)
+    round_trips = sum(1 for r in sim.requests if not r.in_batch)
+    calls = sum(1 for r in sim.requests if r.path.endswith("/insights"))
+    return Run(
+        name, n, wall, cpu, rss, round_trips, calls, sim.max_in_flight, report.get("accounts_ok", 0)
+    )
+
+
+def seed_way(n: int, sample: int, latency: float) -> float:
+    """The seed's way: one GET per metric, one account after another; seconds for `n`."""
+    accounts = [
+        SimAccount(f"178414{i:011d}", tz="America/Los_Angeles") for i in range(1, sample + 1)
+    ]
+    sim = Simulator(accounts, latency=latency)
+    until = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = until - timedelta(days=1)
+    with serve_in_thread(sim) as served, httpx.Client() as client:
+        start = time.perf_counter()
+        for account in accounts:
+            for metric in DEFAULT_METRICS:
+                client.get(
+                    f"{served.graph_url}/v24.0/{account.account_id}/insights",
+                    params={
+                        "metric": metric,
+                        "period": "day",
+                        "metric_type": METRIC_CONFIG[metric].metric_type,
+                        "since": str(int(since.timestamp())),
+                        "until": str(int(until.timestamp())),
+                        "access_token": "EAAG-seed",
+                    },
+                ).raise_for_status()
+        took = time.perf_counter() - start
+    return took / sample * n
+
+
+def backfill(latency: float, tmp: Path) -> tuple[int, int, float]:
+    """One account, 365 local days: (round trips, calls, wall)."""
+    account = SimAccount("17841400000000001", tz="America/Los_Angeles")
+    sim = Simulator([account], latency=latency, app_id=APP_ID, app_secret=APP_SECRET)
+    db = tmp / "backfill.db"
+    seed_tokens(db, [account])
+    since = (date.today() - timedelta(days=365)).isoformat()
+    with serve_in_thread(sim) as served:
+
+        async def user() -> str:
+            async with SQLiteStore(db) as store:
+                return str((await store.list_tokens())[0].u_id)
+
+        uid = asyncio.run(user())
+        wall, _, _, _ = run_igsync(served, db, "fetch", "--user", uid, "--since", since)
+    round_trips = sum(1 for r in sim.requests if not r.in_batch)
+    return round_trips, sum(1 for r in sim.requests if r.path.endswith("/insights")), wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--big", type=int, default=10_000, help="accounts for the memory run")
+    parser.add_argument("--sample", type=int, default=20, help="accounts the seed's way runs")
+    args = parser.parse_args()
+    n, latency = args.accounts, args.latency
+    with tempfile.TemporaryDirectory(prefix="igsync-bench-") as name:
+        tmp = Path(name)
+        seed = seed_way(n, args.sample, latency)
+        runs = [
+            sync_all("batched", n, latency, [], tmp),
+            sync_all("--no-batch", n, latency, ["--no-batch"], tmp),
+        ]
+        big = sync_all("batched", args.big, latency, [], tmp) if args.big else None
+        trips, calls, wall = backfill(latency, tmp)
+    print(f"{n} accounts, 4 metrics, --days 1, {latency * 1000:.0f} ms per round trip, SQLite")
+    print(f"seed's sequential way (extrapolated from {args.sample}): {seed:.1f} s\n")
+    header = (
+        f"{'case':<12} {'accounts':>8} {'wall s':>7} {'speed-up':>8} {'trips':>6} {'calls':>6} "
+        f"{'in flight':>9} {'wall/ideal':>10} {'CPU s/1k':>8} {'RSS MB':>7} {'ok':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for run in [*runs, *([big] if big else [])]:
+        per_trip = run.calls / max(1, run.round_trips)
+        slots = max(1, round(run.max_in_flight / max(1.0, per_trip)))
+        print(
+            f"{run.name:<12} {run.accounts:>8} {run.wall:>7.1f} "
+            f"{seed / run.wall * run.accounts / n:>7.0f}x {run.round_trips:>6} {run.calls:>6} "
+            f"{run.max_in_flight:>9} {run.wall / run.ideal(latency, slots):>10.2f} "
+            f"{run.cpu / run.accounts * 1000:>8.2f} {run.rss_mb:>7.0f} {run.ok:>6}"
+        )
+    print(f"\n365-day backfill of one account: {trips} round trips, {calls} calls, {wall:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
