@@ -4,17 +4,16 @@ serving both of Meta's hosts over loopback, each refusing the other login's toke
 from __future__ import annotations
 
 import json
-import sqlite3
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from igsync.simulator import SimAccount, Simulator, serve_in_thread
+from igsync.simulator import Fault, SimAccount, Simulator, serve_in_thread
 from test_tokens_e2e import ACCOUNT, APP_SECRET, NOW, Env
 
 pytestmark = pytest.mark.e2e
@@ -96,13 +95,14 @@ def test_a_cannot_parse_190_is_a_kind_mismatch_never_needs_reauth(env: Env) -> N
         ACCOUNT, kind="instagram_login", expires_at=NOW + timedelta(days=50)
     )
     assert env.add(token, user=user, expires=NOW + timedelta(days=50)).returncode == 0
-    with closing(sqlite3.connect(env.db)) as conn, conn:
-        conn.execute("update user_tokens set token_kind = 'facebook_login'")
+    env.sql("update user_tokens set token_kind = 'facebook_login'")
     proc = env.run("fetch", "--user", user, "--json")
     assert proc.returncode == 1
     (error,) = json.loads(proc.stdout)["errors"]
     assert "cannot parse" in error
-    assert f"igsync accounts add --account-id {ACCOUNT} --kind instagram_login" in error
+    assert (
+        f"igsync accounts add --user {user} --account-id {ACCOUNT} --kind instagram_login" in error
+    )
     assert env.token_row(user)[1] == "ok"  # not needs_reauth: the token is fine
     assert not [r for r in env.sim.requests if "access_token" in r.path]  # no refresh tried
     # the fix the message names
@@ -164,3 +164,73 @@ def test_accounts_add_refuses_a_kind_it_cannot_tell_or_that_contradicts_the_toke
     assert "Traceback" not in proc.stderr
     assert token not in proc.stderr
     assert env.sim.requests == []
+
+
+def test_swapped_host_urls_are_named_as_the_fault_when_the_kind_fits_the_token(env: Env) -> None:
+    user = str(uuid4())
+    token = env.sim.issue_token(
+        ACCOUNT, kind="instagram_login", expires_at=NOW + timedelta(days=50)
+    )
+    assert env.add(token, user=user, expires=NOW + timedelta(days=50)).returncode == 0
+    swapped = env.environ() | {"IGSYNC_INSTAGRAM_URL": env.served.graph_url}
+    proc = subprocess.run(
+        [*env.command, "fetch", "--user", user, "--json"],
+        capture_output=True,
+        text=True,
+        env=swapped,
+        cwd=env.tmp,
+        timeout=120,
+        check=False,
+    )
+    (error,) = json.loads(proc.stdout)["errors"]
+    assert "check that IGSYNC_INSTAGRAM_URL points at graph.instagram.com" in error
+    assert env.token_row(user)[1] == "ok"
+
+
+def test_a_190_refreshes_even_a_token_meta_issued_hours_ago(env: Env) -> None:
+    """Our record says Meta issued it 2 h ago, but Meta now refuses it: only a refresh can tell
+    whether a new token can be had, so one is tried before anything is marked."""
+    user = str(uuid4())
+    token = env.sim.issue_token(
+        ACCOUNT,
+        kind="instagram_login",
+        issued_at=NOW - timedelta(days=3),
+        expires_at=NOW + timedelta(days=50),
+    )
+    assert env.add(token, user=user, expires=NOW + timedelta(days=50)).returncode == 0
+    env.sql("update user_tokens set last_refreshed_at = %s", (NOW - timedelta(hours=2)).isoformat())
+    env.sim.faults.append(Fault("invalid_token", times=1))
+    proc = env.run("fetch", "--user", user, "--json", app=False)
+    assert proc.returncode == 0, proc.stdout
+    assert json.loads(proc.stdout)["token_refreshed"] is True
+
+
+@pytest.mark.parametrize(
+    ("stdin", "extra", "needle"),
+    [
+        ("EAAG" + "a" * 60, ["--expires-at", "2020-01-01"], "in the past"),
+        ("EAAGshort", [], "too short"),
+    ],
+)
+def test_accounts_add_refuses_a_dead_or_truncated_token(
+    env: Env, stdin: str, extra: list[str], needle: str
+) -> None:
+    args = ["accounts", "add", "--user", str(uuid4()), "--account-id", ACCOUNT, "--token-stdin"]
+    proc = env.run(*args, *extra, stdin=stdin)
+    assert (proc.returncode, needle in proc.stderr) == (2, True), proc.stderr
+    assert stdin not in proc.stderr
+
+
+def test_accounts_list_shows_the_env_tokens_kind_as_fetch_uses_it(env: Env) -> None:
+    environ = env.environ() | {"IG_ACCOUNT_ID": ACCOUNT, "IG_LONG_TOKEN": "IGAA" + "z" * 60}
+    proc = subprocess.run(
+        [*env.command, "accounts", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=env.tmp,
+        timeout=120,
+        check=False,
+    )
+    (row,) = json.loads(proc.stdout)
+    assert (row["source"], row["token_kind"]) == ("env", "instagram_login")

@@ -344,9 +344,10 @@ async def test_a_cannot_parse_190_never_marks_needs_reauth(
         result = await fetch_with_app(g, store, old)
     assert not result.success
     (error,) = result.errors
-    other = "instagram_login" if kind == "facebook_login" else "facebook_login"
-    assert f"--kind {other}" in error
-    assert "cannot parse" in error
+    # the token's shape fits its kind, so the host URL is what is named as the fault
+    variable = "IGSYNC_GRAPH_URL" if kind == "facebook_login" else "IGSYNC_INSTAGRAM_URL"
+    assert f"cannot parse this {kind} token; check that {variable}" in error
+    assert "(the token was kept)" in error
     row = await stored(store, old.u_id)
     assert (row.status, row.access_token) == ("ok", old.access_token)
     assert not [r for r in sim.requests if "access_token" in r.path]

@@ -92,7 +92,7 @@ class Env:
         if self.postgres is not None:
             with psycopg.connect(self.postgres) as conn:
                 return conn.execute(query.encode(), params).fetchall()  # type: ignore[arg-type]
-        with closing(sqlite3.connect(self.db)) as conn:
+        with closing(sqlite3.connect(self.db)) as conn, conn:  # commits, as psycopg's does
             return conn.execute(query.replace("%s", "?"), params).fetchall()
 
     def table_texts(self) -> dict[str, list[str]]:
@@ -335,11 +335,14 @@ def test_refresh_token_keeps_exiting_1_while_a_token_needs_reauth(env: Env) -> N
 
 def test_refresh_token_dry_run_leaves_the_database_byte_identical(env: Env) -> None:
     due, expired, unknown, dead = (str(uuid4()) for _ in range(4))
-    for user, days in ((due, 2), (expired, -1), (dead, 1)):
+    for user, days in ((due, 2), (expired, 1), (dead, 1)):
         token = env.sim.issue_token(ACCOUNT, expires_at=NOW + timedelta(days=days))
         assert env.add(token, user=user, expires=NOW + timedelta(days=days)).returncode == 0
         if user == dead:
             env.sim.revoke_token(token)
+    # expired since it was added (`accounts add` refuses an expiry in the past)
+    past = (NOW - timedelta(days=1)).isoformat()
+    env.sql("update user_tokens set expires_at = %s where cast(u_id as text) = %s", past, expired)
     # no --expires-at and no app credentials: stored with its expiry unknown
     add = env.run(
         *("accounts", "add", "--user", unknown, "--account-id", ACCOUNT, "--token-stdin"),

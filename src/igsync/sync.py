@@ -176,8 +176,14 @@ async def _collect_authorized(
         row = account.row
         if problem == TokenProblem.UNPARSEABLE:
             # Not a dead token: a host cannot read the other login's tokens. Never marked.
-            where = "IG_LONG_TOKEN: " if row is None else ""
-            message = f"token: {where}{wrong_kind_message(account.kind, account.account_id)}"
+            if row is None:
+                message = (
+                    f"token: {graph.api(account.kind).base_url} cannot parse IG_LONG_TOKEN; "
+                    "check the token (Facebook Login tokens start EAA, Instagram Login ones "
+                    "IG) and IGSYNC_GRAPH_URL / IGSYNC_INSTAGRAM_URL"
+                )
+            else:
+                message = f"token: {wrong_kind_message(graph, row)}"
             break
         if row is None:
             message = f"token: IG_LONG_TOKEN rejected by the Graph API ({rejected}); replace it"
@@ -190,7 +196,10 @@ async def _collect_authorized(
         refreshable = row.token_kind == "instagram_login" or app is not None
         if attempt == 1 and refreshable and not problem.needs_login:
             try:
-                account = account_from_token(await refresh_now(graph, store, row, app, now))
+                # forced: Meta just refused the token, so whatever igsync knows of its age,
+                # only Meta's answer to a refresh can tell whether a new one can be had
+                fresh = await refresh_now(graph, store, row, app, now, force=True)
+                account = account_from_token(fresh)
                 refreshed = True
                 continue
             except RefreshRaced as race:

@@ -101,14 +101,26 @@ def other_kind(kind: TokenKind) -> TokenKind:
     return "instagram_login" if kind == "facebook_login" else "facebook_login"
 
 
-def wrong_kind_message(kind: TokenKind, account_id: str | None) -> str:
-    """What to say when a host cannot parse a token: it is most likely of the other kind."""
+def wrong_kind_message(graph: GraphClient, token: UserToken) -> str:
+    """What to say when a host cannot parse a stored token, and the fix.
+
+    A token whose shape fits its stored kind is of that kind: then the host URL is what is
+    wrong. Otherwise the token is most likely of the other kind (docs/instagram-login.md §1).
+    """
+    kind, secret = token.token_kind, token.access_token.get_secret_value()
+    url = graph.api(kind).base_url
+    if infer_token_kind(secret) == kind:
+        variable = "IGSYNC_INSTAGRAM_URL" if kind == "instagram_login" else "IGSYNC_GRAPH_URL"
+        return (
+            f"{url} cannot parse this {kind} token; check that {variable} points at "
+            f"{KIND_HOSTS[kind]} (the token was kept)"
+        )
     other = other_kind(kind)
-    account = f" --account-id {account_id}" if account_id else ""
     return (
-        f"{KIND_HOSTS[kind]} cannot parse this token, so it is probably not a {kind} token; "
-        f"if it came from {other.replace('_', ' ').title()}, add it again with "
-        f"`igsync accounts add{account} --kind {other} --token-stdin` (the token was kept)"
+        f"{url} cannot parse this token, so it is probably not a {kind} token; if it came from "
+        f"{other.replace('_', ' ').title()}, add it again with `igsync accounts add --user "
+        f"{token.u_id} --account-id {token.account_id} --kind {other} --token-stdin` "
+        "(the token was kept)"
     )
 
 
@@ -146,16 +158,17 @@ async def list_accounts(store: Store, settings: Settings, now: datetime) -> list
     """Stored accounts, then the env fallback account if one is configured."""
     infos = [account_info(t, now) for t in await store.list_tokens()]
     if settings.ig_account_id and settings.ig_long_token:
+        secret = settings.ig_long_token.get_secret_value()
         infos.append(
             AccountInfo(
                 user_id=None,
                 account_id=settings.ig_account_id,
                 source="env",
-                token_kind="facebook_login",
+                token_kind=infer_token_kind(secret) or "facebook_login",  # as fetch uses it
                 expires_at=None,
                 days_left=None,
                 status="ok",
-                token_hint=token_hint(settings.ig_long_token.get_secret_value()),
+                token_hint=token_hint(secret),
                 last_refreshed_at=None,
             )
         )
@@ -273,20 +286,25 @@ def can_wait(token: UserToken, now: datetime) -> bool:
     return token.expires_at is None or token.expires_at > now + REFRESH_AHEAD
 
 
-def check_refreshable(token: UserToken, app: AppCredentials | None, now: datetime) -> None:
+def check_refreshable(
+    token: UserToken, app: AppCredentials | None, now: datetime, *, force: bool = False
+) -> None:
     """Refusals known before asking Meta: RefreshTooEarly or RefreshFailed, else nothing.
 
     Too early is only ever known from Meta's own word: `last_refreshed_at` is when Meta issued
     the token (the answer of a refresh igsync made, or debug_token's `issued_at`). Even then the
-    token is refreshed regardless when it cannot wait for the next run: Meta is the judge.
+    token is refreshed regardless when it cannot wait for the next run, or with `force` (Meta
+    just refused the token: only its answer to a refresh tells whether a new one can be had).
     """
     if token.token_kind == "instagram_login":
+        if force:
+            return
         issued = token.last_refreshed_at
         if issued is not None and now - issued < MIN_INSTAGRAM_AGE and can_wait(token, now):
             hours = (now - issued) / timedelta(hours=1)
             raise RefreshTooEarly(
                 f"Meta issued this token {hours:.0f} h ago and refreshes Instagram tokens only "
-                "from 24 h on; the next run will"
+                "from 24 h on; the next run will try again"
             )
     elif app is None:
         raise RefreshFailed("set IG_APP_ID and IG_APP_SECRET to refresh facebook_login tokens")
@@ -298,6 +316,8 @@ async def refresh_now(
     token: UserToken,
     app: AppCredentials | None,
     now: datetime,
+    *,
+    force: bool = False,
 ) -> UserToken:
     """Refresh one token and save token, expiry, status and time in one write.
 
@@ -308,7 +328,7 @@ async def refresh_now(
     Never raises GraphError or StoreError.
     """
     old = token.access_token.get_secret_value()
-    check_refreshable(token, app, now)
+    check_refreshable(token, app, now, force=force)
     try:
         if token.token_kind == "instagram_login":
             grant = await graph.refresh_instagram_token(old)
@@ -319,7 +339,7 @@ async def refresh_now(
         problem = token_problem(error)
         if problem == TokenProblem.UNPARSEABLE:
             # The host cannot read it: a token of the other kind, not a dead one (kept as is).
-            raise RefreshFailed(wrong_kind_message(token.token_kind, token.account_id)) from None
+            raise RefreshFailed(wrong_kind_message(graph, token)) from None
         if problem is not None:
             try:
                 marked = await mark_needs_reauth(store, token)

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from igsync.models import AccountInfo, RefreshReport
     from igsync.store import Store
 
+#: shorter than any token Meta issues; a typo or a truncated paste, not a token
+MIN_TOKEN_LENGTH = 32
+
 accounts_app = typer.Typer(
     help="List, add and remove the Instagram accounts (and their tokens) igsync syncs.",
     no_args_is_help=True,
@@ -68,11 +71,17 @@ def _expiry(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return as_utc(datetime.fromisoformat(text))
+        when = as_utc(datetime.fromisoformat(text))
     except ValueError:
         raise InputError(
             f"--expires-at: expected an ISO date or time such as 2027-01-24T10:00:00Z, got {text!r}"
         ) from None
+    if when <= datetime.now(UTC):
+        raise InputError(
+            f"--expires-at {text}: that is in the past, so the token is dead; log in again "
+            "for a new one"
+        )
+    return when
 
 
 @accounts_app.command("add")
@@ -128,6 +137,11 @@ def accounts_add(
         raise InputError("--token-stdin: standard input was empty; pipe the token in")
     if any(c.isspace() for c in token):
         raise InputError("--token-stdin: the token has white space inside; pipe only the token")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise InputError(
+            f"--token-stdin: {len(token)} characters is too short for a Meta access token "
+            "(they run to 100 or more); pipe the whole token"
+        )
     register_secret(token)
     resolve_kind(token, kind)  # a kind that cannot be told or fits not: exit 2 before any I/O
     settings = load()
@@ -222,8 +236,10 @@ def refresh_token(
     from igsync.tokens import parse_duration
 
     out = make_output(ctx, json_, quiet, verbose)
-    if (user is None) == (not all_):
-        raise InputError("pass --user UUID or --all")
+    if user is not None and all_:
+        raise InputError("--user and --all: pass one of them, not both")
+    if user is None and not all_:
+        raise InputError("pass --user UUID (one user's tokens) or --all (every token)")
     within = parse_duration(expiring_within)
     settings = load()
     db = open_db(ctx, settings)

@@ -130,8 +130,16 @@ class Batcher:
     sends it again; a `null` item becomes a transient error of that call only.
     """
 
-    def __init__(self, post: PostBatch, top_token: str, *, linger: float) -> None:
+    def __init__(
+        self,
+        post: PostBatch,
+        top_token: str,
+        *,
+        linger: float,
+        on_idle: Callable[[Batcher], None] | None = None,
+    ) -> None:
         self._post = post
+        self._on_idle = on_idle
         self._top = top_token
         self._linger = linger
         self._pending: list[tuple[GraphRequest, asyncio.Future[Answer]]] = []
@@ -158,7 +166,12 @@ class Batcher:
             items, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             task = asyncio.get_running_loop().create_task(self._send(items))
             self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if not self._sending and not self._pending and self._on_idle is not None:
+            self._on_idle(self)  # a batcher per token must not outlive its account's calls
 
     async def _send(self, items: list[tuple[GraphRequest, asyncio.Future[Answer]]]) -> None:
         live = [(r, f) for r, f in items if not f.done()]  # a cancelled caller is not sent

@@ -169,8 +169,17 @@ class GraphClient:
         top = self._app_token or request.token
         batcher = self._batchers.get(top)
         if batcher is None:
-            batcher = self._batchers[top] = Batcher(self._post_batch, top, linger=self._linger)
+            batcher = self._batchers[top] = Batcher(
+                self._post_batch, top, linger=self._linger, on_idle=self._forget(top)
+            )
         return batcher
+
+    def _forget(self, top: str) -> Callable[[Batcher], None]:
+        def forget(batcher: Batcher) -> None:
+            if self._batchers.get(top) is batcher:
+                del self._batchers[top]
+
+        return forget
 
     async def _post_batch(self, top: str, requests: Sequence[GraphRequest]) -> list[Answer | None]:
         """One batch round trip; raises GraphError when the batch as a whole is refused."""

@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
         "--require-appsecret-proof",
         action="store_true",
         help="refuse calls that carry an access token without its appsecret_proof (code 100), "
-        "like an app with 'Require App Secret' on; igsync sends it when IG_APP_SECRET is set",
+        "like an app with 'Require App Secret' on; igsync sends it keyed by IG_APP_SECRET "
+        "(here sim-app-secret) on the Facebook host and by IG_INSTAGRAM_APP_SECRET (here "
+        "sim-instagram-app-secret) on the Instagram host",
     )
     return parser
 
