@@ -6,11 +6,12 @@
 The simulator serves both of Meta's hosts over loopback (in this process, in a thread) with
 `--latency` seconds per HTTP round trip; a batch is one round trip. For `--accounts` accounts
 (4 default metrics, `--days 1`, SQLite, app credentials set so that batches may mix accounts)
-it runs the installed `igsync sync-all --json` as a user would, batched (the default) and with
-`--no-batch`, and measures each child process alone (os.wait4): wall, CPU seconds, peak RSS.
+it runs the installed `igsync sync-all` as a user would: batched (the default) and with
+`--no-batch`, with `--json`, and batched with `--ndjson` (the cron form), and measures each
+child process alone (os.wait4): wall, CPU seconds, peak RSS.
 The simulator counts HTTP round trips and Graph calls (a batch item is one call). The seed's
 sequential way (one request per metric, one account after another) is run by this script on a
-sample of accounts and extrapolated. Then memory at `--big` accounts (batched), and one
+sample of accounts and extrapolated. Then memory at `--big` accounts (`--ndjson`), and one
 account's 365-day backfill (`igsync fetch --since`), in round trips.
 
 Figures that travel: speed-up against the seed's way, wall / ideal (round trips x latency /
@@ -90,8 +91,9 @@ def run_igsync(served: Served, db: Path, *args: str) -> tuple[float, float, floa
     }
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
+        output = [] if "--ndjson" in args else ["--json"]
         proc = subprocess.Popen(
-            [IGSYNC, *args, "--json"], stdout=out, stderr=subprocess.DEVNULL, env=env
+            [IGSYNC, *args, *output], stdout=out, stderr=subprocess.DEVNULL, env=env
         )
         # wait4: this child's own CPU and peak RSS, not the running maximum of all children
         _, status, usage = os.wait4(proc.pid, 0)
@@ -100,7 +102,9 @@ def run_igsync(served: Served, db: Path, *args: str) -> tuple[float, float, floa
         out.seek(0)
         text = out.read().decode()
     cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, usage.ru_maxrss / 1024, json.loads(text) if text.strip() else {}
+    last = text.strip().splitlines()[-1] if text.strip() else "{}"
+    document = json.loads(last)  # --json: the report; --ndjson: the summary line ends it
+    return wall, cpu, usage.ru_maxrss / 1024, document.get("summary", document)
 
 
 def sync_all(name: str, n: int, latency: float, extra: list[str], tmp: Path) -> Run:
@@ -177,8 +181,10 @@ def main() -> None:
         runs = [
             sync_all("batched", n, latency, [], tmp),
             sync_all("--no-batch", n, latency, ["--no-batch"], tmp),
+            sync_all("--ndjson", n, latency, ["--ndjson"], tmp),
         ]
-        big = sync_all("batched", args.big, latency, [], tmp) if args.big else None
+        # memory flat in N: the cron form, --ndjson, holds no results
+        big = sync_all("--ndjson", args.big, latency, ["--ndjson"], tmp) if args.big else None
         trips, calls, wall = backfill(latency, tmp)
     print(f"{n} accounts, 4 metrics, --days 1, {latency * 1000:.0f} ms per round trip, SQLite")
     print(f"seed's sequential way (extrapolated from {args.sample}): {seed:.1f} s\n")

@@ -4,7 +4,6 @@ serving both of Meta's hosts over loopback, each refusing the other login's toke
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -32,6 +31,13 @@ def env(tmp_path: Path) -> Iterator[Env]:
         yield Env(sim, served, tmp_path)
 
 
+def instagram_token(env: Env, *, age: timedelta, life: timedelta) -> str:
+    """An Instagram-Login token of ACCOUNT issued `age` ago, expiring in `life`."""
+    return env.sim.issue_token(
+        ACCOUNT, kind="instagram_login", issued_at=NOW - age, expires_at=NOW + life
+    )
+
+
 def insights_hosts(env: Env) -> Counter[str]:
     return Counter(r.host for r in env.sim.requests if r.path.endswith("/insights"))
 
@@ -40,12 +46,7 @@ def test_an_instagram_login_account_is_fetched_from_the_instagram_host(env: Env)
     """Finding 1: the data calls went to the Facebook host, which answered 190 "Cannot parse
     access token", and a valid token was marked needs_reauth."""
     user = str(uuid4())
-    token = env.sim.issue_token(
-        ACCOUNT,
-        kind="instagram_login",
-        issued_at=NOW - timedelta(days=10),
-        expires_at=NOW + timedelta(days=50),
-    )
+    token = instagram_token(env, age=timedelta(days=10), life=timedelta(days=50))
     added = env.add(token, user=user, kind="instagram_login", expires=NOW + timedelta(days=50))
     assert added.returncode == 0, added.stderr
     proc = env.run("fetch", "--user", user, "--days", "3", "--json")
@@ -64,12 +65,7 @@ def test_a_token_added_the_same_day_is_refreshed_when_it_is_expiring(env: Env) -
     """Finding 2: a 58-day-old token added with 2 days left was skipped as "refreshed less
     than 24 h ago" (the age was taken from when igsync stored it) and died with cron silent."""
     user = str(uuid4())
-    token = env.sim.issue_token(
-        ACCOUNT,
-        kind="instagram_login",
-        issued_at=NOW - timedelta(days=58),
-        expires_at=NOW + timedelta(days=2),
-    )
+    token = instagram_token(env, age=timedelta(days=58), life=timedelta(days=2))
     # no --kind: the token's shape (IGAA…) tells
     added = env.add(token, user=user, expires=NOW + timedelta(days=2))
     assert added.returncode == 0, added.stderr
@@ -168,20 +164,10 @@ def test_accounts_add_refuses_a_kind_it_cannot_tell_or_that_contradicts_the_toke
 
 def test_swapped_host_urls_are_named_as_the_fault_when_the_kind_fits_the_token(env: Env) -> None:
     user = str(uuid4())
-    token = env.sim.issue_token(
-        ACCOUNT, kind="instagram_login", expires_at=NOW + timedelta(days=50)
-    )
+    token = instagram_token(env, age=timedelta(days=3), life=timedelta(days=50))
     assert env.add(token, user=user, expires=NOW + timedelta(days=50)).returncode == 0
-    swapped = env.environ() | {"IGSYNC_INSTAGRAM_URL": env.served.graph_url}
-    proc = subprocess.run(
-        [*env.command, "fetch", "--user", user, "--json"],
-        capture_output=True,
-        text=True,
-        env=swapped,
-        cwd=env.tmp,
-        timeout=120,
-        check=False,
-    )
+    swapped = {"IGSYNC_INSTAGRAM_URL": env.served.graph_url}
+    proc = env.run("fetch", "--user", user, "--json", extra_env=swapped)
     (error,) = json.loads(proc.stdout)["errors"]
     assert "check that IGSYNC_INSTAGRAM_URL points at graph.instagram.com" in error
     assert env.token_row(user)[1] == "ok"
@@ -191,12 +177,7 @@ def test_a_190_refreshes_even_a_token_meta_issued_hours_ago(env: Env) -> None:
     """Our record says Meta issued it 2 h ago, but Meta now refuses it: only a refresh can tell
     whether a new token can be had, so one is tried before anything is marked."""
     user = str(uuid4())
-    token = env.sim.issue_token(
-        ACCOUNT,
-        kind="instagram_login",
-        issued_at=NOW - timedelta(days=3),
-        expires_at=NOW + timedelta(days=50),
-    )
+    token = instagram_token(env, age=timedelta(days=3), life=timedelta(days=50))
     assert env.add(token, user=user, expires=NOW + timedelta(days=50)).returncode == 0
     env.sql("update user_tokens set last_refreshed_at = %s", (NOW - timedelta(hours=2)).isoformat())
     env.sim.faults.append(Fault("invalid_token", times=1))
@@ -222,15 +203,7 @@ def test_accounts_add_refuses_a_dead_or_truncated_token(
 
 
 def test_accounts_list_shows_the_env_tokens_kind_as_fetch_uses_it(env: Env) -> None:
-    environ = env.environ() | {"IG_ACCOUNT_ID": ACCOUNT, "IG_LONG_TOKEN": "IGAA" + "z" * 60}
-    proc = subprocess.run(
-        [*env.command, "accounts", "list", "--json"],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=env.tmp,
-        timeout=120,
-        check=False,
-    )
+    fallback = {"IG_ACCOUNT_ID": ACCOUNT, "IG_LONG_TOKEN": "IGAA" + "z" * 60}
+    proc = env.run("accounts", "list", "--json", extra_env=fallback)
     (row,) = json.loads(proc.stdout)
     assert (row["source"], row["token_kind"]) == ("env", "instagram_login")

@@ -30,7 +30,7 @@ from fake_postgrest import FakePostgrest, supabase_kit
 from igsync.errors import StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
 from igsync.redact import redact
-from igsync.store import Store, postgres
+from igsync.store import Store, iter_tokens, postgres
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
 from postgres_server import free_port, with_role
@@ -322,6 +322,21 @@ async def test_saved_tokens_are_listed_by_user(store: Store) -> None:
     assert alice[1].token_kind == "instagram_login"
     assert {t.u_id for t in await store.list_tokens()} == {ALICE, BOB}
     assert await store.list_tokens(platform="youtube") == []
+
+
+async def test_token_pages_walk_every_row_once_in_token_id_order(store: Store) -> None:
+    saved = [token(account_id=f"a{i}") for i in range(7)]
+    for row in saved:
+        await store.save_token(row)
+    await store.save_token(token(account_id="yt", platform="youtube"))
+    pages, after = [], None
+    while page := await store.token_page(after=after, limit=3):
+        pages.append([t.token_id for t in page])
+        after = page[-1].token_id
+    assert [len(p) for p in pages] == [3, 3, 1]
+    walked = [i for p in pages for i in p]
+    assert walked == sorted(r.token_id for r in saved)  # the youtube row is not an instagram one
+    assert [t.token_id async for t in iter_tokens(store, page_size=2)] == walked
 
 
 async def test_saving_the_same_account_replaces_token_and_expiry_in_place(store: Store) -> None:

@@ -74,13 +74,17 @@ class Env:
         return env
 
     def run(
-        self, *args: str, stdin: str | None = None, app: bool = True
+        self,
+        *args: str,
+        stdin: str | None = None,
+        app: bool = True,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*self.command, *args],
             capture_output=True,
             text=True,
-            env=self.environ(app),
+            env=self.environ(app) | (extra_env or {}),
             cwd=self.tmp,
             input=stdin,
             timeout=120,

@@ -22,7 +22,7 @@ from igsync.errors import IgsyncError, InputError, StoreError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.redact import redact
-from igsync.store import Store
+from igsync.store import TOKEN_PAGE, Store, iter_tokens
 from igsync.sync import Tally, account_from_token, fetch_account, write_run_log
 from igsync.tokens import AppCredentials
 from igsync.window import WindowPlan
@@ -84,21 +84,31 @@ async def sync_all(
 ) -> SyncReport:
     """Fetch and store every instagram row of `user_tokens` (of `shard`), `concurrency` at once.
 
-    `concurrency` workers take accounts in `user_tokens` order, so at most that many accounts
-    (and their tasks) are alive at once. `on_result` hears each result as its account
-    finishes; the report's `results` are in finishing order, or empty with `keep_results=False`
-    (the totals are kept either way). The env fallback (IG_ACCOUNT_ID) is not an account here:
-    only rows are synced.
+    The rows are read a page at a time (keyset, `token_id` order) into a queue that
+    `concurrency` workers take accounts from: at most that many accounts, and a page or two of
+    rows, are in memory at once, however many accounts there are. `on_result` hears each
+    result as its account finishes; the report's `results` are in finishing order, or empty
+    with `keep_results=False` (the totals are kept either way). The env fallback
+    (IG_ACCOUNT_ID) is not an account here: only rows are synced.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
-    tokens = iter([t for t in await store.list_tokens() if shard is None or shard.holds(t)])
+    queue: asyncio.Queue[UserToken | None] = asyncio.Queue(maxsize=max(TOKEN_PAGE, concurrency))
     tally = Tally(keep=keep_results)
     run_id = uuid4()
     started = time.monotonic()
 
+    async def read() -> None:
+        try:
+            async for token in iter_tokens(store):
+                if shard is None or shard.holds(token):
+                    await queue.put(token)
+        finally:
+            for _ in range(concurrency):
+                await queue.put(None)  # one end-of-work mark per worker
+
     async def worker() -> None:
-        for token in tokens:  # one shared iterator: each account is taken exactly once
+        while (token := await queue.get()) is not None:
             result = await _fetch_isolated(
                 graph, store, token, metrics, plan, app, dry_run, now, run_id
             )
@@ -107,6 +117,7 @@ async def sync_all(
                 on_result(result)
 
     async with asyncio.TaskGroup() as group:
+        group.create_task(read())
         for _ in range(concurrency):
             group.create_task(worker())
     return tally.report(time.monotonic() - started)

@@ -190,18 +190,7 @@ class GraphClient:
             "access_token": top,
             **api.proof(top),
         }
-        self.round_trips += 1
-        try:
-            response = await self._http.post(api.url(""), data=data)
-        except httpx.TimeoutException:
-            raise GraphError(
-                "timed out waiting for a Graph batch", kind=ErrorKind.TRANSIENT
-            ) from None
-        except httpx.TransportError as exc:
-            raise GraphError(
-                f"could not reach the Graph API ({type(exc).__name__} on a batch)",
-                kind=ErrorKind.TRANSIENT,
-            ) from None
+        response = await self._round_trip("a batch", self._http.post(api.url(""), data=data))
         answer = Answer.of(response)
         if not answer.is_success:
             error = _error_of(answer)
@@ -364,18 +353,22 @@ class GraphClient:
     async def _send_get(
         self, url: str, params: Mapping[str, str], headers: Mapping[str, str] | None
     ) -> Answer:
-        path = httpx.URL(url).path
+        sent = self._http.get(url, params=params, headers=headers)
+        return Answer.of(await self._round_trip(httpx.URL(url).path, sent))
+
+    async def _round_trip(self, what: str, sending: Awaitable[httpx.Response]) -> httpx.Response:
+        """One HTTP round trip; a timeout or transport failure is a transient GraphError."""
         self.round_trips += 1
         try:
-            return Answer.of(await self._http.get(url, params=params, headers=headers))
+            return await sending
         except httpx.TimeoutException:
             raise GraphError(
-                f"timed out waiting for the Graph API ({path})", kind=ErrorKind.TRANSIENT
+                f"timed out waiting for the Graph API ({what})", kind=ErrorKind.TRANSIENT
             ) from None
         except httpx.TransportError as exc:
             # httpx messages can carry the URL and its query string: keep only the class name.
             raise GraphError(
-                f"could not reach the Graph API ({type(exc).__name__} on {path})",
+                f"could not reach the Graph API ({type(exc).__name__} on {what})",
                 kind=ErrorKind.TRANSIENT,
             ) from None
 

@@ -6,7 +6,7 @@ Knows nothing of HTTP to Meta. Every implementation upserts on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -51,6 +51,13 @@ class Store(Protocol):
         """Rows of `user_tokens`, ordered by user and account."""
         ...
 
+    async def token_page(
+        self, *, after: UUID | None, limit: int, platform: str = "instagram"
+    ) -> list[UserToken]:
+        """Up to `limit` rows ordered by `token_id`, only those after `after` (None: from the
+        first): keyset paging, so a page costs the same however many rows come before it."""
+        ...
+
     async def save_token(self, token: UserToken) -> None:
         """Insert or replace the token of (u_id, platform, account_id); adds the user if missing."""
 
@@ -68,6 +75,21 @@ class Store(Protocol):
 
     async def write_sync_log(self, entry: SyncLog) -> None:
         """Append one row to `instagram_sync_logs`."""
+
+
+#: tokens read per page when every account is walked (sync-all)
+TOKEN_PAGE = 500
+
+
+async def iter_tokens(store: Store, *, page_size: int = TOKEN_PAGE) -> AsyncIterator[UserToken]:
+    """Every instagram row of `user_tokens`, a page at a time (memory flat in the row count)."""
+    after: UUID | None = None
+    while page := await store.token_page(after=after, limit=page_size):
+        # only an empty page ends it: a server capping rows per answer (PostgREST's max-rows)
+        # may send fewer than asked for before the end
+        for token in page:
+            yield token
+        after = page[-1].token_id
 
 
 def dedupe_by_key(rows: Sequence[InsightRow]) -> list[InsightRow]:

@@ -93,6 +93,30 @@ where platform = %(platform)s and (%(u_id)s::uuid is null or u_id = %(u_id)s)
 order by u_id, account_id nulls first
 """  # noqa: S608 - built from constant column lists
 
+_TOKEN_PAGE = f"""
+select {_TOKEN_COLUMNS} from user_tokens
+where platform = %(platform)s and (%(after)s::uuid is null or token_id > %(after)s)
+order by token_id limit %(limit)s
+"""  # noqa: S608 - built from constant column lists
+
+
+def _token(r: Sequence[Any]) -> UserToken:
+    register_secret(r[3])
+    return UserToken(
+        token_id=r[0],
+        u_id=r[1],
+        platform=r[2],
+        access_token=r[3],
+        account_id=r[4],
+        expires_at=r[5],
+        token_kind=r[6],
+        status=r[7],
+        last_refreshed_at=r[8],
+        created_at=r[9],
+        updated_at=r[10],
+    )
+
+
 # One statement: the users row (if missing) and the token, expiry and status together. The
 # foreign key is checked at the end of the statement, after the CTE has added the user.
 _SAVE_TOKEN = f"""
@@ -380,25 +404,14 @@ class PostgresStore:
         rows = await self._fetch(
             "could not list tokens", _LIST_TOKENS, {"u_id": u_id, "platform": platform}
         )
-        tokens = []
-        for r in rows:
-            register_secret(r[3])
-            tokens.append(
-                UserToken(
-                    token_id=r[0],
-                    u_id=r[1],
-                    platform=r[2],
-                    access_token=r[3],
-                    account_id=r[4],
-                    expires_at=r[5],
-                    token_kind=r[6],
-                    status=r[7],
-                    last_refreshed_at=r[8],
-                    created_at=r[9],
-                    updated_at=r[10],
-                )
-            )
-        return tokens
+        return [_token(r) for r in rows]
+
+    async def token_page(
+        self, *, after: UUID | None, limit: int, platform: str = "instagram"
+    ) -> list[UserToken]:
+        params = {"after": after, "limit": limit, "platform": platform}
+        rows = await self._fetch("could not list tokens", _TOKEN_PAGE, params)
+        return [_token(r) for r in rows]
 
     async def save_token(self, token: UserToken) -> None:
         secret = token.access_token.get_secret_value()

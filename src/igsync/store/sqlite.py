@@ -192,11 +192,22 @@ class SQLiteStore:
         self, *, u_id: UUID | None = None, platform: str = "instagram"
     ) -> list[UserToken]:
         uid = None if u_id is None else str(u_id)
-        cursor = self._run(
-            f"select {_TOKEN_COLUMNS} from user_tokens"  # noqa: S608 - constant column list
+        return self._tokens(
             " where platform = ? and (? is null or u_id = ?) order by u_id, account_id",
             (platform, uid, uid),
         )
+
+    async def token_page(
+        self, *, after: UUID | None, limit: int, platform: str = "instagram"
+    ) -> list[UserToken]:
+        start = None if after is None else str(after)
+        return self._tokens(
+            " where platform = ? and (? is null or token_id > ?) order by token_id limit ?",
+            (platform, start, start, limit),
+        )
+
+    def _tokens(self, where: str, params: tuple[object, ...]) -> list[UserToken]:
+        cursor = self._run(f"select {_TOKEN_COLUMNS} from user_tokens{where}", params)  # noqa: S608 - constant SQL
         tokens = []
         for r in cursor.fetchall():
             register_secret(r[3])

@@ -302,6 +302,20 @@ class SupabaseStore:
             register_secret(r.get("access_token"))
         return [_parse(UserToken, r, "a token row") for r in rows]
 
+    async def token_page(
+        self, *, after: UUID | None, limit: int, platform: str = "instagram"
+    ) -> list[UserToken]:
+        def page(c: AsyncClient) -> Awaitable[APIResponse]:
+            query = c.table("user_tokens").select(_TABLES["user_tokens"]).eq("platform", platform)
+            if after is not None:
+                query = query.gt("token_id", str(after))
+            return query.order("token_id").limit(limit).execute()
+
+        rows = _rows(await self._run("list tokens", page))
+        for r in rows:
+            register_secret(r.get("access_token"))
+        return [_parse(UserToken, r, "a token row") for r in rows]
+
     async def save_token(self, token: UserToken) -> None:
         # Insert if new, else update in place: a merge upsert would also overwrite token_id
         # and created_at, which must survive a replaced token (as in SQLite).
