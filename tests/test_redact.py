@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from igsync.redact import MASK, RedactingFilter, redact, register_secret
+from igsync.redact import MASK, RedactingFilter, redact, register_secret, release_secret
 
 pytestmark = pytest.mark.anyio
 
@@ -12,6 +12,19 @@ TOKEN = "EAAJ-registered-secret-token-987654321"
 def test_registered_secrets_are_masked_anywhere() -> None:
     register_secret(TOKEN)
     assert redact(f"oops {TOKEN}!") == f"oops {MASK}!"
+
+
+def test_a_secret_is_forgotten_only_when_every_holder_released_it() -> None:
+    """sync-all releases each account's token once its result is out, so the index of known
+    secrets does not grow with the accounts; a secret held elsewhere (env) stays masked."""
+    shared, alone = "EAAJ-held-by-env-and-a-row-0123456789", "EAAJ-held-by-one-row-0123456789"
+    register_secret(shared)  # env
+    register_secret(shared)  # a user_tokens row with the same token
+    register_secret(alone)
+    release_secret(shared)
+    release_secret(alone)
+    register_secret("EAAJ-another-secret-rebuilds-the-index-42")  # forgotten ones drop out here
+    assert redact(f"{shared} {alone}") == f"{MASK} {alone}"
 
 
 @pytest.mark.parametrize(

@@ -16,11 +16,13 @@ from ahocorasick_rs import AhoCorasick, MatchKind
 
 MASK = "***"
 
-_known: set[str] = set()
+#: every known secret, with how many holders registered it and have not released it yet
+_known: dict[str, int] = {}
 _lock = threading.Lock()
-#: one automaton over every known secret, rebuilt only when the set changed since it was built:
-#: a scan costs one pass over the text, whatever the number of secrets (10,000 tokens in a
-#: sync-all made the old secret-by-secret scan O(N) per line, O(N²) per run)
+#: one automaton over the known secrets, rebuilt only when one was added since it was built: a
+#: scan costs one pass over the text, whatever the number of secrets (10,000 tokens in a
+#: sync-all made the old secret-by-secret scan O(N) per line, O(N²) per run). A released
+#: secret stays in it until the next rebuild: masking it a while longer is harmless.
 _automaton: AhoCorasick | None = None
 _dirty = False
 
@@ -41,13 +43,33 @@ _PATTERNS = [
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret so that `redact` masks it wherever it appears."""
+    """Remember a secret so that `redact` masks it wherever it appears.
+
+    Registered secrets stay known for the life of the process, unless the holder that
+    registered it says it is done with it (`release_secret`), as sync-all does for each account's
+    token once the account's result is out: memory then does not grow with the accounts.
+    """
     global _dirty
     if value and len(value) >= _MIN_SECRET_LEN:
         with _lock:
             if value not in _known:
-                _known.add(value)
                 _dirty = True
+            _known[value] = _known.get(value, 0) + 1
+
+
+def release_secret(value: str | None) -> None:
+    """Undo one `register_secret` of `value`; forgotten when no registration is left.
+
+    Only for a secret that can no longer reach any output: another holder's registration
+    (the same token in env, say) keeps it known.
+    """
+    if value and len(value) >= _MIN_SECRET_LEN:
+        with _lock:
+            count = _known.get(value, 0)
+            if count <= 1:
+                _known.pop(value, None)
+            else:
+                _known[value] = count - 1
 
 
 def _secrets() -> AhoCorasick | None:

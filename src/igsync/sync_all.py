@@ -21,7 +21,7 @@ from uuid import UUID, uuid4
 from igsync.errors import IgsyncError, InputError, StoreError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, UserToken
-from igsync.redact import redact
+from igsync.redact import redact, release_secret
 from igsync.store import TOKEN_PAGE, Store, iter_tokens
 from igsync.sync import Tally, account_from_token, fetch_account, write_run_log
 from igsync.tokens import AppCredentials
@@ -103,6 +103,8 @@ async def sync_all(
             async for token in iter_tokens(store):
                 if shard is None or shard.holds(token):
                     await queue.put(token)
+                else:
+                    release_secret(token.access_token.get_secret_value())  # another's account
         finally:
             for _ in range(concurrency):
                 await queue.put(None)  # one end-of-work mark per worker
@@ -115,6 +117,10 @@ async def sync_all(
             tally.add(result)
             if on_result is not None:
                 on_result(result)
+            # Its result is out and its sync log written: the token the store registered when
+            # it read the row can reach no output any more, so the redaction index does not
+            # grow with the accounts of a run.
+            release_secret(token.access_token.get_secret_value())
 
     async with asyncio.TaskGroup() as group:
         group.create_task(read())
