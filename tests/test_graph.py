@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -484,3 +486,52 @@ async def test_instagram_refresh_sends_no_proof_without_an_instagram_app_secret(
     async with client(instagram_url="https://ig.test", app_secret="meta-app-secret-1") as graph:
         await graph.refresh_instagram_token(TOKEN)
     assert "appsecret_proof" not in route.calls.last.request.url.params
+
+
+BATCH_URL = f"{BASE}/v24.0/"
+
+
+def batch_item(status: int, body: object) -> dict[str, object]:
+    # the item shape of batch_response_meta_docs.json, with headers as Meta lists them
+    headers = [{"name": "Content-Type", "value": "text/javascript; charset=UTF-8"}]
+    return {"code": status, "headers": headers, "body": json.dumps(body)}
+
+
+@respx.mock
+async def test_batched_calls_share_one_post_and_each_item_ends_as_if_alone() -> None:
+    items = [
+        batch_item(
+            200, sample("insights_time_series_impressions_reach_profile_views_pyfacebook.json")
+        ),
+        batch_item(400, sample("error_100_metric_must_be_one_of_partial.json")),
+    ]
+    route = respx.post(BATCH_URL).respond(200, json=items)
+    async with client(app_id="appId", app_secret="app-secret-xyz-123", batch=True) as graph:
+        good, bad = await asyncio.gather(
+            insights(graph, ["reach"]), insights(graph, ["nope"]), return_exceptions=True
+        )
+    assert route.call_count == 1
+    assert isinstance(good, list)
+    assert {i.name for i in good} >= {"reach"}
+    assert isinstance(bad, GraphError)
+    assert (bad.kind, bad.code) == (ErrorKind.INVALID, 100)
+    sent = dict(parse_qsl(route.calls.last.request.content.decode()))
+    assert sent["access_token"] == "appId|app-secret-xyz-123"  # the fallback: the app token
+    operations = json.loads(sent["batch"])
+    assert len(operations) == 2
+    for operation in operations:
+        query = dict(parse_qsl(operation["relative_url"].split("?", 1)[1]))
+        assert query["access_token"] == TOKEN  # each its own token, in the POST body
+        assert query["appsecret_proof"] == appsecret_proof(TOKEN, "app-secret-xyz-123")
+    assert TOKEN not in str(route.calls.last.request.url)
+
+
+@respx.mock
+async def test_a_refused_app_token_fails_the_batch_without_blaming_any_account() -> None:
+    respx.post(BATCH_URL).respond(400, json=sample("error_190_subcode_460_generic_meta_docs.json"))
+    async with client(app_id="appId", app_secret="app-secret-xyz-123", batch=True) as graph:
+        with pytest.raises(GraphError) as caught:
+            await insights(graph, ["reach"])
+    assert caught.value.kind == ErrorKind.INVALID
+    assert "the app token (IG_APP_ID/IG_APP_SECRET) was refused" in str(caught.value)
+    assert token_problem(caught.value) is None  # so no account is marked needs_reauth

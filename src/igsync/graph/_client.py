@@ -198,7 +198,9 @@ class GraphClient:
                 # The app token was refused, not any account's token: no account may be
                 # marked needs_reauth for it.
                 error.kind = ErrorKind.INVALID
-                error.message = f"the app token (IG_APP_ID/IG_APP_SECRET) was refused: {error}"
+                error.message = (
+                    f"the app token (IG_APP_ID/IG_APP_SECRET) was refused: {error.message}"
+                )
             raise error
         self.last_usage = usage_percent(response.headers)
         try:
