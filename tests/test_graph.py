@@ -535,3 +535,35 @@ async def test_a_refused_app_token_fails_the_batch_without_blaming_any_account()
     assert caught.value.kind == ErrorKind.INVALID
     assert "the app token (IG_APP_ID/IG_APP_SECRET) was refused" in str(caught.value)
     assert token_problem(caught.value) is None  # so no account is marked needs_reauth
+
+
+@respx.mock
+async def test_an_accounts_own_quota_near_its_end_slows_only_that_accounts_calls() -> None:
+    """x-business-use-case-usage is per account (GRAPH_API.md §3): one account at 95% must not
+    pace the thousands of others a sync-all runs beside it; x-app-usage paces every call."""
+    busy, calm = TOKEN, "EAAJ-another-accounts-token-0123456789"
+    usage = {"1": [{"type": "instagram", "call_count": 95, "total_cputime": 1, "total_time": 1}]}
+    high = {"x-business-use-case-usage": json.dumps(usage)}
+    route = respx.get(URL)
+    route.side_effect = [httpx.Response(200, json={"data": []}, headers=high)] + [
+        httpx.Response(200, json={"data": []})
+    ] * 3
+    policy = RetryPolicy(pace_from=80, pace_max=30)
+
+    async def call(graph: GraphClient, token: str) -> float:
+        before = graph.paced_s
+        await graph.get_insights(
+            "17841400008460056",
+            token,
+            metrics=["reach"],
+            metric_type="time_series",
+            since=SINCE,
+            until=UNTIL,
+        )
+        return graph.paced_s - before
+
+    async with client(retry=policy) as graph:
+        assert await call(graph, busy) == 0.0  # its answer says 95%
+        assert await call(graph, calm) == 0.0  # another account: not slowed
+        assert await call(graph, busy) == pytest.approx(30 * 0.75**2)  # (95-80)/20 = 0.75
+        assert await call(graph, busy) == 0.0  # that answer reported no high usage

@@ -17,7 +17,12 @@ from pydantic import SecretStr
 
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph._batch import Answer, Batcher, GraphRequest, batch_item, parse_batch
-from igsync.graph._errors import OBJECT_MISSING_SUBCODE, error_from_answer, usage_percent
+from igsync.graph._errors import (
+    OBJECT_MISSING_SUBCODE,
+    app_usage,
+    business_usage,
+    error_from_answer,
+)
 from igsync.graph._login import LoginApi, appsecret_proof
 from igsync.graph._parse import MetricValues, parse_insights
 from igsync.graph._retry import RetryPolicy, should_retry
@@ -122,8 +127,13 @@ class GraphClient:
         #: HTTP round trips and Graph calls (a batch is one round trip of many calls) so far
         self.round_trips = 0
         self.calls = 0
-        #: worst usage figure in the last successful answer (None: not reported), for pacing
+        #: the app's quota figure (x-app-usage) in the last successful answer (None: not
+        #: reported), which paces every call
         self.last_usage: float | None = None
+        #: each token's own quota figure (x-business-use-case-usage) while it is high enough
+        #: to pace that token's calls: one account near its limit slows only itself, and the
+        #: map holds only such tokens, never one entry per account of a run
+        self._token_usage: dict[str, float] = {}
         #: seconds spent pacing so far (stamina's test mode counts them without waiting)
         self.paced_s = 0.0
 
@@ -163,7 +173,7 @@ class GraphClient:
             headers = {"authorization": f"Bearer {request.token}"}
             return await self._send_get(api.url(request.path), params, headers)
 
-        return await self._retrying(f"/{request.path}", send)
+        return await self._retrying(f"/{request.path}", send, request.token)
 
     def _batcher(self, request: GraphRequest) -> Batcher:
         top = self._app_token or request.token
@@ -202,7 +212,7 @@ class GraphClient:
                     f"the app token (IG_APP_ID/IG_APP_SECRET) was refused: {error.message}"
                 )
             raise error
-        self.last_usage = usage_percent(response.headers)
+        self.last_usage = app_usage(response.headers)  # items report their accounts' own
         try:
             return parse_batch(answer.json(), len(requests))
         except ValueError:
@@ -302,13 +312,15 @@ class GraphClient:
         Token endpoints take secrets as query parameters, as Meta documents them: no URL ever
         reaches an error or a log line from here.
         """
+        token = params.get("access_token") or params.get("fb_exchange_token") or ""
         return await self._retrying(
-            httpx.URL(url).path, lambda: self._send_get(url, params, headers)
+            httpx.URL(url).path, lambda: self._send_get(url, params, headers), token
         )
 
-    async def _retrying(self, path: str, send: Callable[[], Awaitable[Answer]]) -> Any:
+    async def _retrying(self, path: str, send: Callable[[], Awaitable[Answer]], token: str) -> Any:
         """`send` under the retry policy (throttled and transient errors, §3), paced by the
-        usage Meta reports; the parsed JSON body of the first answer that succeeds."""
+        usage Meta reports for the app and for `token`; the parsed JSON body of the first
+        answer that succeeds."""
         policy = self._retry
         async for attempt in stamina.retry_context(
             on=should_retry(policy),
@@ -319,14 +331,14 @@ class GraphClient:
             wait_jitter=policy.wait_jitter,
         ):
             with attempt:
-                await self._pace()
+                await self._pace(token)
                 async with self._in_flight:
                     self.calls += 1
                     answer = await send()
                 if answer.is_success:
                     # Only answers that went through set the pace: after a refusal, the
                     # backoff (or Meta's regain estimate) already decides the wait.
-                    self.last_usage = usage_percent(answer.headers)
+                    self._note_usage(token, answer.headers)
                     try:
                         return answer.json()
                     except ValueError:
@@ -342,12 +354,23 @@ class GraphClient:
                 raise error
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
-    async def _pace(self) -> None:
-        """Slow down while Meta reports a quota near its end, before it starts refusing."""
-        wait = self._retry.pace(self.last_usage)
+    def _note_usage(self, token: str, headers: httpx.Headers) -> None:
+        self.last_usage = app_usage(headers)
+        own = business_usage(headers)
+        if own is not None and self._retry.pace(own) > 0:
+            self._token_usage[token] = own
+        else:
+            self._token_usage.pop(token, None)
+
+    async def _pace(self, token: str) -> None:
+        """Slow down while Meta reports a quota near its end, before it starts refusing: the
+        app's quota for every call, a token's own for its calls only."""
+        figures = [u for u in (self.last_usage, self._token_usage.get(token)) if u is not None]
+        usage = max(figures, default=None)
+        wait = self._retry.pace(usage)
         if wait <= 0:
             return
-        log.info("Graph API usage at %.0f%% of a quota: pausing %.1f s", self.last_usage, wait)
+        log.info("Graph API usage at %.0f%% of a quota: pausing %.1f s", usage, wait)
         self.paced_s += wait
         if not stamina.is_testing():
             await asyncio.sleep(wait)

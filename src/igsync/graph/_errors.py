@@ -121,10 +121,23 @@ def regain_seconds(headers: httpx.Headers) -> float | None:
 
 def usage_percent(headers: httpx.Headers) -> float | None:
     """Worst quota figure from either usage header; None when absent (absent is not 0%)."""
-    figures: list[float] = []
+    figures = [f for f in (app_usage(headers), business_usage(headers)) if f is not None]
+    return max(figures) if figures else None
+
+
+def app_usage(headers: httpx.Headers) -> float | None:
+    """Worst figure of `x-app-usage`: the app's quota, which every call of the app shares."""
     app = _header_json(headers, "x-app-usage")
-    if isinstance(app, dict):
-        figures += [float(v) for v in app.values() if isinstance(v, int | float)]
+    if not isinstance(app, dict):
+        return None
+    figures = [float(v) for v in app.values() if isinstance(v, int | float)]
+    return max(figures) if figures else None
+
+
+def business_usage(headers: httpx.Headers) -> float | None:
+    """Worst figure of `x-business-use-case-usage`: the quota of the account(s) the call
+    touched, reported per id (GRAPH_API.md §3); other accounts have quotas of their own."""
+    figures: list[float] = []
     business = _header_json(headers, "x-business-use-case-usage")
     if isinstance(business, dict):
         for entries in business.values():
