@@ -138,7 +138,7 @@ async def test_a_run_never_holds_more_calls_in_flight_than_its_bound(tmp_path: P
 async def test_ndjson_holds_no_results_so_memory_does_not_grow_with_accounts(
     tmp_path: Path,
 ) -> None:
-    """Memory a run over 200 and over 800 accounts still holds when it ends, in-process
+    """Memory a run over 100 and over 400 accounts still holds when it ends, in-process
     (tracemalloc, after a collection so that only what is referenced counts): with results
     kept it grows with the accounts; without (what --ndjson does), it barely does."""
 
@@ -169,7 +169,7 @@ async def test_ndjson_holds_no_results_so_memory_does_not_grow_with_accounts(
         assert len(report.results) == (n if keep else 0)
         return current - sys.getsizeof(report)
 
-    kept = await held(800, True) - await held(200, True)
-    streamed = await held(800, False) - await held(200, False)
-    assert kept > 600 * 1000  # a FetchResult is over a kilobyte
+    kept = await held(400, True) - await held(100, True)
+    streamed = await held(400, False) - await held(100, False)
+    assert kept > 300 * 1000  # a FetchResult is over a kilobyte
     assert streamed < kept / 4
