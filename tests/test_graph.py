@@ -531,7 +531,8 @@ async def test_a_refused_app_token_fails_the_batch_without_blaming_any_account()
     respx.post(BATCH_URL).respond(400, json=sample("error_190_subcode_460_generic_meta_docs.json"))
     async with client(app_id="appId", app_secret="app-secret-xyz-123", batch=True) as graph:
         with pytest.raises(GraphError) as caught:
-            await insights(graph, ["reach"])
+            # two at once: a batch of one would be sent as the plain GET it stands for
+            await asyncio.gather(insights(graph, ["reach"]), insights(graph, ["reach"]))
     assert caught.value.kind == ErrorKind.INVALID
     assert "the app token (IG_APP_ID/IG_APP_SECRET) was refused" in str(caught.value)
     assert token_problem(caught.value) is None  # so no account is marked needs_reauth
@@ -567,3 +568,35 @@ async def test_an_accounts_own_quota_near_its_end_slows_only_that_accounts_calls
         assert await call(graph, calm) == 0.0  # another account: not slowed
         assert await call(graph, busy) == pytest.approx(30 * 0.75**2)  # (95-80)/20 = 0.75
         assert await call(graph, busy) == 0.0  # that answer reported no high usage
+
+
+@respx.mock
+async def test_a_batch_of_one_is_the_plain_get_it_stands_for() -> None:
+    """Without an app token a lone call has nobody to share a batch with: no envelope."""
+    alone = respx.get(URL).respond(200, json={"data": []})
+    batch = respx.post(BATCH_URL).respond(200, json=[])
+    async with client(batch=True) as graph:
+        await insights(graph, ["reach"])
+    assert (alone.call_count, batch.call_count) == (1, 0)
+    assert alone.calls.last.request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+@respx.mock
+async def test_the_apps_quota_still_paces_batched_calls() -> None:
+    """x-app-usage comes on the batch's own answer, not on its items: it must still pace."""
+    app_usage = json.dumps({"call_count": 95, "total_cputime": 1, "total_time": 1})
+    two = [batch_item(200, {"data": []})] * 2
+    route = respx.post(BATCH_URL)
+    route.side_effect = [
+        httpx.Response(200, json=two, headers={"x-app-usage": app_usage}),
+        httpx.Response(200, json=two),
+    ]
+    policy = RetryPolicy(pace_from=80, pace_max=30)
+    async with client(
+        app_id="appId", app_secret="app-secret-xyz-123", batch=True, retry=policy
+    ) as graph:
+        # two at once: a batch of one would be sent as the plain GET it stands for
+        await asyncio.gather(insights(graph, ["reach"]), insights(graph, ["reach"]))
+        before = graph.paced_s
+        await asyncio.gather(insights(graph, ["reach"]), insights(graph, ["reach"]))
+    assert graph.paced_s - before == pytest.approx(2 * 30 * 0.75**2)  # each call is paced

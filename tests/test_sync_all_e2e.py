@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -17,7 +19,7 @@ from contract_keys import FETCH_RESULT_KEYS, SYNC_REPORT_KEYS
 from igsync.models import UserToken
 from igsync.simulator import SimAccount, Simulator, serve_in_thread
 from igsync.store.sqlite import SQLiteStore
-from test_cli_e2e import KOLKATA, LA, TOKEN, Env
+from test_cli_e2e import IGSYNC, KOLKATA, LA, TOKEN, Env
 
 pytestmark = pytest.mark.e2e
 
@@ -172,3 +174,34 @@ def test_no_token_reaches_output_or_sync_logs(env: Env) -> None:
             assert secret not in proc.stdout
             assert secret not in proc.stderr
         assert not [row for row in logs if secret in repr(row)]
+
+
+def test_a_reader_that_stops_reading_ends_the_output_never_the_work(env: Env) -> None:
+    """DESIGN §4: `sync-all --ndjson | head -1` prints one line; every account is still synced
+    and logged, and no traceback is printed."""
+    seed(env, LA, KOLKATA)
+    env.sim.latency = 0.2  # the reader is gone long before the second account's line
+    reader_env = {
+        **os.environ,
+        "HOME": str(env.tmp),
+        "NO_COLOR": "1",
+        "IGSYNC_GRAPH_URL": env.served.graph_url,
+        "IGSYNC_INSTAGRAM_URL": env.served.instagram_url,
+        "IGSYNC_DATABASE_URL": f"sqlite:///{env.db}",
+    }
+    proc = subprocess.Popen(
+        [IGSYNC, "sync-all", "--ndjson", "--concurrency", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=reader_env,
+        cwd=env.tmp,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as `head -1` does
+    _, stderr = proc.communicate(timeout=120)
+    assert json.loads(first)["success"] is True
+    assert proc.returncode == 0
+    assert b"Traceback" not in stderr
+    assert b"BrokenPipe" not in stderr
+    assert [row[:2] for row in sync_logs(env)] == [(LA, "ok"), (KOLKATA, "ok")]

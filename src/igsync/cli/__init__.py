@@ -245,16 +245,12 @@ def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
             raise typer.Exit(1)  # the schema is not there yet: a script must not carry on
         return
     if out.json_mode:
-        import json
-
-        out.out.file.write(json.dumps({"initialized": True, "database": redact(url)}) + "\n")
+        out.emit_json({"initialized": True, "database": redact(url)})
     else:
         out.print(f"schema ready in {shown(url)}")
 
 
 def _supabase_schema_help(out: Output, missing: str | None) -> None:
-    import json
-
     from igsync.cli._render import shown
     from igsync.store.schema import schema_sql
 
@@ -265,7 +261,7 @@ def _supabase_schema_help(out: Output, missing: str | None) -> None:
     )
     if out.json_mode:
         document = {"initialized": missing is None, "database": "supabase", "how": how, "sql": sql}
-        out.out.file.write(json.dumps(document) + "\n")
+        out.emit_json(document)
         return
     sys.stdout.write(sql)
     state = "the igsync tables are already there" if missing is None else missing

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,6 +51,8 @@ class Output:
             # Piped or redirected: rich would squeeze tables into 80 columns.
             self.out.width = 160
         self.err = Console(stderr=True, highlight=False)
+        #: the reader of stdout went away (`| head`): nothing more is written there
+        self.reader_gone = False
         # Progress and logs only for a person at a terminal, unless -v asks for them.
         self.chatty = not quiet and (self.err.is_terminal or verbose > 0)
         self._setup_logging(verbose)
@@ -79,20 +83,45 @@ class Output:
         else:
             yield
 
-    def emit_json(self, document: BaseModel | Sequence[BaseModel]) -> None:
+    def emit_json(self, document: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
         """Exactly one JSON document on stdout, through the same redaction as everything else."""
         if isinstance(document, BaseModel):
             self._write_json(document.model_dump(mode="json"))
+        elif isinstance(document, dict):
+            self._write_json(document)
         else:
             self._write_json([item.model_dump(mode="json") for item in document])
 
     def emit_line(self, data: BaseModel | dict[str, Any]) -> None:
         """One NDJSON line on stdout, flushed at once so that a reader sees it as it happens."""
-        self._write_json(data.model_dump(mode="json") if isinstance(data, BaseModel) else data)
-        self.out.file.flush()
+        self._write_json(
+            data.model_dump(mode="json") if isinstance(data, BaseModel) else data, flush=True
+        )
 
-    def _write_json(self, data: Any) -> None:
-        self.out.file.write(redact(json.dumps(data, ensure_ascii=False)) + "\n")
+    def _write_json(self, data: Any, *, flush: bool = False) -> None:
+        line = redact(json.dumps(data, ensure_ascii=False)) + "\n"
+
+        def write() -> None:
+            self.out.file.write(line)
+            if flush:
+                self.out.file.flush()
+
+        self._to_stdout(write)
+
+    def _to_stdout(self, write: Callable[[], None]) -> None:
+        """Run one write to stdout. A reader that stopped reading (`| head`) ends the output,
+        never the work (DESIGN §4): every account is still synced and logged, silently."""
+        if self.reader_gone:
+            return
+        try:
+            write()
+        except BrokenPipeError:
+            self.reader_gone = True
+            # Point stdout at /dev/null, so that nothing later (Python's own flush at exit
+            # included) trips over the closed pipe.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
     @contextlib.contextmanager
     def progress(self, text: str) -> Iterator[Callable[[FetchResult], None]]:
@@ -114,7 +143,7 @@ class Output:
             yield advance
 
     def print(self, *objects: Any) -> None:
-        self.out.print(*objects)
+        self._to_stdout(lambda: self.out.print(*objects))
 
     def error(self, message: str) -> None:
         self.err.print(f"[red]igsync: {shown(message)}[/red]", soft_wrap=True, markup=True)

@@ -204,9 +204,7 @@ def accounts_remove(
         which = f" with account {account_id}" if account_id else ""
         raise InputError(f"no Instagram account stored for user {user}{which}")
     if out.json_mode:
-        import json
-
-        out.out.file.write(json.dumps({"removed": removed}) + "\n")
+        out.emit_json({"removed": removed})
     else:
         out.print(f"removed {removed} account(s) of user {user}")
 

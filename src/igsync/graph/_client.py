@@ -162,18 +162,25 @@ class GraphClient:
     async def call(self, request: GraphRequest) -> Any:
         """Send one call (alone, or in a batch when batching) under the retry policy; returns
         its parsed JSON body. Raises GraphError, classified the same either way."""
-        api = self._apis[request.kind]
         batched = self._batch and request.kind == "facebook_login"
 
         async def send() -> Answer:
             if batched:
                 return await self._batcher(request).submit(request)
-            params = {**request.params, **api.proof(request.token)}
-            # DESIGN §7: a call sent alone carries the token in a header, never in the URL.
-            headers = {"authorization": f"Bearer {request.token}"}
-            return await self._send_get(api.url(request.path), params, headers)
+            return await self._alone(request)
 
-        return await self._retrying(f"/{request.path}", send, request.token)
+        # A batch item's headers speak of its account only; the batch's own answer carries
+        # the app's figure (_post_batch).
+        path = f"/{request.path}"
+        return await self._retrying(path, send, request.token, app_level=not batched)
+
+    async def _alone(self, request: GraphRequest) -> Answer:
+        """One call as a plain GET on its kind's host."""
+        api = self._apis[request.kind]
+        params = {**request.params, **api.proof(request.token)}
+        # DESIGN §7: a call sent alone carries the token in a header, never in the URL.
+        headers = {"authorization": f"Bearer {request.token}"}
+        return await self._send_get(api.url(request.path), params, headers)
 
     def _batcher(self, request: GraphRequest) -> Batcher:
         top = self._app_token or request.token
@@ -192,8 +199,16 @@ class GraphClient:
         return forget
 
     async def _post_batch(self, top: str, requests: Sequence[GraphRequest]) -> list[Answer | None]:
-        """One batch round trip; raises GraphError when the batch as a whole is refused."""
+        """One batch round trip; raises GraphError when the batch as a whole is refused.
+
+        A batch of one is sent as the plain GET it stands for: the same answer, without a
+        batch's envelope (a token's lone call, when no app token lets accounts share).
+        """
         api = self._apis["facebook_login"]
+        if len(requests) == 1:
+            answer = await self._alone(requests[0])
+            self.last_usage = app_usage(answer.headers)
+            return [answer]
         data = {
             "batch": json.dumps([batch_item(r, api) for r in requests], separators=(",", ":")),
             "include_headers": "true",
@@ -317,7 +332,14 @@ class GraphClient:
             httpx.URL(url).path, lambda: self._send_get(url, params, headers), token
         )
 
-    async def _retrying(self, path: str, send: Callable[[], Awaitable[Answer]], token: str) -> Any:
+    async def _retrying(
+        self,
+        path: str,
+        send: Callable[[], Awaitable[Answer]],
+        token: str,
+        *,
+        app_level: bool = True,
+    ) -> Any:
         """`send` under the retry policy (throttled and transient errors, §3), paced by the
         usage Meta reports for the app and for `token`; the parsed JSON body of the first
         answer that succeeds."""
@@ -338,7 +360,7 @@ class GraphClient:
                 if answer.is_success:
                     # Only answers that went through set the pace: after a refusal, the
                     # backoff (or Meta's regain estimate) already decides the wait.
-                    self._note_usage(token, answer.headers)
+                    self._note_usage(token, answer.headers, app_level=app_level)
                     try:
                         return answer.json()
                     except ValueError:
@@ -354,8 +376,9 @@ class GraphClient:
                 raise error
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
-    def _note_usage(self, token: str, headers: httpx.Headers) -> None:
-        self.last_usage = app_usage(headers)
+    def _note_usage(self, token: str, headers: httpx.Headers, *, app_level: bool) -> None:
+        if app_level:
+            self.last_usage = app_usage(headers)
         own = business_usage(headers)
         if own is not None and self._retry.pace(own) > 0:
             self._token_usage[token] = own
