@@ -5,7 +5,7 @@ refer to it.
 """
 
 from igsync.graph._batch import MAX_BATCH, GraphRequest, per_account_calls, pool_sizes
-from igsync.graph._client import GraphClient, TokenDebug, TokenGrant
+from igsync.graph._client import GraphClient
 from igsync.graph._errors import (
     TokenProblem,
     classify,
@@ -17,6 +17,7 @@ from igsync.graph._errors import (
 from igsync.graph._login import KIND_HOSTS, LoginApi, appsecret_proof, infer_token_kind
 from igsync.graph._parse import MetricValues, Point, parse_insights
 from igsync.graph._retry import RetryPolicy
+from igsync.graph._token_answers import TokenDebug, TokenGrant
 
 __all__ = [
     "KIND_HOSTS",

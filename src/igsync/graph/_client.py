@@ -6,14 +6,12 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 import stamina
-from pydantic import SecretStr
 
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph._batch import Answer, Batcher, GraphRequest, batch_item, parse_batch
@@ -26,51 +24,10 @@ from igsync.graph._errors import (
 from igsync.graph._login import LoginApi, appsecret_proof
 from igsync.graph._parse import MetricValues, parse_insights
 from igsync.graph._retry import RetryPolicy, should_retry
+from igsync.graph._token_answers import TokenDebug, TokenGrant, grant_of, unix_time
 from igsync.models import MetricType, TokenKind
-from igsync.redact import register_secret
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TokenGrant:
-    """A token Meta just issued; `expires_at` is None when Meta left out `expires_in`."""
-
-    access_token: SecretStr
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True)
-class TokenDebug:
-    """What `debug_token` says of a token (§4)."""
-
-    is_valid: bool
-    #: None: never expires (Meta's `expires_at: 0`) or not said
-    expires_at: datetime | None
-    #: when Meta issued the token (None: not said, as for an invalid token)
-    issued_at: datetime | None
-    #: data access can end before the token does
-    data_access_expires_at: datetime | None
-    scopes: list[str]
-    error: str | None
-
-
-def _unix(value: Any) -> datetime | None:
-    if isinstance(value, int) and value > 0:
-        return datetime.fromtimestamp(value, UTC)
-    return None
-
-
-def _grant(body: Any, now: datetime) -> TokenGrant:
-    token = body.get("access_token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise GraphError(
-            "the token endpoint answered without an access_token", kind=ErrorKind.INVALID
-        )
-    register_secret(token)
-    expires_in = body.get("expires_in")
-    expires_at = now + timedelta(seconds=expires_in) if isinstance(expires_in, int) else None
-    return TokenGrant(SecretStr(token), expires_at)
 
 
 class GraphClient:
@@ -276,7 +233,7 @@ class GraphClient:
                 "fb_exchange_token": token,
             },
         )
-        return _grant(body, now)
+        return grant_of(body, now)
 
     async def refresh_instagram_token(self, token: str) -> TokenGrant:
         """Instagram Login: +60 days; Meta accepts it only for tokens >= 24 h old (§4).
@@ -288,7 +245,7 @@ class GraphClient:
         api = self._apis["instagram_login"]
         params = {"grant_type": "ig_refresh_token", "access_token": token, **api.proof(token)}
         body = await self._get(api.url("refresh_access_token", versioned=False), params)
-        return _grant(body, now)
+        return grant_of(body, now)
 
     async def debug_token(self, token: str, *, app_id: str, app_secret: str) -> TokenDebug:
         """Ask Meta whether a token is valid and when it expires, with the app token.
@@ -312,9 +269,9 @@ class GraphClient:
         error = data.get("error")
         return TokenDebug(
             is_valid=bool(data.get("is_valid")),
-            expires_at=_unix(data.get("expires_at")),
-            issued_at=_unix(data.get("issued_at")),
-            data_access_expires_at=_unix(data.get("data_access_expires_at")),
+            expires_at=unix_time(data.get("expires_at")),
+            issued_at=unix_time(data.get("issued_at")),
+            data_access_expires_at=unix_time(data.get("data_access_expires_at")),
             scopes=[str(s) for s in data.get("scopes") or []],
             error=str(error.get("message")) if isinstance(error, dict) else None,
         )
