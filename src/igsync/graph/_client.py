@@ -81,9 +81,6 @@ class GraphClient:
         self._app_token = f"{app_id}|{app_secret}" if app_id and app_secret else None
         self._batchers: dict[str, Batcher] = {}
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        #: HTTP round trips and Graph calls (a batch is one round trip of many calls) so far
-        self.round_trips = 0
-        self.calls = 0
         #: the app's quota figure (x-app-usage) in the last successful answer (None: not
         #: reported), which paces every call
         self.last_usage: float | None = None
@@ -312,7 +309,6 @@ class GraphClient:
             with attempt:
                 await self._pace(token)
                 async with self._in_flight:
-                    self.calls += 1
                     answer = await send()
                 if answer.is_success:
                     # Only answers that went through set the pace: after a refusal, the
@@ -363,7 +359,6 @@ class GraphClient:
 
     async def _round_trip(self, what: str, sending: Awaitable[httpx.Response]) -> httpx.Response:
         """One HTTP round trip; a timeout or transport failure is a transient GraphError."""
-        self.round_trips += 1
         try:
             return await sending
         except httpx.TimeoutException:
