@@ -121,6 +121,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _tokens(rows: list[dict[str, Any]]) -> list[UserToken]:
+    """`user_tokens` rows as models, each token registered as a secret as soon as it is read."""
+    for r in rows:
+        register_secret(r.get("access_token"))
+    return [_parse(UserToken, r, "a token row") for r in rows]
+
+
 def _rows(response: APIResponse) -> list[dict[str, Any]]:
     data: object = response.data
     return data if isinstance(data, list) and all(isinstance(r, dict) for r in data) else []
@@ -298,9 +305,7 @@ class SupabaseStore:
         rows = await self._select_all(
             "list tokens", "user_tokens", filters, ["u_id", "account_id", "token_id"]
         )
-        for r in rows:
-            register_secret(r.get("access_token"))
-        return [_parse(UserToken, r, "a token row") for r in rows]
+        return _tokens(rows)
 
     async def token_page(
         self, *, after: UUID | None, limit: int, platform: str = "instagram"
@@ -311,10 +316,7 @@ class SupabaseStore:
                 query = query.gt("token_id", str(after))
             return query.order("token_id").limit(limit).execute()
 
-        rows = _rows(await self._run("list tokens", page))
-        for r in rows:
-            register_secret(r.get("access_token"))
-        return [_parse(UserToken, r, "a token row") for r in rows]
+        return _tokens(_rows(await self._run("list tokens", page)))
 
     async def save_token(self, token: UserToken) -> None:
         # Insert if new, else update in place: a merge upsert would also overwrite token_id
