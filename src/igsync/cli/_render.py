@@ -40,13 +40,24 @@ def shown(text: str) -> str:
     return escape(redact(text))
 
 
+class _Stdout(Console):
+    """rich's console for stdout, handing a closed pipe back to `Output._to_stdout`.
+
+    rich's own answer to a reader that left is `SystemExit(1)` (its documented hook, meant to
+    be overridden): a run whose every account succeeded would exit 1.
+    """
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 class Output:
     """Where a command's words go, decided once from --json, --quiet and -v."""
 
     def __init__(self, *, json_mode: bool, quiet: bool, verbose: int) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
-        self.out = Console(highlight=False)
+        self.out: Console = _Stdout(highlight=False)
         if not self.out.is_terminal:
             # Piped or redirected: rich would squeeze tables into 80 columns.
             self.out.width = 160
