@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
+from urllib.request import getproxies
 
 import httpx
 import stamina
@@ -23,6 +24,7 @@ from igsync.graph._errors import (
 )
 from igsync.graph._login import LoginApi, appsecret_proof
 from igsync.graph._parse import MetricValues, parse_insights
+from igsync.graph._pools import PooledTransport
 from igsync.graph._retry import RetryPolicy, should_retry
 from igsync.graph._token_answers import TokenDebug, TokenGrant, grant_of, unix_time
 from igsync.models import MetricType, TokenKind
@@ -72,6 +74,10 @@ class GraphClient:
         self._retry = retry or RetryPolicy()
         # A pool as large as the work: httpx keeps only 20 idle connections by default, so
         # more calls at once would each open (against Meta: a TLS handshake) a new one.
+        if transport is None and not getproxies():
+            transport = PooledTransport(connections)
+        # With HTTPS_PROXY & co. set, httpx's own transport, which honours them (a transport
+        # passed in would not), in one pool.
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.AsyncClient(
             timeout=timeout, transport=transport, headers={"user-agent": "igsync"}, limits=limits
