@@ -1,7 +1,7 @@
 """`igsync sync-all`: batched, unbatched and the seed's sequential way, side by side.
 
     uv run python benchmarks/sync_all.py [--accounts 1000] [--latency 0.1] [--big N]
-                                         [--concurrency N] [--postgres-url URL]
+                                         [--postgres-url URL] [--no-postgres]
 
 The simulator serves both of Meta's hosts over loopback (in this process, in a thread) with
 `--latency` seconds per HTTP round trip; a batch is one round trip. For `--accounts` accounts
@@ -11,8 +11,10 @@ it runs the installed `igsync sync-all` as a user would: batched (the default) a
 child process alone (os.wait4): wall, CPU seconds, peak RSS.
 The simulator counts HTTP round trips and Graph calls (a batch item is one call). The seed's
 sequential way (one request per metric, one account after another) is run by this script on a
-sample of accounts and extrapolated. Then memory at `--big` accounts (`--ndjson`), and one
-account's 365-day backfill (`igsync fetch --since`), in round trips.
+sample of accounts and extrapolated. Then the batched run on PostgreSQL (a throwaway server
+started like the tests' one, tests/postgres_server.py, or a fresh database on `--postgres-url`),
+memory at `--big` accounts (`--ndjson`), and one account's 365-day backfill (`igsync fetch
+--since`), in round trips.
 
 Figures that travel: speed-up against the seed's way, wall / ideal (round trips x latency /
 round trips in flight), CPU seconds per 1,000 accounts, peak RSS. Goals (issue 9): >= 40x at
@@ -30,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,7 +45,11 @@ from pydantic import SecretStr
 
 from igsync.models import DEFAULT_METRICS, METRIC_CONFIG, UserToken
 from igsync.simulator import Served, SimAccount, Simulator, serve_in_thread
+from igsync.store import open_store
 from igsync.store.sqlite import SQLiteStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import postgres_server  # the tests' throwaway server, shared with this script
 
 IGSYNC = str(Path(sys.executable).parent / "igsync")
 APP_ID, APP_SECRET = "sim-app-id", "sim-app-secret"
@@ -63,9 +71,9 @@ class Run:
         return self.round_trips * latency / max(1, slots)
 
 
-def seed_tokens(db: Path, accounts: list[SimAccount]) -> None:
+def seed_tokens(url: str, accounts: list[SimAccount]) -> None:
     async def save() -> None:
-        async with SQLiteStore(db) as store:
+        async with open_store(url) as store:
             await store.init_schema()
             for account in accounts:
                 token = f"EAAG-bench-{account.account_id}-{'x' * 40}"
@@ -77,15 +85,15 @@ def seed_tokens(db: Path, accounts: list[SimAccount]) -> None:
     asyncio.run(save())
 
 
-def run_igsync(served: Served, db: Path, *args: str) -> tuple[float, float, float, Any]:
+def run_igsync(served: Served, url: str, home: Path, *args: str) -> tuple[float, float, float, Any]:
     """The installed igsync in a child process: wall, CPU seconds, peak RSS (MB), its JSON."""
     env = {
         "PATH": os.environ.get("PATH", ""),
-        "HOME": str(db.parent),
+        "HOME": str(home),
         "NO_COLOR": "1",
         "IGSYNC_GRAPH_URL": served.graph_url,
         "IGSYNC_INSTAGRAM_URL": served.instagram_url,
-        "IGSYNC_DATABASE_URL": f"sqlite:///{db}",
+        "IGSYNC_DATABASE_URL": url,
         "IG_APP_ID": APP_ID,
         "IG_APP_SECRET": APP_SECRET,
     }
@@ -107,13 +115,25 @@ def run_igsync(served: Served, db: Path, *args: str) -> tuple[float, float, floa
     return wall, cpu, usage.ru_maxrss / 1024, document.get("summary", document)
 
 
-def sync_all(name: str, n: int, latency: float, extra: list[str], tmp: Path) -> Run:
+@contextmanager
+def postgres_database(url: str | None) -> Iterator[str]:
+    """A fresh database on `url`'s server, or on a throwaway one; dropped afterwards."""
+    with ExitStack() as stack:
+        # settings={}: the server's durable defaults, not the tests' fsync=off.
+        server = url or stack.enter_context(postgres_server.postgres_server(settings={}))
+        yield stack.enter_context(postgres_server.fresh_database(server))
+
+
+def sync_all(
+    name: str, n: int, latency: float, extra: list[str], tmp: Path, url: str | None = None
+) -> Run:
+    """`sync-all --days 1` over `n` accounts on `url` (default: a new SQLite file in `tmp`)."""
     accounts = [SimAccount(f"178414{i:011d}", tz="America/Los_Angeles") for i in range(1, n + 1)]
     sim = Simulator(accounts, latency=latency, app_id=APP_ID, app_secret=APP_SECRET)
-    db = tmp / f"{name}-{n}.db"
-    seed_tokens(db, accounts)
+    url = url or f"sqlite:///{tmp / f'{name}-{n}.db'}"
+    seed_tokens(url, accounts)
     with serve_in_thread(sim) as served:
-        wall, cpu, rss, report = run_igsync(served, db, "sync-all", "--days", "1", *extra)
+        wall, cpu, rss, report = run_igsync(served, url, tmp, "sync-all", "--days", "1", *extra)
     round_trips = sum(1 for r in sim.requests if not r.in_batch)
     calls = sum(1 for r in sim.requests if r.path.endswith("/insights"))
     return Run(
@@ -153,7 +173,7 @@ def backfill(latency: float, tmp: Path) -> tuple[int, int, float]:
     account = SimAccount("17841400000000001", tz="America/Los_Angeles")
     sim = Simulator([account], latency=latency, app_id=APP_ID, app_secret=APP_SECRET)
     db = tmp / "backfill.db"
-    seed_tokens(db, [account])
+    seed_tokens(f"sqlite:///{db}", [account])
     since = (date.today() - timedelta(days=365)).isoformat()
     with serve_in_thread(sim) as served:
 
@@ -162,7 +182,9 @@ def backfill(latency: float, tmp: Path) -> tuple[int, int, float]:
                 return str((await store.list_tokens())[0].u_id)
 
         uid = asyncio.run(user())
-        wall, _, _, _ = run_igsync(served, db, "fetch", "--user", uid, "--since", since)
+        wall, _, _, _ = run_igsync(
+            served, f"sqlite:///{db}", tmp, "fetch", "--user", uid, "--since", since
+        )
     round_trips = sum(1 for r in sim.requests if not r.in_batch)
     return round_trips, sum(1 for r in sim.requests if r.path.endswith("/insights")), wall
 
@@ -173,6 +195,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--big", type=int, default=10_000, help="accounts for the memory run")
     parser.add_argument("--sample", type=int, default=20, help="accounts the seed's way runs")
+    parser.add_argument("--postgres-url", default=os.environ.get(postgres_server.URL_ENV))
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL run")
     args = parser.parse_args()
     n, latency = args.accounts, args.latency
     with tempfile.TemporaryDirectory(prefix="igsync-bench-") as name:
@@ -183,10 +207,14 @@ def main() -> None:
             sync_all("--no-batch", n, latency, ["--no-batch"], tmp),
             sync_all("--ndjson", n, latency, ["--ndjson"], tmp),
         ]
+        if not args.no_postgres:
+            with postgres_database(args.postgres_url) as url:
+                runs.append(sync_all("postgres", n, latency, [], tmp, url))
         # memory flat in N: the cron form, --ndjson, holds no results
         big = sync_all("--ndjson", args.big, latency, ["--ndjson"], tmp) if args.big else None
         trips, calls, wall = backfill(latency, tmp)
-    print(f"{n} accounts, 4 metrics, --days 1, {latency * 1000:.0f} ms per round trip, SQLite")
+    print(f"{n} accounts, 4 metrics, --days 1, {latency * 1000:.0f} ms per round trip")
+    print("SQLite but for the postgres row (the batched run, default settings, on PostgreSQL)")
     print(f"seed's sequential way (extrapolated from {args.sample}): {seed:.1f} s\n")
     header = (
         f"{'case':<12} {'accounts':>8} {'wall s':>7} {'speed-up':>8} {'trips':>6} {'calls':>6} "
