@@ -142,15 +142,15 @@ async def test_an_unexpected_igsync_error_is_that_accounts_failure_only(
     db_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = igsync.sync_all.fetch_account
+    real = igsync.sync_all.sync_account
     broken = ACCOUNTS[2]
 
-    async def fetch(graph: GraphClient, store: SQLiteStore, account: Any, **kw: Any) -> Any:
+    async def fetch(ctx: Any, account: Any) -> Any:
         if account.account_id == broken:
             raise StoreError("database is locked")
-        return await real(graph, store, account, **kw)
+        return await real(ctx, account)
 
-    monkeypatch.setattr(igsync.sync_all, "fetch_account", fetch)
+    monkeypatch.setattr(igsync.sync_all, "sync_account", fetch)
     report = await run_sync(sim, store)
     assert (report.accounts_ok, report.accounts_failed) == (5, 1)
     (failed,) = [r for r in report.results if not r.success]
@@ -166,16 +166,16 @@ async def test_a_bug_in_one_account_is_reported_and_the_run_goes_on(
     tokens: dict[str, UserToken],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = igsync.sync_all.fetch_account
+    real = igsync.sync_all.sync_account
     broken = ACCOUNTS[1]
     secret = tokens[broken].access_token.get_secret_value()
 
-    async def fetch(graph: GraphClient, store: SQLiteStore, account: Any, **kw: Any) -> Any:
+    async def fetch(ctx: Any, account: Any) -> Any:
         if account.account_id == broken:
             raise KeyError(f"unexpected {account.token}")  # a bug that even quotes the token
-        return await real(graph, store, account, **kw)
+        return await real(ctx, account)
 
-    monkeypatch.setattr(igsync.sync_all, "fetch_account", fetch)
+    monkeypatch.setattr(igsync.sync_all, "sync_account", fetch)
     report = await run_sync(sim, store)
     assert (report.accounts_ok, report.accounts_failed) == (5, 1)
     (failed,) = [r for r in report.results if not r.success]
@@ -192,13 +192,13 @@ async def test_a_failing_sync_log_write_is_logged_not_fatal(
 ) -> None:
     broken = ACCOUNTS[3]
 
-    async def fetch(graph: GraphClient, store: SQLiteStore, account: Any, **kw: Any) -> Any:
+    async def fetch(ctx: Any, account: Any) -> Any:
         raise StoreError("database is locked")
 
     async def no_log(entry: Any) -> None:
         raise StoreError("disk I/O error")
 
-    monkeypatch.setattr(igsync.sync_all, "fetch_account", fetch)
+    monkeypatch.setattr(igsync.sync_all, "sync_account", fetch)
     monkeypatch.setattr(store, "write_sync_log", no_log)
     report = await run_sync(sim, store)
     assert report.accounts_failed == 6
@@ -281,7 +281,7 @@ async def test_no_more_accounts_than_concurrency_are_in_flight(
     concurrency: int,
 ) -> None:
     sim.latency = 0.02
-    real = igsync.sync_all.fetch_account
+    real = igsync.sync_all.sync_account
     in_flight, peak = 0, 0
 
     async def counting(*args: Any, **kw: Any) -> FetchResult:
@@ -293,7 +293,7 @@ async def test_no_more_accounts_than_concurrency_are_in_flight(
         finally:
             in_flight -= 1
 
-    monkeypatch.setattr(igsync.sync_all, "fetch_account", counting)
+    monkeypatch.setattr(igsync.sync_all, "sync_account", counting)
     report = await run_sync(sim, store, concurrency=concurrency)
     assert report.accounts_ok == 6
     assert peak == concurrency  # bounded, and the bound is used

@@ -18,7 +18,8 @@ from igsync.models import DEFAULT_METRICS, InsightRow, SyncReport, UserToken
 from igsync.simulator import Simulator, demo_accounts
 from igsync.store import Store
 from igsync.store.sqlite import SQLiteStore
-from igsync.sync import account_from_token, fetch_account, summarize
+from igsync.sync import RunContext, summarize, sync_account
+from igsync.tokens import account_from_token
 from igsync.window import plan_window
 
 
@@ -73,13 +74,9 @@ async def run_demo(
             try:
                 tokens = [t for t in await store.list_tokens() if t.u_id in users]
                 started = time.monotonic()
+                run = RunContext.for_metrics(graph, store, metrics=DEFAULT_METRICS, plan=plan)
                 results = await asyncio.gather(
-                    *(
-                        fetch_account(
-                            graph, store, account_from_token(t), metrics=DEFAULT_METRICS, plan=plan
-                        )
-                        for t in tokens
-                    )
+                    *(sync_account(run, account_from_token(t)) for t in tokens)
                 )
                 report = summarize(results, time.monotonic() - started)
                 rows = [r for r in await store.read_insights() if r.u_id in users]

@@ -5,6 +5,7 @@ JSON output is always `model_dump(mode="json")` of these models (DESIGN.md §5).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
@@ -114,6 +115,20 @@ class InsightRow(BaseModel):
     @property
     def key(self) -> tuple[UUID, str, str, datetime]:
         return (self.u_id, self.account_id, self.metric, self.end_time)
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who to fetch for and with what: a `user_tokens` row, or the env fallback."""
+
+    user_id: UUID
+    account_id: str
+    #: kept out of repr: an Account in a log line or a traceback must not print the token
+    token: str = field(repr=False)
+    #: the `user_tokens` row, None for the env fallback (which cannot be refreshed or marked)
+    row: UserToken | None = None
+    #: which login issued the token: it decides the host of every call (igsync.graph.LoginApi)
+    kind: TokenKind = "facebook_login"
 
 
 class Window(BaseModel):

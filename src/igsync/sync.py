@@ -1,8 +1,7 @@
 """Fetch one account's insights and store them: the job behind `fetch`, `demo` and `sync-all`.
 
-Which account and token, the token policy around the Graph calls (refresh ahead of expiry,
-refresh once on 190, else needs_reauth), the verified write and the sync log. The Graph calls
-themselves are `igsync.collect`'s.
+Which account and token, the streams that gather under the token policy (`igsync.streams`,
+`igsync.token_policy`), the verified write and the sync log.
 """
 
 from __future__ import annotations
@@ -15,51 +14,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-from igsync.collect import Collected, collect, make_rows
 from igsync.config import Settings
-from igsync.errors import GraphError, InputError, StoreError
-from igsync.graph import GraphClient, TokenProblem, infer_token_kind, token_problem
+from igsync.errors import InputError, StoreError
+from igsync.graph import GraphClient, infer_token_kind
 from igsync.models import (
     METRIC_CONFIG,
+    Account,
     FetchResult,
-    MetricSpec,
     SyncLog,
     SyncReport,
-    TokenKind,
-    UserToken,
     Window,
 )
 from igsync.redact import redact
 from igsync.store import Store
-from igsync.tokens import (
-    REAUTH,
-    REFRESH_AHEAD,
-    AppCredentials,
-    RefreshFailed,
-    RefreshRaced,
-    RefreshSkipped,
-    mark_needs_reauth,
-    refresh_now,
-    reread,
-    wrong_kind_message,
-)
+from igsync.streams import Stream, StreamOutcome
+from igsync.streams.account import AccountStream
+from igsync.token_policy import TokenPolicy
+from igsync.tokens import AppCredentials, account_from_token
 from igsync.window import WindowPlan, day_label
 
+__all__ = ["Account", "RunContext", "account_from_token", "fetch_account", "sync_account"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Account:
-    """Who to fetch for and with what: from `user_tokens`, or the env fallback."""
-
-    user_id: UUID
-    account_id: str
-    #: kept out of repr: an Account in a log line or a traceback must not print the token
-    token: str = field(repr=False)
-    #: the `user_tokens` row, None for the env fallback (which cannot be refreshed or marked)
-    row: UserToken | None = None
-    #: which login issued the token: it decides the host of every call (igsync.graph.LoginApi)
-    kind: TokenKind = "facebook_login"
 
 
 async def resolve_account(
@@ -89,144 +65,99 @@ async def resolve_account(
     )
 
 
-def account_from_token(row: UserToken) -> Account:
-    """The account a `user_tokens` row names (rows without an account id are not fetchable)."""
-    if row.account_id is None:
-        raise InputError(f"user {row.u_id} has a token without an account id; add one")
-    return Account(
-        row.u_id, row.account_id, row.access_token.get_secret_value(), row, row.token_kind
-    )
+@dataclass(frozen=True)
+class RunContext:
+    """What every account of a run shares: where to fetch from and store to, and how.
 
-
-async def _refresh_ahead(
-    graph: GraphClient,
-    store: Store,
-    account: Account,
-    app: AppCredentials | None,
-    now: datetime,
-    notes: list[str],
-) -> tuple[Account, bool]:
-    """The account to fetch with, and whether this run refreshed its token (DESIGN §4).
-
-    A token due within 7 days is refreshed when it can be; when another process refreshed it
-    first, its token is used (and this run did not refresh it).
+    `now` is UTC, fixed for the run when given (tests, reproducible windows); None takes the
+    clock as each account starts.
     """
-    row = account.row
-    if row is None or row.expires_at is None or row.expires_at > now + REFRESH_AHEAD:
-        return account, False
-    if row.token_kind == "facebook_login" and app is None:
-        notes.append("token: expires within 7 days; set IG_APP_ID and IG_APP_SECRET to refresh it")
-        return account, False
-    try:
-        return account_from_token(await refresh_now(graph, store, row, app, now)), True
-    except RefreshRaced as race:
-        return _winner(race.winner, row, notes) or account, False
-    except (RefreshSkipped, RefreshFailed) as reason:
-        notes.append(f"token: not refreshed: {reason}")
-        return account, False
+
+    graph: GraphClient
+    store: Store
+    streams: Sequence[Stream]
+    plan: WindowPlan
+    app: AppCredentials | None = None
+    dry_run: bool = False
+    now: datetime | None = None
+    run_id: UUID = field(default_factory=uuid4)
+
+    @classmethod
+    def for_metrics(
+        cls,
+        graph: GraphClient,
+        store: Store,
+        *,
+        metrics: Sequence[str],
+        plan: WindowPlan,
+        app: AppCredentials | None = None,
+        dry_run: bool = False,
+        now: datetime | None = None,
+        run_id: UUID | None = None,
+    ) -> RunContext:
+        """A run of the account stream for `metrics` (names of METRIC_CONFIG)."""
+        stream = AccountStream([METRIC_CONFIG[m] for m in metrics])
+        return cls(graph, store, [stream], plan, app, dry_run, now, run_id or uuid4())
 
 
-def _winner(winner: UserToken | None, mine: UserToken, notes: list[str]) -> Account | None:
-    """The account with the token another process saved meanwhile, if it is a usable one."""
-    if (
-        winner is None
-        or winner.status == "needs_reauth"
-        or winner.account_id is None
-        or winner.access_token == mine.access_token
-    ):
-        return None
-    notes.append("token: another process refreshed it first; using its token")
-    return account_from_token(winner)
+async def _gather(ctx: RunContext, account: Account, now: datetime) -> list[StreamOutcome]:
+    """Every stream of the run for one account; AUTH ends them all (the token is bad)."""
+    return [await s.collect(ctx.graph, account, ctx.plan, now) for s in ctx.streams]
 
 
-async def _collect_authorized(
-    graph: GraphClient,
-    store: Store,
-    account: Account,
-    specs: Sequence[MetricSpec],
-    plan: WindowPlan,
-    *,
-    app: AppCredentials | None,
-    now: datetime,
-    dry_run: bool,
-) -> tuple[Collected, list[datetime], bool]:
-    """`_collect` under the token policy: refresh ahead; on 190 refresh once and retry once.
+async def sync_account(ctx: RunContext, account: Account) -> FetchResult:
+    """Gather every stream of `ctx` for one account under the token policy and upsert the rows.
 
-    What the 190 says decides (igsync.graph.TokenProblem): a token the host cannot parse (the
-    other login kind) is reported with the fix and kept usable; an expired, invalidated or
-    removed one is marked needs_reauth without a pointless refresh; any other is refreshed once
-    and, if it still fails, marked (never erased). Returns whether the token was refreshed.
-    A dry run writes nothing, so it neither refreshes nor marks.
+    Never raises for a metric: Graph and store failures become entries of `errors`; the rows
+    that could be fetched are stored all the same. Writes a sync-log row unless dry_run.
     """
-    notes: list[str] = []
-    refreshed = False
-    if account.row is not None and account.row.status == "needs_reauth":
-        out = Collected(errors={"token": f"token: needs re-authorization; {REAUTH}"})
-        return out, [], False
-    if not dry_run:
-        account, refreshed = await _refresh_ahead(graph, store, account, app, now, notes)
-    for attempt in (1, 2):
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
+    now = (ctx.now or started_at).astimezone(UTC)
+
+    async def work(current: Account) -> list[StreamOutcome]:
+        return await _gather(ctx, current, now)
+
+    policy = TokenPolicy(ctx.graph, ctx.store, ctx.app, now, ctx.dry_run, work)
+    auth = await policy.run(account)
+    outcomes = auth.value or []
+    errors = [auth.error] if auth.error else [e for o in outcomes for e in o.errors]
+    notes = auth.notes + [n for o in outcomes for n in o.notes]
+    rows = [r for o in outcomes for r in o.rows]
+    days = sorted({d for o in outcomes for d in o.days})
+    if not days and not errors:
+        notes.append("the Graph API had no data for this window")
+
+    inserted: Counter[str] = Counter()
+    if rows and not ctx.dry_run:
         try:
-            out, keys = await collect(graph, account, specs, plan, now)
-            out.notes[:0] = notes
-            return out, keys, refreshed
-        except GraphError as error:
-            rejected = error
-        problem = token_problem(rejected) or TokenProblem.UNKNOWN
-        row = account.row
-        if problem == TokenProblem.UNPARSEABLE:
-            # Not a dead token: a host cannot read the other login's tokens. Never marked.
-            if row is None:
-                message = (
-                    f"token: {graph.api(account.kind).base_url} cannot parse IG_LONG_TOKEN; "
-                    "check the token (Facebook Login tokens start EAA, Instagram Login ones "
-                    "IG) and IGSYNC_GRAPH_URL / IGSYNC_INSTAGRAM_URL"
-                )
-            else:
-                message = f"token: {wrong_kind_message(graph, row)}"
-            break
-        if row is None:
-            message = f"token: IG_LONG_TOKEN rejected by the Graph API ({rejected}); replace it"
-            break
-        if dry_run:
-            message = f"token: rejected by the Graph API ({rejected}); dry run: not marked"
-            break
-        # An expired, invalidated or removed token (Meta's subcode says so) cannot be
-        # refreshed: only a new login helps, so it is marked at once.
-        refreshable = row.token_kind == "instagram_login" or app is not None
-        if attempt == 1 and refreshable and not problem.needs_login:
-            try:
-                # forced: Meta just refused the token, so whatever igsync knows of its age,
-                # only Meta's answer to a refresh can tell whether a new one can be had
-                fresh = await refresh_now(graph, store, row, app, now, force=True)
-                account = account_from_token(fresh)
-                refreshed = True
-                continue
-            except RefreshRaced as race:
-                if winner := _winner(race.winner, row, notes):
-                    account = winner
-                    continue
-            except (RefreshSkipped, RefreshFailed) as reason:
-                log.info("refresh after 190 failed: %s", reason)
-        try:
-            marked = await mark_needs_reauth(store, row)
-            current = None if marked else await reread(store, row)
+            confirmed = await ctx.store.upsert_insights(rows)
+            inserted.update(r.metric for r in rows)
+            log.info("account %s: %d rows written and verified", account.account_id, confirmed)
         except StoreError as error:
-            message = f"token: rejected by the Graph API ({rejected}); {REAUTH} ({error})"
-            break
-        if marked:
-            message = (
-                f"token: rejected by the Graph API ({rejected}); marked needs_reauth: {REAUTH}"
-            )
-            break
-        # Nothing was marked: another process changed the row since we read it.
-        winner = _winner(current, row, notes)
-        if attempt == 1 and winner is not None:
-            account = winner
-            continue
-        message = f"token: rejected by the Graph API ({rejected}); {REAUTH}"
-        break
-    return Collected(errors={"token": message}, notes=notes), [], refreshed
+            errors.append(f"store: {error}")
+    if ctx.dry_run:
+        notes.append(f"dry run: {len(rows)} rows fetched, nothing written")
+    errors = [redact(e) for e in errors]
+    window = Window(since=day_label(days[0]), until=day_label(days[-1])) if days else None
+    result = FetchResult(
+        success=not errors,
+        total_inserted=sum(inserted.values()),
+        total_errors=len(errors),
+        metrics_inserted=dict(inserted),
+        metrics_fetched=dict(Counter(r.metric for r in rows)),
+        errors=errors,
+        account_id=account.account_id,
+        user_id=str(account.user_id),
+        token_refreshed=auth.refreshed,
+        window=window or ctx.plan.requested,
+        duration_s=round(time.monotonic() - started, 3),
+        dry_run=ctx.dry_run,
+        notes=[redact(n) for n in notes],
+    )
+    if not ctx.dry_run:
+        await write_run_log(ctx.store, result, started_at, ctx.run_id)
+    return result
 
 
 async def fetch_account(
@@ -243,50 +174,13 @@ async def fetch_account(
 ) -> FetchResult:
     """Fetch `metrics` for one account over `plan` and upsert them; never raises for a metric.
 
-    Graph and store failures become entries of `errors`; the rows that could be fetched are
-    stored all the same. With app credentials the token is refreshed as DESIGN §4 says.
+    `sync_account` for a run of the account stream alone: with app credentials the token is
+    refreshed as DESIGN §4 says.
     """
-    started = time.monotonic()
-    started_at = datetime.now(UTC)
-    now = (now or started_at).astimezone(UTC)
-    specs = [METRIC_CONFIG[m] for m in metrics]
-    out, keys, refreshed = await _collect_authorized(
-        graph, store, account, specs, plan, app=app, now=now, dry_run=dry_run
+    ctx = RunContext.for_metrics(
+        graph, store, metrics=metrics, plan=plan, app=app, dry_run=dry_run, now=now, run_id=run_id
     )
-    if not keys and not out.errors:
-        out.notes.append("the Graph API had no data for this window")
-    rows = make_rows(account, specs, keys, out)
-
-    inserted: Counter[str] = Counter()
-    if rows and not dry_run:
-        try:
-            confirmed = await store.upsert_insights(rows)
-            inserted.update(r.metric for r in rows)
-            log.info("account %s: %d rows written and verified", account.account_id, confirmed)
-        except StoreError as error:
-            out.errors["store"] = f"store: {error}"
-    if dry_run:
-        out.notes.append(f"dry run: {len(rows)} rows fetched, nothing written")
-    errors = [redact(e) for e in out.errors.values()]
-    window = Window(since=day_label(keys[0]), until=day_label(keys[-1])) if keys else plan.requested
-    result = FetchResult(
-        success=not errors,
-        total_inserted=sum(inserted.values()),
-        total_errors=len(errors),
-        metrics_inserted=dict(inserted),
-        metrics_fetched=dict(Counter(r.metric for r in rows)),
-        errors=errors,
-        account_id=account.account_id,
-        user_id=str(account.user_id),
-        token_refreshed=refreshed,
-        window=window,
-        duration_s=round(time.monotonic() - started, 3),
-        dry_run=dry_run,
-        notes=[redact(n) for n in out.notes],
-    )
-    if not dry_run:
-        await write_run_log(store, result, started_at, run_id or uuid4())
-    return result
+    return await sync_account(ctx, account)
 
 
 async def write_run_log(

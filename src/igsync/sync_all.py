@@ -16,15 +16,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import UUID, uuid4
 
 from igsync.errors import IgsyncError, InputError, StoreError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.redact import redact, release_secret
 from igsync.store import TOKEN_PAGE, Store, iter_tokens
-from igsync.sync import Tally, account_from_token, fetch_account, write_run_log
-from igsync.tokens import AppCredentials
+from igsync.sync import RunContext, Tally, sync_account, write_run_log
+from igsync.tokens import AppCredentials, account_from_token
 from igsync.window import WindowPlan
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,9 @@ async def sync_all(
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
     queue: asyncio.Queue[UserToken | None] = asyncio.Queue(maxsize=max(TOKEN_PAGE, concurrency))
     tally = Tally(keep=keep_results)
-    run_id = uuid4()
+    ctx = RunContext.for_metrics(
+        graph, store, metrics=metrics, plan=plan, app=app, dry_run=dry_run, now=now
+    )
     started = time.monotonic()
 
     async def read() -> None:
@@ -111,9 +112,7 @@ async def sync_all(
 
     async def worker() -> None:
         while (token := await queue.get()) is not None:
-            result = await _fetch_isolated(
-                graph, store, token, metrics, plan, app, dry_run, now, run_id
-            )
+            result = await _sync_isolated(ctx, token)
             tally.add(result)
             if on_result is not None:
                 on_result(result)
@@ -129,31 +128,11 @@ async def sync_all(
     return tally.report(time.monotonic() - started)
 
 
-async def _fetch_isolated(
-    graph: GraphClient,
-    store: Store,
-    token: UserToken,
-    metrics: Sequence[str],
-    plan: WindowPlan,
-    app: AppCredentials | None,
-    dry_run: bool,
-    now: datetime | None,
-    run_id: UUID,
-) -> FetchResult:
-    """`fetch_account`, with anything igsync raises turned into this account's failed result."""
+async def _sync_isolated(ctx: RunContext, token: UserToken) -> FetchResult:
+    """`sync_account`, with anything igsync raises turned into this account's failed result."""
     started, started_at = time.monotonic(), datetime.now(UTC)
     try:
-        return await fetch_account(
-            graph,
-            store,
-            account_from_token(token),
-            metrics=metrics,
-            plan=plan,
-            app=app,
-            dry_run=dry_run,
-            now=now,
-            run_id=run_id,
-        )
+        return await sync_account(ctx, account_from_token(token))
     except Exception as error:  # one account must never end a cron run
         if isinstance(error, IgsyncError):
             where = "store" if isinstance(error, StoreError) else "account"
@@ -171,10 +150,10 @@ async def _fetch_isolated(
             errors=[message],
             account_id=token.account_id,
             user_id=str(token.u_id),
-            window=plan.requested,
+            window=ctx.plan.requested,
             duration_s=round(time.monotonic() - started, 3),
-            dry_run=dry_run,
+            dry_run=ctx.dry_run,
         )
-        if not dry_run:
-            await write_run_log(store, result, started_at, run_id)  # logs its own failure
+        if not ctx.dry_run:
+            await write_run_log(ctx.store, result, started_at, ctx.run_id)  # logs its failure
         return result

@@ -28,6 +28,7 @@ from igsync.graph import (
     token_problem,
 )
 from igsync.models import (
+    Account,
     AccountInfo,
     FailedToken,
     RefreshedToken,
@@ -95,6 +96,15 @@ class RefreshTooEarly(RefreshSkipped):
 
 class RefreshFailed(Exception):
     """The refresh was attempted and did not succeed; the old token is untouched."""
+
+
+def account_from_token(row: UserToken) -> Account:
+    """The account a `user_tokens` row names (rows without an account id are not fetchable)."""
+    if row.account_id is None:
+        raise InputError(f"user {row.u_id} has a token without an account id; add one")
+    return Account(
+        row.u_id, row.account_id, row.access_token.get_secret_value(), row, row.token_kind
+    )
 
 
 def other_kind(kind: TokenKind) -> TokenKind:

@@ -1,26 +1,27 @@
-"""Gathering one account's insights from the Graph API, before anything is written.
+"""The `account` stream: an account's daily metrics, one row per metric and local day.
 
-The order matters (GRAPH_API.md §1-2): time_series metrics first, because their end_times are
+Rows go to `instagram_insights`, unique on (u_id, account_id, metric, end_time). The order of
+requests matters (GRAPH_API.md §1-2): time_series metrics first, because their end_times are
 the day keys; then each total_value metric one day at a time under those same keys, so every
-metric of a day shares one (u_id, account_id, metric, end_time) key.
+metric of a day shares one key. Lookback is per metric (`MetricSpec.lookback_days`); `--days N`
+re-pulls the N newest complete days on every run, so late corrections by Meta (data may be
+delayed up to 48 h, GRAPH_API.md §7) overwrite the values stored before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues, per_account_calls
-from igsync.models import METRIC_CONFIG, InsightRow, MetricSpec, MetricType
+from igsync.models import METRIC_CONFIG, Account, InsightRow, MetricSpec, MetricType
+from igsync.streams import MetricOutcome, StreamOutcome
 from igsync.window import WindowPlan, chunks, day_request_range
-
-if TYPE_CHECKING:
-    from igsync.sync import Account
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +32,19 @@ _PER_METRIC_KINDS = (ErrorKind.INVALID, ErrorKind.PERMISSION)
 
 
 @dataclass
-class Collected:
-    """What one fetch gathered, before it is written."""
+class _Collected:
+    """The answers so far, before they become rows."""
 
     # metric -> end_time -> value (None: Meta had no data for that day)
     values: dict[str, dict[datetime, int | None]] = field(default_factory=dict)
     # metric -> ranges (since, until] it answered for; rows are only made inside them
     answered: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
     keys: set[datetime] = field(default_factory=set)
-    errors: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, MetricOutcome] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def fail(self, metric: str, error: GraphError) -> None:
-        self.errors.setdefault(metric, f"{metric}: {error}")
+        self.failed.setdefault(metric, MetricOutcome.failed(metric, error))
 
     def covered(self, metric: str, key: datetime) -> bool:
         return any(since < key <= until for since, until in self.answered.get(metric, ()))
@@ -89,7 +90,7 @@ class _Fetcher:
 
 
 async def _fetch_time_series(
-    fetcher: _Fetcher, specs: Sequence[MetricSpec], plan: WindowPlan, now: datetime, out: Collected
+    fetcher: _Fetcher, specs: Sequence[MetricSpec], plan: WindowPlan, now: datetime, out: _Collected
 ) -> None:
     groups: dict[tuple[datetime, datetime], list[str]] = {}
     for spec in specs:
@@ -126,7 +127,7 @@ async def _fetch_total_values(
     specs: Sequence[MetricSpec],
     keys: Sequence[datetime],
     known: Sequence[datetime],
-    out: Collected,
+    out: _Collected,
 ) -> None:
     """One request per day (all total_value metrics grouped), stored under that day's key.
 
@@ -147,8 +148,8 @@ async def _fetch_total_values(
             out.values.setdefault(metric, {})[key] = result.total
 
 
-def make_rows(
-    account: Account, specs: Sequence[MetricSpec], keys: Sequence[datetime], out: Collected
+def _rows(
+    account: Account, specs: Sequence[MetricSpec], keys: Sequence[datetime], out: _Collected
 ) -> list[InsightRow]:
     rows = []
     for spec in specs:
@@ -169,48 +170,67 @@ def make_rows(
     return rows
 
 
-async def collect(
-    graph: GraphClient,
-    account: Account,
-    specs: Sequence[MetricSpec],
-    plan: WindowPlan,
-    now: datetime,
-) -> tuple[Collected, list[datetime]]:
-    """Ask the Graph API for every metric; returns what came back and the day keys to store.
+@dataclass(frozen=True)
+class AccountStream:
+    """The account's daily metrics `specs` (from METRIC_CONFIG), stored in instagram_insights."""
 
-    Raises GraphError only when the token itself was refused (AUTH).
-    """
-    out = Collected()
-    api = graph.api(account.kind)
-    for spec in specs:
-        if not api.serves(spec):
-            out.errors[spec.name] = (
-                f"{spec.name}: Meta serves it to {', '.join(sorted(spec.logins))} tokens only, "
-                f"and this account's token is {account.kind}"
+    specs: Sequence[MetricSpec]
+    name: str = "account"
+    table: str = "instagram_insights"
+    key: tuple[str, ...] = ("u_id", "account_id", "metric", "end_time")
+
+    async def collect(
+        self, graph: GraphClient, account: Account, plan: WindowPlan, now: datetime
+    ) -> StreamOutcome:
+        """Every metric's rows for the days of `plan` (`now` in UTC).
+
+        Raises GraphError only when the token itself was refused (AUTH).
+        """
+        out = _Collected()
+        api = graph.api(account.kind)
+        refused = {
+            s.name: MetricOutcome(
+                s.name,
+                error=ErrorKind.PERMISSION,
+                reason=f"Meta serves it to {', '.join(sorted(s.logins))} tokens only, "
+                f"and this account's token is {account.kind}",
             )
-    specs = [s for s in specs if api.serves(s)]
-    series_specs = [s for s in specs if s.metric_type == "time_series"]
-    total_specs = [s for s in specs if s.metric_type == "total_value"]
-    fetcher = _Fetcher(graph, account)
-    # The day keys come from time_series answers. reach serves every day of the window (no
-    # 30-day clamp, no follower threshold), so ask it for the keys whenever total_value metrics
-    # are wanted and it is not asked anyway; its values are not stored.
-    probe = bool(total_specs) and _KEY_PROBE not in {s.name for s in series_specs}
-    key_specs = [*series_specs, METRIC_CONFIG[_KEY_PROBE]] if probe else series_specs
-    await _fetch_time_series(fetcher, key_specs, plan, now, out)
-    probe_error = out.errors.pop(_KEY_PROBE, None) if probe else None
-    known = sorted(out.keys)
-    keys = known if plan.keep_last is None else known[-plan.keep_last :]
-    log.info("account %s: %d days to store", account.account_id, len(keys))
-    if total_specs and keys:
-        await _fetch_total_values(fetcher, total_specs, keys, known, out)
-    elif total_specs:
-        # No day keys: when that is because the key sources failed, the total_value metrics
-        # failed too and must say so; when every source answered empty, there is no data.
-        reasons = [probe_error] if probe_error else []
-        reasons += [out.errors[s.name] for s in series_specs if s.name in out.errors]
-        if reasons:
-            reason = reasons[0].split(": ", 1)[-1]
-            for spec in total_specs:
-                out.errors[spec.name] = f"{spec.name}: could not learn the day keys: {reason}"
-    return out, keys
+            for s in self.specs
+            if not api.serves(s)
+        }
+        specs = [s for s in self.specs if s.name not in refused]
+        series_specs = [s for s in specs if s.metric_type == "time_series"]
+        total_specs = [s for s in specs if s.metric_type == "total_value"]
+        fetcher = _Fetcher(graph, account)
+        # The day keys come from time_series answers. reach serves every day of the window
+        # (no 30-day clamp, no follower threshold), so ask it for the keys whenever
+        # total_value metrics are wanted and it is not asked anyway; its values are not kept.
+        probe = bool(total_specs) and _KEY_PROBE not in {s.name for s in series_specs}
+        key_specs = [*series_specs, METRIC_CONFIG[_KEY_PROBE]] if probe else series_specs
+        await _fetch_time_series(fetcher, key_specs, plan, now, out)
+        probe_failure = out.failed.pop(_KEY_PROBE, None) if probe else None
+        known = sorted(out.keys)
+        keys = known if plan.keep_last is None else known[-plan.keep_last :]
+        log.info("account %s: %d days to store", account.account_id, len(keys))
+        if total_specs and keys:
+            await _fetch_total_values(fetcher, total_specs, keys, known, out)
+        elif total_specs:
+            # No day keys: when that is because the key sources failed, the total_value
+            # metrics failed too and must say so; when every source answered empty, there
+            # is no data.
+            causes = [probe_failure] if probe_failure else []
+            causes += [out.failed[s.name] for s in series_specs if s.name in out.failed]
+            if causes:
+                cause = causes[0]
+                for spec in total_specs:
+                    out.failed[spec.name] = MetricOutcome(
+                        spec.name,
+                        error=cause.error,
+                        reason=f"could not learn the day keys: {cause.reason}",
+                    )
+        rows = _rows(account, specs, keys, out)
+        counts = Counter(r.metric for r in rows)
+        metrics = {**refused, **out.failed}
+        for spec in specs:
+            metrics.setdefault(spec.name, MetricOutcome(spec.name, rows=counts[spec.name]))
+        return StreamOutcome(self.name, rows, metrics, out.notes, keys)
