@@ -39,7 +39,8 @@ from uuid import uuid4
 import httpx
 from pydantic import SecretStr
 
-from igsync.models import DEFAULT_METRICS, METRIC_CONFIG, UserToken
+from igsync.catalogue import DEFAULT_METRICS, METRIC_CONFIG
+from igsync.models import UserToken
 from igsync.simulator import Served, SimAccount, Simulator, serve_in_thread
 from igsync.store.sqlite import SQLiteStore
 

@@ -14,8 +14,9 @@ from uuid import uuid4
 import pytest
 from pydantic import SecretStr
 
+from igsync.catalogue import DEFAULT_METRICS
 from igsync.graph import GraphClient, pool_sizes
-from igsync.models import DEFAULT_METRICS, FetchResult, SyncReport, UserToken
+from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.simulator import Fault, SimAccount, Simulator, serve_in_thread
 from igsync.store.sqlite import SQLiteStore
 from igsync.sync_all import sync_all

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from igsync.catalogue import DEFAULT_METRICS
 from igsync.config import database_url, load_settings, parse_metric_list
 from igsync.errors import ConfigError
-from igsync.models import DEFAULT_METRICS
 
 
 @pytest.fixture(autouse=True)

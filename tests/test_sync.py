@@ -9,8 +9,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from igsync.catalogue import DEFAULT_METRICS
 from igsync.graph import GraphClient
-from igsync.models import DEFAULT_METRICS, FetchResult
+from igsync.models import FetchResult
 from igsync.simulator import Fault, SimAccount, Simulator
 from igsync.store.sqlite import SQLiteStore
 from igsync.sync import Account, fetch_account

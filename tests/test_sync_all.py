@@ -17,9 +17,10 @@ import pytest
 from pydantic import SecretStr
 
 import igsync.sync_all
+from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import InputError, StoreError
 from igsync.graph import GraphClient
-from igsync.models import DEFAULT_METRICS, FetchResult, SyncReport, UserToken
+from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.simulator import SimAccount, Simulator
 from igsync.store.sqlite import SQLiteStore
 from igsync.sync_all import Shard, parse_shard, sync_all

@@ -14,9 +14,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import StoreError
 from igsync.graph import GraphClient
-from igsync.models import DEFAULT_METRICS, FetchResult, TokenUpdate, UserToken
+from igsync.models import FetchResult, TokenUpdate, UserToken
 from igsync.simulator import Fault, SimAccount, Simulator
 from igsync.store import Store
 from igsync.store.postgres import PostgresStore

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from igsync.catalogue import METRIC_CONFIG, MetricSpec
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues, per_account_calls
-from igsync.models import METRIC_CONFIG, InsightRow, MetricSpec, MetricType
+from igsync.models import InsightRow, MetricType
 from igsync.window import WindowPlan, chunks, day_request_range
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from igsync.catalogue import DEFAULT_METRICS, METRIC_CONFIG
 from igsync.errors import ConfigError
-from igsync.models import DEFAULT_METRICS, METRIC_CONFIG
 from igsync.redact import register_secret
 
 # Pinned; metric changes arrive with new versions (GRAPH_API.md §6).

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+from igsync.catalogue import METRIC_CONFIG, MetricSpec
 from igsync.collect import Collected, collect, make_rows
 from igsync.config import Settings
 from igsync.errors import GraphError, InputError, StoreError
 from igsync.graph import GraphClient, TokenProblem, infer_token_kind, token_problem
 from igsync.models import (
-    METRIC_CONFIG,
     FetchResult,
-    MetricSpec,
     SyncLog,
     SyncReport,
     TokenKind,

@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from igsync.catalogue import MetricSpec
 from igsync.errors import InputError
-from igsync.models import MetricSpec, Window
+from igsync.models import Window
 
 DAY = timedelta(days=1)
 _LABEL_CUTOFF = time(10, 0)

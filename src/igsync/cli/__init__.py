@@ -174,9 +174,9 @@ def demo(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Run the whole job offline: simulated Graph API, a throwaway SQLite store (or --db)."""
+    from igsync.catalogue import DEFAULT_METRICS
     from igsync.cli._render import demo_render
     from igsync.demo import run_demo
-    from igsync.models import DEFAULT_METRICS
 
     out = make_output(ctx, json_, quiet, verbose)
     keep = open_db(ctx, load()) if globals_of(ctx).db else None
@@ -198,8 +198,8 @@ app.command("refresh-token")(refresh_token)
 @app.command("metrics")
 def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """List the metrics igsync knows, with the metric_type each is requested with."""
+    from igsync.catalogue import METRIC_CONFIG
     from igsync.cli._render import metrics_table
-    from igsync.models import METRIC_CONFIG
 
     out = make_output(ctx, json_)
     specs = list(METRIC_CONFIG.values())

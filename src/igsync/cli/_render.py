@@ -19,15 +19,9 @@ from rich.table import Table
 from igsync.redact import RedactingFilter, redact
 
 if TYPE_CHECKING:
+    from igsync.catalogue import MetricSpec
     from igsync.demo import DemoReport
-    from igsync.models import (
-        AccountInfo,
-        FetchResult,
-        InsightRow,
-        MetricSpec,
-        RefreshReport,
-        SyncReport,
-    )
+    from igsync.models import AccountInfo, FetchResult, InsightRow, RefreshReport, SyncReport
 
 _STATUS_STYLE = {"ok": "green", "expiring": "yellow", "expired": "red", "needs_reauth": "red"}
 

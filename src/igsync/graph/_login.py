@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from igsync.models import MetricSpec, TokenKind
+    from igsync.catalogue import MetricSpec
+    from igsync.models import TokenKind
 
 #: Meta's token prefixes as integrations observe them (Meta calls tokens opaque and documents
 #: no format): Facebook Login user tokens start "EAA", Instagram Login tokens "IGAA" (older
