@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from igsync.catalogue import DEFAULT_METRICS
-from igsync.config import database_url, load_settings, parse_metric_list
+from igsync.config import database_url, load_settings
 from igsync.errors import ConfigError
 
 
@@ -84,11 +84,3 @@ def test_an_unsupported_database_url_names_where_it_came_from(
     with pytest.raises(ConfigError, match=r"^IGSYNC_DATABASE_URL: unsupported") as caught:
         database_url(load_settings())
     assert "pw" not in str(caught.value)
-
-
-def test_metric_lists_are_deduplicated_and_checked() -> None:
-    assert parse_metric_list(" reach, reach ,views") == ("reach", "views")
-    with pytest.raises(ValueError, match="unknown metric impressions"):
-        parse_metric_list("impressions")
-    with pytest.raises(ValueError, match="no metric"):
-        parse_metric_list(" , ")

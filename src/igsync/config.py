@@ -9,24 +9,12 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from igsync.catalogue import DEFAULT_METRICS, METRIC_CONFIG
-from igsync.errors import ConfigError
+from igsync.catalogue import DEFAULT_METRICS, parse_metric_list
+from igsync.errors import ConfigError, InputError
 from igsync.redact import register_secret
 
 # Pinned; metric changes arrive with new versions (GRAPH_API.md §6).
 DEFAULT_GRAPH_VERSION = "v24.0"
-
-
-def parse_metric_list(text: str) -> tuple[str, ...]:
-    """`reach, follower_count` -> ("reach", "follower_count"); unknown names are an error."""
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    if not names:
-        raise ValueError("no metric named; give a comma list such as reach,follower_count")
-    unknown = [n for n in names if n not in METRIC_CONFIG]
-    if unknown:
-        known = ", ".join(METRIC_CONFIG)
-        raise ValueError(f"unknown metric {', '.join(unknown)}; known metrics: {known}")
-    return names
 
 
 class Settings(BaseSettings):
@@ -76,7 +64,10 @@ class Settings(BaseSettings):
     @classmethod
     def _metrics(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_metric_list(value)
+            try:
+                parse_metric_list(value)
+            except InputError as error:  # pydantic reports a ValueError as this variable's error
+                raise ValueError(str(error)) from None
         return value
 
     @field_validator("igsync_http_timeout")
