@@ -135,7 +135,7 @@ def seed_way(n: int, sample: int, latency: float) -> float:
         for account in accounts:
             for metric in DEFAULT_METRICS:
                 client.get(
-                    f"{served.graph_url}/v24.0/{account.account_id}/insights",
+                    f"{served.graph_url}/v27.0/{account.account_id}/insights",
                     params={
                         "metric": metric,
                         "period": "day",

@@ -28,7 +28,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_defaults_need_no_environment() -> None:
     settings = load_settings()
     assert settings.igsync_graph_url == "https://graph.facebook.com"
-    assert settings.igsync_graph_version == "v24.0"
+    assert settings.igsync_graph_version == "v27.0"
     assert settings.metrics == DEFAULT_METRICS
     assert database_url(settings).startswith("sqlite:////")
 

@@ -28,13 +28,13 @@ from samples import sample
 pytestmark = pytest.mark.anyio
 
 BASE = "https://graph.test"
-URL = f"{BASE}/v24.0/17841400008460056/insights"
+URL = f"{BASE}/v27.0/17841400008460056/insights"
 TOKEN = "EAAJ-long-lived-token-that-must-never-leak-0123456789"
 SINCE, UNTIL = datetime(2017, 5, 3, 10, tzinfo=UTC), datetime(2017, 5, 5, 10, tzinfo=UTC)
 
 
 def client(**kwargs: object) -> GraphClient:
-    return GraphClient(base_url=BASE, version="v24.0", **kwargs)  # type: ignore[arg-type]
+    return GraphClient(base_url=BASE, version="v27.0", **kwargs)  # type: ignore[arg-type]
 
 
 async def insights(graph: GraphClient, metrics: list[str], metric_type: str = "time_series"):  # type: ignore[no-untyped-def]
@@ -98,7 +98,7 @@ async def test_every_request_names_its_metric_type_and_sends_the_token_in_a_head
 
 
 IG_TOKEN = "IGAAlong-lived-instagram-login-token-never-leak-0123456789"
-IG_URL = "https://ig.test/v24.0/17841400008460056/insights"
+IG_URL = "https://ig.test/v27.0/17841400008460056/insights"
 
 
 @respx.mock
@@ -373,9 +373,9 @@ def test_classification_table() -> None:
     assert classify(1, None, False, 500) == ErrorKind.TRANSIENT
 
 
-TOKEN_URL = f"{BASE}/v24.0/oauth/access_token"
+TOKEN_URL = f"{BASE}/v27.0/oauth/access_token"
 IG_REFRESH_URL = "https://ig.test/refresh_access_token"
-DEBUG_URL = f"{BASE}/v24.0/debug_token"
+DEBUG_URL = f"{BASE}/v27.0/debug_token"
 
 
 @respx.mock
@@ -488,7 +488,7 @@ async def test_instagram_refresh_sends_no_proof_without_an_instagram_app_secret(
     assert "appsecret_proof" not in route.calls.last.request.url.params
 
 
-BATCH_URL = f"{BASE}/v24.0/"
+BATCH_URL = f"{BASE}/v27.0/"
 
 
 def batch_item(status: int, body: object) -> dict[str, object]:

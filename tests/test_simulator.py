@@ -87,7 +87,7 @@ async def get(
     client: httpx.AsyncClient, account: str = LA, *, token: str | None = TOKEN, **params: str
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return await client.get(f"/v24.0/{account}/insights", params=params, headers=headers)
+    return await client.get(f"/v27.0/{account}/insights", params=params, headers=headers)
 
 
 def one_day(sim: Simulator, account: str, day: date) -> dict[str, str]:
@@ -419,10 +419,23 @@ async def test_denied_metric_fails_the_whole_request_with_code_10() -> None:
     assert sim.daily_value(LA, "views", date(2026, 11, 18)) is None
 
 
+# Meta's versions table (graph-api/changelog, 2026-11): v21.0 is served until 2027-01-21, v27.0
+# is the newest (introduced 2026-11-04).
+@pytest.mark.parametrize("version", ["v21.0", "v22.0", "v23.0", "v24.0", "v25.0", "v26.0", "v27.0"])
+async def test_every_version_meta_serves_is_served(client: httpx.AsyncClient, version: str) -> None:
+    response = await client.get(
+        f"/{version}/{LA}/insights",
+        params={"metric": "reach"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"][0]["name"] == "reach"
+
+
 async def test_unknown_paths_and_methods_answer_graph_errors(client: httpx.AsyncClient) -> None:
-    alias = await client.get("/v24.0/nosuchalias/insights", params={"access_token": TOKEN})
-    edge = await client.get(f"/v24.0/{LA}/nosuchedge", params={"access_token": TOKEN})
-    post = await client.post(f"/v24.0/{LA}/insights", params={"access_token": TOKEN})
+    alias = await client.get("/v27.0/nosuchalias/insights", params={"access_token": TOKEN})
+    edge = await client.get(f"/v27.0/{LA}/nosuchedge", params={"access_token": TOKEN})
+    post = await client.post(f"/v27.0/{LA}/insights", params={"access_token": TOKEN})
     assert (alias.status_code, error_of(alias)["code"]) == (404, 803)
     assert error_of(alias)["message"].startswith("(#803) Some of the aliases you requested")
     assert (edge.status_code, error_of(edge)["code"]) == (400, 2500)
@@ -438,7 +451,7 @@ async def test_paging_urls_carry_the_token_and_the_neighbouring_windows(
 ) -> None:
     since, until = NOW - timedelta(days=4), NOW - timedelta(days=2)
     response = await client.get(
-        f"/v24.0/{LA}/insights",
+        f"/v27.0/{LA}/insights",
         params={"metric": "reach", "period": "day", "since": unix(since), "until": unix(until)},
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
@@ -446,7 +459,7 @@ async def test_paging_urls_carry_the_token_and_the_neighbouring_windows(
     previous, following = httpx.URL(paging["previous"]), httpx.URL(paging["next"])
     assert TOKEN in response.text
     assert previous.params["access_token"] == following.params["access_token"] == TOKEN
-    assert previous.path == f"/v24.0/{LA}/insights"
+    assert previous.path == f"/v27.0/{LA}/insights"
     assert (previous.params["since"], previous.params["until"]) == (
         unix(since - timedelta(days=2)),
         unix(since),
@@ -743,8 +756,8 @@ async def test_every_request_is_recorded_with_its_status(
     await get(client, metric="reach")
     await get(client, metric="bogus")
     assert [(r.method, r.path, r.status) for r in sim.requests] == [
-        ("GET", f"/v24.0/{LA}/insights", 200),
-        ("GET", f"/v24.0/{LA}/insights", 400),
+        ("GET", f"/v27.0/{LA}/insights", 200),
+        ("GET", f"/v27.0/{LA}/insights", 400),
     ]
     assert sim.requests[0].query == {"metric": "reach"}
     assert sim.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
@@ -776,12 +789,12 @@ def test_serve_in_thread_answers_over_loopback_and_stops_cleanly() -> None:
         url = served.graph_url
         assert url.startswith("http://127.0.0.1:")
         response = httpx.get(
-            f"{url}/v24.0/{LA}/insights",
+            f"{url}/v27.0/{LA}/insights",
             params={"metric": "reach"},
             headers={"Authorization": f"Bearer {TOKEN}"},
         )
     assert response.status_code == 200
-    assert response.json()["paging"]["next"].startswith(f"{url}/v24.0/{LA}/insights?")
+    assert response.json()["paging"]["next"].startswith(f"{url}/v27.0/{LA}/insights?")
     assert not [t for t in threading.enumerate() if t.name == "igsync-simulator"]
 
 
@@ -796,7 +809,7 @@ def test_over_loopback_each_host_has_its_port_and_refuses_the_other_logins_token
         for host, url in (("facebook", served.graph_url), ("instagram", served.instagram_url)):
             for kind, token in (("facebook", facebook_token), ("instagram", instagram_token)):
                 answers[host, kind] = httpx.get(
-                    f"{url}/v24.0/{LA}/insights",
+                    f"{url}/v27.0/{LA}/insights",
                     params={"metric": "reach"},
                     headers={"Authorization": f"Bearer {token}"},
                 )
@@ -815,11 +828,11 @@ async def test_in_process_graph_instagram_com_reaches_the_instagram_host() -> No
     token = sim.issue_token(LA, kind="instagram_login")
     async with httpx.AsyncClient(transport=sim.transport()) as client:
         served = await client.get(
-            f"https://graph.instagram.com/v24.0/{LA}/insights",
+            f"https://graph.instagram.com/v27.0/{LA}/insights",
             params={"metric": "reach", "access_token": token},
         )
         refused = await client.get(
-            f"https://graph.facebook.com/v24.0/{LA}/insights",
+            f"https://graph.facebook.com/v27.0/{LA}/insights",
             params={"metric": "reach", "access_token": token},
         )
     assert served.status_code == 200
@@ -832,7 +845,7 @@ def test_timeout_fault_over_loopback_lets_go_when_the_client_gives_up() -> None:
     sim.faults.append(Fault("timeout", delay=30))
     with serve_in_thread(sim) as served, pytest.raises(httpx.ReadTimeout):
         httpx.get(
-            f"{served.graph_url}/v24.0/{LA}/insights",
+            f"{served.graph_url}/v27.0/{LA}/insights",
             params={"metric": "reach", "access_token": TOKEN},
             timeout=0.2,
         )
@@ -851,10 +864,10 @@ def test_module_serves_until_sigterm_and_prints_both_urls_first() -> None:
         url = process.stdout.readline().strip()
         instagram_url = process.stdout.readline().strip()
         response = httpx.get(
-            f"{url}/v24.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
+            f"{url}/v27.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
         )
         instagram = httpx.get(
-            f"{instagram_url}/v24.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
+            f"{instagram_url}/v27.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
         )
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)

@@ -54,7 +54,7 @@ class Run:
     ) -> FetchResult:
         account = Account(user or self.user, account_id, TOKEN)
         async with GraphClient(
-            base_url="http://sim", version="v24.0", transport=self.sim.transport()
+            base_url="http://sim", version="v27.0", transport=self.sim.transport()
         ) as graph:
             return await fetch_account(
                 graph,

@@ -64,7 +64,7 @@ async def tokens(sim: Simulator, store: SQLiteStore) -> dict[str, UserToken]:
 
 async def run_sync(sim: Simulator, store: SQLiteStore, **options: Any) -> SyncReport:
     async with GraphClient(
-        base_url="http://sim", version="v24.0", transport=sim.transport()
+        base_url="http://sim", version="v27.0", transport=sim.transport()
     ) as graph:
         return await sync_all(
             graph, store, metrics=DEFAULT_METRICS, plan=plan_window(NOW), now=NOW, **options

@@ -13,8 +13,12 @@ from igsync.catalogue import DEFAULT_METRICS, parse_metric_list
 from igsync.errors import ConfigError, InputError
 from igsync.redact import register_secret
 
-# Pinned; metric changes arrive with new versions (GRAPH_API.md §6).
-DEFAULT_GRAPH_VERSION = "v24.0"
+# Pinned; metric changes arrive with new versions (GRAPH_API.md §6). v27.0 is the newest Meta
+# serves: introduced 2026-11-04 ("Introducing Graph API v27.0 and Marketing API v27.0",
+# https://developers.facebook.com/blog/post/2026/11/04/introducing-graph-api-v27-and-marketing-api-v27/,
+# and the versions table of https://developers.facebook.com/documentation/development/graph-api/changelog).
+# Its highlights name no Instagram insights change; v21.0-v26.0 stay served (same table).
+DEFAULT_GRAPH_VERSION = "v27.0"
 
 
 class Settings(BaseSettings):

@@ -53,7 +53,7 @@ def appsecret_proof(token: str, app_secret: str) -> str:
 class LoginApi:
     """Where and how calls carrying one kind of token go.
 
-    `base_url` has no trailing slash; `version` is e.g. `v24.0` (graph.instagram.com serves the
+    `base_url` has no trailing slash; `version` is e.g. `v27.0` (graph.instagram.com serves the
     same versioned paths). `proof_secret` keys `appsecret_proof` on every call that carries
     such a token; None sends none. For Instagram Login it must be the *Instagram* app secret,
     which differs from the Meta app's secret: a proof keyed by the wrong one fails the call

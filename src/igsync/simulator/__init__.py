@@ -43,7 +43,7 @@ Usage::
 
     sim = Simulator(demo_accounts(2), now=lambda: datetime(2026, 11, 20, 12, tzinfo=UTC))
     async with httpx.AsyncClient(transport=sim.transport(), base_url="https://graph.test") as c:
-        r = await c.get("/v24.0/17841400000000001/insights", params={...})
+        r = await c.get("/v27.0/17841400000000001/insights", params={...})
 """
 
 from ._app import Simulator
