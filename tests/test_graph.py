@@ -16,6 +16,7 @@ from igsync.graph import (
     GraphClient,
     RetryPolicy,
     TokenProblem,
+    accepted_metrics,
     appsecret_proof,
     classify,
     error_from_response,
@@ -181,6 +182,43 @@ def test_other_190_subcodes(subcode: int | None, problem: TokenProblem) -> None:
     )
     assert token_problem(error) == problem
     assert token_problem(GraphError("(#100) bad", kind=ErrorKind.INVALID, code=100)) is None
+
+
+def test_must_be_one_of_names_every_metric_meta_accepts() -> None:
+    body = sample("error_100_metric_must_be_one_of_partial.json")
+    accepted = accepted_metrics(error_from_response(httpx.Response(400, json=body)))
+    assert accepted is not None
+    assert len(accepted) == 28
+    assert {"reach", "views", "reposts", "follower_demographics", "threads_views"} <= accepted
+    assert "impressions" not in accepted
+    assert "profile_visits" not in accepted
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "error_100_metric_type_total_value_required_partial.json",
+        "error_100_impressions_unsupported_v22_postiz_issue622_partial.json",
+        "error_100_since_param_not_valid_airbyte_fixture.json",
+        "error_100_follower_count_last_30_days_partial.json",
+        "error_10_application_no_permission_airbyte.json",
+        "error_190_subcode_463_session_expired.json",
+    ],
+)
+def test_other_errors_name_no_accepted_metrics(name: str) -> None:
+    assert accepted_metrics(error_from_response(httpx.Response(400, json=sample(name)))) is None
+
+
+@respx.mock
+async def test_a_refused_metric_raises_an_error_that_lists_what_meta_accepts() -> None:
+    respx.get(URL).respond(400, json=sample("error_100_metric_must_be_one_of_partial.json"))
+    async with client() as graph:
+        with pytest.raises(GraphError) as caught:
+            await insights(graph, ["impressions"])
+    assert caught.value.kind == ErrorKind.INVALID
+    accepted = accepted_metrics(caught.value)
+    assert accepted is not None
+    assert "views" in accepted
 
 
 @respx.mock
