@@ -22,6 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
+from igsync.catalogue import METRIC_CONFIG, RETIRED_METRICS, MetricSpec
+from igsync.errors import ErrorKind, GraphError
+from igsync.graph import accepted_metrics
 from igsync.simulator import Fault, SimAccount, Simulator, demo_accounts, serve_in_thread
 
 pytestmark = pytest.mark.anyio
@@ -41,13 +44,6 @@ METRIC_LIST = (
     "profile_links_taps, views, threads_likes, threads_replies, reposts, quotes, "
     "threads_followers, threads_follower_demographics, content_views, threads_views, "
     "threads_clicks, threads_reposts"
-)
-# error_100_impressions_unsupported_v22_postiz_issue622_partial.json
-IMPRESSIONS_MESSAGE = (
-    "Starting from version 22 and above, the impressions metric is no longer supported for the "
-    "queried user. Please refer to the documentation at "
-    "https://developers.facebook.com/docs/instagram-api/reference/ig-user/insights for a list of "
-    "supported metrics."
 )
 # error_100_since_param_not_valid_airbyte_fixture.json
 SINCE_MESSAGE = "(#100) since param is not valid. Metrics data is available for the last 2 years"
@@ -278,6 +274,81 @@ async def test_breakdown_results_add_up_to_the_total(
     assert sum(r["value"] for r in result["results"]) == total_value["value"]
 
 
+@pytest.mark.parametrize(
+    ("metric", "breakdown"),
+    [
+        ("views", "follower_type"),
+        ("views", "media_product_type"),
+        ("likes", "media_product_type"),
+        ("follows_and_unfollows", "follow_type"),
+        ("profile_links_taps", "contact_button_type"),
+    ],
+)
+async def test_each_metric_takes_its_own_breakdowns(
+    client: httpx.AsyncClient, metric: str, breakdown: str
+) -> None:
+    response = await get(client, metric=metric, metric_type="total_value", breakdown=breakdown)
+    assert response.status_code == 200, response.text
+    total_value = response.json()["data"][0]["total_value"]
+    assert total_value["breakdowns"][0]["dimension_keys"] == [breakdown]
+
+
+# -- the catalogue, served --------------------------------------------------------------------
+
+ACCOUNT_METRICS = [s for s in METRIC_CONFIG.values() if s.stream == "account"]
+
+
+@pytest.mark.parametrize("spec", ACCOUNT_METRICS, ids=[s.name for s in ACCOUNT_METRICS])
+async def test_every_account_metric_of_the_catalogue_is_served_the_way_igsync_asks(
+    sim: Simulator, client: httpx.AsyncClient, spec: MetricSpec
+) -> None:
+    day = date(2026, 11, 18)
+    response = await get(
+        client, metric=spec.name, metric_type=spec.metric_type, **one_day(sim, LA, day)
+    )
+    assert response.status_code == 200, response.text
+    (item,) = response.json()["data"]
+    value = item["values"][0]["value"] if spec.metric_type == "time_series" else None
+    value = item["total_value"]["value"] if value is None else value
+    assert value == sim.daily_value(LA, spec.name, day)
+    for breakdown in spec.breakdowns:  # every breakdown the catalogue names is taken
+        split = await get(client, metric=spec.name, metric_type="total_value", breakdown=breakdown)
+        assert split.status_code == 200, (breakdown, split.text)
+
+
+@pytest.mark.parametrize("spec", ACCOUNT_METRICS, ids=[s.name for s in ACCOUNT_METRICS])
+async def test_metric_types_the_catalogue_does_not_list_are_refused(
+    client: httpx.AsyncClient, spec: MetricSpec
+) -> None:
+    for metric_type in {"time_series", "total_value"} - set(spec.metric_types):
+        response = await get(client, metric=spec.name, metric_type=metric_type)
+        assert response.status_code == 400
+        assert error_of(response)["message"] == (
+            f"(#100) The following metrics ({spec.name}) should be specified with parameter "
+            f"metric_type={spec.metric_type}"
+        )
+
+
+GONE = sorted({r.name for r in RETIRED_METRICS if r.form is None})
+
+
+@pytest.mark.parametrize("name", GONE)
+async def test_a_retired_metric_answers_must_be_one_of_listing_the_current_ones(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    response = await get(client, metric=name, metric_type="total_value")
+    assert response.status_code == 400
+    error = error_of(response)
+    assert (
+        error["message"] == f"(#100) metric[0] must be one of the following values: {METRIC_LIST}"
+    )
+    refusal = GraphError(error["message"], kind=ErrorKind.INVALID, code=error["code"])
+    accepted = accepted_metrics(refusal)
+    assert accepted is not None
+    assert name not in accepted
+    assert set(METRIC_CONFIG) <= accepted
+
+
 # -- empty is not zero ---------------------------------------------------------------------------
 
 
@@ -308,7 +379,24 @@ VALIDATION_CASES = {
         {"metric": "reach,email_contacts"},
         f"(#100) metric[1] must be one of the following values: {METRIC_LIST}",
     ),
-    "impressions_answers_the_v22_message": ({"metric": "reach,impressions"}, IMPRESSIONS_MESSAGE),
+    # since 2026 Meta lists the valid metrics for impressions too (plinxore live check, v22.0)
+    "impressions_is_no_longer_among_the_valid_metrics": (
+        {"metric": "reach,impressions"},
+        f"(#100) metric[1] must be one of the following values: {METRIC_LIST}",
+    ),
+    "time_series_form_of_a_v21_metric_is_refused": (
+        {"metric": "website_clicks", "metric_type": "time_series"},
+        "(#100) The following metrics (website_clicks) should be specified with parameter "
+        "metric_type=total_value",
+    ),
+    "a_breakdown_the_metric_does_not_take": (
+        {
+            "metric": "reach,accounts_engaged",
+            "metric_type": "total_value",
+            "breakdown": "follow_type",
+        },
+        "(#100) The following metrics (accounts_engaged) do not support the breakdown follow_type",
+    ),
     "total_value_only_metrics_are_all_listed": (
         {"metric": "views,reach,profile_views", "metric_type": "time_series"},
         "(#100) The following metrics (views, profile_views) should be specified with parameter "

@@ -6,8 +6,11 @@ answers is built from real Graph responses (the samples listed in graph_samples/
 follows the rules of GRAPH_API.md, so a client that works here should work against Meta.
 
 What it fakes:
-    `GET /{version}/{ig-user-id}/insights` for account metrics at period=day: the time_series vs
-    total_value rules, validation errors in Meta's order and wording, lookback and 30-day window
+    `GET /{version}/{ig-user-id}/insights` for every account metric Meta serves at period=day
+    (reach, follower_count, views, likes, comments, shares, saves, replies, reposts, …): the
+    time_series vs total_value rules, the breakdowns each metric takes, retired metrics
+    (impressions, …) refused with Meta's "must be one of" list of the current ones, other
+    validation errors in Meta's order and wording, lookback and 30-day window
     limits, `end_time` at the account's local midnight written in UTC (DST-correct), a partial
     current day, unique-account totals that are not sums, breakdowns, empty data, paging URLs
     that carry the access token; deterministic values per (account, metric, day, revision);
