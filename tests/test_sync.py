@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from igsync.catalogue import DEFAULT_METRICS
+from igsync.catalogue import DEFAULT_METRICS, METRIC_CONFIG
 from igsync.graph import GraphClient
 from igsync.models import FetchResult
 from igsync.simulator import Fault, SimAccount, Simulator
@@ -81,6 +81,21 @@ async def test_default_fetch_stores_four_metrics_for_three_days(run: Run) -> Non
     assert (result.window.since, result.window.until) == (date(2026, 11, 22), date(2026, 11, 24))
     rows = await run.store.read_insights()
     assert len(rows) == 12
+
+
+async def test_every_account_stream_metric_is_fetched_and_stored_per_day(
+    run: Run, sim: Simulator
+) -> None:
+    account_metrics = tuple(n for n, s in METRIC_CONFIG.items() if s.stream == "account")
+    result = await run(metrics=account_metrics)
+    assert result.success, result.errors
+    assert result.metrics_inserted == dict.fromkeys(account_metrics, 3)
+    rows = await run.store.read_insights()
+    keys = {r.end_time for r in rows}
+    assert len(keys) == 3  # every metric of a day shares that day's key
+    for row in rows:
+        assert row.metric_type == METRIC_CONFIG[row.metric].metric_type
+        assert row.value == sim.daily_value(LA, row.metric, day_label(row.end_time))
 
 
 async def test_both_metric_types_share_the_utc_day_keys(run: Run, sim: Simulator) -> None:
