@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -164,3 +165,10 @@ def test_the_listing_holds_every_current_and_retired_metric() -> None:
     assert len(retired) == len(RETIRED_METRICS)
     impressions = next(line for line in retired if line.name == "impressions")
     assert impressions.replacement == "views"
+
+
+def test_the_readme_tables_name_every_metric() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### `igsync metrics`", 1)[1].split("\n### ", 1)[0]
+    for name in [*METRIC_CONFIG, *(r.name for r in RETIRED_METRICS)]:
+        assert f"`{name}`" in section, name
