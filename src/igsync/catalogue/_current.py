@@ -20,11 +20,13 @@ from igsync.catalogue._spec import MetricSpec
 
 #: GRAPH_API.md §1: a since older than ~729 days is refused.
 LOOKBACK_DAYS = 729
-#: the breakdown most interaction metrics take (META_REFERENCE; PLINXORE)
+#: the breakdown the interaction metrics take (META_REFERENCE; public peers request likes,
+#: comments, shares and saves with breakdown=media_product_type)
 _BY_MEDIA = ("media_product_type",)
-#: the timeframes demographics take instead of since/until; Meta's reference lists
-#: this_week and this_month (the older last_N_days values are deprecated), and peers that
-#: send them report that a demographics request without a timeframe is refused
+#: the timeframes demographics take instead of since/until. Peers that follow Meta's current
+#: reference send this_week or this_month ("documented timeframe") and report that a
+#: demographics request without one is refused; older code still sends last_14_days,
+#: last_30_days, last_90_days or prev_month. To re-check when the audience stream is built.
 _DEMOGRAPHIC_TIMEFRAMES = ("this_week", "this_month")
 _DEMOGRAPHIC_BREAKDOWNS = ("age", "city", "country", "gender")
 
@@ -54,7 +56,8 @@ def _demographics(name: str, whose: str) -> MetricSpec:
         lookback_days=None,
         stream="audience",
         description=f"Age, city, country and gender of {whose}; top 45 values per breakdown.",
-        source=f"{META_REFERENCE}; {AIRBYTE_LIFETIME}; {PLINXORE}",
+        source=f"{META_REFERENCE}; {AIRBYTE_LIFETIME}; {PLINXORE}; "
+        "timeframes: public peers send timeframe=this_week|this_month",
     )
 
 
