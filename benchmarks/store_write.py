@@ -40,7 +40,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import postgres_server
 from fake_postgrest import FakePostgrest
-from igsync.models import DEFAULT_METRICS, METRIC_CONFIG, InsightRow
+from igsync.catalogue import DEFAULT_METRICS, METRIC_CONFIG
+from igsync.models import InsightRow
 from igsync.store import Store
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore

@@ -43,7 +43,8 @@ from uuid import uuid4
 import httpx
 from pydantic import SecretStr
 
-from igsync.models import DEFAULT_METRICS, METRIC_CONFIG, UserToken
+from igsync.catalogue import DEFAULT_METRICS, METRIC_CONFIG
+from igsync.models import UserToken
 from igsync.simulator import Served, SimAccount, Simulator, serve_in_thread
 from igsync.store import open_store
 from igsync.store.sqlite import SQLiteStore
@@ -154,7 +155,7 @@ def seed_way(n: int, sample: int, latency: float) -> float:
         for account in accounts:
             for metric in DEFAULT_METRICS:
                 client.get(
-                    f"{served.graph_url}/v24.0/{account.account_id}/insights",
+                    f"{served.graph_url}/v27.0/{account.account_id}/insights",
                     params={
                         "metric": metric,
                         "period": "day",

@@ -14,8 +14,9 @@ from uuid import uuid4
 import pytest
 from pydantic import SecretStr
 
+from igsync.catalogue import DEFAULT_METRICS
 from igsync.graph import GraphClient, pool_sizes
-from igsync.models import DEFAULT_METRICS, FetchResult, SyncReport, UserToken
+from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.simulator import Fault, SimAccount, Simulator, serve_in_thread
 from igsync.store.sqlite import SQLiteStore
 from igsync.sync_all import sync_all
@@ -61,7 +62,7 @@ async def run(sim: Simulator, path: Path, *, batch: bool, **options: Any) -> Syn
             async with GraphClient(
                 base_url=served.graph_url,
                 instagram_url=served.instagram_url,
-                version="v24.0",
+                version="v27.0",
                 app_id=APP.app_id,
                 app_secret=APP.app_secret,
                 batch=batch,
@@ -149,7 +150,7 @@ async def test_ndjson_holds_no_results_so_memory_does_not_grow_with_accounts(
         store = await seeded(sim, tmp_path / f"mem-{n}-{keep}.db")
         try:
             async with GraphClient(
-                base_url="http://sim", version="v24.0", transport=sim.transport(), batch=True
+                base_url="http://sim", version="v27.0", transport=sim.transport(), batch=True
             ) as graph:
                 gc.collect()
                 tracemalloc.start()

@@ -269,6 +269,7 @@ TOMORROW = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
         (["fetch", "--user", USER, "--days", "3", "--since", "2026-11-01"], {}, "either"),
         (["fetch", "--user", USER, "--metrics", "reach,bogus"], {}, "unknown metric bogus"),
         (["fetch", "--user", USER, "--metrics", ","], {}, "--metrics"),
+        (["fetch", "--user", USER, "--metrics", "impressions"], {}, "ask for views instead"),
         (["fetch", "--user", USER, "--bogus"], {}, "--bogus"),
         (["--db", "mysql://x/y", "fetch", "--user", USER], {}, "--db: unsupported database"),
         (["fetch", "--user", USER], {"IG_ACCOUNT_ID": "", "IG_LONG_TOKEN": ""}, "IG_LONG_TOKEN"),

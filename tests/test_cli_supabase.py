@@ -8,26 +8,14 @@ key is an error of its own.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 import igsync.store
+from cli_runner import run_cli
 from fake_postgrest import SERVICE_KEY, SUPABASE_URL, FakePostgrest
-from igsync.cli import main
 from igsync.store import Store
-
-
-def run_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["igsync", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    out, err = capsys.readouterr()
-    code = exited.value.code
-    return (code if isinstance(code, int) else 0), out, err
 
 
 @pytest.fixture

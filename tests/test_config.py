@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from igsync.config import database_url, load_settings, parse_metric_list
+from igsync.catalogue import DEFAULT_METRICS
+from igsync.config import database_url, load_settings
 from igsync.errors import ConfigError
-from igsync.models import DEFAULT_METRICS
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_defaults_need_no_environment() -> None:
     settings = load_settings()
     assert settings.igsync_graph_url == "https://graph.facebook.com"
-    assert settings.igsync_graph_version == "v24.0"
+    assert settings.igsync_graph_version == "v27.0"
     assert settings.metrics == DEFAULT_METRICS
     assert database_url(settings).startswith("sqlite:////")
 
@@ -84,11 +84,3 @@ def test_an_unsupported_database_url_names_where_it_came_from(
     with pytest.raises(ConfigError, match=r"^IGSYNC_DATABASE_URL: unsupported") as caught:
         database_url(load_settings())
     assert "pw" not in str(caught.value)
-
-
-def test_metric_lists_are_deduplicated_and_checked() -> None:
-    assert parse_metric_list(" reach, reach ,views") == ("reach", "views")
-    with pytest.raises(ValueError, match="unknown metric impressions"):
-        parse_metric_list("impressions")
-    with pytest.raises(ValueError, match="no metric"):
-        parse_metric_list(" , ")

@@ -16,6 +16,7 @@ from igsync.graph import (
     GraphClient,
     RetryPolicy,
     TokenProblem,
+    accepted_metrics,
     appsecret_proof,
     classify,
     error_from_response,
@@ -28,13 +29,13 @@ from samples import sample
 pytestmark = pytest.mark.anyio
 
 BASE = "https://graph.test"
-URL = f"{BASE}/v24.0/17841400008460056/insights"
+URL = f"{BASE}/v27.0/17841400008460056/insights"
 TOKEN = "EAAJ-long-lived-token-that-must-never-leak-0123456789"
 SINCE, UNTIL = datetime(2017, 5, 3, 10, tzinfo=UTC), datetime(2017, 5, 5, 10, tzinfo=UTC)
 
 
 def client(**kwargs: object) -> GraphClient:
-    return GraphClient(base_url=BASE, version="v24.0", **kwargs)  # type: ignore[arg-type]
+    return GraphClient(base_url=BASE, version="v27.0", **kwargs)  # type: ignore[arg-type]
 
 
 async def insights(graph: GraphClient, metrics: list[str], metric_type: str = "time_series"):  # type: ignore[no-untyped-def]
@@ -98,7 +99,7 @@ async def test_every_request_names_its_metric_type_and_sends_the_token_in_a_head
 
 
 IG_TOKEN = "IGAAlong-lived-instagram-login-token-never-leak-0123456789"
-IG_URL = "https://ig.test/v24.0/17841400008460056/insights"
+IG_URL = "https://ig.test/v27.0/17841400008460056/insights"
 
 
 @respx.mock
@@ -181,6 +182,43 @@ def test_other_190_subcodes(subcode: int | None, problem: TokenProblem) -> None:
     )
     assert token_problem(error) == problem
     assert token_problem(GraphError("(#100) bad", kind=ErrorKind.INVALID, code=100)) is None
+
+
+def test_must_be_one_of_names_every_metric_meta_accepts() -> None:
+    body = sample("error_100_metric_must_be_one_of_partial.json")
+    accepted = accepted_metrics(error_from_response(httpx.Response(400, json=body)))
+    assert accepted is not None
+    assert len(accepted) == 28
+    assert {"reach", "views", "reposts", "follower_demographics", "threads_views"} <= accepted
+    assert "impressions" not in accepted
+    assert "profile_visits" not in accepted
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "error_100_metric_type_total_value_required_partial.json",
+        "error_100_impressions_unsupported_v22_postiz_issue622_partial.json",
+        "error_100_since_param_not_valid_airbyte_fixture.json",
+        "error_100_follower_count_last_30_days_partial.json",
+        "error_10_application_no_permission_airbyte.json",
+        "error_190_subcode_463_session_expired.json",
+    ],
+)
+def test_other_errors_name_no_accepted_metrics(name: str) -> None:
+    assert accepted_metrics(error_from_response(httpx.Response(400, json=sample(name)))) is None
+
+
+@respx.mock
+async def test_a_refused_metric_raises_an_error_that_lists_what_meta_accepts() -> None:
+    respx.get(URL).respond(400, json=sample("error_100_metric_must_be_one_of_partial.json"))
+    async with client() as graph:
+        with pytest.raises(GraphError) as caught:
+            await insights(graph, ["impressions"])
+    assert caught.value.kind == ErrorKind.INVALID
+    accepted = accepted_metrics(caught.value)
+    assert accepted is not None
+    assert "views" in accepted
 
 
 @respx.mock
@@ -373,9 +411,9 @@ def test_classification_table() -> None:
     assert classify(1, None, False, 500) == ErrorKind.TRANSIENT
 
 
-TOKEN_URL = f"{BASE}/v24.0/oauth/access_token"
+TOKEN_URL = f"{BASE}/v27.0/oauth/access_token"
 IG_REFRESH_URL = "https://ig.test/refresh_access_token"
-DEBUG_URL = f"{BASE}/v24.0/debug_token"
+DEBUG_URL = f"{BASE}/v27.0/debug_token"
 
 
 @respx.mock
@@ -488,7 +526,7 @@ async def test_instagram_refresh_sends_no_proof_without_an_instagram_app_secret(
     assert "appsecret_proof" not in route.calls.last.request.url.params
 
 
-BATCH_URL = f"{BASE}/v24.0/"
+BATCH_URL = f"{BASE}/v27.0/"
 
 
 def batch_item(status: int, body: object) -> dict[str, object]:

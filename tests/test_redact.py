@@ -68,7 +68,7 @@ async def test_httpx_request_logs_are_redacted_for_library_users(
 
     caplog.set_level(logging.DEBUG)
     async with GraphClient(
-        base_url="https://graph.test", version="v24.0", transport=httpx.MockTransport(answer)
+        base_url="https://graph.test", version="v27.0", transport=httpx.MockTransport(answer)
     ) as graph:
         await graph.exchange_token(TOKEN, app_id="1", app_secret="app-secret-abcdef-123")
     text = "\n".join(r.getMessage() for r in caplog.records)

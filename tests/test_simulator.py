@@ -22,6 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
+from igsync.catalogue import METRIC_CONFIG, RETIRED_METRICS, MetricSpec
+from igsync.errors import ErrorKind, GraphError
+from igsync.graph import accepted_metrics
 from igsync.simulator import Fault, SimAccount, Simulator, demo_accounts, serve_in_thread
 
 pytestmark = pytest.mark.anyio
@@ -41,13 +44,6 @@ METRIC_LIST = (
     "profile_links_taps, views, threads_likes, threads_replies, reposts, quotes, "
     "threads_followers, threads_follower_demographics, content_views, threads_views, "
     "threads_clicks, threads_reposts"
-)
-# error_100_impressions_unsupported_v22_postiz_issue622_partial.json
-IMPRESSIONS_MESSAGE = (
-    "Starting from version 22 and above, the impressions metric is no longer supported for the "
-    "queried user. Please refer to the documentation at "
-    "https://developers.facebook.com/docs/instagram-api/reference/ig-user/insights for a list of "
-    "supported metrics."
 )
 # error_100_since_param_not_valid_airbyte_fixture.json
 SINCE_MESSAGE = "(#100) since param is not valid. Metrics data is available for the last 2 years"
@@ -87,7 +83,7 @@ async def get(
     client: httpx.AsyncClient, account: str = LA, *, token: str | None = TOKEN, **params: str
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return await client.get(f"/v24.0/{account}/insights", params=params, headers=headers)
+    return await client.get(f"/v27.0/{account}/insights", params=params, headers=headers)
 
 
 def one_day(sim: Simulator, account: str, day: date) -> dict[str, str]:
@@ -278,6 +274,81 @@ async def test_breakdown_results_add_up_to_the_total(
     assert sum(r["value"] for r in result["results"]) == total_value["value"]
 
 
+@pytest.mark.parametrize(
+    ("metric", "breakdown"),
+    [
+        ("views", "follower_type"),
+        ("views", "media_product_type"),
+        ("likes", "media_product_type"),
+        ("follows_and_unfollows", "follow_type"),
+        ("profile_links_taps", "contact_button_type"),
+    ],
+)
+async def test_each_metric_takes_its_own_breakdowns(
+    client: httpx.AsyncClient, metric: str, breakdown: str
+) -> None:
+    response = await get(client, metric=metric, metric_type="total_value", breakdown=breakdown)
+    assert response.status_code == 200, response.text
+    total_value = response.json()["data"][0]["total_value"]
+    assert total_value["breakdowns"][0]["dimension_keys"] == [breakdown]
+
+
+# -- the catalogue, served --------------------------------------------------------------------
+
+ACCOUNT_METRICS = [s for s in METRIC_CONFIG.values() if s.stream == "account"]
+
+
+@pytest.mark.parametrize("spec", ACCOUNT_METRICS, ids=[s.name for s in ACCOUNT_METRICS])
+async def test_every_account_metric_of_the_catalogue_is_served_the_way_igsync_asks(
+    sim: Simulator, client: httpx.AsyncClient, spec: MetricSpec
+) -> None:
+    day = date(2026, 11, 18)
+    response = await get(
+        client, metric=spec.name, metric_type=spec.metric_type, **one_day(sim, LA, day)
+    )
+    assert response.status_code == 200, response.text
+    (item,) = response.json()["data"]
+    value = item["values"][0]["value"] if spec.metric_type == "time_series" else None
+    value = item["total_value"]["value"] if value is None else value
+    assert value == sim.daily_value(LA, spec.name, day)
+    for breakdown in spec.breakdowns:  # every breakdown the catalogue names is taken
+        split = await get(client, metric=spec.name, metric_type="total_value", breakdown=breakdown)
+        assert split.status_code == 200, (breakdown, split.text)
+
+
+@pytest.mark.parametrize("spec", ACCOUNT_METRICS, ids=[s.name for s in ACCOUNT_METRICS])
+async def test_metric_types_the_catalogue_does_not_list_are_refused(
+    client: httpx.AsyncClient, spec: MetricSpec
+) -> None:
+    for metric_type in {"time_series", "total_value"} - set(spec.metric_types):
+        response = await get(client, metric=spec.name, metric_type=metric_type)
+        assert response.status_code == 400
+        assert error_of(response)["message"] == (
+            f"(#100) The following metrics ({spec.name}) should be specified with parameter "
+            f"metric_type={spec.metric_type}"
+        )
+
+
+GONE = sorted({r.name for r in RETIRED_METRICS if r.form is None})
+
+
+@pytest.mark.parametrize("name", GONE)
+async def test_a_retired_metric_answers_must_be_one_of_listing_the_current_ones(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    response = await get(client, metric=name, metric_type="total_value")
+    assert response.status_code == 400
+    error = error_of(response)
+    assert (
+        error["message"] == f"(#100) metric[0] must be one of the following values: {METRIC_LIST}"
+    )
+    refusal = GraphError(error["message"], kind=ErrorKind.INVALID, code=error["code"])
+    accepted = accepted_metrics(refusal)
+    assert accepted is not None
+    assert name not in accepted
+    assert set(METRIC_CONFIG) <= accepted
+
+
 # -- empty is not zero ---------------------------------------------------------------------------
 
 
@@ -308,7 +379,24 @@ VALIDATION_CASES = {
         {"metric": "reach,email_contacts"},
         f"(#100) metric[1] must be one of the following values: {METRIC_LIST}",
     ),
-    "impressions_answers_the_v22_message": ({"metric": "reach,impressions"}, IMPRESSIONS_MESSAGE),
+    # since 2026 Meta lists the valid metrics for impressions too (plinxore live check, v22.0)
+    "impressions_is_no_longer_among_the_valid_metrics": (
+        {"metric": "reach,impressions"},
+        f"(#100) metric[1] must be one of the following values: {METRIC_LIST}",
+    ),
+    "time_series_form_of_a_v21_metric_is_refused": (
+        {"metric": "website_clicks", "metric_type": "time_series"},
+        "(#100) The following metrics (website_clicks) should be specified with parameter "
+        "metric_type=total_value",
+    ),
+    "a_breakdown_the_metric_does_not_take": (
+        {
+            "metric": "reach,accounts_engaged",
+            "metric_type": "total_value",
+            "breakdown": "follow_type",
+        },
+        "(#100) The following metrics (accounts_engaged) do not support the breakdown follow_type",
+    ),
     "total_value_only_metrics_are_all_listed": (
         {"metric": "views,reach,profile_views", "metric_type": "time_series"},
         "(#100) The following metrics (views, profile_views) should be specified with parameter "
@@ -419,10 +507,23 @@ async def test_denied_metric_fails_the_whole_request_with_code_10() -> None:
     assert sim.daily_value(LA, "views", date(2026, 11, 18)) is None
 
 
+# Meta's versions table (graph-api/changelog, 2026-11): v21.0 is served until 2027-01-21, v27.0
+# is the newest (introduced 2026-11-04).
+@pytest.mark.parametrize("version", ["v21.0", "v22.0", "v23.0", "v24.0", "v25.0", "v26.0", "v27.0"])
+async def test_every_version_meta_serves_is_served(client: httpx.AsyncClient, version: str) -> None:
+    response = await client.get(
+        f"/{version}/{LA}/insights",
+        params={"metric": "reach"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"][0]["name"] == "reach"
+
+
 async def test_unknown_paths_and_methods_answer_graph_errors(client: httpx.AsyncClient) -> None:
-    alias = await client.get("/v24.0/nosuchalias/insights", params={"access_token": TOKEN})
-    edge = await client.get(f"/v24.0/{LA}/nosuchedge", params={"access_token": TOKEN})
-    post = await client.post(f"/v24.0/{LA}/insights", params={"access_token": TOKEN})
+    alias = await client.get("/v27.0/nosuchalias/insights", params={"access_token": TOKEN})
+    edge = await client.get(f"/v27.0/{LA}/nosuchedge", params={"access_token": TOKEN})
+    post = await client.post(f"/v27.0/{LA}/insights", params={"access_token": TOKEN})
     assert (alias.status_code, error_of(alias)["code"]) == (404, 803)
     assert error_of(alias)["message"].startswith("(#803) Some of the aliases you requested")
     assert (edge.status_code, error_of(edge)["code"]) == (400, 2500)
@@ -438,7 +539,7 @@ async def test_paging_urls_carry_the_token_and_the_neighbouring_windows(
 ) -> None:
     since, until = NOW - timedelta(days=4), NOW - timedelta(days=2)
     response = await client.get(
-        f"/v24.0/{LA}/insights",
+        f"/v27.0/{LA}/insights",
         params={"metric": "reach", "period": "day", "since": unix(since), "until": unix(until)},
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
@@ -446,7 +547,7 @@ async def test_paging_urls_carry_the_token_and_the_neighbouring_windows(
     previous, following = httpx.URL(paging["previous"]), httpx.URL(paging["next"])
     assert TOKEN in response.text
     assert previous.params["access_token"] == following.params["access_token"] == TOKEN
-    assert previous.path == f"/v24.0/{LA}/insights"
+    assert previous.path == f"/v27.0/{LA}/insights"
     assert (previous.params["since"], previous.params["until"]) == (
         unix(since - timedelta(days=2)),
         unix(since),
@@ -743,8 +844,8 @@ async def test_every_request_is_recorded_with_its_status(
     await get(client, metric="reach")
     await get(client, metric="bogus")
     assert [(r.method, r.path, r.status) for r in sim.requests] == [
-        ("GET", f"/v24.0/{LA}/insights", 200),
-        ("GET", f"/v24.0/{LA}/insights", 400),
+        ("GET", f"/v27.0/{LA}/insights", 200),
+        ("GET", f"/v27.0/{LA}/insights", 400),
     ]
     assert sim.requests[0].query == {"metric": "reach"}
     assert sim.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
@@ -776,12 +877,12 @@ def test_serve_in_thread_answers_over_loopback_and_stops_cleanly() -> None:
         url = served.graph_url
         assert url.startswith("http://127.0.0.1:")
         response = httpx.get(
-            f"{url}/v24.0/{LA}/insights",
+            f"{url}/v27.0/{LA}/insights",
             params={"metric": "reach"},
             headers={"Authorization": f"Bearer {TOKEN}"},
         )
     assert response.status_code == 200
-    assert response.json()["paging"]["next"].startswith(f"{url}/v24.0/{LA}/insights?")
+    assert response.json()["paging"]["next"].startswith(f"{url}/v27.0/{LA}/insights?")
     assert not [t for t in threading.enumerate() if t.name == "igsync-simulator"]
 
 
@@ -796,7 +897,7 @@ def test_over_loopback_each_host_has_its_port_and_refuses_the_other_logins_token
         for host, url in (("facebook", served.graph_url), ("instagram", served.instagram_url)):
             for kind, token in (("facebook", facebook_token), ("instagram", instagram_token)):
                 answers[host, kind] = httpx.get(
-                    f"{url}/v24.0/{LA}/insights",
+                    f"{url}/v27.0/{LA}/insights",
                     params={"metric": "reach"},
                     headers={"Authorization": f"Bearer {token}"},
                 )
@@ -815,11 +916,11 @@ async def test_in_process_graph_instagram_com_reaches_the_instagram_host() -> No
     token = sim.issue_token(LA, kind="instagram_login")
     async with httpx.AsyncClient(transport=sim.transport()) as client:
         served = await client.get(
-            f"https://graph.instagram.com/v24.0/{LA}/insights",
+            f"https://graph.instagram.com/v27.0/{LA}/insights",
             params={"metric": "reach", "access_token": token},
         )
         refused = await client.get(
-            f"https://graph.facebook.com/v24.0/{LA}/insights",
+            f"https://graph.facebook.com/v27.0/{LA}/insights",
             params={"metric": "reach", "access_token": token},
         )
     assert served.status_code == 200
@@ -832,7 +933,7 @@ def test_timeout_fault_over_loopback_lets_go_when_the_client_gives_up() -> None:
     sim.faults.append(Fault("timeout", delay=30))
     with serve_in_thread(sim) as served, pytest.raises(httpx.ReadTimeout):
         httpx.get(
-            f"{served.graph_url}/v24.0/{LA}/insights",
+            f"{served.graph_url}/v27.0/{LA}/insights",
             params={"metric": "reach", "access_token": TOKEN},
             timeout=0.2,
         )
@@ -851,10 +952,10 @@ def test_module_serves_until_sigterm_and_prints_both_urls_first() -> None:
         url = process.stdout.readline().strip()
         instagram_url = process.stdout.readline().strip()
         response = httpx.get(
-            f"{url}/v24.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
+            f"{url}/v27.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
         )
         instagram = httpx.get(
-            f"{instagram_url}/v24.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
+            f"{instagram_url}/v27.0/{LA}/insights", params={"metric": "reach", "access_token": "x"}
         )
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)

@@ -80,7 +80,7 @@ async def client(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def exchange(
-    client: httpx.AsyncClient, token: str, path: str = "/v24.0/oauth/access_token", **params: str
+    client: httpx.AsyncClient, token: str, path: str = "/v27.0/oauth/access_token", **params: str
 ) -> httpx.Response:
     query = {
         "grant_type": "fb_exchange_token",
@@ -105,7 +105,7 @@ async def refresh(
 
 
 async def debug(
-    client: httpx.AsyncClient, token: str, app_token: str = APP_TOKEN, path: str = "/v24.0"
+    client: httpx.AsyncClient, token: str, app_token: str = APP_TOKEN, path: str = "/v27.0"
 ) -> httpx.Response:
     return await client.get(
         f"{path}/debug_token", params={"input_token": token, "access_token": app_token}
@@ -116,7 +116,7 @@ async def insights(client: httpx.AsyncClient, token: str, account: str = LA) -> 
     """Insights on the host of the token's login: an Instagram-Login token's is Instagram's."""
     host = INSTAGRAM if token.startswith("IG") else ""
     return await client.get(
-        f"{host}/v24.0/{account}/insights",
+        f"{host}/v27.0/{account}/insights",
         params={"metric": "reach"},
         headers={"Authorization": f"Bearer {token}"},
     )
@@ -268,7 +268,7 @@ async def test_permissive_mode_exchanges_any_token_for_one_of_no_account(clock: 
 # -- refresh_access_token (ig_refresh_token) -----------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/refresh_access_token", "/v24.0/refresh_access_token"])
+@pytest.mark.parametrize("path", ["/refresh_access_token", "/v27.0/refresh_access_token"])
 async def test_refresh_answers_the_sample_shape_with_a_new_60_day_token(
     sim: Simulator, client: httpx.AsyncClient, path: str
 ) -> None:
@@ -524,7 +524,7 @@ async def test_debug_token_cannot_parse_an_instagram_login_token(
 
 
 @pytest.mark.parametrize(
-    "path", ["/v24.0/oauth/access_token", "/v24.0/debug_token", "/oauth/access_token"]
+    "path", ["/v27.0/oauth/access_token", "/v27.0/debug_token", "/oauth/access_token"]
 )
 async def test_the_instagram_host_serves_no_facebook_token_endpoint(
     client: httpx.AsyncClient, path: str
@@ -566,7 +566,7 @@ async def test_debug_token_refuses_a_bad_app_token_with_http_400(
 async def test_debug_token_without_any_access_token_asks_for_an_app_token(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.get("/v24.0/debug_token", params={"input_token": "t"})
+    response = await client.get("/v27.0/debug_token", params={"input_token": "t"})
     assert (response.status_code, error_of(response)["code"]) == (400, 100)
 
 
@@ -666,7 +666,7 @@ async def test_token_requests_are_recorded_and_need_appsecret_proof_where_a_toke
             await debug(client, fb),
             # a proof of the wrong token: of the inspected token instead of the app token
             await client.get(
-                "/v24.0/debug_token",
+                "/v27.0/debug_token",
                 params={"input_token": fb, "access_token": APP_TOKEN, "appsecret_proof": proof(fb)},
             ),
         ]
@@ -683,7 +683,7 @@ async def test_token_requests_are_recorded_and_need_appsecret_proof_where_a_toke
             },
         )
         debugged = await client.get(
-            "/v24.0/debug_token",
+            "/v27.0/debug_token",
             params={
                 "input_token": fb,
                 "access_token": APP_TOKEN,
@@ -693,13 +693,13 @@ async def test_token_requests_are_recorded_and_need_appsecret_proof_where_a_toke
     assert refreshed.status_code == 200
     assert debugged.json()["data"]["is_valid"] is True
     assert [(r.host, r.path, r.status) for r in sim.requests] == [
-        ("facebook", "/v24.0/oauth/access_token", 200),
+        ("facebook", "/v27.0/oauth/access_token", 200),
         ("instagram", "/refresh_access_token", 400),
         ("instagram", "/refresh_access_token", 400),
-        ("facebook", "/v24.0/debug_token", 400),
-        ("facebook", "/v24.0/debug_token", 400),
+        ("facebook", "/v27.0/debug_token", 400),
+        ("facebook", "/v27.0/debug_token", 400),
         ("instagram", "/refresh_access_token", 200),
-        ("facebook", "/v24.0/debug_token", 200),
+        ("facebook", "/v27.0/debug_token", 200),
     ]
     assert sim.requests[0].query["fb_exchange_token"] == fb
 
@@ -712,7 +712,7 @@ def test_over_loopback_no_secret_or_token_reaches_a_log(
     caplog.set_level(logging.DEBUG)
     with serve_in_thread(sim) as served:
         response = httpx.get(
-            f"{served.graph_url}/v24.0/oauth/access_token",
+            f"{served.graph_url}/v27.0/oauth/access_token",
             params={
                 "grant_type": "fb_exchange_token",
                 "client_id": APP_ID,

@@ -7,14 +7,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 
+from igsync.catalogue import DEFAULT_METRICS, METRIC_CONFIG
+from igsync.errors import InputError
 from igsync.graph import GraphClient
-from igsync.models import DEFAULT_METRICS, FetchResult
+from igsync.models import FetchResult
 from igsync.simulator import Fault, SimAccount, Simulator
 from igsync.store.sqlite import SQLiteStore
 from igsync.sync import Account, fetch_account
 from igsync.window import WindowPlan, day_label, plan_window
+from samples import sample
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +57,7 @@ class Run:
     ) -> FetchResult:
         account = Account(user or self.user, account_id, TOKEN)
         async with GraphClient(
-            base_url="http://sim", version="v24.0", transport=self.sim.transport()
+            base_url="http://sim", version="v27.0", transport=self.sim.transport()
         ) as graph:
             return await fetch_account(
                 graph,
@@ -80,6 +84,21 @@ async def test_default_fetch_stores_four_metrics_for_three_days(run: Run) -> Non
     assert (result.window.since, result.window.until) == (date(2026, 11, 22), date(2026, 11, 24))
     rows = await run.store.read_insights()
     assert len(rows) == 12
+
+
+async def test_every_account_stream_metric_is_fetched_and_stored_per_day(
+    run: Run, sim: Simulator
+) -> None:
+    account_metrics = tuple(n for n, s in METRIC_CONFIG.items() if s.stream == "account")
+    result = await run(metrics=account_metrics)
+    assert result.success, result.errors
+    assert result.metrics_inserted == dict.fromkeys(account_metrics, 3)
+    rows = await run.store.read_insights()
+    keys = {r.end_time for r in rows}
+    assert len(keys) == 3  # every metric of a day shares that day's key
+    for row in rows:
+        assert row.metric_type == METRIC_CONFIG[row.metric].metric_type
+        assert row.value == sim.daily_value(LA, row.metric, day_label(row.end_time))
 
 
 async def test_both_metric_types_share_the_utc_day_keys(run: Run, sim: Simulator) -> None:
@@ -287,3 +306,50 @@ async def test_each_run_leaves_a_sync_log_without_the_token(run: Run, sim: Simul
     assert logs == [("partial", 9, 1, logs[0][3])]
     assert "profile_views" in logs[0][3]
     assert TOKEN not in logs[0][3]
+
+
+class _MetaRetired(httpx.AsyncBaseTransport):
+    """The simulator, but Meta has retired `gone` since igsync's catalogue was written: asking
+    for it is refused with Meta's real "must be one of" body, whose list leaves it out."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, gone: str) -> None:
+        self.inner, self.gone = inner, gone
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.gone in request.url.params.get("metric", "").split(","):
+            body = sample("error_100_metric_must_be_one_of_partial.json")
+            message = body["error"]["message"]
+            body["error"]["message"] = message.replace(f" {self.gone},", "")
+            assert body["error"]["message"] != message
+            return httpx.Response(400, json=body)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_metric_meta_retired_is_named_so_and_the_others_are_kept(
+    sim: Simulator, store: SQLiteStore
+) -> None:
+    transport = _MetaRetired(sim.transport(), "accounts_engaged")
+    async with GraphClient(base_url="http://sim", version="v27.0", transport=transport) as graph:
+        result = await fetch_account(
+            graph,
+            store,
+            Account(uuid4(), LA, TOKEN),
+            metrics=DEFAULT_METRICS,
+            plan=plan_window(NOW),
+            now=NOW,
+        )
+    assert result.metrics_inserted == {"reach": 3, "profile_views": 3, "follower_count": 3}
+    (error,) = result.errors
+    assert error.startswith(
+        "accounts_engaged: retired by Meta: not among the metrics it accepts today ((#100)"
+    )
+
+
+async def test_retired_and_unknown_metrics_are_refused_before_any_request(
+    run: Run, sim: Simulator
+) -> None:
+    with pytest.raises(InputError, match=r"impressions.*views"):
+        await run(metrics=("reach", "impressions"))
+    with pytest.raises(InputError, match="unknown metric reech"):
+        await run(metrics=("reech",))
+    assert sim.requests == []

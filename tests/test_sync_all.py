@@ -17,9 +17,10 @@ import pytest
 from pydantic import SecretStr
 
 import igsync.sync_all
+from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import InputError, StoreError
 from igsync.graph import GraphClient
-from igsync.models import DEFAULT_METRICS, FetchResult, SyncReport, UserToken
+from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.simulator import SimAccount, Simulator
 from igsync.store.sqlite import SQLiteStore
 from igsync.sync_all import Shard, parse_shard, sync_all
@@ -63,7 +64,7 @@ async def tokens(sim: Simulator, store: SQLiteStore) -> dict[str, UserToken]:
 
 async def run_sync(sim: Simulator, store: SQLiteStore, **options: Any) -> SyncReport:
     async with GraphClient(
-        base_url="http://sim", version="v24.0", transport=sim.transport()
+        base_url="http://sim", version="v27.0", transport=sim.transport()
     ) as graph:
         return await sync_all(
             graph, store, metrics=DEFAULT_METRICS, plan=plan_window(NOW), now=NOW, **options

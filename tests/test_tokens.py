@@ -14,9 +14,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import StoreError
 from igsync.graph import GraphClient
-from igsync.models import DEFAULT_METRICS, FetchResult, TokenUpdate, UserToken
+from igsync.models import FetchResult, TokenUpdate, UserToken
 from igsync.simulator import Fault, SimAccount, Simulator
 from igsync.store import Store
 from igsync.store.postgres import PostgresStore
@@ -61,7 +62,7 @@ def graph(sim: Simulator) -> Callable[[], GraphClient]:
     return lambda: GraphClient(
         base_url="http://sim",
         instagram_url=INSTAGRAM,
-        version="v24.0",
+        version="v27.0",
         transport=sim.transport(),
     )
 
@@ -379,7 +380,7 @@ async def test_appsecret_proof_is_sent_when_the_app_requires_it(store: Store) ->
     row = UserToken(u_id=uuid4(), access_token=SecretStr(token), account_id=ACCOUNT)
     for secret, ok in ((None, False), ("sim-app-secret", True)):
         async with GraphClient(
-            base_url="http://sim", version="v24.0", app_secret=secret, transport=sim.transport()
+            base_url="http://sim", version="v27.0", app_secret=secret, transport=sim.transport()
         ) as g:
             result = await fetch_account(
                 g, store, account_from_token(row), metrics=("reach",), plan=plan_window(NOW)
@@ -432,7 +433,7 @@ def graph_without_expires_in(sim: Simulator) -> GraphClient:
     return GraphClient(
         base_url="http://sim",
         instagram_url=INSTAGRAM,
-        version="v24.0",
+        version="v27.0",
         transport=WithoutExpiresIn(sim),
     )
 
@@ -592,7 +593,7 @@ async def test_refresh_works_when_the_app_requires_appsecret_proof(store: Store)
     async with GraphClient(
         base_url="http://sim",
         instagram_url=INSTAGRAM,
-        version="v24.0",
+        version="v27.0",
         app_secret="sim-app-secret",
         instagram_app_secret="sim-instagram-app-secret",
         transport=sim.transport(),

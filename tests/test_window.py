@@ -3,8 +3,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from igsync.catalogue import METRIC_CONFIG
 from igsync.errors import InputError
-from igsync.models import METRIC_CONFIG
 from igsync.window import (
     MAX_SPAN,
     chunks,

@@ -9,24 +9,16 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from igsync.errors import ConfigError
-from igsync.models import DEFAULT_METRICS, METRIC_CONFIG
+from igsync.catalogue import DEFAULT_METRICS, parse_metric_list
+from igsync.errors import ConfigError, InputError
 from igsync.redact import register_secret
 
-# Pinned; metric changes arrive with new versions (GRAPH_API.md §6).
-DEFAULT_GRAPH_VERSION = "v24.0"
-
-
-def parse_metric_list(text: str) -> tuple[str, ...]:
-    """`reach, follower_count` -> ("reach", "follower_count"); unknown names are an error."""
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    if not names:
-        raise ValueError("no metric named; give a comma list such as reach,follower_count")
-    unknown = [n for n in names if n not in METRIC_CONFIG]
-    if unknown:
-        known = ", ".join(METRIC_CONFIG)
-        raise ValueError(f"unknown metric {', '.join(unknown)}; known metrics: {known}")
-    return names
+# Pinned; metric changes arrive with new versions (GRAPH_API.md §6). v27.0 is the newest Meta
+# serves: introduced 2026-11-04 ("Introducing Graph API v27.0 and Marketing API v27.0",
+# https://developers.facebook.com/blog/post/2026/11/04/introducing-graph-api-v27-and-marketing-api-v27/,
+# and the versions table of https://developers.facebook.com/documentation/development/graph-api/changelog).
+# Its highlights name no Instagram insights change; v21.0-v26.0 stay served (same table).
+DEFAULT_GRAPH_VERSION = "v27.0"
 
 
 class Settings(BaseSettings):
@@ -76,7 +68,10 @@ class Settings(BaseSettings):
     @classmethod
     def _metrics(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_metric_list(value)
+            try:
+                parse_metric_list(value)
+            except InputError as error:  # pydantic reports a ValueError as this variable's error
+                raise ValueError(str(error)) from None
         return value
 
     @field_validator("igsync_http_timeout")

@@ -12,9 +12,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import SecretStr
 
+from igsync.catalogue import DEFAULT_METRICS
 from igsync.config import DEFAULT_GRAPH_VERSION
 from igsync.graph import GraphClient
-from igsync.models import DEFAULT_METRICS, InsightRow, SyncReport, UserToken
+from igsync.models import InsightRow, SyncReport, UserToken
 from igsync.simulator import Simulator, demo_accounts
 from igsync.store import Store
 from igsync.store.sqlite import SQLiteStore

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+from igsync.catalogue import METRIC_CONFIG, parse_metric_list
 from igsync.config import Settings
 from igsync.errors import InputError, StoreError
 from igsync.graph import GraphClient, infer_token_kind
 from igsync.models import (
-    METRIC_CONFIG,
     Account,
     FetchResult,
     SyncLog,
@@ -95,8 +95,12 @@ class RunContext:
         now: datetime | None = None,
         run_id: UUID | None = None,
     ) -> RunContext:
-        """A run of the account stream for `metrics` (names of METRIC_CONFIG)."""
-        stream = AccountStream([METRIC_CONFIG[m] for m in metrics])
+        """A run of the account stream for `metrics` (names of METRIC_CONFIG).
+
+        Raises InputError for a retired, audience-stream or unknown metric, before any request.
+        """
+        names = parse_metric_list(",".join(metrics))
+        stream = AccountStream([METRIC_CONFIG[m] for m in names])
         return cls(graph, store, [stream], plan, app, dry_run, now, run_id or uuid4())
 
 

@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from igsync.catalogue import MetricSpec
 from igsync.errors import InputError
-from igsync.models import MetricSpec, Window
+from igsync.models import Window
 
 DAY = timedelta(days=1)
 _LABEL_CUTOFF = time(10, 0)
@@ -59,7 +60,10 @@ class WindowPlan:
     requested: Window
 
     def metric_range(self, spec: MetricSpec, now: datetime) -> tuple[datetime, datetime] | None:
-        """The range clamped to what the API serves for this metric; None if nothing is left."""
+        """The range clamped to what the API serves for this metric; None if nothing is left
+        (or the metric takes a timeframe, not a since/until window: demographics)."""
+        if spec.lookback_days is None:
+            return None
         # Meta counts the limit back from its own clock when the request lands: a few minutes
         # inside it keep a slow or retried request from crossing it, and still take every one
         # of the N days (only in the last minutes of a local day is the oldest one left out).

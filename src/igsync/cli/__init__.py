@@ -174,9 +174,9 @@ def demo(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Run the whole job offline: simulated Graph API, a throwaway SQLite store (or --db)."""
+    from igsync.catalogue import DEFAULT_METRICS
     from igsync.cli._render import demo_render
     from igsync.demo import run_demo
-    from igsync.models import DEFAULT_METRICS
 
     out = make_output(ctx, json_, quiet, verbose)
     keep = open_db(ctx, load()) if globals_of(ctx).db else None
@@ -197,16 +197,22 @@ app.command("refresh-token")(refresh_token)
 
 @app.command("metrics")
 def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """List the metrics igsync knows, with the metric_type each is requested with."""
+    """List every account metric Meta serves and the ones it retired (with what replaced them).
+
+    Metrics of the account stream can be fetched with --metrics; audience-stream ones
+    (demographics, online_followers) come with the audience stream. Example:
+
+        igsync metrics --json | jq -r '.[] | select(.status == "current") | .name'
+    """
+    from igsync.catalogue import metric_listing
     from igsync.cli._render import metrics_table
-    from igsync.models import METRIC_CONFIG
 
     out = make_output(ctx, json_)
-    specs = list(METRIC_CONFIG.values())
+    lines = metric_listing()
     if out.json_mode:
-        out.emit_json(specs)
+        out.emit_json(lines)
     else:
-        out.print(metrics_table(specs))
+        out.print(metrics_table(lines))
 
 
 app.add_typer(db_app, name="db")

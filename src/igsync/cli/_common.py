@@ -85,13 +85,13 @@ def settings() -> Settings:
 
 
 def metric_names(current: Settings, metrics: str | None) -> list[str]:
-    """`--metrics` checked against METRIC_CONFIG, else IGSYNC_METRICS."""
-    from igsync.config import parse_metric_list
+    """`--metrics` checked against the catalogue (igsync.catalogue), else IGSYNC_METRICS."""
+    from igsync.catalogue import parse_metric_list
     from igsync.errors import InputError
 
     try:
         return list(current.metrics if metrics is None else parse_metric_list(metrics))
-    except ValueError as exc:
+    except InputError as exc:
         raise InputError(f"--metrics: {exc}") from None
 
 

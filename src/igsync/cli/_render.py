@@ -19,15 +19,9 @@ from rich.table import Table
 from igsync.redact import RedactingFilter, redact
 
 if TYPE_CHECKING:
+    from igsync.catalogue import MetricListing
     from igsync.demo import DemoReport
-    from igsync.models import (
-        AccountInfo,
-        FetchResult,
-        InsightRow,
-        MetricSpec,
-        RefreshReport,
-        SyncReport,
-    )
+    from igsync.models import AccountInfo, FetchResult, InsightRow, RefreshReport, SyncReport
 
 _STATUS_STYLE = {"ok": "green", "expiring": "yellow", "expired": "red", "needs_reauth": "red"}
 
@@ -180,19 +174,32 @@ def fetch_summary(result: FetchResult) -> list[str]:
     return lines
 
 
-def metrics_table(specs: Sequence[MetricSpec]) -> Table:
-    table = Table(title="Metrics (choose with --metrics or IGSYNC_METRICS)")
-    for col in ("metric", "metric_type", "period", "lookback", "today", "default", "about"):
+def metrics_table(lines: Sequence[MetricListing]) -> Table:
+    """The catalogue: current metrics, then retired ones with what to ask instead."""
+    table = Table(title="Metrics (choose with --metrics or IGSYNC_METRICS; details: --json)")
+    table.add_column("metric", no_wrap=True)
+    for col in ("status", "metric_type", "period", "breakdowns", "timeframes", "logins"):
         table.add_column(col)
-    for s in specs:
+    for col in ("default", "stream"):
+        table.add_column(col)
+    table.add_column("instead", no_wrap=True)
+    for line in lines:
+        retired = line.status == "retired"
+        status = f"retired {line.retired_in}" if retired and line.retired_in else line.status
+        instead = line.replacement or ("none" if retired else "")
+        if retired and line.replacement == line.name:  # only one form was retired
+            instead = "the other form"
         table.add_row(
-            s.name,
-            s.metric_type,
-            s.period,
-            f"{s.lookback_days} d",
-            "excluded" if s.excludes_today else "partial",
-            "yes" if s.default else "opt-in",
-            s.description,
+            line.name,
+            f"[dim]{status}[/dim]" if retired else status,
+            line.metric_type or ("all" if retired else "-"),
+            line.period or "-",
+            ", ".join(line.breakdowns) or "-",
+            ", ".join(line.timeframes) or "-",
+            ("both" if len(line.logins) == 2 else ", ".join(line.logins)) or "-",
+            "yes" if line.default else "",
+            line.stream or "-",
+            instead,
         )
     return table
 

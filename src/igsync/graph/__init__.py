@@ -8,6 +8,7 @@ from igsync.graph._batch import MAX_BATCH, GraphRequest, per_account_calls, pool
 from igsync.graph._client import GraphClient
 from igsync.graph._errors import (
     TokenProblem,
+    accepted_metrics,
     classify,
     error_from_response,
     regain_seconds,
@@ -31,6 +32,7 @@ __all__ = [
     "TokenDebug",
     "TokenGrant",
     "TokenProblem",
+    "accepted_metrics",
     "appsecret_proof",
     "classify",
     "error_from_response",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -91,6 +92,32 @@ def token_problem(error: GraphError) -> TokenProblem | None:
     if "session has expired" in message:  # seen live as 190 with subcode 0 (graph_samples)
         return TokenProblem.EXPIRED
     return TokenProblem.UNKNOWN
+
+
+#: Meta's answer to a metric it does not serve, retired ones included (GRAPH_API.md §1):
+#: "(#100) metric[0] must be one of the following values: reach, follower_count, …"
+_MUST_BE_ONE_OF = re.compile(
+    r"metric\[\d+\] must be one of the following values:\s*(.+)", re.DOTALL
+)
+
+
+def accepted_metrics(error: GraphError) -> frozenset[str] | None:
+    """The metric names Meta says it accepts, read from its refusal of a metric; None when
+    `error` is not that refusal.
+
+    A retired or unknown metric fails with code 100 and `(#100) metric[<i>] must be one of the
+    following values: <names>` (graph_samples/error_100_metric_must_be_one_of_partial.json,
+    validated live against v22.0 on 2026-06-24; GRAPH_API.md §1, §7), so a tool can name
+    exactly what to ask instead. The list holds Threads metrics too; callers compare it with
+    the catalogue rather than trust it blindly.
+    """
+    if error.code != 100:
+        return None
+    found = _MUST_BE_ONE_OF.search(error.message)
+    if found is None:
+        return None
+    names = frozenset(n.strip() for n in found.group(1).split(",") if n.strip())
+    return names or None
 
 
 def _header_json(headers: httpx.Headers, name: str) -> Any:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from igsync.models import MetricSpec, TokenKind
+    from igsync.catalogue import MetricSpec
+    from igsync.models import TokenKind
 
 #: Meta's token prefixes as integrations observe them (Meta calls tokens opaque and documents
 #: no format): Facebook Login user tokens start "EAA", Instagram Login tokens "IGAA" (older
@@ -52,7 +53,7 @@ def appsecret_proof(token: str, app_secret: str) -> str:
 class LoginApi:
     """Where and how calls carrying one kind of token go.
 
-    `base_url` has no trailing slash; `version` is e.g. `v24.0` (graph.instagram.com serves the
+    `base_url` has no trailing slash; `version` is e.g. `v27.0` (graph.instagram.com serves the
     same versioned paths). `proof_secret` keys `appsecret_proof` on every call that carries
     such a token; None sends none. For Instagram Login it must be the *Instagram* app secret,
     which differs from the Meta app's secret: a proof keyed by the wrong one fails the call

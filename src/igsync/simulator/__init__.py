@@ -6,8 +6,11 @@ answers is built from real Graph responses (the samples listed in graph_samples/
 follows the rules of GRAPH_API.md, so a client that works here should work against Meta.
 
 What it fakes:
-    `GET /{version}/{ig-user-id}/insights` for account metrics at period=day: the time_series vs
-    total_value rules, validation errors in Meta's order and wording, lookback and 30-day window
+    `GET /{version}/{ig-user-id}/insights` for every account metric Meta serves at period=day
+    (reach, follower_count, views, likes, comments, shares, saves, replies, reposts, …): the
+    time_series vs total_value rules, the breakdowns each metric takes, retired metrics
+    (impressions, …) refused with Meta's "must be one of" list of the current ones, other
+    validation errors in Meta's order and wording, lookback and 30-day window
     limits, `end_time` at the account's local midnight written in UTC (DST-correct), a partial
     current day, unique-account totals that are not sums, breakdowns, empty data, paging URLs
     that carry the access token; deterministic values per (account, metric, day, revision);
@@ -43,7 +46,7 @@ Usage::
 
     sim = Simulator(demo_accounts(2), now=lambda: datetime(2026, 11, 20, 12, tzinfo=UTC))
     async with httpx.AsyncClient(transport=sim.transport(), base_url="https://graph.test") as c:
-        r = await c.get("/v24.0/17841400000000001/insights", params={...})
+        r = await c.get("/v27.0/17841400000000001/insights", params={...})
 """
 
 from ._app import Simulator

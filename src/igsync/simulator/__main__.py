@@ -30,7 +30,7 @@ example:
   python -m igsync.simulator --port 8765 --accounts 2
   export IGSYNC_GRAPH_URL=http://127.0.0.1:8765 IG_ACCOUNT_ID=17841400000000001 IG_LONG_TOKEN=x
   export IGSYNC_INSTAGRAM_URL=<the second line it printed>
-  curl "$IGSYNC_GRAPH_URL/v24.0/$IG_ACCOUNT_ID/insights?metric=reach&period=day&access_token=x"
+  curl "$IGSYNC_GRAPH_URL/v27.0/$IG_ACCOUNT_ID/insights?metric=reach&period=day&access_token=x"
 """
 
 

@@ -63,7 +63,7 @@ class BatchEndpoint:
         except GraphReject as reject:
             return reject.response()
         include_headers = params.get("include_headers", "true").lower() != "false"
-        version = request.path_params.get("version", "v24.0")
+        version = request.path_params.get("version", "v27.0")
         sim = self._sim
         sim.enter_calls(len(items))
         try:

@@ -144,13 +144,6 @@ VALID_METRICS: tuple[str, ...] = tuple(_METRIC_LIST.split(", "))
 METRIC_MUST_BE_ONE_OF = (
     "(#100) metric[{index}] must be one of the following values: " + _METRIC_LIST
 )
-# error_100_impressions_unsupported_v22_postiz_issue622_partial.json (live)
-IMPRESSIONS_UNSUPPORTED = (
-    "Starting from version 22 and above, the impressions metric is no longer supported for the "
-    "queried user. Please refer to the documentation at "
-    "https://developers.facebook.com/docs/instagram-api/reference/ig-user/insights for a list of "
-    "supported metrics."
-)
 # error_100_metric_type_total_value_required_partial.json (live)
 TOTAL_VALUE_REQUIRED = (
     "(#100) The following metrics ({metrics}) should be specified with parameter "

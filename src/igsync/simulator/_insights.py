@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 
 from ._errors import (
     FOLLOWER_COUNT_LAST_30_DAYS,
-    IMPRESSIONS_UNSUPPORTED,
     JSON,
     METRIC_MUST_BE_ONE_OF,
     SINCE_NOT_VALID,
@@ -23,6 +22,7 @@ from ._errors import (
 )
 from ._metrics import (
     BREAKDOWN_VALUES,
+    METRIC_BREAKDOWNS,
     METRICS,
     MIN_FOLLOWERS_FOR_FOLLOWER_COUNT,
     TIME_SERIES_ONLY,
@@ -76,8 +76,11 @@ def _check_metrics(metrics: tuple[str, ...]) -> None:
     if not metrics:
         raise invalid_parameter("(#100) The parameter metric is required")  # invented; no sample
     for index, metric in enumerate(metrics):
-        if metric == "impressions":  # retired in v22 for every version (GRAPH_API §1)
-            raise invalid_parameter(IMPRESSIONS_UNSUPPORTED)
+        # Retired metrics (impressions, profile_visits, email_contacts, …) are simply no longer
+        # among the valid ones: in 2026 Meta answers impressions with this list too (plinxore's
+        # live check on v22.0, 2026-06-24; brightbean-studio PR #76, 2026-06-19), where in
+        # February 2025 it still sent the "Starting from version 22" message of
+        # error_100_impressions_unsupported_v22_postiz_issue622_partial.json.
         if metric not in VALID_METRICS:
             raise invalid_parameter(METRIC_MUST_BE_ONE_OF.format(index=index))
 
@@ -111,7 +114,7 @@ def _check_period(raw: str | None) -> None:
         raise invalid_parameter(f"(#100) Incompatible period ({raw}) for the requested metrics")
 
 
-def _check_breakdowns(raw: str | None) -> tuple[str, ...]:
+def _check_breakdowns(metrics: tuple[str, ...], raw: str | None) -> tuple[str, ...]:
     breakdowns = tuple(b.strip() for b in (raw or "").split(",") if b.strip())
     for index, name in enumerate(breakdowns):
         if name not in BREAKDOWN_VALUES:
@@ -119,6 +122,13 @@ def _check_breakdowns(raw: str | None) -> tuple[str, ...]:
             allowed = ", ".join(BREAKDOWN_VALUES)
             raise invalid_parameter(
                 f"(#100) breakdown[{index}] must be one of the following values: {allowed}"
+            )
+        offenders = [m for m in metrics if name not in METRIC_BREAKDOWNS.get(m, frozenset())]
+        if offenders:
+            # invented: no sample of a breakdown a metric does not take
+            raise invalid_parameter(
+                f"(#100) The following metrics ({', '.join(offenders)}) do not support the "
+                f"breakdown {name}"
             )
     return breakdowns
 
@@ -144,7 +154,7 @@ def parse_insights_query(params: Mapping[str, str], now: datetime) -> InsightsQu
     _check_metrics(metrics)
     metric_type = _check_metric_type(metrics, params.get("metric_type"))
     _check_period(params.get("period"))
-    breakdowns = _check_breakdowns(params.get("breakdown"))
+    breakdowns = _check_breakdowns(metrics, params.get("breakdown"))
     since, until = _window(params, now)
     # Same message for a future since and one past the lookback (GRAPH_API §1).
     if since > now or since < now - LOOKBACK:

@@ -22,6 +22,9 @@ TOTAL_VALUE_ONLY: frozenset[str] = frozenset(
         "profile_links_taps",
         "website_clicks",
         "follows_and_unfollows",
+        # GRAPH_API §7 / Instagram changelog (December 2025): reposts at account level; peers
+        # that checked it live ask for it as total_value (plinxore/tap-instagram-user)
+        "reposts",
     }
 )
 # GRAPH_API §1: follower_count is period=day, time_series only.
@@ -31,11 +34,30 @@ UNIQUE_ACCOUNT_METRICS: frozenset[str] = frozenset({"reach", "accounts_engaged"}
 # GRAPH_API §1: follower_count needs at least 100 followers, else it is left out.
 MIN_FOLLOWERS_FOR_FOLLOWER_COUNT = 100
 
-# Dimension values as the pyfacebook live-looking breakdown sample names them
-# (insights_total_value_reach_breakdown_media_product_type_follow_type_pyfacebook.json).
+# Dimension values: media_product_type and follow_type as the pyfacebook live-looking breakdown
+# sample names them (insights_total_value_reach_breakdown_media_product_type_follow_type_
+# pyfacebook.json); follower_type and contact_button_type as Meta's account insights reference
+# lists them (no sample carries them).
 BREAKDOWN_VALUES: dict[str, tuple[str, ...]] = {
     "media_product_type": ("AD", "CAROUSEL_CONTAINER", "POST", "REEL", "STORY"),
     "follow_type": ("FOLLOWER", "NON_FOLLOWER"),
+    "follower_type": ("FOLLOWER", "NON_FOLLOWER"),
+    "contact_button_type": ("BOOK_NOW", "CALL", "DIRECTION", "EMAIL", "TEXT"),
+}
+# The breakdowns each metric takes (Meta's account insights reference: views by follower_type
+# and media_product_type; reach by media_product_type and follow_type in the pyfacebook sample;
+# interactions by media_product_type; follows_and_unfollows by follow_type; profile_links_taps by
+# contact_button_type). Metrics not named here take none.
+METRIC_BREAKDOWNS: dict[str, frozenset[str]] = {
+    "reach": frozenset({"media_product_type", "follow_type"}),
+    "views": frozenset({"follower_type", "media_product_type"}),
+    "total_interactions": frozenset({"media_product_type"}),
+    "likes": frozenset({"media_product_type"}),
+    "comments": frozenset({"media_product_type"}),
+    "shares": frozenset({"media_product_type"}),
+    "saves": frozenset({"media_product_type"}),
+    "follows_and_unfollows": frozenset({"follow_type"}),
+    "profile_links_taps": frozenset({"contact_button_type"}),
 }
 
 
@@ -49,7 +71,8 @@ class MetricSpec:
 
 # Titles and descriptions of reach (pyfacebook v18 total_value sample), follower_count (airbyte
 # fixture) and profile_views (pyfacebook docs-derived sample) are Meta's; the rest are invented in
-# the same voice because no sample carries them.
+# the same voice because no sample carries them. Every account metric Meta serves as day values
+# is here (GRAPH_API §7); demographics, online_followers and threads_* are not.
 METRICS: dict[str, MetricSpec] = {
     "reach": MetricSpec(
         "Accounts reached",
@@ -105,6 +128,7 @@ METRICS: dict[str, MetricSpec] = {
         0,
         40,
     ),
+    "reposts": MetricSpec("Reposts", "The number of times your content was reposted.", 0, 50),
 }
 
 # follower_count drifts from `followers` by this share per day, counted from this date, so the

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from igsync.errors import ErrorKind, GraphError
-from igsync.graph import GraphClient
+from igsync.graph import GraphClient, accepted_metrics
 from igsync.models import Account, InsightRow
 from igsync.window import WindowPlan
 
@@ -40,6 +40,15 @@ class MetricOutcome:
 
     @classmethod
     def failed(cls, metric: str, error: GraphError) -> MetricOutcome:
+        """`metric` refused with `error`; named retired when Meta's own list of the metrics it
+        accepts leaves it out (GRAPH_API.md §7: Meta retires metrics in every version)."""
+        accepted = accepted_metrics(error)
+        if accepted is not None and metric not in accepted:
+            return cls(
+                metric,
+                error=error.kind,
+                reason=f"retired by Meta: not among the metrics it accepts today ({error})",
+            )
         return cls(metric, error=error.kind, reason=str(error))
 
 

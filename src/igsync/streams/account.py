@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from igsync.catalogue import METRIC_CONFIG, MetricSpec
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues, per_account_calls
-from igsync.models import METRIC_CONFIG, Account, InsightRow, MetricSpec, MetricType
+from igsync.models import Account, InsightRow, MetricType
 from igsync.streams import MetricOutcome, StreamOutcome
 from igsync.window import WindowPlan, chunks, day_request_range
 
