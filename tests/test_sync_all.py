@@ -143,7 +143,7 @@ async def test_an_unexpected_igsync_error_is_that_accounts_failure_only(
     db_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = igsync.sync_all.sync_account
+    real = igsync.sync_all.gather_account
     broken = ACCOUNTS[2]
 
     async def fetch(ctx: Any, account: Any) -> Any:
@@ -151,7 +151,7 @@ async def test_an_unexpected_igsync_error_is_that_accounts_failure_only(
             raise StoreError("database is locked")
         return await real(ctx, account)
 
-    monkeypatch.setattr(igsync.sync_all, "sync_account", fetch)
+    monkeypatch.setattr(igsync.sync_all, "gather_account", fetch)
     report = await run_sync(sim, store)
     assert (report.accounts_ok, report.accounts_failed) == (5, 1)
     (failed,) = [r for r in report.results if not r.success]
@@ -167,7 +167,7 @@ async def test_a_bug_in_one_account_is_reported_and_the_run_goes_on(
     tokens: dict[str, UserToken],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = igsync.sync_all.sync_account
+    real = igsync.sync_all.gather_account
     broken = ACCOUNTS[1]
     secret = tokens[broken].access_token.get_secret_value()
 
@@ -176,7 +176,7 @@ async def test_a_bug_in_one_account_is_reported_and_the_run_goes_on(
             raise KeyError(f"unexpected {account.token}")  # a bug that even quotes the token
         return await real(ctx, account)
 
-    monkeypatch.setattr(igsync.sync_all, "sync_account", fetch)
+    monkeypatch.setattr(igsync.sync_all, "gather_account", fetch)
     report = await run_sync(sim, store)
     assert (report.accounts_ok, report.accounts_failed) == (5, 1)
     (failed,) = [r for r in report.results if not r.success]
@@ -199,7 +199,7 @@ async def test_a_failing_sync_log_write_is_logged_not_fatal(
     async def no_log(entry: Any) -> None:
         raise StoreError("disk I/O error")
 
-    monkeypatch.setattr(igsync.sync_all, "sync_account", fetch)
+    monkeypatch.setattr(igsync.sync_all, "gather_account", fetch)
     monkeypatch.setattr(store, "write_sync_log", no_log)
     report = await run_sync(sim, store)
     assert report.accounts_failed == 6
@@ -282,10 +282,10 @@ async def test_no_more_accounts_than_concurrency_are_in_flight(
     concurrency: int,
 ) -> None:
     sim.latency = 0.02
-    real = igsync.sync_all.sync_account
+    real = igsync.sync_all.gather_account
     in_flight, peak = 0, 0
 
-    async def counting(*args: Any, **kw: Any) -> FetchResult:
+    async def counting(*args: Any, **kw: Any) -> Any:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
@@ -294,7 +294,7 @@ async def test_no_more_accounts_than_concurrency_are_in_flight(
         finally:
             in_flight -= 1
 
-    monkeypatch.setattr(igsync.sync_all, "sync_account", counting)
+    monkeypatch.setattr(igsync.sync_all, "gather_account", counting)
     report = await run_sync(sim, store, concurrency=concurrency)
     assert report.accounts_ok == 6
     assert peak == concurrency  # bounded, and the bound is used

@@ -21,6 +21,7 @@ from igsync.graph import GraphClient, infer_token_kind
 from igsync.models import (
     Account,
     FetchResult,
+    InsightRow,
     SyncLog,
     SyncReport,
     Window,
@@ -33,7 +34,16 @@ from igsync.token_policy import TokenPolicy
 from igsync.tokens import AppCredentials, account_from_token
 from igsync.window import WindowPlan, day_label
 
-__all__ = ["Account", "RunContext", "account_from_token", "fetch_account", "sync_account"]
+__all__ = [
+    "Account",
+    "Gathered",
+    "RunContext",
+    "account_from_token",
+    "fetch_account",
+    "gather_account",
+    "record",
+    "sync_account",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,30 +114,50 @@ class RunContext:
         return cls(graph, store, [stream], plan, app, dry_run, now, run_id or uuid4())
 
 
-async def _gather(ctx: RunContext, account: Account, now: datetime) -> list[StreamOutcome]:
-    """Every stream of the run for one account; AUTH ends them all (the token is bad)."""
-    return [await s.collect(ctx.graph, account, ctx.plan, now) for s in ctx.streams]
+@dataclass
+class Gathered:
+    """One account's streams, gathered under the token policy and not yet written."""
+
+    account: Account
+    outcomes: list[StreamOutcome]
+    #: "token: …" when the token policy ended the account before any stream answered
+    token_error: str | None
+    token_refreshed: bool
+    notes: list[str]
+    started: float
+    started_at: datetime
+
+    @property
+    def rows(self) -> list[InsightRow]:
+        return [r for o in self.outcomes for r in o.rows]
 
 
-async def sync_account(ctx: RunContext, account: Account) -> FetchResult:
-    """Gather every stream of `ctx` for one account under the token policy and upsert the rows.
-
-    Never raises for a metric: Graph and store failures become entries of `errors`; the rows
-    that could be fetched are stored all the same. Writes a sync-log row unless dry_run.
-    """
-    started = time.monotonic()
-    started_at = datetime.now(UTC)
+async def gather_account(ctx: RunContext, account: Account) -> Gathered:
+    """Every stream of `ctx` for one account, under the token policy; nothing is written but
+    the token row (a refresh, or needs_reauth). AUTH from any stream ends them all."""
+    started, started_at = time.monotonic(), datetime.now(UTC)
     now = (ctx.now or started_at).astimezone(UTC)
 
     async def work(current: Account) -> list[StreamOutcome]:
-        return await _gather(ctx, current, now)
+        return [await s.collect(ctx.graph, current, ctx.plan, now) for s in ctx.streams]
 
-    policy = TokenPolicy(ctx.graph, ctx.store, ctx.app, now, ctx.dry_run, work)
-    auth = await policy.run(account)
-    outcomes = auth.value or []
-    errors = [auth.error] if auth.error else [e for o in outcomes for e in o.errors]
-    notes = auth.notes + [n for o in outcomes for n in o.notes]
-    rows = [r for o in outcomes for r in o.rows]
+    auth = await TokenPolicy(ctx.graph, ctx.store, ctx.app, now, ctx.dry_run, work).run(account)
+    return Gathered(
+        account, auth.value or [], auth.error, auth.refreshed, auth.notes, started, started_at
+    )
+
+
+async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
+    """Upsert what `gather_account` gathered, verified, and log the run; the account's result.
+
+    Never raises for a metric or a store failure: those are entries of `errors`, and the rows
+    that could be fetched are stored all the same. Writes a sync-log row unless dry_run.
+    """
+    account, outcomes = gathered.account, gathered.outcomes
+    errors = [gathered.token_error] if gathered.token_error else []
+    errors += [e for o in outcomes for e in o.errors]
+    notes = gathered.notes + [n for o in outcomes for n in o.notes]
+    rows = gathered.rows
     days = sorted({d for o in outcomes for d in o.days})
     if not days and not errors:
         notes.append("the Graph API had no data for this window")
@@ -153,15 +183,21 @@ async def sync_account(ctx: RunContext, account: Account) -> FetchResult:
         errors=errors,
         account_id=account.account_id,
         user_id=str(account.user_id),
-        token_refreshed=auth.refreshed,
+        token_refreshed=gathered.token_refreshed,
         window=window or ctx.plan.requested,
-        duration_s=round(time.monotonic() - started, 3),
+        duration_s=round(time.monotonic() - gathered.started, 3),
         dry_run=ctx.dry_run,
         notes=[redact(n) for n in notes],
     )
     if not ctx.dry_run:
-        await write_run_log(ctx.store, result, started_at, ctx.run_id)
+        await write_run_log(ctx.store, result, gathered.started_at, ctx.run_id)
     return result
+
+
+async def sync_account(ctx: RunContext, account: Account) -> FetchResult:
+    """`gather_account`, then `record`: one account fetched and stored; never raises for a
+    metric (Graph and store failures are entries of `errors`)."""
+    return await record(ctx, await gather_account(ctx, account))
 
 
 async def fetch_account(

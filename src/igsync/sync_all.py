@@ -13,20 +13,23 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from igsync.errors import IgsyncError, InputError, StoreError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.redact import redact, release_secret
 from igsync.store import TOKEN_PAGE, Store, iter_tokens
-from igsync.sync import RunContext, Tally, sync_account, write_run_log
+from igsync.sync import Gathered, RunContext, Tally, gather_account, record, write_run_log
 from igsync.tokens import AppCredentials, account_from_token
 from igsync.window import WindowPlan
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: accounts in flight at once. With Graph batch requests 64 accounts fill a batch or two per
 #: round trip (benchmarks/sync_all.py); each call still counts against its own account's
@@ -84,15 +87,21 @@ async def sync_all(
     """Fetch and store every instagram row of `user_tokens` (of `shard`), `concurrency` at once.
 
     The rows are read a page at a time (keyset, `token_id` order) into a queue that
-    `concurrency` workers take accounts from: at most that many accounts, and a page or two of
-    rows, are in memory at once, however many accounts there are. `on_result` hears each
-    result as its account finishes; the report's `results` are in finishing order, or empty
-    with `keep_results=False` (the totals are kept either way). The env fallback
-    (IG_ACCOUNT_ID) is not an account here: only rows are synced.
+    `concurrency` workers take accounts from. A worker gathers an account's streams, hands
+    them to the writers and takes the next account at once, so one account's write (and its
+    output) overlaps the next one's Graph calls instead of delaying them. At most
+    `concurrency` accounts gather, `concurrency` wait to be written and `concurrency` are
+    written at once, with a page or two of rows: memory does not grow with the number of
+    accounts. `on_result` hears each result as its account is written; the report's
+    `results` are in that order, or empty with `keep_results=False` (the totals are kept
+    either way). The env fallback (IG_ACCOUNT_ID) is not an account here: only rows are synced.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
-    queue: asyncio.Queue[UserToken | None] = asyncio.Queue(maxsize=max(TOKEN_PAGE, concurrency))
+    tokens: asyncio.Queue[UserToken | None] = asyncio.Queue(maxsize=max(TOKEN_PAGE, concurrency))
+    gathered: asyncio.Queue[tuple[UserToken, Gathered | FetchResult] | None] = asyncio.Queue(
+        maxsize=concurrency
+    )
     tally = Tally(keep=keep_results)
     ctx = RunContext.for_metrics(
         graph, store, metrics=metrics, plan=plan, app=app, dry_run=dry_run, now=now
@@ -103,37 +112,58 @@ async def sync_all(
         try:
             async for token in iter_tokens(store):
                 if shard is None or shard.holds(token):
-                    await queue.put(token)
+                    await tokens.put(token)
                 else:
                     release_secret(token.access_token.get_secret_value())  # another's account
         finally:
             for _ in range(concurrency):
-                await queue.put(None)  # one end-of-work mark per worker
+                await tokens.put(None)  # one end-of-work mark per worker
 
-    async def worker() -> None:
-        while (token := await queue.get()) is not None:
-            result = await _sync_isolated(ctx, token)
-            tally.add(result)
+    async def gather() -> None:
+        while (token := await tokens.get()) is not None:
+            await gathered.put((token, await _isolated(ctx, token, _gather(ctx, token))))
+
+    async def write() -> None:
+        while (item := await gathered.get()) is not None:
+            token, done = item
+            if isinstance(done, Gathered):
+                done = await _isolated(ctx, token, record(ctx, done), done.started_at)
+            tally.add(done)
             if on_result is not None:
-                on_result(result)
+                on_result(done)
             # Its result is out and its sync log written: the token the store registered when
             # it read the row can reach no output any more, so the redaction index does not
             # grow with the accounts of a run.
             release_secret(token.access_token.get_secret_value())
 
-    async with asyncio.TaskGroup() as group:
-        group.create_task(read())
+    async with asyncio.TaskGroup() as writers:
         for _ in range(concurrency):
-            group.create_task(worker())
+            writers.create_task(write())
+        async with asyncio.TaskGroup() as gatherers:
+            gatherers.create_task(read())
+            for _ in range(concurrency):
+                gatherers.create_task(gather())
+        for _ in range(concurrency):
+            await gathered.put(None)  # one end-of-work mark per writer
     return tally.report(time.monotonic() - started)
 
 
-async def _sync_isolated(ctx: RunContext, token: UserToken) -> FetchResult:
-    """`sync_account`, with anything igsync raises turned into this account's failed result."""
-    started, started_at = time.monotonic(), datetime.now(UTC)
+async def _gather(ctx: RunContext, token: UserToken) -> Gathered:
+    return await gather_account(ctx, account_from_token(token))
+
+
+async def _isolated(
+    ctx: RunContext,
+    token: UserToken,
+    work: Coroutine[Any, Any, T],
+    started_at: datetime | None = None,
+) -> T | FetchResult:
+    """`work`, with anything igsync raises turned into this account's failed result (and its
+    sync log written): one account must never end a cron run."""
+    started, started_at = time.monotonic(), started_at or datetime.now(UTC)
     try:
-        return await sync_account(ctx, account_from_token(token))
-    except Exception as error:  # one account must never end a cron run
+        return await work
+    except Exception as error:
         if isinstance(error, IgsyncError):
             where = "store" if isinstance(error, StoreError) else "account"
             message = redact(f"{where}: {error}")
