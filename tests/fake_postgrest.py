@@ -36,7 +36,7 @@ import httpx
 import pytest
 import respx
 
-from igsync.store.schema import SQLITE
+from igsync.store.schema import schema_sql
 from igsync.store.supabase import SupabaseStore
 
 SUPABASE_URL = "https://fake-project.supabase.co"
@@ -165,7 +165,7 @@ class FakePostgrest:
         self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self.db.execute("pragma foreign_keys = on")
         if with_schema:
-            self.db.executescript(SQLITE)
+            self.db.executescript(schema_sql("sqlite"))
         self.faults: list[Fault] = []
         self.router = respx.MockRouter(assert_all_called=False)
         self.router.route(

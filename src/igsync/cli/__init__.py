@@ -273,11 +273,29 @@ def db_schema(
     dialect: Annotated[
         Literal["postgres", "sqlite"], typer.Option(help="Which SQL to print.")
     ] = "postgres",
+    migration: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            min=1,
+            help="Only migration N, as its file under supabase/migrations/ holds it.",
+        ),
+    ] = None,
 ) -> None:
-    """Print the schema's SQL (PostgreSQL is the reference; SQLite mirrors it)."""
-    from igsync.store.schema import schema_sql
+    """Print the schema's SQL: every numbered migration with its version record.
 
-    sys.stdout.write(schema_sql(dialect))
+    PostgreSQL is the reference (safe to run again, on a database at any earlier version);
+    SQLite mirrors it.
+    """
+    from igsync.errors import InputError
+    from igsync.store.schema import LATEST, migration_sql, schema_sql
+
+    if migration is None:
+        sys.stdout.write(schema_sql(dialect))
+    elif migration > LATEST:
+        raise InputError(f"--migration {migration} does not exist; the latest is {LATEST}")
+    else:
+        sys.stdout.write(migration_sql(migration, dialect))
 
 
 _EXTRA_ARGS = re.compile(r"Got unexpected extra argument(?:s|\(s\))? \(.*\)", re.DOTALL)
