@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.errors import InsufficientPrivilege
 
 from igsync.store.postgres import PostgresStore
-from igsync.store.schema import MIGRATIONS, Migration, migration_sql, schema_sql
+from igsync.store.schema import LATEST, MIGRATIONS, Migration, migration_sql, schema_sql
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "migrations"
 
@@ -77,11 +77,12 @@ insert into users (u_id) values ('{A}'), ('{B}');
 insert into user_tokens (u_id, platform, access_token, account_id) values
     ('{A}', 'instagram', 'token-a', 'acct-a'),
     ('{B}', 'instagram', 'token-b', 'acct-b');
-insert into instagram_insights (u_id, account_id, metric, metric_type, period, end_time, value)
+insert into instagram_insights
+    (u_id, account_id, metric, metric_type, period, end_time, local_date, value)
 values
-    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', 10),
-    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-21T08:00:00Z', 11),
-    ('{B}', 'acct-b', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', 20);
+    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', '2026-11-19', 10),
+    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-21T08:00:00Z', '2026-11-20', 11),
+    ('{B}', 'acct-b', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', '2026-11-19', 20);
 insert into instagram_sync_logs (run_id, u_id, account_id, started_at, status) values
     (gen_random_uuid(), '{A}', 'acct-a', now(), 'ok'),
     (gen_random_uuid(), '{B}', 'acct-b', now(), 'ok'),
@@ -316,6 +317,25 @@ def test_service_role_reads_and_writes_everything(supabase_url: str) -> None:
         assert owners(conn, "user_tokens") == {A: 2, B: 1}
         assert owners(conn, "instagram_insights") == {A: 3, B: 1}
         assert owners(conn, "instagram_sync_logs") == {A: 2, B: 1, None: 1}
+
+
+def test_everyone_reads_the_schema_version_and_only_its_owner_changes_it(
+    supabase_url: str,
+) -> None:
+    # The Supabase store checks the version over PostgREST on open, whatever its key.
+    with connect(supabase_url) as conn:
+        recorded = conn.execute("select * from igsync_schema_migrations").fetchall()
+        for role in ("anon", "authenticated", "service_role"):
+            with request_as(conn, role, sub=A):
+                latest = conn.execute("select max(version) from igsync_schema_migrations")
+                assert latest.fetchone() == (LATEST,), role
+        for role in ("anon", "authenticated"):
+            with pytest.raises(InsufficientPrivilege), request_as(conn, role, sub=A):
+                conn.execute("insert into igsync_schema_migrations values (99, 'x', now())")
+            with request_as(conn, role, sub=A):
+                assert conn.execute("update igsync_schema_migrations set name = 'x'").rowcount == 0
+                assert conn.execute("delete from igsync_schema_migrations").rowcount == 0
+        assert conn.execute("select * from igsync_schema_migrations").fetchall() == recorded
 
 
 def test_owner_is_not_subject_to_rls(supabase_url: str) -> None:

@@ -38,6 +38,7 @@ INSIGHT_COLUMNS = {
     "metric_type",
     "period",
     "end_time",
+    "local_date",
     "value",
     "value_json",
     "fetched_at",
@@ -104,6 +105,7 @@ async def test_upsert_posts_the_rows_with_on_conflict_columns_and_prefer(
         "2026-11-21T08:00:00+00:00",
     ]
     assert [r["value"] for r in body] == [5, None]
+    assert [r["local_date"] for r in body] == ["2026-11-19", "2026-11-20"]
 
 
 async def test_every_request_carries_the_key_as_apikey_and_bearer(

@@ -38,23 +38,26 @@ from igsync.redact import MASK, redact, register_secret
 from igsync.store import dedupe_by_key
 from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
 
-_INSIGHT_COLUMNS = "u_id, account_id, metric, metric_type, period, end_time, value, value_json"
+_INSIGHT_COLUMNS = (
+    "u_id, account_id, metric, metric_type, period, end_time, local_date, value, value_json"
+)
 
 # ON COMMIT DROP keeps the table inside the one transaction, so this works through Supabase's
 # transaction pooler, which may hand every transaction a different server session.
 _STAGE = """
 create temp table igsync_stage (
     u_id uuid, account_id text, metric text, metric_type text, period text,
-    end_time timestamptz, value bigint, value_json jsonb
+    end_time timestamptz, local_date date, value bigint, value_json jsonb
 ) on commit drop
 """
-_STAGE_TYPES = ["uuid", "text", "text", "text", "text", "timestamptz", "int8", "jsonb"]
+_STAGE_TYPES = ["uuid", "text", "text", "text", "text", "timestamptz", "date", "int8", "jsonb"]
 _COPY = f"copy igsync_stage ({_INSIGHT_COLUMNS}) from stdin (format binary)"
 
 _ON_CONFLICT = """
 on conflict (u_id, account_id, metric, end_time) do update set
     metric_type = excluded.metric_type,
     period = excluded.period,
+    local_date = excluded.local_date,
     value = excluded.value,
     value_json = excluded.value_json,
     fetched_at = excluded.fetched_at
@@ -69,7 +72,7 @@ _UPSERT_ARRAYS = f"""
 insert into instagram_insights ({_INSIGHT_COLUMNS}, fetched_at)
 select {_INSIGHT_COLUMNS}, now()
 from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-            %s::int8[], %s::jsonb[]) as t({_INSIGHT_COLUMNS})
+            %s::date[], %s::int8[], %s::jsonb[]) as t({_INSIGHT_COLUMNS})
 {_ON_CONFLICT}"""  # noqa: S608 - built from constant column lists
 
 # From this many rows on, COPY into a temporary table beats arrays (measured: 3x slower at 12
@@ -230,6 +233,7 @@ def _values(r: InsightRow) -> tuple[Any, ...]:
         r.metric_type,
         r.period,
         r.end_time,
+        r.local_date,
         r.value,
         value_json,
     )
@@ -436,8 +440,9 @@ class PostgresStore:
                 metric_type=r[3],
                 period=r[4],
                 end_time=r[5],
-                value=r[6],
-                value_json=r[7],
+                local_date=r[6],
+                value=r[7],
+                value_json=r[8],
             )
             for r in rows
         ]

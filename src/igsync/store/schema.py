@@ -184,6 +184,39 @@ create table if not exists instagram_sync_logs (
 );
 """
 
+# Daily rows carry the account-local date they describe (DESIGN.md §6), so daily reports need
+# no time-zone arithmetic. Stores write it (InsightRow.local_date); rows already stored get it by
+# the rule of igsync.local_day.day_label: an end_time at or before 10:00 UTC ends the day before
+# its UTC date, a later one its UTC date. Only rows still without it are filled, so running this
+# again rewrites nothing.
+_POSTGRES_2 = """\
+alter table instagram_insights add column if not exists local_date date;
+update instagram_insights
+set local_date = case
+    when (end_time at time zone 'UTC')::time <= time '10:00'
+        then (end_time at time zone 'UTC')::date - 1
+    else (end_time at time zone 'UTC')::date
+end
+where period = 'day' and local_date is null;
+create index if not exists instagram_insights_local_date_idx
+    on instagram_insights (u_id, account_id, local_date);
+"""
+
+# SQLite has no `add column if not exists`: this runs once, inside the store's migration
+# transaction. strftime reads igsync's ISO text (any offset) as UTC, to the millisecond; Meta's
+# end_times are whole seconds.
+_SQLITE_2 = """\
+alter table instagram_insights add column local_date text;
+update instagram_insights
+set local_date = case
+    when strftime('%H:%M:%f', end_time) <= '10:00:00.000' then date(end_time, '-1 day')
+    else date(end_time)
+end
+where period = 'day' and local_date is null;
+create index if not exists instagram_insights_local_date_idx
+    on instagram_insights (u_id, account_id, local_date);
+"""
+
 # Every role may read the version record: a cron role holding row grants only checks it on open.
 # Supabase grants anon and authenticated every privilege on new tables, and PostgREST serves
 # them: RLS with a read-only policy keeps the record theirs to read, never to change. The
@@ -242,6 +275,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=_SQLITE_1,
         supabase_file="20261125000000_igsync_schema.sql",
     ),
+    Migration(
+        version=2,
+        name="local_date",
+        postgres=_POSTGRES_2,
+        sqlite=_SQLITE_2,
+        supabase_file="20261130000000_igsync_local_date.sql",
+    ),
 )
 #: the schema version this igsync reads and writes
 LATEST = MIGRATIONS[-1].version
@@ -262,6 +302,10 @@ def _sql(migration: Migration, dialect: Dialect) -> str:
     return migration.postgres if dialect == "postgres" else migration.sqlite
 
 
+def _versions(first: int, last: int) -> str:
+    return f"migration {first}" if first == last else f"migrations {first}-{last}"
+
+
 def step_sql(migration: Migration, current: int, dialect: Dialect) -> str:
     """The SQL that takes a database at version `current` through `migration`.
 
@@ -269,8 +313,13 @@ def step_sql(migration: Migration, current: int, dialect: Dialect) -> str:
     (a database made before version records counts as version 1 by its tables), the
     migration, its record. `current` must be below `migration.version`.
     """
-    earlier = "".join(_record(m) for m in MIGRATIONS if m.version <= current)
-    return f"{_version_table(dialect)}{earlier}{_sql(migration, dialect)}{_record(migration)}"
+    parts = ["-- the schema-version record\n", _version_table(dialect)]
+    if current:
+        parts.append(f"-- {_versions(1, current)}, applied before: recorded if not yet\n")
+        parts.extend(_record(m) for m in MIGRATIONS if m.version <= current)
+    parts.append(f"-- migration {migration.version}: {migration.name}\n")
+    parts.append(_sql(migration, dialect) + _record(migration))
+    return "".join(parts)
 
 
 def _version_table(dialect: Dialect) -> str:
@@ -285,15 +334,15 @@ def schema_sql(dialect: Dialect) -> str:
     """
     if dialect == "postgres":
         header = (
-            f"-- igsync schema (PostgreSQL / Supabase): migrations 1-{LATEST}, each with its"
+            f"-- igsync schema (PostgreSQL / Supabase): {_versions(1, LATEST)}, each with its"
             " version record.\n-- Safe to run more than once, on an empty database or one at"
             " any earlier igsync version.\n"
         )
     else:
         header = (
-            f"-- igsync schema (SQLite mirror of the PostgreSQL reference): migrations"
-            f" 1-{LATEST}.\n-- For an empty database: igsync migrates an existing file itself"
-            " when it opens it.\n"
+            "-- igsync schema (SQLite mirror of the PostgreSQL reference):"
+            f" {_versions(1, LATEST)}.\n-- For an empty database: igsync migrates an existing"
+            " file itself when it opens it.\n"
         )
     parts = [header, "\n-- the schema-version record\n", _version_table(dialect)]
     for migration in MIGRATIONS:
@@ -316,6 +365,6 @@ def migration_sql(version: int, dialect: Dialect = "postgres") -> str:
     again = " Safe to run more than once." if dialect == "postgres" else ""
     header = (
         f"-- igsync schema migration {version}: {migration.name}.{again}\n"
-        f"-- Needs migrations 1-{version - 1} (the files before this one).\n"
+        f"-- Needs {_versions(1, version - 1)} (igsync's files before this one).\n"
     )
     return header + step_sql(migration, version - 1, dialect)

@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -27,12 +27,13 @@ from igsync.redact import redact, register_secret
 from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
 
 _UPSERT = """
-insert into instagram_insights
-    (u_id, account_id, metric, metric_type, period, end_time, value, value_json, fetched_at)
-values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+insert into instagram_insights (u_id, account_id, metric, metric_type, period, end_time,
+    local_date, value, value_json, fetched_at)
+values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 on conflict (u_id, account_id, metric, end_time) do update set
     metric_type = excluded.metric_type,
     period = excluded.period,
+    local_date = excluded.local_date,
     value = excluded.value,
     value_json = excluded.value_json,
     fetched_at = excluded.fetched_at
@@ -204,12 +205,17 @@ class SQLiteStore:
         # dedupe_by_key plus a list comprehension, which cost as much as SQLite's own work.
         uid_text: dict[UUID, str] = {}
         time_text: dict[datetime, str] = {}
+        date_text: dict[date, str] = {}
         latest: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
         for r in rows:
             if (uid := uid_text.get(r.u_id)) is None:
                 uid = uid_text[r.u_id] = str(r.u_id)
             if (end_time := time_text.get(r.end_time)) is None:
                 end_time = time_text[r.end_time] = as_utc(r.end_time).isoformat()
+            if (day := r.local_date) is None:
+                local_date = None
+            elif (local_date := date_text.get(day)) is None:
+                local_date = date_text[day] = day.isoformat()
             latest[(uid, r.account_id, r.metric, end_time)] = (
                 uid,
                 r.account_id,
@@ -217,6 +223,7 @@ class SQLiteStore:
                 r.metric_type,
                 r.period,
                 end_time,
+                local_date,
                 r.value,
                 None if r.value_json is None else json.dumps(r.value_json),
                 fetched_at,
@@ -247,8 +254,8 @@ class SQLiteStore:
         self, *, u_id: UUID | None = None, account_id: str | None = None
     ) -> list[InsightRow]:
         sql = (
-            "select u_id, account_id, metric, metric_type, period, end_time, value, value_json"
-            " from instagram_insights"
+            "select u_id, account_id, metric, metric_type, period, end_time, value, value_json,"
+            " local_date from instagram_insights"
             " where (? is null or u_id = ?) and (? is null or account_id = ?)"
             " order by account_id, metric, end_time"
         )
@@ -264,6 +271,7 @@ class SQLiteStore:
                 end_time=datetime.fromisoformat(r[5]),
                 value=r[6],
                 value_json=None if r[7] is None else json.loads(r[7]),
+                local_date=None if r[8] is None else date.fromisoformat(r[8]),
             )
             for r in cursor.fetchall()
         ]

@@ -46,7 +46,8 @@ _TOKEN_CHANGES = ("access_token", "expires_at", "token_kind", "status", "last_re
 _TABLES = {
     "users": "u_id",
     "user_tokens": f"token_id,{_TOKEN_KEY},created_at,updated_at,{','.join(_TOKEN_CHANGES)}",
-    "instagram_insights": f"id,{_INSIGHT_KEY},metric_type,period,value,value_json,fetched_at",
+    "instagram_insights": f"id,{_INSIGHT_KEY},metric_type,period,local_date,value,value_json,"
+    "fetched_at",
     "instagram_sync_logs": "id,run_id,u_id,account_id,started_at,finished_at,status,"
     "total_inserted,total_errors,errors,token_refreshed",
 }
