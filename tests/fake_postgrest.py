@@ -54,6 +54,7 @@ TIMESTAMPS = {
     "updated_at",
     "started_at",
     "finished_at",
+    "applied_at",
 }
 JSONB = {"value_json", "errors"}
 BOOLEANS = {"token_refreshed"}
@@ -62,6 +63,7 @@ INTEGERS = {
     "value": "bigint",
     "total_inserted": "integer",
     "total_errors": "integer",
+    "version": "integer",
 }
 IDENTITY = {"id"}  # `generated always as identity`
 DEFAULTS: dict[str, Callable[[], str]] = {"token_id": lambda: str(uuid4())}  # gen_random_uuid()
@@ -177,6 +179,10 @@ class FakePostgrest:
     @property
     def requests(self) -> list[httpx.Request]:
         return [call.request for call in self.router.calls]
+
+    def forget_requests(self) -> None:
+        """Start `requests` afresh (e.g. after the version check a store makes on open)."""
+        self.router.reset()
 
     def transport(self) -> httpx.AsyncBaseTransport:
         return httpx.MockTransport(self.router.async_handler)
@@ -642,6 +648,8 @@ def fake_postgrest() -> Iterator[FakePostgrest]:
 
 @pytest.fixture
 async def supabase_store(fake_postgrest: FakePostgrest) -> AsyncIterator[SupabaseStore]:
-    """An open SupabaseStore on `fake_postgrest`, with the service-role key."""
+    """An open SupabaseStore on `fake_postgrest`, with the service-role key; `requests` holds
+    only what was sent after opening."""
     async with fake_postgrest.open() as store:
+        fake_postgrest.forget_requests()
         yield store
