@@ -320,3 +320,19 @@ async def test_the_supabase_files_the_printed_schema_and_the_store_make_one_sche
         assert await catalog(by_files) == expected
         assert await catalog(by_script) == expected
     assert expected["versions"] == latest_versions()
+
+
+async def test_a_postgres_role_with_row_grants_on_the_igsync_tables_only_opens_a_current_schema(
+    fresh_postgres_url: str,
+) -> None:
+    # Grants made table by table before the version record existed still let cron open.
+    async with PostgresStore(fresh_postgres_url):
+        pass
+    grants = (
+        "grant select, insert, update, delete on users, user_tokens, instagram_insights,"
+        " instagram_sync_logs to {role}"
+    )
+
+    with login_role(fresh_postgres_url, grants) as cron_url:
+        async with PostgresStore(cron_url) as store:
+            assert await store.list_tokens() == []

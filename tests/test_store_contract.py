@@ -586,7 +586,13 @@ async def test_postgres_connections_never_prepare_statements(fresh_postgres_url:
             assert await cursor.fetchone() == (0,)
 
 
-IGSYNC_TABLES = ("users", "user_tokens", "instagram_insights", "instagram_sync_logs")
+IGSYNC_TABLES = (
+    "users",
+    "user_tokens",
+    "instagram_insights",
+    "instagram_sync_logs",
+    "igsync_schema_migrations",
+)
 
 
 async def catalog_versions(url: str) -> dict[str, str]:

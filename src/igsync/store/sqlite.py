@@ -63,7 +63,7 @@ def _statements(script: str) -> Iterator[str]:
             yield statement
             statement = ""
     if statement.strip():
-        yield statement  # comments only (a statement without its `;` fails here, loudly)
+        yield statement  # trailing comments, or a last statement without its `;`
 
 
 def _recorded_version(conn: sqlite3.Connection) -> int | None:
