@@ -36,7 +36,7 @@ import httpx
 import pytest
 import respx
 
-from igsync.store.schema import SQLITE
+from igsync.store.schema import schema_sql
 from igsync.store.supabase import SupabaseStore
 
 SUPABASE_URL = "https://fake-project.supabase.co"
@@ -54,6 +54,7 @@ TIMESTAMPS = {
     "updated_at",
     "started_at",
     "finished_at",
+    "applied_at",
 }
 JSONB = {"value_json", "errors"}
 BOOLEANS = {"token_refreshed"}
@@ -62,6 +63,7 @@ INTEGERS = {
     "value": "bigint",
     "total_inserted": "integer",
     "total_errors": "integer",
+    "version": "integer",
 }
 IDENTITY = {"id"}  # `generated always as identity`
 DEFAULTS: dict[str, Callable[[], str]] = {"token_id": lambda: str(uuid4())}  # gen_random_uuid()
@@ -165,7 +167,7 @@ class FakePostgrest:
         self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self.db.execute("pragma foreign_keys = on")
         if with_schema:
-            self.db.executescript(SQLITE)
+            self.db.executescript(schema_sql("sqlite"))
         self.faults: list[Fault] = []
         self.router = respx.MockRouter(assert_all_called=False)
         self.router.route(
@@ -177,6 +179,10 @@ class FakePostgrest:
     @property
     def requests(self) -> list[httpx.Request]:
         return [call.request for call in self.router.calls]
+
+    def forget_requests(self) -> None:
+        """Start `requests` afresh (e.g. after the version check a store makes on open)."""
+        self.router.reset()
 
     def transport(self) -> httpx.AsyncBaseTransport:
         return httpx.MockTransport(self.router.async_handler)
@@ -642,6 +648,8 @@ def fake_postgrest() -> Iterator[FakePostgrest]:
 
 @pytest.fixture
 async def supabase_store(fake_postgrest: FakePostgrest) -> AsyncIterator[SupabaseStore]:
-    """An open SupabaseStore on `fake_postgrest`, with the service-role key."""
+    """An open SupabaseStore on `fake_postgrest`, with the service-role key; `requests` holds
+    only what was sent after opening."""
     async with fake_postgrest.open() as store:
+        fake_postgrest.forget_requests()
         yield store

@@ -166,6 +166,21 @@ def with_role(url: str) -> Iterator[tuple[str, str]]:
             admin.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
 
 
+@contextmanager
+def login_role(url: str, *grants: str) -> Iterator[str]:
+    """A login role without ownership or CREATE rights (plus `grants`, SQL with `{role}` for
+    its name): a cron's role. Yields its URL."""
+    with with_role(url) as (role_url, role):
+        with psycopg.connect(url, autocommit=True) as conn:
+            for grant in grants:
+                conn.execute(sql.SQL(grant).format(role=sql.Identifier(role)))
+        try:
+            yield role_url
+        finally:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+
+
 # --- the pytest plugin (tests/conftest.py: pytest_plugins = ["postgres_server"]) ---
 
 

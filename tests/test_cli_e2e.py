@@ -279,6 +279,8 @@ TOMORROW = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
         (["fetch", "--user", USER], {"IG_ACCOUNT_ID": "@me"}, "IG_ACCOUNT_ID"),
         (["fetch", "--user", USER], {"IGSYNC_DATABASE_URL": "oracle://"}, "IGSYNC_DATABASE_URL"),
         (["db", "schema", "--dialect", "oracle"], {}, "--dialect"),
+        (["db", "schema", "--migration", "99"], {}, "--migration 99 does not exist"),
+        (["db", "schema", "--migration", "0"], {}, "--migration"),
         (["demo", "--accounts", "0"], {}, "--accounts"),
         (["nosuchcommand"], {}, "nosuchcommand"),
         (["fetch", "--user", USER], {"IGSYNC_GRAPH_URL": "http://127.0.0.1:port"}, "GRAPH_URL"),

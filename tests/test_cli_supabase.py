@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,12 +18,17 @@ from cli_runner import run_cli
 from fake_postgrest import SERVICE_KEY, SUPABASE_URL, FakePostgrest
 from igsync.store import Store
 
+V1_SQLITE = Path(__file__).parent / "fixtures" / "schema_v1_sqlite.sql"
+
 
 @pytest.fixture
 def project(
     monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[FakePostgrest]:
-    fake = FakePostgrest(with_schema=request.param)
+    # True: the current schema; False: none; "v1": only the first migration file applied.
+    fake = FakePostgrest(with_schema=request.param is True)
+    if request.param == "v1":
+        fake.db.executescript(V1_SQLITE.read_text())
 
     def open_fake(url: str, key: str) -> Store:
         assert url == SUPABASE_URL
@@ -44,7 +50,7 @@ def test_db_init_with_the_schema_applied_prints_it_and_succeeds(
     code, out, err = run_cli(monkeypatch, capsys, "db", "init")
     assert code == 0
     assert "create table if not exists instagram_insights" in out
-    assert "already there" in err
+    assert "already current" in err
     assert SERVICE_KEY not in out + err
 
 
@@ -72,3 +78,15 @@ def test_db_init_with_a_wrong_key_blames_the_key_not_the_schema(
     assert err.startswith("igsync: error: ")
     assert "bad or expired" in err
     assert "not-the-right-key" not in err
+
+
+@pytest.mark.parametrize("project", ["v1"], indirect=True)
+def test_db_init_on_a_schema_behind_prints_the_sql_names_the_migration_and_exits_1(
+    project: FakePostgrest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(monkeypatch, capsys, "db", "init")
+    assert code == 1
+    assert "add column if not exists local_date" in out
+    assert "at version 1" in err
+    assert "20261130000000_igsync_local_date.sql" in err
+    assert SERVICE_KEY not in out + err

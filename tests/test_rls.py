@@ -23,18 +23,9 @@ from psycopg import sql
 from psycopg.errors import InsufficientPrivilege
 
 from igsync.store.postgres import PostgresStore
-from igsync.store.schema import schema_sql
+from igsync.store.schema import LATEST, MIGRATIONS, Migration, migration_sql, schema_sql
 
-MIGRATION = (
-    Path(__file__).resolve().parent.parent
-    / "supabase"
-    / "migrations"
-    / "20261125000000_igsync_schema.sql"
-)
-REGENERATE = (
-    "uv run igsync db schema --dialect postgres"
-    " > supabase/migrations/20261125000000_igsync_schema.sql"
-)
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "migrations"
 
 TABLES = ("user_tokens", "instagram_insights", "instagram_sync_logs")
 A = UUID("00000000-0000-4000-8000-00000000000a")
@@ -86,11 +77,12 @@ insert into users (u_id) values ('{A}'), ('{B}');
 insert into user_tokens (u_id, platform, access_token, account_id) values
     ('{A}', 'instagram', 'token-a', 'acct-a'),
     ('{B}', 'instagram', 'token-b', 'acct-b');
-insert into instagram_insights (u_id, account_id, metric, metric_type, period, end_time, value)
+insert into instagram_insights
+    (u_id, account_id, metric, metric_type, period, end_time, local_date, value)
 values
-    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', 10),
-    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-21T08:00:00Z', 11),
-    ('{B}', 'acct-b', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', 20);
+    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', '2026-11-19', 10),
+    ('{A}', 'acct-a', 'reach', 'time_series', 'day', '2026-11-21T08:00:00Z', '2026-11-20', 11),
+    ('{B}', 'acct-b', 'reach', 'time_series', 'day', '2026-11-20T08:00:00Z', '2026-11-19', 20);
 insert into instagram_sync_logs (run_id, u_id, account_id, started_at, status) values
     (gen_random_uuid(), '{A}', 'acct-a', now(), 'ok'),
     (gen_random_uuid(), '{B}', 'acct-b', now(), 'ok'),
@@ -130,6 +122,17 @@ POLICIES = """\
 select tablename, policyname, permissive, roles, cmd, qual, with_check
 from pg_policies where schemaname = 'public' order by tablename, policyname
 """
+# Everyone may read the schema version (a cron role checks it on open); nobody but its owner
+# (or service_role) may write it.
+VERSION_POLICY = (
+    "igsync_schema_migrations",
+    "igsync_read_versions",
+    "PERMISSIVE",
+    ["public"],
+    "SELECT",
+    "true",
+    None,
+)
 RLS_FLAGS = """\
 select relname, relrowsecurity, relforcerowsecurity from pg_class
 where relnamespace = 'public'::regnamespace and relname = any(%s) order by relname
@@ -194,12 +197,24 @@ def snapshot(conn: psycopg.Connection[tuple[Any, ...]]) -> dict[str, list[tuple[
 # --- the migration file ---
 
 
-def test_supabase_migration_matches_schema_sql() -> None:
-    assert MIGRATION.exists(), f"{MIGRATION} is missing: create it with `{REGENERATE}`"
-    assert MIGRATION.read_bytes() == schema_sql("postgres").encode(), (
-        f"{MIGRATION.name} has drifted from schema_sql('postgres'): regenerate it with "
-        f"`{REGENERATE}`"
+@pytest.mark.parametrize("migration", MIGRATIONS, ids=lambda m: f"migration-{m.version}")
+def test_each_migration_ships_as_its_supabase_migration_file(migration: Migration) -> None:
+    path = MIGRATIONS_DIR / migration.supabase_file
+    regenerate = (
+        f"uv run igsync db schema --migration {migration.version}"
+        f" > supabase/migrations/{migration.supabase_file}"
     )
+    assert path.exists(), f"{path} is missing: create it with `{regenerate}`"
+    assert path.read_bytes() == migration_sql(migration.version).encode(), (
+        f"{path.name} has drifted from migration {migration.version}: a published migration"
+        f" never changes; if this one is unpublished, regenerate it with `{regenerate}`"
+    )
+
+
+def test_supabase_migrations_folder_holds_igsyncs_files_in_order() -> None:
+    # `supabase db push` applies the files in name order: it must be the migrations' order.
+    names = sorted(p.name for p in MIGRATIONS_DIR.glob("*.sql"))
+    assert names == [m.supabase_file for m in MIGRATIONS]
 
 
 # --- the policies, as Supabase's roles see them ---
@@ -304,6 +319,25 @@ def test_service_role_reads_and_writes_everything(supabase_url: str) -> None:
         assert owners(conn, "instagram_sync_logs") == {A: 2, B: 1, None: 1}
 
 
+def test_everyone_reads_the_schema_version_and_only_its_owner_changes_it(
+    supabase_url: str,
+) -> None:
+    # The Supabase store checks the version over PostgREST on open, whatever its key.
+    with connect(supabase_url) as conn:
+        recorded = conn.execute("select * from igsync_schema_migrations").fetchall()
+        for role in ("anon", "authenticated", "service_role"):
+            with request_as(conn, role, sub=A):
+                latest = conn.execute("select max(version) from igsync_schema_migrations")
+                assert latest.fetchone() == (LATEST,), role
+        for role in ("anon", "authenticated"):
+            with pytest.raises(InsufficientPrivilege), request_as(conn, role, sub=A):
+                conn.execute("insert into igsync_schema_migrations values (99, 'x', now())")
+            with request_as(conn, role, sub=A):
+                assert conn.execute("update igsync_schema_migrations set name = 'x'").rowcount == 0
+                assert conn.execute("delete from igsync_schema_migrations").rowcount == 0
+        assert conn.execute("select * from igsync_schema_migrations").fetchall() == recorded
+
+
 def test_owner_is_not_subject_to_rls(supabase_url: str) -> None:
     """The PostgreSQL store connects as the tables' owner: without FORCE, RLS lets it through.
 
@@ -338,11 +372,13 @@ async def test_schema_twice_changes_nothing(supabase_url: str) -> None:
         policies = conn.execute(POLICIES).fetchall()
         flags = conn.execute(RLS_FLAGS, [["users", *TABLES]]).fetchall()
         rows = snapshot(conn)
-    assert [(t, name, perm, roles, cmd) for t, name, perm, roles, cmd, _, _ in policies] == [
+    own_rows = [p for p in policies if p[0] != "igsync_schema_migrations"]
+    assert [(t, name, perm, roles, cmd) for t, name, perm, roles, cmd, _, _ in own_rows] == [
         (table, "igsync_read_own", "PERMISSIVE", ["authenticated"], "SELECT")
         for table in sorted(TABLES)
     ]
-    assert all("auth.uid()" in qual and check is None for *_, qual, check in policies)
+    assert all("auth.uid()" in qual and check is None for *_, qual, check in own_rows)
+    assert [p for p in policies if p[0] == "igsync_schema_migrations"] == [VERSION_POLICY]
     assert flags == [
         ("instagram_insights", True, False),
         ("instagram_sync_logs", True, False),
@@ -373,7 +409,8 @@ def test_schema_on_plain_postgres_enables_rls_without_policies(fresh_postgres_ur
     apply_schema(fresh_postgres_url)
     apply_schema(fresh_postgres_url)
     with connect(fresh_postgres_url) as conn:
-        assert conn.execute(POLICIES).fetchall() == []
+        # Only the version record's read policy, which needs no Supabase role.
+        assert conn.execute(POLICIES).fetchall() == [VERSION_POLICY]
         assert conn.execute(RLS_FLAGS, [["users", *TABLES]]).fetchall() == [
             ("instagram_insights", True, False),
             ("instagram_sync_logs", True, False),

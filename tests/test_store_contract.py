@@ -12,10 +12,10 @@ import json
 import sqlite3
 import stat
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -33,7 +33,7 @@ from igsync.redact import redact
 from igsync.store import Store, iter_tokens, postgres
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
-from postgres_server import free_port, with_role
+from postgres_server import free_port, login_role
 
 pytestmark = pytest.mark.anyio
 
@@ -255,6 +255,23 @@ async def test_read_filters_isolate_users_and_accounts(store: Store) -> None:
     assert seen(await store.read_insights(account_id="a1")) == {(ALICE, "a1", 1), (BOB, "a1", 4)}
     assert seen(await store.read_insights(u_id=BOB, account_id="a1")) == {(BOB, "a1", 4)}
     assert await store.read_insights(u_id=uuid4()) == []
+
+
+async def test_daily_rows_carry_their_account_local_date(store: Store, kit: StoreKit) -> None:
+    los_angeles = row(account_id="la", end_time=datetime(2026, 11, 20, 8, tzinfo=UTC))
+    kolkata = row(account_id="kolkata", end_time=datetime(2026, 11, 20, 18, 30, tzinfo=UTC))
+    lifetime = InsightRow(**{**dict(row(account_id="lifetime")), "period": "lifetime"})
+    lifetime = lifetime.model_copy(update={"local_date": None})
+
+    assert await store.upsert_insights([los_angeles, kolkata, lifetime]) == 3
+
+    read = {r.account_id: r.local_date for r in await store.read_insights()}
+    assert read == {"la": date(2026, 11, 19), "kolkata": date(2026, 11, 20), "lifetime": None}
+    # In the column itself, for SQL reports that never go through igsync.
+    stored = await kit.sql(
+        "select account_id, cast(local_date as text) from instagram_insights order by account_id"
+    )
+    assert stored == [("kolkata", "2026-11-20"), ("la", "2026-11-19"), ("lifetime", None)]
 
 
 async def test_a_store_that_confirms_fewer_rows_raises_and_writes_nothing(
@@ -569,7 +586,13 @@ async def test_postgres_connections_never_prepare_statements(fresh_postgres_url:
             assert await cursor.fetchone() == (0,)
 
 
-IGSYNC_TABLES = ("users", "user_tokens", "instagram_insights", "instagram_sync_logs")
+IGSYNC_TABLES = (
+    "users",
+    "user_tokens",
+    "instagram_insights",
+    "instagram_sync_logs",
+    "igsync_schema_migrations",
+)
 
 
 async def catalog_versions(url: str) -> dict[str, str]:
@@ -581,20 +604,6 @@ async def catalog_versions(url: str) -> dict[str, str]:
             [list(IGSYNC_TABLES)],
         )
         return dict(await cursor.fetchall())
-
-
-@contextmanager
-def login_role(url: str, *grants: str) -> Iterator[str]:
-    """A login role without ownership or CREATE rights (plus `grants`): a cron's role."""
-    with with_role(url) as (role_url, role):
-        with psycopg.connect(url, autocommit=True) as conn:
-            for grant in grants:
-                conn.execute(sql.SQL(grant).format(role=sql.Identifier(role)))
-        try:
-            yield role_url
-        finally:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
 
 
 async def test_postgres_store_creates_the_schema_on_first_open(fresh_postgres_url: str) -> None:

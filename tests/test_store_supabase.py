@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,6 +24,7 @@ from fake_postgrest import SERVICE_KEY, FakePostgrest, Fault, failing_row
 from igsync.errors import ConfigError, SchemaMissingError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
 from igsync.store import open_store, open_supabase_store
+from igsync.store.schema import LATEST
 from igsync.store.supabase import ATTEMPTS, SupabaseStore
 
 pytest_plugins = ["fake_postgrest"]  # its fixtures: fake_postgrest, supabase_store
@@ -38,6 +40,7 @@ INSIGHT_COLUMNS = {
     "metric_type",
     "period",
     "end_time",
+    "local_date",
     "value",
     "value_json",
     "fetched_at",
@@ -104,6 +107,7 @@ async def test_upsert_posts_the_rows_with_on_conflict_columns_and_prefer(
         "2026-11-21T08:00:00+00:00",
     ]
     assert [r["value"] for r in body] == [5, None]
+    assert [r["local_date"] for r in body] == ["2026-11-19", "2026-11-20"]
 
 
 async def test_every_request_carries_the_key_as_apikey_and_bearer(
@@ -491,9 +495,10 @@ async def test_a_proxy_error_page_becomes_its_status_without_the_page(
 
 async def test_a_wrong_key_is_refused_with_a_clear_message(fake_postgrest: FakePostgrest) -> None:
     wrong = "eyJ-not-the-right-key-at-all"
-    async with fake_postgrest.open(key=wrong) as store:
-        with pytest.raises(StoreError, match="bad or expired; check SUPABASE_KEY") as caught:
-            await store.list_tokens()
+    # Opening reads the schema version: the first request, and the key's first test.
+    with pytest.raises(StoreError, match="bad or expired; check SUPABASE_KEY") as caught:
+        async with fake_postgrest.open(key=wrong):
+            pass
 
     assert caught.value.__cause__ is None
     assert wrong not in str(caught.value)
@@ -552,7 +557,8 @@ async def test_the_key_never_appears_in_a_repr_or_an_error(fake_postgrest: FakeP
     store = fake_postgrest.open()
     assert SERVICE_KEY not in repr(store)
     assert SERVICE_KEY not in str(vars(store))
-    fake_postgrest.fail(500, "XX000", f"internal error for apikey {SERVICE_KEY}", times=10)
+    message = f"internal error for apikey {SERVICE_KEY}"
+    fake_postgrest.fail(500, "XX000", message, times=10, table="instagram_insights")
 
     async with store:
         with pytest.raises(StoreError) as caught:
@@ -644,21 +650,34 @@ async def test_init_schema_finds_the_tables_and_creates_nothing(
 ) -> None:
     await supabase_store.init_schema()
 
-    assert {r.url.path for r in fake_postgrest.requests} == {
+    version, *probes = fake_postgrest.requests
+    assert version.url.path == "/rest/v1/igsync_schema_migrations"
+    assert {r.url.path for r in probes} == {
         "/rest/v1/users",
         "/rest/v1/user_tokens",
         "/rest/v1/instagram_insights",
         "/rest/v1/instagram_sync_logs",
     }
-    assert all(r.method == "GET" and r.url.params["limit"] == "0" for r in fake_postgrest.requests)
+    assert all(r.method == "GET" and r.url.params["limit"] == "0" for r in probes)
 
 
-async def test_init_schema_without_tables_says_how_to_apply_the_sql() -> None:
+async def test_opening_reads_the_schema_version_with_one_get(fake_postgrest: FakePostgrest) -> None:
+    async with fake_postgrest.open():
+        pass
+
+    [get] = fake_postgrest.requests
+    assert (get.method, get.url.path) == ("GET", "/rest/v1/igsync_schema_migrations")
+    assert get.url.params["select"] == "version"
+    assert get.url.params["order"] == "version.desc"
+    assert get.url.params["limit"] == "1"
+
+
+async def test_opening_without_tables_says_how_to_apply_the_sql() -> None:
     fake = FakePostgrest(with_schema=False)
     try:
-        async with fake.open() as store:
-            with pytest.raises(SchemaMissingError) as caught:
-                await store.init_schema()
+        with pytest.raises(SchemaMissingError) as caught:
+            async with fake.open():
+                pass
     finally:
         fake.close()
 
@@ -670,13 +689,64 @@ async def test_init_schema_without_tables_says_how_to_apply_the_sql() -> None:
     assert "\n" not in text
 
 
-async def test_init_schema_with_a_wrong_key_blames_the_key(fake_postgrest: FakePostgrest) -> None:
-    async with fake_postgrest.open(key="eyJ-wrong-key-for-schema") as store:
-        with pytest.raises(StoreError, match="bad or expired") as caught:
-            await store.init_schema()
+async def test_opening_with_a_wrong_key_blames_the_key(fake_postgrest: FakePostgrest) -> None:
+    with pytest.raises(StoreError, match="bad or expired") as caught:
+        async with fake_postgrest.open(key="eyJ-wrong-key-for-schema"):
+            pass
 
     assert "migrations" not in str(caught.value)
     assert not isinstance(caught.value, SchemaMissingError)  # `db init` must not call it missing
+
+
+V1_SQLITE = (Path(__file__).parent / "fixtures" / "schema_v1_sqlite.sql").read_text()
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["no-version-record", "recorded-at-1"])
+async def test_a_schema_behind_this_igsync_fails_on_open_naming_the_migration_to_apply(
+    recorded: bool,
+) -> None:
+    # A project set up with the first migration file only (with or without a version record).
+    fake = FakePostgrest(with_schema=False)
+    fake.db.executescript(V1_SQLITE)
+    if recorded:
+        fake.db.executescript(
+            "create table igsync_schema_migrations (version integer primary key, name text,"
+            " applied_at text);"
+            " insert into igsync_schema_migrations values (1, 'initial schema', '2026-11-25');"
+        )
+    try:
+        with pytest.raises(SchemaMissingError) as caught:
+            async with fake.open():
+                pass
+    finally:
+        fake.close()
+
+    text = str(caught.value)
+    assert text.startswith(
+        f"Supabase has the igsync schema at version 1 and this igsync needs {LATEST};"
+    )
+    assert "20261130000000_igsync_local_date.sql" in text
+    assert "`igsync db schema --migration 2`" in text
+    assert "`igsync db schema --dialect postgres`" in text
+    assert "\n" not in text
+    assert SERVICE_KEY not in text
+    # Nothing was written on the way (PostgREST would have refused local_date).
+    assert not [r for r in fake.requests if r.method != "GET"]
+
+
+async def test_a_write_to_a_schema_without_a_column_says_the_schema_is_behind(
+    supabase_store: SupabaseStore, fake_postgrest: FakePostgrest
+) -> None:
+    # Belt and braces: a schema changed behind the store's back after it opened.
+    fake_postgrest.fail(
+        400, "PGRST204", "Could not find the 'local_date' column of 'instagram_insights'"
+    )
+
+    with pytest.raises(StoreError) as caught:
+        await supabase_store.upsert_insights([row()])
+
+    assert "older than this igsync" in str(caught.value)
+    assert "`igsync db schema --dialect postgres`" in str(caught.value)
 
 
 async def test_a_store_used_without_opening_it_says_so(fake_postgrest: FakePostgrest) -> None:

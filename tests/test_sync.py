@@ -13,11 +13,12 @@ import pytest
 from igsync.catalogue import DEFAULT_METRICS, METRIC_CONFIG
 from igsync.errors import InputError
 from igsync.graph import GraphClient
+from igsync.local_day import day_label
 from igsync.models import FetchResult
 from igsync.simulator import Fault, SimAccount, Simulator
 from igsync.store.sqlite import SQLiteStore
 from igsync.sync import Account, fetch_account
-from igsync.window import WindowPlan, day_label, plan_window
+from igsync.window import WindowPlan, plan_window
 from samples import sample
 
 pytestmark = pytest.mark.anyio

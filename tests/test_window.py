@@ -1,14 +1,16 @@
 import itertools
 from datetime import UTC, date, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 
 from igsync.catalogue import METRIC_CONFIG
 from igsync.errors import InputError
+from igsync.local_day import day_label
+from igsync.models import InsightRow
 from igsync.window import (
     MAX_SPAN,
     chunks,
-    day_label,
     day_request_range,
     plan_window,
 )
@@ -34,6 +36,31 @@ def utc(*args: int) -> datetime:
 )
 def test_day_label_names_the_local_day_an_end_time_ends(end_time: datetime, label: date) -> None:
     assert day_label(end_time) == label
+
+
+def test_a_daily_insight_row_carries_the_local_date_its_end_time_ends() -> None:
+    def insight(end_time: datetime | str, period: str = "day", **fields: object) -> InsightRow:
+        return InsightRow.model_validate(
+            {
+                "u_id": uuid4(),
+                "account_id": "1784",
+                "metric": "reach",
+                "metric_type": "time_series",
+                "period": period,
+                "end_time": end_time,
+                "value": 1,
+                **fields,
+            }
+        )
+
+    assert insight(utc(2026, 11, 20, 8)).local_date == date(2026, 11, 19)  # Los Angeles
+    assert insight(utc(2026, 11, 20, 18, 30)).local_date == date(2026, 11, 20)  # Kolkata
+    # Meta's own spelling of the same Los Angeles instant
+    assert insight("2026-11-20T08:00:00+0000").local_date == date(2026, 11, 19)
+    assert insight(utc(2026, 11, 20, 8), period="lifetime").local_date is None
+    # A row read back keeps the date it was stored with.
+    stored = insight(utc(2026, 11, 20, 8), local_date="2026-11-19")
+    assert stored.local_date == date(2026, 11, 19)
 
 
 def test_date_window_covers_exactly_the_end_times_of_those_local_days() -> None:

@@ -10,7 +10,9 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+
+from igsync.local_day import day_label
 
 MetricType = Literal["time_series", "total_value"]
 Platform = Literal["instagram", "youtube", "tiktok", "facebook"]
@@ -40,11 +42,23 @@ class InsightRow(BaseModel):
     #: None when Meta returned no data: never a made-up 0
     value: int | None
     value_json: Any = None
+    #: the account-local date a daily row (period "day") describes (DESIGN.md §6); left out, it
+    #: is `day_label(end_time)`. None for rows of other periods.
+    local_date: date | None = Field(default=None, validate_default=True)
 
     @field_validator("end_time")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return as_utc(value)
+
+    @field_validator("local_date")
+    @classmethod
+    def _label_daily_rows(cls, value: date | None, info: ValidationInfo) -> date | None:
+        # Fields validate in order: period and end_time are in info.data unless they failed.
+        end_time = info.data.get("end_time")
+        if value is None and info.data.get("period") == "day" and end_time is not None:
+            return day_label(end_time)
+        return value
 
     @property
     def key(self) -> tuple[UUID, str, str, datetime]:

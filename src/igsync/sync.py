@@ -18,6 +18,7 @@ from igsync.catalogue import METRIC_CONFIG, parse_metric_list
 from igsync.config import Settings
 from igsync.errors import InputError, StoreError
 from igsync.graph import GraphClient, infer_token_kind
+from igsync.local_day import day_label
 from igsync.models import (
     Account,
     FetchResult,
@@ -32,7 +33,7 @@ from igsync.streams import Stream, StreamOutcome
 from igsync.streams.account import AccountStream
 from igsync.token_policy import TokenPolicy
 from igsync.tokens import AppCredentials, account_from_token
-from igsync.window import WindowPlan, day_label
+from igsync.window import WindowPlan
 
 __all__ = [
     "Account",

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from igsync.catalogue import MetricSpec
 from igsync.errors import InputError
+from igsync.local_day import LABEL_CUTOFF
 from igsync.models import Window
 
 DAY = timedelta(days=1)
-_LABEL_CUTOFF = time(10, 0)
 #: Meta refuses a `since` older than about two years (GRAPH_API.md §1); stay a day inside it.
 MAX_LOOKBACK_DAYS = 728
 #: at most 30 days between since and until; 29 leaves room for clock skew
@@ -36,17 +36,9 @@ DEFAULT_DAYS = 3
 MAX_DAYS = MAX_LOOKBACK_DAYS - 2
 
 
-def day_label(end_time: datetime) -> date:
-    """The account-local date that a day's `end_time` ends."""
-    end_time = end_time.astimezone(UTC)
-    if end_time.timetz().replace(tzinfo=None) <= _LABEL_CUTOFF:
-        return end_time.date() - DAY
-    return end_time.date()
-
-
 def _boundary(day: date) -> datetime:
     """`day` at 10:00 UTC: the end_times of day `day` lie in (_boundary(day), _boundary(day+1)]."""
-    return datetime.combine(day, _LABEL_CUTOFF, tzinfo=UTC)
+    return datetime.combine(day, LABEL_CUTOFF, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

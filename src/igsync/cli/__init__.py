@@ -220,14 +220,16 @@ app.add_typer(db_app, name="db")
 
 @db_app.command("init")
 def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """Create the igsync tables in the configured database (safe to run twice).
+    """Create the igsync tables, or apply pending migrations, in the configured database.
 
-    Supabase cannot run DDL over its API: there it prints the SQL to apply in the SQL editor
-    (or to save under supabase/migrations/) and checks whether the tables already exist.
+    Safe to run twice: a current schema is left alone. Supabase cannot run DDL over its API:
+    there it prints the SQL to apply in the SQL editor (or the migration files to add under
+    supabase/migrations/) and checks whether the schema is current.
     """
     from igsync.cli._render import shown
     from igsync.errors import SchemaMissingError
     from igsync.redact import redact
+    from igsync.store.schema import LATEST
 
     out = make_output(ctx, json_)
     settings = load()
@@ -235,13 +237,14 @@ def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
     db = open_db(ctx, settings)
 
     async def init() -> str | None:
-        async with db as store:
-            try:
+        try:
+            # Opening a store already checks (Supabase) or migrates (the others) the schema.
+            async with db as store:
                 await store.init_schema()
-            except SchemaMissingError as error:
-                if url != "supabase":
-                    raise
-                return str(error)
+        except SchemaMissingError as error:
+            if url != "supabase":
+                raise
+            return str(error)
         return None
 
     missing = run(init())
@@ -251,9 +254,9 @@ def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
             raise typer.Exit(1)  # the schema is not there yet: a script must not carry on
         return
     if out.json_mode:
-        out.emit_json({"initialized": True, "database": redact(url)})
+        out.emit_json({"initialized": True, "database": redact(url), "schema_version": LATEST})
     else:
-        out.print(f"schema ready in {shown(url)}")
+        out.print(f"schema ready (version {LATEST}) in {shown(url)}")
 
 
 def _supabase_schema_help(out: Output, missing: str | None) -> None:
@@ -262,15 +265,16 @@ def _supabase_schema_help(out: Output, missing: str | None) -> None:
 
     sql = schema_sql("postgres")
     how = (
-        "run this SQL in the Supabase SQL editor, or save it as "
-        "supabase/migrations/20261125000000_igsync_schema.sql and run `supabase db push`"
+        "run this SQL in the Supabase SQL editor (safe on a database at any earlier igsync"
+        " version), or add igsync's migration files to supabase/migrations/"
+        " (`igsync db schema --migration N` prints migration N) and run `supabase db push`"
     )
     if out.json_mode:
         document = {"initialized": missing is None, "database": "supabase", "how": how, "sql": sql}
         out.emit_json(document)
         return
     sys.stdout.write(sql)
-    state = "the igsync tables are already there" if missing is None else missing
+    state = "the igsync schema is already current" if missing is None else missing
     out.err.print(f"supabase: {shown(state)}; to (re)apply the schema, {how}", soft_wrap=True)
 
 
@@ -279,11 +283,29 @@ def db_schema(
     dialect: Annotated[
         Literal["postgres", "sqlite"], typer.Option(help="Which SQL to print.")
     ] = "postgres",
+    migration: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            min=1,
+            help="Only migration N, as its file under supabase/migrations/ holds it.",
+        ),
+    ] = None,
 ) -> None:
-    """Print the schema's SQL (PostgreSQL is the reference; SQLite mirrors it)."""
-    from igsync.store.schema import schema_sql
+    """Print the schema's SQL: every numbered migration with its version record.
 
-    sys.stdout.write(schema_sql(dialect))
+    PostgreSQL is the reference (safe to run again, on a database at any earlier version);
+    SQLite mirrors it.
+    """
+    from igsync.errors import InputError
+    from igsync.store.schema import LATEST, migration_sql, schema_sql
+
+    if migration is None:
+        sys.stdout.write(schema_sql(dialect))
+    elif migration > LATEST:
+        raise InputError(f"--migration {migration} does not exist; the latest is {LATEST}")
+    else:
+        sys.stdout.write(migration_sql(migration, dialect))
 
 
 _EXTRA_ARGS = re.compile(r"Got unexpected extra argument(?:s|\(s\))? \(.*\)", re.DOTALL)

@@ -251,7 +251,7 @@ def report_footer(output: Output, report: SyncReport, after_rows: str, after_tim
 
 def values_table(rows: Sequence[InsightRow], metrics: Sequence[str]) -> Table:
     """One line per account and day: every metric of a day shares one UTC end_time key."""
-    from igsync.window import day_label
+    from igsync.local_day import day_label
 
     table = Table(title="Stored values (one key per account and day)", title_justify="left")
     for col in ("account", "day", "end_time (UTC)", *metrics):

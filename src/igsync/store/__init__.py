@@ -1,7 +1,9 @@
 """Storage behind one interface: the `Store` protocol and `open_store` for a database URL.
 
 Knows nothing of HTTP to Meta. Every implementation upserts on
-(u_id, account_id, metric, end_time) and verifies each batch (DESIGN.md §7).
+(u_id, account_id, metric, end_time) and verifies each batch (DESIGN.md §7), and checks the
+schema version when opened: SQLite and PostgreSQL apply pending migrations (schema.py), Supabase
+says which to apply.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ class Store(Protocol):
     ) -> None: ...
 
     async def init_schema(self) -> None:
-        """Create the tables if missing; safe to run twice."""
+        """Bring the schema to the version this igsync needs; safe to run twice.
+
+        Opening a store already does; a current schema is left alone. Raises StoreError when
+        the role may not run the DDL, and SchemaMissingError on Supabase (whose API cannot run
+        DDL) when the schema is missing or behind; both messages say what SQL to apply.
+        """
 
     async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
         """Write rows (last value wins per key) and return how many the database confirmed.
@@ -42,7 +49,7 @@ class Store(Protocol):
     async def read_insights(
         self, *, u_id: UUID | None = None, account_id: str | None = None
     ) -> list[InsightRow]:
-        """Stored rows, ordered by account, metric and end_time."""
+        """Stored rows, ordered by account, metric and end_time, each with its local_date."""
         ...
 
     async def list_tokens(

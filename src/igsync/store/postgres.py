@@ -7,10 +7,11 @@ temporary table, then one `INSERT … SELECT … ON CONFLICT DO UPDATE` moves it
 goes as arrays in that one INSERT (`unnest`): there, creating and dropping the temporary table
 cost more than the rows, and arrays are 3x faster.
 
-Like the SQLite store, a database without the igsync tables gets them on open (one cheap
-`to_regclass` query decides; an existing schema is never touched, so a cron run against a
-production database takes no DDL lock). When the role may not create them, opening fails with
-what to run instead.
+Like the SQLite store, opening brings the schema up to date (schema.py's numbered migrations).
+One cheap query reads the version record; a current schema is never touched, so a cron run
+against a production database takes no DDL lock. A schema that is missing or behind gets its
+pending migrations, one transaction each, under an advisory lock that queues concurrent openers.
+When the role may not run DDL, opening fails with one line saying what to run instead.
 
 Errors never leak a secret: they are built from PostgreSQL's primary message only, because its
 `DETAIL: Failing row contains (…)` prints whole rows, tokens included (SUPABASE.md), then go
@@ -35,25 +36,28 @@ from igsync.errors import StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
 from igsync.store import dedupe_by_key
-from igsync.store.schema import POSTGRES
+from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
 
-_INSIGHT_COLUMNS = "u_id, account_id, metric, metric_type, period, end_time, value, value_json"
+_INSIGHT_COLUMNS = (
+    "u_id, account_id, metric, metric_type, period, end_time, local_date, value, value_json"
+)
 
 # ON COMMIT DROP keeps the table inside the one transaction, so this works through Supabase's
 # transaction pooler, which may hand every transaction a different server session.
 _STAGE = """
 create temp table igsync_stage (
     u_id uuid, account_id text, metric text, metric_type text, period text,
-    end_time timestamptz, value bigint, value_json jsonb
+    end_time timestamptz, local_date date, value bigint, value_json jsonb
 ) on commit drop
 """
-_STAGE_TYPES = ["uuid", "text", "text", "text", "text", "timestamptz", "int8", "jsonb"]
+_STAGE_TYPES = ["uuid", "text", "text", "text", "text", "timestamptz", "date", "int8", "jsonb"]
 _COPY = f"copy igsync_stage ({_INSIGHT_COLUMNS}) from stdin (format binary)"
 
 _ON_CONFLICT = """
 on conflict (u_id, account_id, metric, end_time) do update set
     metric_type = excluded.metric_type,
     period = excluded.period,
+    local_date = excluded.local_date,
     value = excluded.value,
     value_json = excluded.value_json,
     fetched_at = excluded.fetched_at
@@ -68,7 +72,7 @@ _UPSERT_ARRAYS = f"""
 insert into instagram_insights ({_INSIGHT_COLUMNS}, fetched_at)
 select {_INSIGHT_COLUMNS}, now()
 from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-            %s::int8[], %s::jsonb[]) as t({_INSIGHT_COLUMNS})
+            %s::date[], %s::int8[], %s::jsonb[]) as t({_INSIGHT_COLUMNS})
 {_ON_CONFLICT}"""  # noqa: S608 - built from constant column lists
 
 # From this many rows on, COPY into a temporary table beats arrays (measured: 3x slower at 12
@@ -147,22 +151,33 @@ update user_tokens set
 where token_id = %(token_id)s and access_token = %(expected)s
 """
 
-# One round trip on open: are the tables there? `users` belongs to the app, but the foreign key
-# of `user_tokens` needs it, so it counts too. to_regclass follows search_path, as queries do.
-_HAS_SCHEMA = """
-select to_regclass('users') is not null
-   and to_regclass('user_tokens') is not null
-   and to_regclass('instagram_insights') is not null
-   and to_regclass('instagram_sync_logs') is not null
-"""
+# The one query opening a current database costs: the newest migration recorded. A database
+# without the record (empty, or made by igsync before migrations) fails it with 42P01.
+_RECORDED_VERSION = f"select max(version) from {VERSION_TABLE}"  # noqa: S608 - constant name
 
-# Two processes creating the schema at once fail (unique violations in pg_extension, pg_type):
-# creators queue on this transaction-scoped advisory lock, and the later one finds the tables.
+# The exact state, without failing: is there a version record, are migration 1's tables there?
+# to_regclass follows search_path, as queries do. `users` belongs to the app, but the foreign
+# key of `user_tokens` needs it, so it counts too.
+_SCHEMA_STATE = f"select to_regclass('{VERSION_TABLE}') is not null, " + " and ".join(
+    f"to_regclass('{table}') is not null" for table in V1_TABLES
+)
+
+# Two processes migrating at once fail (unique violations in pg_extension, pg_type, a column
+# added twice): migrators queue on this transaction-scoped advisory lock, and the later one
+# finds the migration applied.
 _SCHEMA_LOCK = "select pg_advisory_xact_lock(hashtext('igsync schema'))"
 
 _CANNOT_CREATE = (
     "run `igsync db init` as a role that may create tables (e.g. the database owner),"
     " or apply the SQL of `igsync db schema --dialect postgres`"
+)
+_CANNOT_READ_VERSION = (
+    f"grant select on {VERSION_TABLE} to this role (the schema grants it to every role;"
+    " a revoked grant must be given back)"
+)
+_CANNOT_MIGRATE = (
+    "run `igsync db init` as a role that may alter the igsync tables (e.g. their owner),"
+    " or apply the SQL of `igsync db schema --dialect postgres` (safe on any earlier version)"
 )
 
 _DELETE_TOKENS = """
@@ -218,21 +233,34 @@ def _values(r: InsightRow) -> tuple[Any, ...]:
         r.metric_type,
         r.period,
         r.end_time,
+        r.local_date,
         r.value,
         value_json,
     )
 
 
-async def _apply_schema(conn: psycopg.AsyncConnection[Any], *, only_if_missing: bool) -> None:
-    """Run the reference DDL in one transaction, one creator at a time."""
-    async with conn.transaction():
-        await conn.execute(_SCHEMA_LOCK)
-        if only_if_missing:
-            cursor = await conn.execute(_HAS_SCHEMA)
-            if (await cursor.fetchone()) == (True,):
-                return  # another process created them while this one waited for the lock
-        # No parameters: psycopg sends the whole script as one simple query.
-        await conn.execute(POSTGRES)
+async def _schema_version(conn: psycopg.AsyncConnection[Any]) -> int:
+    """The database's schema version: its record, else 1 when migration 1's tables are all
+    there (igsync before migrations), else 0."""
+    cursor = await conn.execute(_SCHEMA_STATE)
+    has_record, has_v1_tables = await cursor.fetchone() or (False, False)
+    if has_record:
+        cursor = await conn.execute(_RECORDED_VERSION)
+        row = await cursor.fetchone()
+        return int(row[0] or 0) if row else 0
+    return 1 if has_v1_tables else 0
+
+
+async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Apply every pending migration, each in one transaction, one migrator at a time."""
+    for migration in MIGRATIONS:
+        async with conn.transaction():
+            await conn.execute(_SCHEMA_LOCK)
+            # Read under the lock: another process may have applied it while this one waited.
+            current = await _schema_version(conn)
+            if current < migration.version:
+                # No parameters: psycopg sends the whole script as one simple query.
+                await conn.execute(step_sql(migration, current, "postgres"))
 
 
 class PostgresStore:
@@ -291,15 +319,31 @@ class PostgresStore:
             await pool.close()
 
     async def _ensure_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Create the schema when the tables are missing, as SQLite does; else run no DDL."""
+        """Migrate the schema to LATEST; a current (or newer) one costs one query, no DDL."""
         try:
-            cursor = await conn.execute(_HAS_SCHEMA)
-            if (await cursor.fetchone()) == (True,):
+            cursor = await conn.execute(_RECORDED_VERSION)
+            row = await cursor.fetchone()
+            if row is not None and row[0] is not None and row[0] >= LATEST:
                 return
-            await _apply_schema(conn, only_if_missing=True)
+        except psycopg.errors.UndefinedTable:
+            pass  # no version record yet: _schema_version tells empty from version 1
         except psycopg.Error as exc:
+            hint = _CANNOT_READ_VERSION if exc.sqlstate == "42501" else None
+            raise self._error("could not read the schema version", exc, hint=hint) from None
+        current = 0
+        try:
+            current = await _schema_version(conn)
+            await _migrate(conn)
+        except psycopg.Error as exc:
+            if current == 0:
+                raise self._error(
+                    "has no igsync tables and could not create them", exc, hint=_CANNOT_CREATE
+                ) from None
             raise self._error(
-                "has no igsync tables and could not create them", exc, hint=_CANNOT_CREATE
+                f"has the igsync schema at version {current}, this igsync needs {LATEST},"
+                " and could not migrate it",
+                exc,
+                hint=_CANNOT_MIGRATE,
             ) from None
 
     def _error(self, action: str, exc: Exception, *, hint: str | None = None) -> StoreError:
@@ -342,9 +386,13 @@ class PostgresStore:
             raise self._error(action, exc) from None
 
     async def init_schema(self) -> None:
+        """Bring the schema to LATEST (opening already does); no DDL when it is current.
+
+        Raises StoreError, saying what to run, when this role may not run the DDL.
+        """
         try:
             async with self._open_pool().connection() as conn:
-                await _apply_schema(conn, only_if_missing=False)
+                await self._ensure_schema(conn)
         except psycopg.Error as exc:
             raise self._error("schema", exc) from None
 
@@ -392,8 +440,9 @@ class PostgresStore:
                 metric_type=r[3],
                 period=r[4],
                 end_time=r[5],
-                value=r[6],
-                value_json=r[7],
+                local_date=r[6],
+                value=r[7],
+                value_json=r[8],
             )
             for r in rows
         ]

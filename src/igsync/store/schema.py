@@ -1,12 +1,29 @@
-"""The schema of DESIGN.md §6: PostgreSQL is the reference, SQLite mirrors it."""
+"""The schema of DESIGN.md §6 as numbered migrations (PostgreSQL the reference, SQLite its mirror).
+
+Each migration is applied once, in order, in a transaction of its own, and recorded as a row of
+`igsync_schema_migrations` (the schema-version record). No migration drops or rewrites a stored
+value: they add tables, columns and indexes, and fill new columns from existing ones.
+
+Migration 1 is the schema igsync created before it had migrations, unchanged: a database made by
+that igsync holds its tables and no version record, and counts as version 1. A published
+migration is never edited (tests pin its text); a change to the schema is a new migration.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 Dialect = Literal["postgres", "sqlite"]
 
-POSTGRES = """\
+#: the schema-version record: one row (version, name, applied_at) per applied migration
+VERSION_TABLE = "igsync_schema_migrations"
+#: the tables of migration 1: all of them and no version record is a database at version 1
+V1_TABLES = ("users", "user_tokens", "instagram_insights", "instagram_sync_logs")
+
+# Migration 1 exactly as igsync shipped it before migrations (and as
+# supabase/migrations/20261125000000_igsync_schema.sql still holds it).
+_POSTGRES_1 = """\
 -- igsync schema (PostgreSQL / Supabase). Safe to run more than once.
 create extension if not exists pgcrypto;
 
@@ -115,7 +132,7 @@ $$;
 # so the unique key holds. uuid/jsonb/boolean become TEXT/TEXT/INTEGER.
 _NOW = "(strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))"
 
-SQLITE = f"""\
+_SQLITE_1 = f"""\
 -- igsync schema (SQLite mirror of the PostgreSQL reference). Safe to run more than once.
 create table if not exists users (
     u_id text primary key,
@@ -167,6 +184,187 @@ create table if not exists instagram_sync_logs (
 );
 """
 
+# Daily rows carry the account-local date they describe (DESIGN.md §6), so daily reports need
+# no time-zone arithmetic. Stores write it (InsightRow.local_date); rows already stored get it by
+# the rule of igsync.local_day.day_label: an end_time at or before 10:00 UTC ends the day before
+# its UTC date, a later one its UTC date. Only rows still without it are filled, so running this
+# again rewrites nothing.
+_POSTGRES_2 = """\
+alter table instagram_insights add column if not exists local_date date;
+update instagram_insights
+set local_date = case
+    when (end_time at time zone 'UTC')::time <= time '10:00'
+        then (end_time at time zone 'UTC')::date - 1
+    else (end_time at time zone 'UTC')::date
+end
+where period = 'day' and local_date is null;
+create index if not exists instagram_insights_local_date_idx
+    on instagram_insights (u_id, account_id, local_date);
+"""
+
+# SQLite has no `add column if not exists`: this runs once, inside the store's migration
+# transaction. strftime reads igsync's ISO text (any offset) as UTC, to the millisecond; Meta's
+# end_times are whole seconds.
+_SQLITE_2 = """\
+alter table instagram_insights add column local_date text;
+update instagram_insights
+set local_date = case
+    when strftime('%H:%M:%f', end_time) <= '10:00:00.000' then date(end_time, '-1 day')
+    else date(end_time)
+end
+where period = 'day' and local_date is null;
+create index if not exists instagram_insights_local_date_idx
+    on instagram_insights (u_id, account_id, local_date);
+"""
+
+# Every role may read the version record: a cron role holding row grants only checks it on open.
+# Supabase grants anon and authenticated every privilege on new tables, and PostgREST serves
+# them: RLS with a read-only policy keeps the record theirs to read, never to change. The
+# policy is created only when missing, so applying this again takes no lock beyond the table's.
+_POSTGRES_VERSION_TABLE = """\
+create table if not exists igsync_schema_migrations (
+    version integer primary key,
+    name text not null,
+    applied_at timestamptz not null default now()
+);
+grant select on igsync_schema_migrations to public;
+alter table igsync_schema_migrations enable row level security;
+do $$
+begin
+    if not exists (
+        select from pg_catalog.pg_policy
+        where polrelid = 'igsync_schema_migrations'::regclass
+            and polname = 'igsync_read_versions'
+    ) then
+        create policy igsync_read_versions on igsync_schema_migrations
+            for select using (true);
+    end if;
+end
+$$;
+"""
+
+_SQLITE_VERSION_TABLE = f"""\
+create table if not exists igsync_schema_migrations (
+    version integer primary key,
+    name text not null,
+    applied_at text not null default {_NOW}
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered step of the schema, in both dialects."""
+
+    version: int
+    #: a few words, stored in the version record (no quote characters)
+    name: str
+    #: PostgreSQL DDL, safe to run more than once (the printed schema repeats it on re-runs)
+    postgres: str
+    #: the SQLite mirror; run once, by the SQLite store, in one transaction
+    sqlite: str
+    #: its file under supabase/migrations/ (`supabase db push` applies them in name order)
+    supabase_file: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        name="initial schema",
+        postgres=_POSTGRES_1,
+        sqlite=_SQLITE_1,
+        supabase_file="20261125000000_igsync_schema.sql",
+    ),
+    Migration(
+        version=2,
+        name="local_date",
+        postgres=_POSTGRES_2,
+        sqlite=_SQLITE_2,
+        supabase_file="20261130000000_igsync_local_date.sql",
+    ),
+)
+#: the schema version this igsync reads and writes
+LATEST = MIGRATIONS[-1].version
+
+
+def pending(current: int) -> list[Migration]:
+    """The migrations a database at version `current` (0: empty) still needs, oldest first."""
+    return [m for m in MIGRATIONS if m.version > current]
+
+
+def _record(migration: Migration) -> str:
+    # Constants only: the version is an int, the name a literal without quotes (a test says so).
+    values = f"({migration.version}, '{migration.name}')"
+    return f"insert into {VERSION_TABLE} (version, name) values {values} on conflict do nothing;\n"  # noqa: S608
+
+
+def _sql(migration: Migration, dialect: Dialect) -> str:
+    return migration.postgres if dialect == "postgres" else migration.sqlite
+
+
+def _versions(first: int, last: int) -> str:
+    return f"migration {first}" if first == last else f"migrations {first}-{last}"
+
+
+def step_sql(migration: Migration, current: int, dialect: Dialect) -> str:
+    """The SQL that takes a database at version `current` through `migration`.
+
+    The version table if missing, a record for each version up to `current` that lacks one
+    (a database made before version records counts as version 1 by its tables), the
+    migration, its record. `current` must be below `migration.version`.
+    """
+    parts = ["-- the schema-version record\n", _version_table(dialect)]
+    if current:
+        parts.append(f"-- {_versions(1, current)}, applied before: recorded if not yet\n")
+        parts.extend(_record(m) for m in MIGRATIONS if m.version <= current)
+    parts.append(f"-- migration {migration.version}: {migration.name}\n")
+    parts.append(_sql(migration, dialect) + _record(migration))
+    return "".join(parts)
+
+
+def _version_table(dialect: Dialect) -> str:
+    return _POSTGRES_VERSION_TABLE if dialect == "postgres" else _SQLITE_VERSION_TABLE
+
 
 def schema_sql(dialect: Dialect) -> str:
-    return POSTGRES if dialect == "postgres" else SQLITE
+    """Every migration with its version record, in order: the whole schema, as SQL text.
+
+    PostgreSQL: safe to run more than once, on an empty database or one at any earlier
+    version. SQLite: for an empty database; igsync migrates a SQLite file itself on open.
+    """
+    if dialect == "postgres":
+        header = (
+            f"-- igsync schema (PostgreSQL / Supabase): {_versions(1, LATEST)}, each with its"
+            " version record.\n-- Safe to run more than once, on an empty database or one at"
+            " any earlier igsync version.\n"
+        )
+    else:
+        header = (
+            "-- igsync schema (SQLite mirror of the PostgreSQL reference):"
+            f" {_versions(1, LATEST)}.\n-- For an empty database: igsync migrates an existing"
+            " file itself when it opens it.\n"
+        )
+    parts = [header, "\n-- the schema-version record\n", _version_table(dialect)]
+    for migration in MIGRATIONS:
+        parts.append(f"\n-- migration {migration.version}: {migration.name}\n")
+        parts.append(_sql(migration, dialect) + _record(migration))
+    return "".join(parts)
+
+
+def migration_sql(version: int, dialect: Dialect = "postgres") -> str:
+    """Migration `version` alone, as its file under supabase/migrations/ holds it.
+
+    It assumes the earlier migrations applied (their files come first) and records them too.
+    Migration 1 is its file as shipped before version records existed; migration 2's records
+    it. Raises KeyError for a version that does not exist.
+    """
+    by_version = {m.version: m for m in MIGRATIONS}
+    migration = by_version[version]
+    if version == 1:
+        return _sql(migration, dialect)
+    again = " Safe to run more than once." if dialect == "postgres" else ""
+    header = (
+        f"-- igsync schema migration {version}: {migration.name}.{again}\n"
+        f"-- Needs {_versions(1, version - 1)} (igsync's files before this one).\n"
+    )
+    return header + step_sql(migration, version - 1, dialect)

@@ -1,6 +1,10 @@
 """The embedded default store: one SQLite file, owner-only, WAL, upserts verified by SQLite's
 own change counter.
 
+Opening a file brings its schema up to date: one query reads the version record, and pending
+migrations (schema.py) run one transaction each under SQLite's write lock (`begin immediate`),
+so a second process opening the same old file waits, then finds them applied.
+
 Calls are synchronous inside async methods on purpose: a local write of a few hundred rows
 takes milliseconds, and sqlite3 connections belong to the thread that made them.
 """
@@ -10,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -20,15 +24,16 @@ from uuid import UUID
 from igsync.errors import ConfigError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
-from igsync.store.schema import SQLITE
+from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
 
 _UPSERT = """
-insert into instagram_insights
-    (u_id, account_id, metric, metric_type, period, end_time, value, value_json, fetched_at)
-values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+insert into instagram_insights (u_id, account_id, metric, metric_type, period, end_time,
+    local_date, value, value_json, fetched_at)
+values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 on conflict (u_id, account_id, metric, end_time) do update set
     metric_type = excluded.metric_type,
     period = excluded.period,
+    local_date = excluded.local_date,
     value = excluded.value,
     value_json = excluded.value_json,
     fetched_at = excluded.fetched_at
@@ -46,6 +51,57 @@ def _ts(value: datetime | None) -> str | None:
 
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """A script's statements one at a time: `executescript` would commit the open transaction
+    first, and a migration must run inside one."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if statement.strip():
+        yield statement  # trailing comments, or a last statement without its `;`
+
+
+def _recorded_version(conn: sqlite3.Connection) -> int | None:
+    """The newest migration in the version record (0 if empty); None without a record."""
+    try:
+        row = conn.execute(f"select max(version) from {VERSION_TABLE}").fetchone()  # noqa: S608 - constant name
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return int(row[0] or 0)
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version of the database: its record, else 1 when migration 1's tables are
+    all there (igsync before migrations), else 0."""
+    recorded = _recorded_version(conn)
+    if recorded is not None:
+        return recorded
+    tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+    return 1 if tables.issuperset(V1_TABLES) else 0
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply every pending migration, each in one transaction holding the write lock."""
+    for migration in MIGRATIONS:
+        conn.execute("begin immediate")
+        try:
+            # Read under the lock: another process may have applied it while this one waited.
+            current = _schema_version(conn)
+            if current < migration.version:
+                for statement in _statements(step_sql(migration, current, "sqlite")):
+                    conn.execute(statement)
+            conn.execute("commit")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("rollback")
+            raise
 
 
 def _owner_only(path: Path) -> None:
@@ -91,8 +147,6 @@ class SQLiteStore:
                     conn.execute("pragma journal_mode = wal")
                 conn.execute("pragma synchronous = normal")
                 conn.execute("pragma foreign_keys = on")
-                # The embedded default just works: its tables exist from the first open on.
-                conn.executescript(SQLITE)
             except OSError as exc:
                 # A path that cannot hold a database is a setting to fix, not a failed run.
                 raise ConfigError(
@@ -101,8 +155,34 @@ class SQLiteStore:
                 ) from None
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
+            try:
+                # The embedded default just works: its tables exist from the first open on.
+                self._ensure_schema(conn)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        """Migrate the database to LATEST; a current one costs one query and no write lock."""
+        current: int | None = None
+        try:
+            recorded = _recorded_version(conn)
+            if recorded is not None and recorded >= LATEST:
+                return
+            current = _schema_version(conn)
+            _migrate(conn)
+        except sqlite3.Error as exc:
+            if not current:
+                raise StoreError(
+                    f"cannot create the schema in SQLite database {self.path}: {exc}"
+                ) from None
+            raise StoreError(
+                f"SQLite database {self.path} has the igsync schema at version {current}, this"
+                f" igsync needs {LATEST}, and migrating it failed: {exc}; open it once with"
+                " write access (`igsync db init`)"
+            ) from None
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
@@ -111,10 +191,11 @@ class SQLiteStore:
             raise StoreError(f"SQLite: {redact(str(exc))}") from None
 
     async def init_schema(self) -> None:
-        try:
-            self._connect().executescript(SQLITE)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite schema: {exc}") from None
+        """Bring the schema to LATEST (opening already does); nothing to do when current.
+
+        Raises StoreError when a migration fails (a read-only file, a full disk).
+        """
+        self._ensure_schema(self._connect())
 
     async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
         fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -124,12 +205,17 @@ class SQLiteStore:
         # dedupe_by_key plus a list comprehension, which cost as much as SQLite's own work.
         uid_text: dict[UUID, str] = {}
         time_text: dict[datetime, str] = {}
+        date_text: dict[date, str] = {}
         latest: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
         for r in rows:
             if (uid := uid_text.get(r.u_id)) is None:
                 uid = uid_text[r.u_id] = str(r.u_id)
             if (end_time := time_text.get(r.end_time)) is None:
                 end_time = time_text[r.end_time] = as_utc(r.end_time).isoformat()
+            if (day := r.local_date) is None:
+                local_date = None
+            elif (local_date := date_text.get(day)) is None:
+                local_date = date_text[day] = day.isoformat()
             latest[(uid, r.account_id, r.metric, end_time)] = (
                 uid,
                 r.account_id,
@@ -137,6 +223,7 @@ class SQLiteStore:
                 r.metric_type,
                 r.period,
                 end_time,
+                local_date,
                 r.value,
                 None if r.value_json is None else json.dumps(r.value_json),
                 fetched_at,
@@ -167,8 +254,8 @@ class SQLiteStore:
         self, *, u_id: UUID | None = None, account_id: str | None = None
     ) -> list[InsightRow]:
         sql = (
-            "select u_id, account_id, metric, metric_type, period, end_time, value, value_json"
-            " from instagram_insights"
+            "select u_id, account_id, metric, metric_type, period, end_time, value, value_json,"
+            " local_date from instagram_insights"
             " where (? is null or u_id = ?) and (? is null or account_id = ?)"
             " order by account_id, metric, end_time"
         )
@@ -184,6 +271,7 @@ class SQLiteStore:
                 end_time=datetime.fromisoformat(r[5]),
                 value=r[6],
                 value_json=None if r[7] is None else json.loads(r[7]),
+                local_date=None if r[8] is None else date.fromisoformat(r[8]),
             )
             for r in cursor.fetchall()
         ]

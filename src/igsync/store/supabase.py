@@ -6,6 +6,10 @@ that proves nothing: every write ends in `.select(...)`, which makes supabase-py
 postgrest-py never retries a POST; upserts are idempotent, so stamina retries them here on 5xx
 and connection errors (never 4xx). Other writes are resent only if they never left.
 
+Opening reads the schema-version record (one GET): PostgREST cannot run DDL, so a schema behind
+the version this igsync needs fails right there, with one line naming the migration to apply,
+instead of a write failing later on a missing column.
+
 Errors are one line from PostgREST's `code` and `message`: its `details` can hold PostgreSQL's
 `Failing row contains (…)`, tokens included. No key in any repr, no URL in errors or logs (the
 compare-and-swap filter carries the expected token in the query string).
@@ -32,6 +36,7 @@ from igsync.errors import SchemaMissingError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store import dedupe_by_key
+from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE
 
 #: rows per upsert request (one PostgREST request, one transaction)
 CHUNK_ROWS = 500
@@ -46,11 +51,13 @@ _TOKEN_CHANGES = ("access_token", "expires_at", "token_kind", "status", "last_re
 _TABLES = {
     "users": "u_id",
     "user_tokens": f"token_id,{_TOKEN_KEY},created_at,updated_at,{','.join(_TOKEN_CHANGES)}",
-    "instagram_insights": f"id,{_INSIGHT_KEY},metric_type,period,value,value_json,fetched_at",
+    "instagram_insights": f"id,{_INSIGHT_KEY},metric_type,period,local_date,value,value_json,"
+    "fetched_at",
     "instagram_sync_logs": "id,run_id,u_id,account_id,started_at,finished_at,status,"
     "total_inserted,total_errors,errors,token_refreshed",
 }
-_MISSING_SCHEMA = {"42P01", "PGRST205", "42703", "PGRST204"}
+_NO_TABLE_CODES = {"42P01", "PGRST205"}
+_MISSING_SCHEMA = {*_NO_TABLE_CODES, "42703", "PGRST204"}
 
 SCHEMA_HELP = (
     "Supabase's API (PostgREST) cannot create tables: apply the SQL from"
@@ -58,6 +65,10 @@ SCHEMA_HELP = (
     " migration in supabase/migrations/ and run `supabase db push`"
 )
 _NO_TABLE = "a table is missing; run `igsync db schema --dialect postgres` in the SQL editor"
+_NO_COLUMN = (
+    "a column is missing: the igsync schema is older than this igsync; run"
+    " `igsync db schema --dialect postgres` in the SQL editor"
+)
 _CODE_REASONS = {
     "23505": "a row with the same key already exists",
     "23503": "the user has no row in `users` (foreign key)",
@@ -66,6 +77,7 @@ _CODE_REASONS = {
     "42501": "permission denied: row-level security or grants refused this key;"
     " use the service-role key for cron (SUPABASE_KEY)",
     **dict.fromkeys(("42P01", "PGRST205"), _NO_TABLE),
+    **dict.fromkeys(("42703", "PGRST204"), _NO_COLUMN),
     "PGRST301": "Supabase rejected the key as bad or expired; check SUPABASE_KEY",
 }
 
@@ -96,6 +108,20 @@ def _safe(text: str) -> str:
     text = re.sub(r"\w+://\S+", "<url>", redact(text))
     line = " ".join(text.split())
     return line if len(line) <= 240 else line[:237] + "..."
+
+
+def schema_behind_help(current: int) -> str:
+    """One line: how to bring a Supabase project's igsync schema from `current` to LATEST."""
+    pending = [m for m in MIGRATIONS if m.version > current]
+    files = ", ".join(
+        f"{m.supabase_file} (`igsync db schema --migration {m.version}`)" for m in pending
+    )
+    return (
+        f"Supabase has the igsync schema at version {current} and this igsync needs {LATEST};"
+        " its API (PostgREST) cannot migrate it: run the SQL of `igsync db schema --dialect"
+        " postgres` in the SQL editor (safe on any earlier version), or add"
+        f" {files} to supabase/migrations/ and run `supabase db push`"
+    )
 
 
 def _describe(what: str, exc: APIError, status: int | None) -> str:
@@ -188,6 +214,11 @@ class SupabaseStore:
             await http.aclose()
             raise StoreError(f"cannot set up the Supabase client: {_safe(str(exc))}") from None
         self._http = http
+        try:
+            await self._check_schema()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(
@@ -253,8 +284,52 @@ class SupabaseStore:
             if not got or (response.count is not None and len(rows) >= response.count):
                 return rows
 
+    async def _recorded_version(self) -> int | None:
+        """The newest migration in the version record; None without a (visible) record."""
+
+        def latest(c: AsyncClient) -> Awaitable[APIResponse]:
+            query = c.table(VERSION_TABLE).select("version").order("version", desc=True)
+            return query.limit(1).execute()
+
+        try:
+            rows = _rows(await self._run("check the schema version", latest))
+        except _RequestFailed as exc:
+            if exc.code in _NO_TABLE_CODES:
+                return None
+            raise
+        version = rows[0].get("version") if rows else None
+        return version if isinstance(version, int) else None
+
+    async def _check_schema(self) -> None:
+        """Raise SchemaMissingError, saying what to apply, unless the schema is at LATEST.
+
+        A current (or newer) schema costs one GET. Without a version record, the tables tell
+        a schema made before records existed (version 1) from none at all.
+        """
+        version = await self._recorded_version()
+        if version is not None and version >= LATEST:
+            return
+        if version is None:
+
+            def probe(c: AsyncClient) -> Awaitable[APIResponse]:
+                return c.table("instagram_insights").select("id").limit(0).execute()
+
+            try:
+                await self._run("find table instagram_insights", probe)
+                version = 1
+            except _RequestFailed as exc:
+                if exc.code not in _NO_TABLE_CODES:
+                    raise
+                raise SchemaMissingError(f"{SCHEMA_HELP} (the igsync tables are missing)") from None
+        raise SchemaMissingError(schema_behind_help(version))
+
     async def init_schema(self) -> None:
-        """Nothing to create when the tables are there; otherwise say how to apply the SQL."""
+        """Check that the schema is at LATEST with every table and column igsync uses.
+
+        Creates nothing (PostgREST cannot): raises SchemaMissingError saying what SQL to apply,
+        or StoreError when the check itself fails (a wrong key, an unreachable project).
+        """
+        await self._check_schema()
         for table, columns in _TABLES.items():
 
             def probe(c: AsyncClient, table: str = table, columns: str = columns) -> Any:
