@@ -65,6 +65,93 @@ class InsightRow(BaseModel):
         return (self.u_id, self.account_id, self.metric, self.end_time)
 
 
+class AudienceRow(BaseModel):
+    """One value of an audience breakdown, as captured on one account-local day (DESIGN §6).
+
+    Unique on (u_id, account_id, metric, timeframe, breakdown, dimension_values, captured_on).
+    `breakdown` names Meta's dimension keys joined by commas ("age,gender") and
+    `dimension_values` their values in the same order ("18-24,F"), so no dimension is lost.
+    Meta serves these as lifetime totals over `timeframe` (this_week, this_month …), top 45
+    values only (GRAPH_API.md §7): a daily snapshot keeps what Meta forgets.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    u_id: UUID
+    account_id: str
+    metric: str
+    timeframe: str
+    breakdown: str
+    dimension_values: str
+    captured_on: date
+    value: int
+
+    @property
+    def key(self) -> tuple[UUID, str, str, str, str, str, date]:
+        return (
+            self.u_id,
+            self.account_id,
+            self.metric,
+            self.timeframe,
+            self.breakdown,
+            self.dimension_values,
+            self.captured_on,
+        )
+
+
+class MediaRow(BaseModel):
+    """One media object of an account (DESIGN §6): unique on (u_id, account_id, media_id).
+
+    Names are Meta's IG Media fields; stories are rows with media_product_type "STORY".
+    `timestamp` is when it was posted, in UTC.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    u_id: UUID
+    account_id: str
+    media_id: str
+    media_type: str | None = None
+    media_product_type: str | None = None
+    timestamp: datetime | None = None
+    permalink: str | None = None
+    like_count: int | None = None
+    comments_count: int | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    @property
+    def key(self) -> tuple[UUID, str, str]:
+        return (self.u_id, self.account_id, self.media_id)
+
+
+class MediaInsightRow(BaseModel):
+    """A media object's lifetime metric as captured on one account-local day (DESIGN §6).
+
+    Unique on (u_id, account_id, media_id, metric, captured_on): one snapshot a day, so growth
+    over time is kept. `value_json` holds breakdown results (profile_activity by action_type,
+    navigation by story_navigation_action_type) when the metric has them.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    u_id: UUID
+    account_id: str
+    media_id: str
+    metric: str
+    captured_on: date
+    #: None when Meta returned no data: never a made-up 0
+    value: int | None
+    value_json: Any = None
+
+    @property
+    def key(self) -> tuple[UUID, str, str, str, date]:
+        return (self.u_id, self.account_id, self.media_id, self.metric, self.captured_on)
+
+
 @dataclass(frozen=True)
 class Account:
     """Who to fetch for and with what: a `user_tokens` row, or the env fallback."""
