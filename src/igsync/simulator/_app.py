@@ -9,16 +9,15 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
-from urllib.parse import parse_qsl
 
-import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
+from ._asgi import HostRouter, RecordingApp
 from ._batch import BatchEndpoint
 from ._errors import (
     APPSECRET_PROOF_REQUIRED,
@@ -47,7 +46,7 @@ from ._metrics import (
 )
 from ._model import HOST_KINDS, Endpoint, Fault, Host, SimAccount, SimRequest, TokenInfo, TokenKind
 from ._oauth import TokenEndpoints
-from ._routing import BATCH_ITEM, VERSION, is_unknown_alias, token_of, unknown_path
+from ._routing import VERSION, is_unknown_alias, token_of, unknown_path
 from ._tokens import DATA_ACCESS, TokenRegistry, kind_of_shape
 
 #: In-process (`Simulator.transport()`), requests to this host reach the Instagram host; any
@@ -109,12 +108,12 @@ class Simulator:
         self.max_in_flight = 0
         #: (host, port) pairs served as the Instagram host over loopback (`serve_in_thread`)
         self.instagram_servers: set[tuple[str, int]] = set()
-        self.facebook_app: ASGIApp = _RecordingApp(self._build_routes("facebook"), self, "facebook")
-        self.instagram_app: ASGIApp = _RecordingApp(
+        self.facebook_app: ASGIApp = RecordingApp(self._build_routes("facebook"), self, "facebook")
+        self.instagram_app: ASGIApp = RecordingApp(
             self._build_routes("instagram"), self, "instagram"
         )
         #: both hosts behind one ASGI app, told apart by the server each request reached
-        self.app: ASGIApp = _HostRouter(self)
+        self.app: ASGIApp = HostRouter(self)
 
     # -- what tests use ---------------------------------------------------------------------
 
@@ -348,58 +347,3 @@ class Simulator:
         calls.append(now)
         percent = min(100, len(calls) * 100 // self.call_limit)
         return {"x-business-use-case-usage": business_usage_header(ids, percent, 0)}
-
-
-class _HostRouter:
-    """Both hosts behind one ASGI app: each request goes to the host it reached."""
-
-    def __init__(self, sim: Simulator) -> None:
-        self._sim = sim
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sim = self._sim
-        app = sim.instagram_app if sim.host_of(scope) == "instagram" else sim.facebook_app
-        await app(scope, receive, send)
-
-
-class _RecordingApp:
-    """One host's app: records every request into `sim.requests` (with the host it reached)
-    and applies the configured latency."""
-
-    def __init__(self, app: ASGIApp, sim: Simulator, host: Host) -> None:
-        self._app = app
-        self._sim = sim
-        self._host: Host = host
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        in_batch = bool(scope.get(BATCH_ITEM))
-        record = SimRequest(
-            method=scope["method"],
-            path=scope["path"],
-            query=dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)),
-            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
-            host=self._host,
-            in_batch=in_batch,
-        )
-        self._sim.requests.append(record)
-
-        async def send_and_record(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                record.status = message["status"]
-            await send(message)
-
-        # A batch counts its items and waits the latency once for all of them (BatchEndpoint);
-        # its items, answered inside it, wait none of their own.
-        one_call = not in_batch and scope["method"] == "GET"
-        if one_call:
-            self._sim.enter_calls(1)
-        try:
-            if one_call and self._sim.latency > 0:
-                await anyio.sleep(self._sim.latency)
-            await self._app(scope, receive, send_and_record)
-        finally:
-            if one_call:
-                self._sim.exit_calls(1)
