@@ -14,6 +14,11 @@ What it fakes:
     limits, `end_time` at the account's local midnight written in UTC (DST-correct), a partial
     current day, unique-account totals that are not sums, breakdowns, empty data, paging URLs
     that carry the access token; deterministic values per (account, metric, day, revision);
+    the audience metrics at period=lifetime (`_audience`): follower_demographics,
+    engaged_audience_demographics and reached_audience_demographics as total_value by age,
+    city, country, gender or a combination, over timeframe=this_week|this_month, top 45
+    values only, and online_followers as 24 hourly values per day of the last 30 days, none
+    of them under 100 followers;
     token checks (missing, expired, logged out, unknown, `appsecret_proof`); per-account usage
     headers and code 80002 at the limit; latency; injected faults (throttles with their usage
     headers, 5xx, 502 HTML from a proxy, held responses, expired, invalid or logged-out tokens,
@@ -36,9 +41,8 @@ What it fakes:
     the exchange carries none.
 
 What it does not fake (yet):
-    batch calls, which slot into `Simulator._build_routes`; periods other than `day` (week,
-    days_28, lifetime); demographics, online_followers and threads_* metrics (valid names,
-    served as no data); media insights; node lookups such as `GET /{ig-user-id}`; the
+    periods week and days_28; threads_* metrics (valid names, served as no data); media
+    insights; node lookups such as `GET /{ig-user-id}`; the
     authorization-code and ig_exchange_token flows; `data_access_expires_at` ending access
     (reported, not enforced); Meta's other headers (x-fb-trace-id, facebook-api-version).
 

@@ -258,6 +258,7 @@ class Simulator:
                 query,
                 lambda metric, day: self._served_value(account, metric, day, now),
                 lambda: paging_urls(base, params, token, query.since, query.until),
+                now,
             )
             return JSONResponse(body, headers=usage)
         except GraphReject as reject:
