@@ -128,7 +128,9 @@ class BatchEndpoint:
             "raw_path": f"/{path}".encode(),
             "root_path": "",
             "query_string": urlencode(query).encode(),
-            "headers": [],
+            # the batch's Host, so that paging links in an item's body name the host it
+            # reached (without it Starlette builds them from `server`: "host:None" in-process)
+            "headers": [(b"host", host.encode())] if (host := request.headers.get("host")) else [],
             BATCH_ITEM: True,
         }
         status, headers, chunks = 0, {}, []
