@@ -7,7 +7,7 @@ import hmac
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 
 import httpx
@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Scope
 
 from ._asgi import HostRouter, RecordingApp
 from ._batch import BatchEndpoint
+from ._edges import MediaEndpoints
 from ._errors import (
     APPSECRET_PROOF_REQUIRED,
     CANNOT_PARSE_TOKEN,
@@ -44,9 +45,21 @@ from ._metrics import (
     day_end,
     full_day_value,
 )
-from ._model import HOST_KINDS, Endpoint, Fault, Host, SimAccount, SimRequest, TokenInfo, TokenKind
+from ._model import (
+    HOST_KINDS,
+    Endpoint,
+    Fault,
+    Host,
+    SimAccount,
+    SimMedia,
+    SimRequest,
+    TokenInfo,
+    TokenKind,
+)
 from ._oauth import TokenEndpoints
+from ._posts import media_timeline, parse_media_id
 from ._routing import VERSION, is_unknown_alias, token_of, unknown_path
+from ._stories import live_stories
 from ._tokens import DATA_ACCESS, TokenRegistry, kind_of_shape
 
 #: In-process (`Simulator.transport()`), requests to this host reach the Instagram host; any
@@ -90,6 +103,11 @@ class Simulator:
         self.call_limit = call_limit  # calls per account per usage_window; None never throttles
         self.usage_window = usage_window  # seconds
         self._now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+        # media are spread back from the first day the simulator saw (UTC), so that they keep
+        # their timestamps and ids while its clock moves on (`_posts`)
+        self._anchor = datetime.combine(self._now().astimezone(UTC).date(), time(0), tzinfo=UTC)
+        self._numbers: dict[str, int] = {}  # account id -> its position, as media ids carry it
+        self._media_endpoints = MediaEndpoints(self)
         self._registry = TokenRegistry()
         self._calls: dict[str, deque[datetime]] = {}
         for token, account_id in (tokens or {}).items():
@@ -149,6 +167,28 @@ class Simulator:
     def day_end(self, account_id: str, day: date) -> datetime:
         """The UTC end_time the API reports for that local day."""
         return day_end(self.accounts[account_id].tz, day)
+
+    def media(self, account_id: str) -> tuple[SimMedia, ...]:
+        """The account's posts, reels and ads the media edge lists now, newest first."""
+        account, now = self.accounts[account_id], self._now()
+        media = media_timeline(account, self.account_number(account_id), self._anchor)
+        return tuple(m for m in media if m.timestamp <= now)
+
+    def stories(self, account_id: str) -> tuple[SimMedia, ...]:
+        """The account's stories the stories edge lists now (the last 24 hours), newest first."""
+        number = self.account_number(account_id)
+        return tuple(live_stories(self.accounts[account_id], number, self._now()))
+
+    def account_number(self, account_id: str) -> int:
+        """The account's position among the accounts, which its media ids carry."""
+        if len(self._numbers) != len(self.accounts) or account_id not in self._numbers:
+            self._numbers = {a: i for i, a in enumerate(self.accounts)}
+        return self._numbers[account_id]
+
+    def account_at(self, number: int) -> SimAccount | None:
+        """The account at that position (None: there is none)."""
+        accounts = list(self.accounts.values())
+        return accounts[number] if number < len(accounts) else None
 
     @property
     def tokens(self) -> Mapping[str, str | None]:
@@ -216,6 +256,8 @@ class Simulator:
 
     def _build_routes(self, host: Host) -> Starlette:
         async def insights(request: Request) -> Response:
+            if parse_media_id(request.path_params["node"]) is not None:
+                return await self._media_endpoints.insights(request, host)
             return await self._insights(request, host)
 
         routes = [
@@ -223,6 +265,7 @@ class Simulator:
             *TokenEndpoints(self).routes(host),
             # Meta documents batch requests on graph.facebook.com only (GRAPH_API §5).
             *(BatchEndpoint(self).routes() if host == "facebook" else []),
+            *self._media_endpoints.routes(host),  # last: /{version}/{node} matches much
         ]
         app = Starlette(
             routes=routes, exception_handlers={404: self._not_found, 405: self._wrong_method}
@@ -280,9 +323,13 @@ class Simulator:
         endpoint: Endpoint,
         account_id: str | None,
         metrics: tuple[str, ...] = (),
+        *,
+        node: str | None = None,
     ) -> Response | None:
         """The answer of the fault this request hits, if any. A `timeout` holds the request,
-        then lets it through (None) unless the client left meanwhile."""
+        then lets it through (None) unless the client left meanwhile. `node` is the object an
+        `object_missing` fault names (default: the account of an insights call, else the
+        endpoint)."""
         fault = take_fault(self.faults, endpoint, account_id, metrics)
         if fault is None:
             return None
@@ -291,7 +338,8 @@ class Simulator:
                 # nginx's "client closed request": nobody reads it, but sim.requests shows it
                 return Response(status_code=499)
             return None
-        node = account_id if endpoint == "insights" and account_id else endpoint
+        if node is None:
+            node = account_id if endpoint == "insights" and account_id else endpoint
         return fault_response(fault, account_id=account_id, node=node, now=self._now())
 
     def _authenticate(

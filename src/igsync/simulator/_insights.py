@@ -78,7 +78,7 @@ def requested_metrics(params: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(m.strip() for m in params.get("metric", "").split(",") if m.strip())
 
 
-def _parse_instant(raw: str) -> datetime | None:
+def parse_instant(raw: str) -> datetime | None:
     """Unix seconds, or YYYY-MM-DD meaning 00:00 UTC of that date; None if neither."""
     raw = raw.strip()
     try:
@@ -160,8 +160,8 @@ def _check_breakdowns(metrics: tuple[str, ...], raw: str | None) -> tuple[str, .
 
 def _window(params: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:
     raw_since, raw_until = params.get("since"), params.get("until")
-    since = _parse_instant(raw_since) if raw_since is not None else None
-    until = _parse_instant(raw_until) if raw_until is not None else None
+    since = parse_instant(raw_since) if raw_since is not None else None
+    until = parse_instant(raw_until) if raw_until is not None else None
     if raw_since is not None and since is None:
         raise GraphReject(from_sample(SINCE_NOT_VALID))
     if raw_until is not None and until is None:
