@@ -43,6 +43,7 @@ _DAY = timedelta(days=1)
 
 
 def media_id(account_number: int, kind: int, sequence: int) -> str:
+    """The id of an account's media object (see the module docstring)."""
     return f"{_PREFIX}{account_number:05d}{kind}{sequence:010d}"
 
 
