@@ -1,4 +1,4 @@
-"""A test double of Meta's Graph API insights endpoint, shipped with igsync.
+"""A test double of Meta's Graph API for Instagram insights, media and stories, shipped with igsync.
 
 `igsync demo` runs against it in-process (`Simulator.transport()`); tests and benchmarks run
 against it over loopback HTTP (`serve_in_thread`, or `python -m igsync.simulator`). Every body it
@@ -14,14 +14,33 @@ What it fakes:
     limits, `end_time` at the account's local midnight written in UTC (DST-correct), a partial
     current day, unique-account totals that are not sums, breakdowns, empty data, paging URLs
     that carry the access token; deterministic values per (account, metric, day, revision);
+    the audience metrics at period=lifetime (`_audience`): follower_demographics,
+    engaged_audience_demographics and reached_audience_demographics as total_value by age,
+    city, country, gender or a combination, over timeframe=this_week|this_month, top 45
+    values only, and online_followers as 24 hourly values per day of the last 30 days, none
+    of them under 100 followers;
+    What each account posted (`_posts`, `_edges`): `GET /{ig-user-id}/media` (posts, reels,
+    ads: `SimAccount.media_count` of them, one every 1-3 days back from the simulator's first
+    day, newest first, with `fields`, `limit`, `after`/`before` cursors and `since`/`until`)
+    and `GET /{ig-user-id}/stories` (the last 24 hours of `stories_per_day` stories a day),
+    both with Meta's cursor paging (`_media`); `GET /{ig-media-id}?fields` and
+    `/{ig-media-id}/children`; `GET /{ig-media-id}/insights` (`_media_insights`): lifetime
+    values that grow with the time since posting, the metrics each product type serves (FEED,
+    REELS, STORY, AD; old FEED videos only reach and saved), Meta's "does not support … for
+    this media product type" for the others, subcode 2108006 for media posted before the
+    business conversion (`SimAccount.media_before_conversion`), the action_type and
+    story_navigation_action_type breakdowns, story insights for 24 hours only; `me` as the
+    token's account. `Simulator.media()` and `Simulator.stories()` show what is listed now.
+
     token checks (missing, expired, logged out, unknown, `appsecret_proof`); per-account usage
     headers and code 80002 at the limit; latency; injected faults (throttles with their usage
     headers, 5xx, 502 HTML from a proxy, held responses, expired, invalid or logged-out tokens,
-    missing objects), on any endpoint.
+    missing objects), on any endpoint, batch items included.
 
     Both of Meta's hosts (GRAPH_API §7), each refusing the other login's tokens with 190
-    "Cannot parse access token": the Facebook host (insights, the exchange, debug_token) and
-    the Instagram host (insights, refresh_access_token). In-process, requests to
+    "Cannot parse access token": the Facebook host (insights, media, stories, batch, the
+    exchange, debug_token) and the Instagram host (insights, media, stories,
+    refresh_access_token). In-process, requests to
     `graph.instagram.com` reach the Instagram host; over loopback, each host has its own port.
     `SimRequest.host` says which host a request reached.
 
@@ -36,10 +55,11 @@ What it fakes:
     the exchange carries none.
 
 What it does not fake (yet):
-    batch calls, which slot into `Simulator._build_routes`; periods other than `day` (week,
-    days_28, lifetime); demographics, online_followers and threads_* metrics (valid names,
-    served as no data); media insights; node lookups such as `GET /{ig-user-id}`; the
-    authorization-code and ig_exchange_token flows; `data_access_expires_at` ending access
+    periods week and days_28; threads_* metrics (valid names, served as no data); the media
+    metrics reels_skip_rate and total_views/total_likes/total_comments (accepted, served as
+    no data); node lookups of accounts (`GET /{ig-user-id}`); the tags, comments and
+    live_media edges; code 10 "Not enough viewers"; the authorization-code and
+    ig_exchange_token flows; `data_access_expires_at` ending access
     (reported, not enforced); Meta's other headers (x-fb-trace-id, facebook-api-version).
 
 Usage::
@@ -55,6 +75,7 @@ from ._model import (
     Fault,
     FaultKind,
     SimAccount,
+    SimMedia,
     SimRequest,
     TokenInfo,
     TokenKind,
@@ -68,6 +89,7 @@ __all__ = [
     "FaultKind",
     "Served",
     "SimAccount",
+    "SimMedia",
     "SimRequest",
     "Simulator",
     "TokenInfo",

@@ -14,7 +14,8 @@ from ._model import demo_accounts
 from ._server import serve_in_thread
 
 _DESCRIPTION = """\
-Serve a fake Graph API insights endpoint over HTTP, for trying igsync without Meta.
+Serve a fake Graph API (account insights and audience, media, stories, media insights)
+over HTTP, for trying igsync without Meta.
 
 It serves both of Meta's hosts, each on its own port, and prints their base URLs on stdout:
 the first line is the Facebook host (IGSYNC_GRAPH_URL), the second the Instagram host
@@ -31,6 +32,7 @@ example:
   export IGSYNC_GRAPH_URL=http://127.0.0.1:8765 IG_ACCOUNT_ID=17841400000000001 IG_LONG_TOKEN=x
   export IGSYNC_INSTAGRAM_URL=<the second line it printed>
   curl "$IGSYNC_GRAPH_URL/v27.0/$IG_ACCOUNT_ID/insights?metric=reach&period=day&access_token=x"
+  curl "$IGSYNC_GRAPH_URL/v27.0/$IG_ACCOUNT_ID/media?fields=id,timestamp&access_token=x"
 """
 
 

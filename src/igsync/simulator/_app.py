@@ -7,19 +7,19 @@ import hmac
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
-from urllib.parse import parse_qsl
 
-import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
+from ._asgi import HostRouter, RecordingApp
 from ._batch import BatchEndpoint
+from ._edges import MediaEndpoints
 from ._errors import (
     APPSECRET_PROOF_REQUIRED,
     CANNOT_PARSE_TOKEN,
@@ -45,9 +45,21 @@ from ._metrics import (
     day_end,
     full_day_value,
 )
-from ._model import HOST_KINDS, Endpoint, Fault, Host, SimAccount, SimRequest, TokenInfo, TokenKind
+from ._model import (
+    HOST_KINDS,
+    Endpoint,
+    Fault,
+    Host,
+    SimAccount,
+    SimMedia,
+    SimRequest,
+    TokenInfo,
+    TokenKind,
+)
 from ._oauth import TokenEndpoints
-from ._routing import BATCH_ITEM, VERSION, is_unknown_alias, token_of, unknown_path
+from ._posts import media_timeline, parse_media_id
+from ._routing import VERSION, is_unknown_alias, token_of, unknown_path
+from ._stories import live_stories
 from ._tokens import DATA_ACCESS, TokenRegistry, kind_of_shape
 
 #: In-process (`Simulator.transport()`), requests to this host reach the Instagram host; any
@@ -91,6 +103,11 @@ class Simulator:
         self.call_limit = call_limit  # calls per account per usage_window; None never throttles
         self.usage_window = usage_window  # seconds
         self._now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+        # media are spread back from the first day the simulator saw (UTC), so that they keep
+        # their timestamps and ids while its clock moves on (`_posts`)
+        self._anchor = datetime.combine(self._now().astimezone(UTC).date(), time(0), tzinfo=UTC)
+        self._numbers: dict[str, int] = {}  # account id -> its position, as media ids carry it
+        self._media_endpoints = MediaEndpoints(self)
         self._registry = TokenRegistry()
         self._calls: dict[str, deque[datetime]] = {}
         for token, account_id in (tokens or {}).items():
@@ -109,12 +126,12 @@ class Simulator:
         self.max_in_flight = 0
         #: (host, port) pairs served as the Instagram host over loopback (`serve_in_thread`)
         self.instagram_servers: set[tuple[str, int]] = set()
-        self.facebook_app: ASGIApp = _RecordingApp(self._build_routes("facebook"), self, "facebook")
-        self.instagram_app: ASGIApp = _RecordingApp(
+        self.facebook_app: ASGIApp = RecordingApp(self._build_routes("facebook"), self, "facebook")
+        self.instagram_app: ASGIApp = RecordingApp(
             self._build_routes("instagram"), self, "instagram"
         )
         #: both hosts behind one ASGI app, told apart by the server each request reached
-        self.app: ASGIApp = _HostRouter(self)
+        self.app: ASGIApp = HostRouter(self)
 
     # -- what tests use ---------------------------------------------------------------------
 
@@ -150,6 +167,28 @@ class Simulator:
     def day_end(self, account_id: str, day: date) -> datetime:
         """The UTC end_time the API reports for that local day."""
         return day_end(self.accounts[account_id].tz, day)
+
+    def media(self, account_id: str) -> tuple[SimMedia, ...]:
+        """The account's posts, reels and ads the media edge lists now, newest first."""
+        account, now = self.accounts[account_id], self._now()
+        media = media_timeline(account, self.account_number(account_id), self._anchor)
+        return tuple(m for m in media if m.timestamp <= now)
+
+    def stories(self, account_id: str) -> tuple[SimMedia, ...]:
+        """The account's stories the stories edge lists now (the last 24 hours), newest first."""
+        number = self.account_number(account_id)
+        return tuple(live_stories(self.accounts[account_id], number, self._now()))
+
+    def account_number(self, account_id: str) -> int:
+        """The account's position among the accounts, which its media ids carry."""
+        if len(self._numbers) != len(self.accounts) or account_id not in self._numbers:
+            self._numbers = {a: i for i, a in enumerate(self.accounts)}
+        return self._numbers[account_id]
+
+    def account_at(self, number: int) -> SimAccount | None:
+        """The account at that position (None: there is none)."""
+        accounts = list(self.accounts.values())
+        return accounts[number] if number < len(accounts) else None
 
     @property
     def tokens(self) -> Mapping[str, str | None]:
@@ -217,6 +256,8 @@ class Simulator:
 
     def _build_routes(self, host: Host) -> Starlette:
         async def insights(request: Request) -> Response:
+            if parse_media_id(request.path_params["node"]) is not None:
+                return await self._media_endpoints.insights(request, host)
             return await self._insights(request, host)
 
         routes = [
@@ -224,6 +265,7 @@ class Simulator:
             *TokenEndpoints(self).routes(host),
             # Meta documents batch requests on graph.facebook.com only (GRAPH_API §5).
             *(BatchEndpoint(self).routes() if host == "facebook" else []),
+            *self._media_endpoints.routes(host),  # last: /{version}/{node} matches much
         ]
         app = Starlette(
             routes=routes, exception_handlers={404: self._not_found, 405: self._wrong_method}
@@ -259,6 +301,7 @@ class Simulator:
                 query,
                 lambda metric, day: self._served_value(account, metric, day, now),
                 lambda: paging_urls(base, params, token, query.since, query.until),
+                now,
             )
             return JSONResponse(body, headers=usage)
         except GraphReject as reject:
@@ -280,9 +323,13 @@ class Simulator:
         endpoint: Endpoint,
         account_id: str | None,
         metrics: tuple[str, ...] = (),
+        *,
+        node: str | None = None,
     ) -> Response | None:
         """The answer of the fault this request hits, if any. A `timeout` holds the request,
-        then lets it through (None) unless the client left meanwhile."""
+        then lets it through (None) unless the client left meanwhile. `node` is the object an
+        `object_missing` fault names (default: the account of an insights call, else the
+        endpoint)."""
         fault = take_fault(self.faults, endpoint, account_id, metrics)
         if fault is None:
             return None
@@ -291,7 +338,8 @@ class Simulator:
                 # nginx's "client closed request": nobody reads it, but sim.requests shows it
                 return Response(status_code=499)
             return None
-        node = account_id if endpoint == "insights" and account_id else endpoint
+        if node is None:
+            node = account_id if endpoint == "insights" and account_id else endpoint
         return fault_response(fault, account_id=account_id, node=node, now=self._now())
 
     def _authenticate(
@@ -348,58 +396,3 @@ class Simulator:
         calls.append(now)
         percent = min(100, len(calls) * 100 // self.call_limit)
         return {"x-business-use-case-usage": business_usage_header(ids, percent, 0)}
-
-
-class _HostRouter:
-    """Both hosts behind one ASGI app: each request goes to the host it reached."""
-
-    def __init__(self, sim: Simulator) -> None:
-        self._sim = sim
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sim = self._sim
-        app = sim.instagram_app if sim.host_of(scope) == "instagram" else sim.facebook_app
-        await app(scope, receive, send)
-
-
-class _RecordingApp:
-    """One host's app: records every request into `sim.requests` (with the host it reached)
-    and applies the configured latency."""
-
-    def __init__(self, app: ASGIApp, sim: Simulator, host: Host) -> None:
-        self._app = app
-        self._sim = sim
-        self._host: Host = host
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        in_batch = bool(scope.get(BATCH_ITEM))
-        record = SimRequest(
-            method=scope["method"],
-            path=scope["path"],
-            query=dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)),
-            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
-            host=self._host,
-            in_batch=in_batch,
-        )
-        self._sim.requests.append(record)
-
-        async def send_and_record(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                record.status = message["status"]
-            await send(message)
-
-        # A batch counts its items and waits the latency once for all of them (BatchEndpoint);
-        # its items, answered inside it, wait none of their own.
-        one_call = not in_batch and scope["method"] == "GET"
-        if one_call:
-            self._sim.enter_calls(1)
-        try:
-            if one_call and self._sim.latency > 0:
-                await anyio.sleep(self._sim.latency)
-            await self._app(scope, receive, send_and_record)
-        finally:
-            if one_call:
-                self._sim.exit_calls(1)

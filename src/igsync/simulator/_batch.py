@@ -27,6 +27,8 @@ from starlette.types import Message
 from ._errors import CANNOT_PARSE_TOKEN, TOKEN_REQUIRED, GraphReject, graph_error
 from ._faults import take_fault
 from ._insights import requested_metrics
+from ._model import Endpoint
+from ._posts import parse_media_id
 from ._routing import BATCH_ITEM, token_of, unknown_version
 
 if TYPE_CHECKING:
@@ -115,10 +117,8 @@ class BatchEndpoint:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         query.setdefault("access_token", top)  # the top-level token is the fallback
         path = parts.path if parts.path.startswith(version) else f"{version}/{parts.path}"
-        account = path.split("/")[1] if path.count("/") >= 1 else None
-        if take_fault(
-            self._sim.faults, "insights", account, requested_metrics(query), in_batch=True
-        ):
+        endpoint, account = self._fault_target(path)
+        if take_fault(self._sim.faults, endpoint, account, requested_metrics(query), in_batch=True):
             return None  # Meta timed this item out
         scope = {
             **{k: v for k, v in request.scope.items() if k in ("http_version", "scheme", "server")},
@@ -128,7 +128,9 @@ class BatchEndpoint:
             "raw_path": f"/{path}".encode(),
             "root_path": "",
             "query_string": urlencode(query).encode(),
-            "headers": [],
+            # the batch's Host, so that paging links in an item's body name the host it
+            # reached (without it Starlette builds them from `server`: "host:None" in-process)
+            "headers": [(b"host", host.encode())] if (host := request.headers.get("host")) else [],
             BATCH_ITEM: True,
         }
         status, headers, chunks = 0, {}, []
@@ -155,6 +157,20 @@ class BatchEndpoint:
         await self._sim.facebook_app(scope, receive, send)
         headers.pop("content-length", None)
         return _item(status, headers, b"".join(chunks).decode(), include_headers)
+
+    def _fault_target(self, path: str) -> tuple[Endpoint, str | None]:
+        """The endpoint and account an item's path names, as faults match them."""
+        segments = path.split("/")  # version, node, edge
+        node = segments[1] if len(segments) > 1 else None
+        edge = segments[2] if len(segments) > 2 else ""
+        if node is not None and parse_media_id(node) is not None:
+            owner = self._sim._media_endpoints.owner_of(node)
+            return ("media_insights" if edge == "insights" else "media"), owner
+        if edge == "media":
+            return "media", node
+        if edge == "stories":
+            return "stories", node
+        return "insights", node
 
 
 def _item(status: int, headers: dict[str, str], body: Any, include_headers: bool) -> JSONItem:

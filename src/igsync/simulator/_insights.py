@@ -1,4 +1,9 @@
-"""`GET /{version}/{ig-user-id}/insights`: parameter validation and the answer bodies."""
+"""`GET /{version}/{ig-user-id}/insights`: parameter validation and the answer bodies.
+
+Daily metrics (period=day) are answered here; the audience metrics (period=lifetime:
+demographics and online_followers) go through the same checks, in the same order, and are
+answered by `_audience`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
+from ._audience import (
+    DEMOGRAPHICS,
+    LIFETIME_METRICS,
+    MIN_FOLLOWERS,
+    ONLINE_FOLLOWERS,
+    check_audience_parameters,
+    demographics_item,
+    online_days,
+    online_followers_item,
+)
 from ._errors import (
     FOLLOWER_COUNT_LAST_30_DAYS,
     JSON,
@@ -22,6 +38,7 @@ from ._errors import (
 )
 from ._metrics import (
     BREAKDOWN_VALUES,
+    DEMOGRAPHIC_BREAKDOWNS,
     METRIC_BREAKDOWNS,
     METRICS,
     MIN_FOLLOWERS_FOR_FOLLOWER_COUNT,
@@ -52,6 +69,8 @@ class InsightsQuery:
     since: datetime
     until: datetime
     breakdowns: tuple[str, ...]
+    period: str = "day"  # "lifetime" for the audience metrics
+    timeframe: str | None = None  # demographics only
 
 
 def requested_metrics(params: Mapping[str, str]) -> tuple[str, ...]:
@@ -59,7 +78,7 @@ def requested_metrics(params: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(m.strip() for m in params.get("metric", "").split(",") if m.strip())
 
 
-def _parse_instant(raw: str) -> datetime | None:
+def parse_instant(raw: str) -> datetime | None:
     """Unix seconds, or YYYY-MM-DD meaning 00:00 UTC of that date; None if neither."""
     raw = raw.strip()
     try:
@@ -107,19 +126,25 @@ def _check_metric_type(metrics: tuple[str, ...], raw: str | None) -> str:
     return metric_type
 
 
-def _check_period(raw: str | None) -> None:
-    # Only period=day is simulated; a missing period is read as day.
-    if raw is not None and raw.lower() != "day":
+def _check_period(metrics: tuple[str, ...], raw: str | None) -> str:
+    # The audience metrics take period=lifetime, every other one period=day (the catalogue;
+    # both samples of lifetime items); a missing period is read as day. week and days_28 are
+    # not simulated.
+    period = (raw or "day").lower()
+    if any(period != ("lifetime" if m in LIFETIME_METRICS else "day") for m in metrics):
         # invented: no sample for an unsupported period
-        raise invalid_parameter(f"(#100) Incompatible period ({raw}) for the requested metrics")
+        raise invalid_parameter(
+            f"(#100) Incompatible period ({raw or 'day'}) for the requested metrics"
+        )
+    return period
 
 
 def _check_breakdowns(metrics: tuple[str, ...], raw: str | None) -> tuple[str, ...]:
     breakdowns = tuple(b.strip() for b in (raw or "").split(",") if b.strip())
     for index, name in enumerate(breakdowns):
-        if name not in BREAKDOWN_VALUES:
+        if name not in BREAKDOWN_VALUES and name not in DEMOGRAPHIC_BREAKDOWNS:
             # invented, in the wording of the metric[i] sample
-            allowed = ", ".join(BREAKDOWN_VALUES)
+            allowed = ", ".join([*BREAKDOWN_VALUES, *sorted(DEMOGRAPHIC_BREAKDOWNS)])
             raise invalid_parameter(
                 f"(#100) breakdown[{index}] must be one of the following values: {allowed}"
             )
@@ -135,8 +160,8 @@ def _check_breakdowns(metrics: tuple[str, ...], raw: str | None) -> tuple[str, .
 
 def _window(params: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:
     raw_since, raw_until = params.get("since"), params.get("until")
-    since = _parse_instant(raw_since) if raw_since is not None else None
-    until = _parse_instant(raw_until) if raw_until is not None else None
+    since = parse_instant(raw_since) if raw_since is not None else None
+    until = parse_instant(raw_until) if raw_until is not None else None
     if raw_since is not None and since is None:
         raise GraphReject(from_sample(SINCE_NOT_VALID))
     if raw_until is not None and until is None:
@@ -153,9 +178,13 @@ def parse_insights_query(params: Mapping[str, str], now: datetime) -> InsightsQu
     metrics = requested_metrics(params)
     _check_metrics(metrics)
     metric_type = _check_metric_type(metrics, params.get("metric_type"))
-    _check_period(params.get("period"))
+    period = _check_period(metrics, params.get("period"))
     breakdowns = _check_breakdowns(metrics, params.get("breakdown"))
+    timeframe = check_audience_parameters(metrics, breakdowns, params.get("timeframe"))
     since, until = _window(params, now)
+    if all(m in DEMOGRAPHICS for m in metrics):
+        # demographics cover their timeframe and ignore since/until
+        return InsightsQuery(metrics, metric_type, since, until, breakdowns, period, timeframe)
     # Same message for a future since and one past the lookback (GRAPH_API §1).
     if since > now or since < now - LOOKBACK:
         raise GraphReject(from_sample(SINCE_NOT_VALID))
@@ -165,7 +194,7 @@ def parse_insights_query(params: Mapping[str, str], now: datetime) -> InsightsQu
         )
     if "follower_count" in metrics and since < now - FOLLOWER_COUNT_LOOKBACK:
         raise invalid_parameter(FOLLOWER_COUNT_LAST_30_DAYS)
-    return InsightsQuery(metrics, metric_type, since, until, breakdowns)
+    return InsightsQuery(metrics, metric_type, since, until, breakdowns, period, timeframe)
 
 
 def paging_urls(
@@ -232,11 +261,23 @@ def _total_value_item(
     }
 
 
+def _audience_item(account: SimAccount, metric: str, query: InsightsQuery, now: datetime) -> JSON:
+    if metric == ONLINE_FOLLOWERS:
+        days = online_days(account.tz, query.since, query.until, now)
+        return online_followers_item(account.account_id, account.followers, account.tz, days)
+    assert query.timeframe is not None  # checked by check_audience_parameters
+    today = now.astimezone(ZoneInfo(account.tz)).date()
+    return demographics_item(
+        account.account_id, account.followers, metric, query.breakdowns, query.timeframe, today
+    )
+
+
 def insights_body(
     account: SimAccount,
     query: InsightsQuery,
     value_of: Callable[[str, date], int | None],
     paging: Callable[[], dict[str, str]],
+    now: datetime,
 ) -> JSON:
     """The answer to a valid request. Missing data is left out, never turned into 0
     (insights_empty_data_documented.json: "an empty data set instead of 0")."""
@@ -245,6 +286,10 @@ def insights_body(
     days = covered_days(account.tz, query.since, query.until)
     data: list[JSON] = []
     for metric in query.metrics:
+        if metric in LIFETIME_METRICS:
+            if account.followers >= MIN_FOLLOWERS:
+                data.append(_audience_item(account, metric, query, now))
+            continue
         if metric not in METRICS:
             continue  # valid for Meta but not simulated (demographics, threads_*): no data
         if metric == "follower_count" and account.followers < MIN_FOLLOWERS_FOR_FOLLOWER_COUNT:
@@ -256,4 +301,6 @@ def insights_body(
             data.append(_total_value_item(account, metric, served, query))
     if not data:
         return {"data": []}
+    if all(m in DEMOGRAPHICS for m in query.metrics):
+        return {"data": data}  # no since/until to page by (the Airbyte sample has no paging)
     return {"data": data, "paging": paging()}

@@ -25,10 +25,16 @@ TOTAL_VALUE_ONLY: frozenset[str] = frozenset(
         # GRAPH_API §7 / Instagram changelog (December 2025): reposts at account level; peers
         # that checked it live ask for it as total_value (plinxore/tap-instagram-user)
         "reposts",
+        # the demographics: metric_type=total_value, period=lifetime (the catalogue; Airbyte's
+        # UserLifetimeInsights request and its follower_demographics fixture)
+        "follower_demographics",
+        "engaged_audience_demographics",
+        "reached_audience_demographics",
     }
 )
-# GRAPH_API §1: follower_count is period=day, time_series only.
-TIME_SERIES_ONLY: frozenset[str] = frozenset({"follower_count"})
+# GRAPH_API §1: follower_count is period=day, time_series only; online_followers is
+# time_series too, at period=lifetime (insights_lifetime_online_followers_airbyte.json).
+TIME_SERIES_ONLY: frozenset[str] = frozenset({"follower_count", "online_followers"})
 # GRAPH_API §1: reach counts unique accounts, so a window's total is not the sum of its days.
 UNIQUE_ACCOUNT_METRICS: frozenset[str] = frozenset({"reach", "accounts_engaged"})
 # GRAPH_API §1: follower_count needs at least 100 followers, else it is left out.
@@ -44,6 +50,8 @@ BREAKDOWN_VALUES: dict[str, tuple[str, ...]] = {
     "follower_type": ("FOLLOWER", "NON_FOLLOWER"),
     "contact_button_type": ("BOOK_NOW", "CALL", "DIRECTION", "EMAIL", "TEXT"),
 }
+# The dimensions the demographics break down by (Meta's account insights reference).
+DEMOGRAPHIC_BREAKDOWNS: frozenset[str] = frozenset({"age", "city", "country", "gender"})
 # The breakdowns each metric takes (Meta's account insights reference: views by follower_type
 # and media_product_type; reach by media_product_type and follow_type in the pyfacebook sample;
 # interactions by media_product_type; follows_and_unfollows by follow_type; profile_links_taps by
@@ -58,6 +66,12 @@ METRIC_BREAKDOWNS: dict[str, frozenset[str]] = {
     "saves": frozenset({"media_product_type"}),
     "follows_and_unfollows": frozenset({"follow_type"}),
     "profile_links_taps": frozenset({"contact_button_type"}),
+    # Meta's account insights reference: demographics break down by age, city, country and
+    # gender, alone or combined (Airbyte asks for city, country and age,gender)
+    **dict.fromkeys(
+        ("follower_demographics", "engaged_audience_demographics", "reached_audience_demographics"),
+        DEMOGRAPHIC_BREAKDOWNS,
+    ),
 }
 
 
@@ -201,6 +215,13 @@ def split_total(total: int, dimensions: tuple[str, ...], seed: str) -> list[tupl
     for dimension in dimensions:
         cells = [[*cell, value] for cell in cells for value in BREAKDOWN_VALUES[dimension]]
     weights = [1 + stable_hash(seed, *cell) % 100 for cell in cells]
+    shares = apportion(total, weights)
+    return [(cell, share) for cell, share in zip(cells, shares, strict=True) if share > 0]
+
+
+def apportion(total: int, weights: list[int]) -> list[int]:
+    """`total` split in proportion to `weights`, in integers that add up to it exactly (the
+    rounding remainder goes to the heaviest); zero shares are left in, for the caller to drop."""
     shares = [total * w // sum(weights) for w in weights]
     shares[weights.index(max(weights))] += total - sum(shares)
-    return [(cell, share) for cell, share in zip(cells, shares, strict=True) if share > 0]
+    return shares

@@ -27,7 +27,17 @@ FaultKind = Literal[
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 # What a fault can hit, matched against the end of the request path: the versioned and the
 # unversioned (graph.instagram.com style) spellings of a token endpoint are the same endpoint.
-Endpoint = Literal["insights", "oauth/access_token", "refresh_access_token", "debug_token"]
+# "insights" is an account's insights; "media" the media edge and media nodes (GET /{id},
+# /{id}/children); "stories" the stories edge; "media_insights" a media object's insights.
+Endpoint = Literal[
+    "insights",
+    "oauth/access_token",
+    "refresh_access_token",
+    "debug_token",
+    "media",
+    "stories",
+    "media_insights",
+]
 ENDPOINTS: frozenset[str] = frozenset(get_args(Endpoint))
 # Facebook Login user tokens (graph.facebook.com) and Instagram Login tokens
 # (graph.instagram.com) are refreshed by different endpoints (GRAPH_API §4).
@@ -37,6 +47,9 @@ TOKEN_KINDS: frozenset[str] = frozenset(get_args(TokenKind))
 # (GRAPH_API §7): graph.facebook.com and graph.instagram.com.
 Host = Literal["facebook", "instagram"]
 HOST_KINDS: dict[str, TokenKind] = {"facebook": "facebook_login", "instagram": "instagram_login"}
+
+#: most media one account can have (the 10,000 Meta's media edge returns at most)
+MAX_MEDIA = 10_000
 
 # Zones chosen to exercise GRAPH_API §2: DST west of UTC, a half-hour offset east of UTC, DST in
 # the southern hemisphere, and plain UTC.
@@ -61,9 +74,38 @@ class SimAccount:
     followers: int = 1500  # below 100, follower_count serves no data (GRAPH_API §1)
     empty: bool = False  # no insights at all: every insights call answers {"data": []}
     denied_metrics: frozenset[str] = frozenset()  # answer code 10 (permission) for these
+    # posts, reels and ads on the media edge, one every 1-3 days back from the simulator's
+    # first day; the oldest `media_before_conversion` of them predate the account's conversion
+    # to a business account, so their insights answer subcode 2108006
+    media_count: int = 30
+    media_before_conversion: int = 2
+    stories_per_day: int = 2  # stories posted each UTC day; each is listed for 24 hours
 
     def __post_init__(self) -> None:
         ZoneInfo(self.tz)  # fail at set-up, not in the middle of a request, on a typo'd zone
+        if not 0 <= self.media_count <= MAX_MEDIA or not 0 <= self.stories_per_day <= 9:
+            msg = f"media_count must be 0..{MAX_MEDIA} and stories_per_day 0..9"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class SimMedia:
+    """One media object an account posted, as the media and stories edges list it.
+
+    Counts that grow with time (like_count, comments_count, insights) are not fields: they are
+    worked out at the moment of each request.
+    """
+
+    media_id: str
+    account_id: str
+    media_type: str  # IMAGE, VIDEO or CAROUSEL_ALBUM (a child: IMAGE or VIDEO)
+    media_product_type: str | None  # FEED, REELS, STORY or AD; None: a carousel child
+    timestamp: datetime  # UTC
+    shortcode: str
+    caption: str | None = None  # None: posted without one (Graph leaves the field out)
+    before_conversion: bool = False  # posted before the account became a business account
+    children: tuple[str, ...] = ()  # a carousel album's children, in order
+    parent_id: str | None = None  # a carousel child: its album
 
 
 @dataclass
