@@ -219,10 +219,10 @@ class FakePostgrest:
         """Plain SQL on the database behind the API's back (the contract suite's kit)."""
         return self.db.execute(query).fetchall()
 
-    async def drop_rows_silently(self, account_id: str) -> None:
+    async def drop_rows_silently(self, account_id: str, table: str = "instagram_insights") -> None:
         """A trigger that skips inserts for `account_id`: PostgREST commits, returns fewer."""
         self.db.execute(
-            "create trigger drop_rows before insert on instagram_insights"
+            f"create trigger drop_rows_{table} before insert on {table}"
             f" when new.account_id = '{account_id}' begin select raise(ignore); end"
         )
 
