@@ -488,6 +488,11 @@ IGSYNC_TABLES = (
     "instagram_insights",
     "instagram_sync_logs",
     "igsync_schema_migrations",
+    "instagram_audience",
+    "instagram_media",
+    "instagram_media_insights",
+    "instagram_daily",
+    "instagram_audience_latest",
 )
 
 
