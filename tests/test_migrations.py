@@ -33,6 +33,7 @@ from igsync.store import Store
 from igsync.store.postgres import PostgresStore
 from igsync.store.schema import LATEST, MIGRATIONS, migration_sql, schema_sql
 from igsync.store.sqlite import SQLiteStore
+from igsync.store.tables import UPSERTED, Table
 from postgres_server import fresh_database, login_role
 
 pytestmark = pytest.mark.anyio
@@ -294,6 +295,9 @@ async def test_a_database_at_version_2_upgrades_to_3_and_keeps_every_row(
     async with database.open() as store:
         rows = await store.read_insights()
         tokens = await store.list_tokens()
+        assert await store.read_audience() == []
+        assert await store.read_media() == []
+        assert await store.read_media_insights() == []
 
     assert (
         await database.sql(
@@ -419,3 +423,39 @@ def test_the_sqlite_schema_printed_at_version_2_is_migrations_1_and_2_unchanged(
         return printed[start : printed.index(end) if end else None]
 
     assert body(V2_SQLITE) == body(schema_sql("sqlite"), "\n-- migration 3:")
+
+
+@pytest.mark.parametrize("table", UPSERTED, ids=lambda t: t.name)
+async def test_each_upserted_tables_description_matches_its_ddl(
+    table: Table[Any], fresh_postgres_url: str
+) -> None:
+    # tables.py drives every store's upserts and reads; the migrations create the tables.
+    assert sorted(table.names) == sorted(table.model.model_fields)
+    async with PostgresStore(fresh_postgres_url):
+        pass
+    database = postgres_database(fresh_postgres_url)
+    columns = dict(
+        await database.sql(
+            "select column_name, data_type from information_schema.columns"
+            f" where table_schema = 'public' and table_name = '{table.name}'"
+        )
+    )
+    data_types = {
+        "uuid": "uuid",
+        "text": "text",
+        "date": "date",
+        "timestamptz": "timestamp with time zone",
+        "int8": "bigint",
+        "jsonb": "jsonb",
+    }
+    assert {name: columns[name] for name in table.names} == {
+        name: data_types[kind] for name, kind in table.columns
+    }
+    assert columns[table.stamp] == "timestamp with time zone"
+    uniques = await database.sql(
+        "select array_agg(a.attname order by k.n) from pg_constraint c"
+        " cross join lateral unnest(c.conkey) with ordinality as k(attnum, n)"
+        " join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.attnum"
+        f" where c.conrelid = '{table.name}'::regclass and c.contype = 'u' group by c.oid"
+    )
+    assert uniques == [(list(table.key),)]

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 from uuid import UUID
 
 import httpx
@@ -33,10 +33,10 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from igsync.errors import SchemaMissingError, StoreError
-from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken, as_utc
+from igsync.models import SyncLog, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
-from igsync.store import dedupe_by_key
 from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE
+from igsync.store.tables import UPSERTED, Keyed, Row, Table, TableRows, dedupe_by_key
 
 #: rows per upsert request (one PostgREST request, one transaction)
 CHUNK_ROWS = 500
@@ -44,17 +44,15 @@ CHUNK_ROWS = 500
 PAGE_ROWS = 1000
 ATTEMPTS = 4
 
-_INSIGHT_KEY = "u_id,account_id,metric,end_time"
 _TOKEN_KEY = "u_id,platform,account_id"
 _TOKEN_CHANGES = ("access_token", "expires_at", "token_kind", "status", "last_refreshed_at")
 # The columns igsync reads and writes: init_schema checks that each table has them.
 _TABLES = {
     "users": "u_id",
     "user_tokens": f"token_id,{_TOKEN_KEY},created_at,updated_at,{','.join(_TOKEN_CHANGES)}",
-    "instagram_insights": f"id,{_INSIGHT_KEY},metric_type,period,local_date,value,value_json,"
-    "fetched_at",
     "instagram_sync_logs": "id,run_id,u_id,account_id,started_at,finished_at,status,"
     "total_inserted,total_errors,errors,token_refreshed",
+    **{t.name: ",".join(("id", *t.names, t.stamp)) for t in UPSERTED},
 }
 _NO_TABLE_CODES = {"42P01", "PGRST205"}
 _MISSING_SCHEMA = {*_NO_TABLE_CODES, "42703", "PGRST204"}
@@ -173,7 +171,7 @@ def _parse(model: type[Model], row: Mapping[str, Any], what: str) -> Model:
         raise StoreError(f"Supabase returned {what} igsync cannot read ({fields})") from None
 
 
-class SupabaseStore:
+class SupabaseStore(TableRows):
     """`Store` on a Supabase project's REST API (service-role key for cron; `transport`: tests)."""
 
     def __init__(
@@ -342,36 +340,48 @@ class SupabaseStore:
                     raise
                 raise SchemaMissingError(f"{SCHEMA_HELP} ({exc})") from None
 
-    async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
+    async def _upsert(self, table: Table[Any], rows: Sequence[Keyed]) -> int:
+        """Upsert `rows` (one per key, the last wins) in chunks of CHUNK_ROWS, each one request
+        and one transaction, each verified by the rows PostgREST sends back.
+
+        Raises StoreError when a chunk is refused or confirmed short; chunks confirmed before
+        it stay written (the message says how many rows).
+        """
         batch = dedupe_by_key(rows)
-        fetched_at = _now()
+        stamp = _now()
+        # pydantic's JSON form of a datetime ends in "Z"; PostgreSQL's own is "+00:00".
+        times = [name for name, kind in table.columns if kind == "timestamptz"]
         confirmed = 0
         for start in range(0, len(batch), CHUNK_ROWS):
             chunk = [
-                {**r.model_dump(mode="json"), "end_time": _ts(r.end_time), "fetched_at": fetched_at}
+                {
+                    **cast(BaseModel, r).model_dump(mode="json"),  # every row type is a model
+                    **{name: _ts(getattr(r, name)) for name in times},
+                    table.stamp: stamp,
+                }
                 for r in batch[start : start + CHUNK_ROWS]
             ]
 
             def upsert(c: AsyncClient, chunk: list[dict[str, Any]] = chunk) -> Any:
-                query = c.table("instagram_insights").upsert(
-                    chunk, on_conflict=_INSIGHT_KEY, count=CountMethod.exact
+                query = c.table(table.name).upsert(
+                    chunk, on_conflict=",".join(table.key), count=CountMethod.exact
                 )
                 return query.select("id").execute()
 
-            got = _confirmed(await self._run("upsert insight rows", upsert))
+            got = _confirmed(await self._run(f"upsert {table.noun}", upsert))
             if got != len(chunk):
                 earlier = f"; {confirmed} rows of earlier chunks were written" if confirmed else ""
-                raise StoreError(f"Supabase confirmed {got} of {len(chunk)} insight rows{earlier}")
+                raise StoreError(f"Supabase confirmed {got} of {len(chunk)} {table.noun}{earlier}")
             confirmed += got
         return confirmed
 
-    async def read_insights(
-        self, *, u_id: UUID | None = None, account_id: str | None = None
-    ) -> list[InsightRow]:
+    async def _read(
+        self, table: Table[Row], u_id: UUID | None, account_id: str | None
+    ) -> list[Row]:
+        """Rows of `table`, filtered by user and account (None: all), in `table.order`."""
         filters = {"u_id": u_id, "account_id": account_id}
-        order = ["account_id", "metric", "end_time", "u_id"]
-        rows = await self._select_all("read insight rows", "instagram_insights", filters, order)
-        return [_parse(InsightRow, r, "an insight row") for r in rows]
+        rows = await self._select_all(f"read {table.noun}", table.name, filters, list(table.order))
+        return [_parse(table.model, r, table.noun) for r in rows]
 
     async def list_tokens(
         self, *, u_id: UUID | None = None, platform: str = "instagram"
