@@ -17,7 +17,6 @@ compare-and-swap filter carries the expected token in the query string).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -35,7 +34,17 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from igsync.errors import SchemaMissingError, StoreError
 from igsync.models import SyncLog, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
-from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE
+from igsync.store.schema import LATEST, VERSION_TABLE
+from igsync.store.supabase_errors import (
+    MISSING_SCHEMA,
+    NO_TABLE_CODES,
+    SCHEMA_HELP,
+    RequestFailed,
+    describe,
+    retry_on,
+    safe_line,
+    schema_behind_help,
+)
 from igsync.store.tables import UPSERTED, Keyed, Row, Table, TableRows, dedupe_by_key
 
 #: rows per upsert request (one PostgREST request, one transaction)
@@ -54,83 +63,11 @@ _TABLES = {
     "total_inserted,total_errors,errors,token_refreshed",
     **{t.name: ",".join(("id", *t.names, t.stamp)) for t in UPSERTED},
 }
-_NO_TABLE_CODES = {"42P01", "PGRST205"}
-_MISSING_SCHEMA = {*_NO_TABLE_CODES, "42703", "PGRST204"}
-
-SCHEMA_HELP = (
-    "Supabase's API (PostgREST) cannot create tables: apply the SQL from"
-    " `igsync db schema --dialect postgres` in the Supabase SQL editor, or save it as a"
-    " migration in supabase/migrations/ and run `supabase db push`"
-)
-_NO_TABLE = "a table is missing; run `igsync db schema --dialect postgres` in the SQL editor"
-_NO_COLUMN = (
-    "a column is missing: the igsync schema is older than this igsync; run"
-    " `igsync db schema --dialect postgres` in the SQL editor"
-)
-_CODE_REASONS = {
-    "23505": "a row with the same key already exists",
-    "23503": "the user has no row in `users` (foreign key)",
-    "23502": "a required value is missing (not null)",
-    "23514": "a value is not allowed (check constraint)",
-    "42501": "permission denied: row-level security or grants refused this key;"
-    " use the service-role key for cron (SUPABASE_KEY)",
-    **dict.fromkeys(("42P01", "PGRST205"), _NO_TABLE),
-    **dict.fromkeys(("42703", "PGRST204"), _NO_COLUMN),
-    "PGRST301": "Supabase rejected the key as bad or expired; check SUPABASE_KEY",
-}
-
 # The status of the last response in this task: postgrest's APIError does not carry it.
 _last_status: ContextVar[int | None] = ContextVar("igsync_supabase_status", default=None)
 
 Model = TypeVar("Model", bound=BaseModel)
 Query = Callable[[AsyncClient], Awaitable[APIResponse]]
-
-
-class _RequestFailed(StoreError):
-    """One failed request; `transient` ones may be sent again (`sent`: it may have arrived)."""
-
-    def __init__(
-        self, message: str, *, code: str = "", transient: bool = False, sent: bool = True
-    ) -> None:
-        super().__init__(message)
-        self.code, self.transient, self.sent = code, transient, sent
-
-
-def _retry_on(idempotent: bool) -> Callable[[Exception], bool]:
-    """stamina hook: transient failures, and for other writes only those never sent."""
-    return lambda e: isinstance(e, _RequestFailed) and e.transient and (idempotent or not e.sent)
-
-
-def _safe(text: str) -> str:
-    """One short line with no secret and no URL."""
-    text = re.sub(r"\w+://\S+", "<url>", redact(text))
-    line = " ".join(text.split())
-    return line if len(line) <= 240 else line[:237] + "..."
-
-
-def schema_behind_help(current: int) -> str:
-    """One line: how to bring a Supabase project's igsync schema from `current` to LATEST."""
-    pending = [m for m in MIGRATIONS if m.version > current]
-    files = ", ".join(
-        f"{m.supabase_file} (`igsync db schema --migration {m.version}`)" for m in pending
-    )
-    return (
-        f"Supabase has the igsync schema at version {current} and this igsync needs {LATEST};"
-        " its API (PostgREST) cannot migrate it: run the SQL of `igsync db schema --dialect"
-        " postgres` in the SQL editor (safe on any earlier version), or add"
-        f" {files} to supabase/migrations/ and run `supabase db push`"
-    )
-
-
-def _describe(what: str, exc: APIError, status: int | None) -> str:
-    code = str(exc.code or status or "")
-    message = _safe(str(exc.message or ""))
-    reason = _CODE_REASONS.get(code)
-    if reason is None and (status == 401 or code in ("401", "PGRST302", "PGRST303")):
-        reason = _CODE_REASONS["PGRST301"]
-    # `details` and `hint` are left out on purpose: details can hold whole rows, tokens too.
-    parts = [f"Supabase could not {what}", reason, message]
-    return ": ".join(p for p in parts if p) + (f" [{code}]" if code else "")
 
 
 async def _remember_status(response: httpx.Response) -> None:
@@ -210,7 +147,7 @@ class SupabaseStore(TableRows):
             self._client = await acreate_client(self.url, self._key.get_secret_value(), options)
         except Exception as exc:  # supabase.SupabaseException: a malformed URL or key
             await http.aclose()
-            raise StoreError(f"cannot set up the Supabase client: {_safe(str(exc))}") from None
+            raise StoreError(f"cannot set up the Supabase client: {safe_line(str(exc))}") from None
         self._http = http
         try:
             await self._check_schema()
@@ -233,7 +170,7 @@ class SupabaseStore(TableRows):
         if self._client is None:
             raise StoreError("the Supabase store is not open; use `async with store:`")
         client = self._client
-        async for attempt in stamina.retry_context(on=_retry_on(idempotent), attempts=ATTEMPTS):
+        async for attempt in stamina.retry_context(on=retry_on(idempotent), attempts=ATTEMPTS):
             with attempt:
                 return await self._send(what, query, client)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
@@ -247,15 +184,15 @@ class SupabaseStore(TableRows):
             if status is None and str(exc.code).isdigit():
                 status = int(str(exc.code))  # a non-JSON error page: the code is the status
             transient = status is not None and status >= 500
-            raise _RequestFailed(
-                _describe(what, exc, status), code=str(exc.code or status), transient=transient
+            raise RequestFailed(
+                describe(what, exc, status), code=str(exc.code or status), transient=transient
             ) from None
         except httpx.TransportError as exc:
             unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
             message = f"Supabase could not {what}: cannot reach it ({type(exc).__name__})"
-            raise _RequestFailed(message, transient=True, sent=not unsent) from None
+            raise RequestFailed(message, transient=True, sent=not unsent) from None
         except httpx.HTTPError as exc:
-            raise _RequestFailed(f"Supabase could not {what}: {type(exc).__name__}") from None
+            raise RequestFailed(f"Supabase could not {what}: {type(exc).__name__}") from None
 
     async def _select_all(
         self, what: str, table: str, filters: Mapping[str, object], order: list[str]
@@ -291,8 +228,8 @@ class SupabaseStore(TableRows):
 
         try:
             rows = _rows(await self._run("check the schema version", latest))
-        except _RequestFailed as exc:
-            if exc.code in _NO_TABLE_CODES:
+        except RequestFailed as exc:
+            if exc.code in NO_TABLE_CODES:
                 return None
             raise
         version = rows[0].get("version") if rows else None
@@ -315,8 +252,8 @@ class SupabaseStore(TableRows):
             try:
                 await self._run("find table instagram_insights", probe)
                 version = 1
-            except _RequestFailed as exc:
-                if exc.code not in _NO_TABLE_CODES:
+            except RequestFailed as exc:
+                if exc.code not in NO_TABLE_CODES:
                     raise
                 raise SchemaMissingError(f"{SCHEMA_HELP} (the igsync tables are missing)") from None
         raise SchemaMissingError(schema_behind_help(version))
@@ -335,8 +272,8 @@ class SupabaseStore(TableRows):
 
             try:
                 await self._run(f"find table {table}", probe)
-            except _RequestFailed as exc:
-                if exc.code not in _MISSING_SCHEMA:
+            except RequestFailed as exc:
+                if exc.code not in MISSING_SCHEMA:
                     raise
                 raise SchemaMissingError(f"{SCHEMA_HELP} ({exc})") from None
 
