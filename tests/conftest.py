@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import stamina
 
-pytest_plugins = ["postgres_server", "fake_postgrest"]
+pytest_plugins = ["postgres_server", "fake_postgrest", "store_kits"]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ the `Failing row contains (…)` detail that prints whole rows.
 Behind it is SQLite with igsync's SQLite schema (the mirror of the PostgreSQL one), so unique,
 not-null, check and foreign-key constraints are real; each request is one transaction, as in
 PostgREST. Values are converted the way PostgreSQL would: uuids canonical, timestamps to UTC,
-jsonb parsed, booleans as booleans.
+dates checked, bigints checked, jsonb parsed, booleans as booleans.
 
 Tests script failures with `inject(Fault(...))` and its shortcuts. The fake is also a store kit
 for the contract suite: `open()` gives a new store on this database, `sql()` looks behind its
@@ -28,7 +28,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -55,12 +55,16 @@ TIMESTAMPS = {
     "started_at",
     "finished_at",
     "applied_at",
+    "timestamp",  # instagram_media: when the media was posted
 }
+DATES = {"local_date", "captured_on"}
 JSONB = {"value_json", "errors"}
 BOOLEANS = {"token_refreshed"}
 INTEGERS = {
     "id": "bigint",
     "value": "bigint",
+    "like_count": "bigint",
+    "comments_count": "bigint",
     "total_inserted": "integer",
     "total_errors": "integer",
     "version": "integer",
@@ -219,10 +223,10 @@ class FakePostgrest:
         """Plain SQL on the database behind the API's back (the contract suite's kit)."""
         return self.db.execute(query).fetchall()
 
-    async def drop_rows_silently(self, account_id: str) -> None:
+    async def drop_rows_silently(self, account_id: str, table: str = "instagram_insights") -> None:
         """A trigger that skips inserts for `account_id`: PostgREST commits, returns fewer."""
         self.db.execute(
-            "create trigger drop_rows before insert on instagram_insights"
+            f"create trigger drop_rows_{table} before insert on {table}"
             f" when new.account_id = '{account_id}' begin select raise(ignore); end"
         )
 
@@ -560,6 +564,13 @@ def _value(column: str, value: Any, *, from_query: bool = False) -> Any:
             ) from None
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
         return moment.astimezone(UTC).isoformat()
+    if column in DATES:
+        try:
+            return date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise postgrest_error(
+                "22007", f'invalid input syntax for type date: "{value}"'
+            ) from None
     if column in JSONB:
         return json.dumps(json.loads(value) if from_query else value)
     if column in BOOLEANS:

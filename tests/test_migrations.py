@@ -4,8 +4,10 @@ A database made by igsync before it had migrations (migration 1's tables, no ver
 recognised as version 1 and upgraded in place: every row stays, new columns are filled, the
 version record ends at the latest migration. Opening again applies nothing twice, and stores
 opening an old database together all succeed.
-The "old" DDL comes from files frozen when it shipped, not from the code under test:
-supabase/migrations/20261125000000_igsync_schema.sql and tests/fixtures/schema_v1_sqlite.sql.
+A database at version 2 upgrades to 3 the same way. The "old" DDL comes from files frozen when
+it shipped, not from the code under test: supabase/migrations/ (one file per migration) and
+tests/fixtures/schema_v1_sqlite.sql, schema_v2_sqlite.sql (`igsync db schema --dialect sqlite`
+as igsync printed it at versions 1 and 2).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +33,7 @@ from igsync.store import Store
 from igsync.store.postgres import PostgresStore
 from igsync.store.schema import LATEST, MIGRATIONS, migration_sql, schema_sql
 from igsync.store.sqlite import SQLiteStore
+from igsync.store.tables import UPSERTED, Table
 from postgres_server import fresh_database, login_role
 
 pytestmark = pytest.mark.anyio
@@ -38,6 +41,10 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent
 V1_POSTGRES = (ROOT / "supabase" / "migrations" / "20261125000000_igsync_schema.sql").read_text()
 V1_SQLITE = (Path(__file__).parent / "fixtures" / "schema_v1_sqlite.sql").read_text()
+V2_POSTGRES = (
+    ROOT / "supabase" / "migrations" / "20261130000000_igsync_local_date.sql"
+).read_text()
+V2_SQLITE = (Path(__file__).parent / "fixtures" / "schema_v2_sqlite.sql").read_text()
 
 ALICE = UUID("00000000-0000-4000-8000-00000000a11c")
 TOKEN_ID = UUID("00000000-0000-4000-8000-0000000070c1")
@@ -67,7 +74,20 @@ OLD_ROWS = [
     "insert into instagram_sync_logs (run_id, u_id, account_id, started_at, status)"
     f" values ('{TOKEN_ID}', '{ALICE}', 'la', '2026-11-21T06:00:00+00:00', 'ok')",
 ]
+# What igsync at version 2 wrote: the same rows, daily ones with their local_date.
+V2_ROWS = [
+    *OLD_ROWS[:2],
+    *(
+        "insert into instagram_insights"
+        " (u_id, account_id, metric, metric_type, period, end_time, value, local_date)"
+        f" values ('{ALICE}', '{account}', 'reach', 'time_series', '{period}', '{end}', {value},"
+        f" {'null' if local is None else repr(local)})"
+        for account, period, end, value, local in OLD_INSIGHTS
+    ),
+    OLD_ROWS[-1],
+]
 VERSIONS = "select version, name from igsync_schema_migrations order by version"
+STREAM_TABLES = ("instagram_audience", "instagram_media", "instagram_media_insights")
 INDEX = {
     "sqlite": "select name from sqlite_master where type = 'index' and name like '%local_date%'",
     "postgres": "select indexname from pg_indexes where indexname like '%local_date%'",
@@ -89,6 +109,16 @@ class Database:
         """Migration 1's DDL as it shipped, no version record, and rows in every table."""
         await self.script(V1_POSTGRES if self.dialect == "postgres" else V1_SQLITE)
         for statement in OLD_ROWS:
+            await self.sql(statement)
+
+    async def make_v2(self) -> None:
+        """The schema at version 2 as it shipped, with rows igsync at version 2 wrote."""
+        if self.dialect == "postgres":
+            await self.script(V1_POSTGRES)  # `supabase db push`: one file after the other
+            await self.script(V2_POSTGRES)
+        else:
+            await self.script(V2_SQLITE)
+        for statement in V2_ROWS:
             await self.sql(statement)
 
 
@@ -251,6 +281,52 @@ async def test_a_postgres_role_that_may_not_migrate_gets_one_line_saying_what_to
         assert len(await store.read_insights()) == len(OLD_INSIGHTS)
 
 
+async def test_a_database_at_version_2_upgrades_to_3_and_keeps_every_row(
+    database: Database,
+) -> None:
+    await database.make_v2()
+    recorded = await database.sql("select version, applied_at from igsync_schema_migrations")
+    assert [v for v, _ in recorded] == [1, 2]
+    before = await database.sql(
+        "select account_id, period, cast(end_time as text), value, cast(local_date as text)"
+        " from instagram_insights order by id"
+    )
+
+    async with database.open() as store:
+        rows = await store.read_insights()
+        tokens = await store.list_tokens()
+        assert await store.read_audience() == []
+        assert await store.read_media() == []
+        assert await store.read_media_insights() == []
+
+    assert (
+        await database.sql(
+            "select account_id, period, cast(end_time as text), value, cast(local_date as text)"
+            " from instagram_insights order by id"
+        )
+        == before
+    )
+    assert sorted((r.account_id, r.value, r.local_date) for r in rows) == sorted(
+        (account, value, None if local is None else date.fromisoformat(local))
+        for account, _, _, value, local in OLD_INSIGHTS
+    )
+    assert [t.access_token.get_secret_value() for t in tokens] == [OLD_TOKEN]
+    assert await database.sql("select count(*) from instagram_sync_logs") == [(1,)]
+    for table in STREAM_TABLES:
+        assert await database.sql(f"select count(*) from {table}") == [(0,)]
+    # Versions 1 and 2 keep their records; 3 is added.
+    after = await database.sql("select version, applied_at from igsync_schema_migrations")
+    assert after[:2] == recorded
+    assert await database.sql(VERSIONS) == latest_versions()
+    # The daily view reads the rows stored before it existed: reach per account and local date.
+    assert await database.sql(
+        "select account_id, cast(local_date as text), reach, profile_views from instagram_daily"
+        " order by account_id, local_date"
+    ) == sorted(
+        (account, local, value, None) for account, _, _, value, local in OLD_INSIGHTS if local
+    )
+
+
 # --- the printed schema ---
 
 
@@ -292,6 +368,8 @@ CATALOG = {
     "rls": "select relname, relrowsecurity from pg_class"
     " where relnamespace = 'public'::regnamespace and relkind = 'r' order by 1",
     "triggers": "select tgname from pg_trigger where not tgisinternal order by 1",
+    "views": "select c.relname, c.reloptions, pg_get_viewdef(c.oid) from pg_class c"
+    " where c.relnamespace = 'public'::regnamespace and c.relkind = 'v' order by 1",
     "versions": VERSIONS,
 }
 
@@ -336,3 +414,48 @@ async def test_a_postgres_role_with_row_grants_on_the_igsync_tables_only_opens_a
     with login_role(fresh_postgres_url, grants) as cron_url:
         async with PostgresStore(cron_url) as store:
             assert await store.list_tokens() == []
+
+
+def test_the_sqlite_schema_printed_at_version_2_is_migrations_1_and_2_unchanged() -> None:
+    # The fixture the upgrade test starts from is frozen; migrations 1 and 2 must still be it.
+    def body(printed: str, end: str | None = None) -> str:
+        start = printed.index("\n-- the schema-version record")
+        return printed[start : printed.index(end) if end else None]
+
+    assert body(V2_SQLITE) == body(schema_sql("sqlite"), "\n-- migration 3:")
+
+
+@pytest.mark.parametrize("table", UPSERTED, ids=lambda t: t.name)
+async def test_each_upserted_tables_description_matches_its_ddl(
+    table: Table[Any], fresh_postgres_url: str
+) -> None:
+    # tables.py drives every store's upserts and reads; the migrations create the tables.
+    assert sorted(table.names) == sorted(table.model.model_fields)
+    async with PostgresStore(fresh_postgres_url):
+        pass
+    database = postgres_database(fresh_postgres_url)
+    columns = dict(
+        await database.sql(
+            "select column_name, data_type from information_schema.columns"
+            f" where table_schema = 'public' and table_name = '{table.name}'"
+        )
+    )
+    data_types = {
+        "uuid": "uuid",
+        "text": "text",
+        "date": "date",
+        "timestamptz": "timestamp with time zone",
+        "int8": "bigint",
+        "jsonb": "jsonb",
+    }
+    assert {name: columns[name] for name in table.names} == {
+        name: data_types[kind] for name, kind in table.columns
+    }
+    assert columns[table.stamp] == "timestamp with time zone"
+    uniques = await database.sql(
+        "select array_agg(a.attname order by k.n) from pg_constraint c"
+        " cross join lateral unnest(c.conkey) with ordinality as k(attnum, n)"
+        " join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.attnum"
+        f" where c.conrelid = '{table.name}'::regclass and c.contype = 'u' group by c.oid"
+    )
+    assert uniques == [(list(table.key),)]

@@ -27,7 +27,16 @@ from igsync.store.schema import LATEST, MIGRATIONS, Migration, migration_sql, sc
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "migrations"
 
-TABLES = ("user_tokens", "instagram_insights", "instagram_sync_logs")
+TABLES = (
+    "user_tokens",
+    "instagram_insights",
+    "instagram_sync_logs",
+    "instagram_audience",
+    "instagram_media",
+    "instagram_media_insights",
+)
+#: the modelled views: security_invoker, so the tables' policies decide what they show
+VIEWS = ("instagram_daily", "instagram_audience_latest")
 A = UUID("00000000-0000-4000-8000-00000000000a")
 B = UUID("00000000-0000-4000-8000-00000000000b")
 
@@ -87,12 +96,32 @@ insert into instagram_sync_logs (run_id, u_id, account_id, started_at, status) v
     (gen_random_uuid(), '{A}', 'acct-a', now(), 'ok'),
     (gen_random_uuid(), '{B}', 'acct-b', now(), 'ok'),
     (gen_random_uuid(), null, null, now(), 'failed');
+insert into instagram_audience (u_id, account_id, metric, timeframe, breakdown,
+    dimension_values, captured_on, value)
+values
+    ('{A}', 'acct-a', 'follower_demographics', 'this_month', 'age', '18-24', '2026-11-19', 5),
+    ('{A}', 'acct-a', 'follower_demographics', 'this_month', 'age', '18-24', '2026-11-20', 6),
+    ('{B}', 'acct-b', 'follower_demographics', 'this_month', 'age', '18-24', '2026-11-20', 7);
+insert into instagram_media (u_id, account_id, media_id, media_product_type, like_count) values
+    ('{A}', 'acct-a', 'media-a', 'FEED', 3),
+    ('{B}', 'acct-b', 'media-b', 'STORY', null);
+insert into instagram_media_insights (u_id, account_id, media_id, metric, captured_on, value)
+values
+    ('{A}', 'acct-a', 'media-a', 'reach', '2026-11-19', 30),
+    ('{A}', 'acct-a', 'media-a', 'reach', '2026-11-20', 31),
+    ('{B}', 'acct-b', 'media-b', 'reach', '2026-11-20', 40);
 """
 # Rows per table and owner in SEED (the null-u_id log row belongs to nobody).
 SEEDED = {
     "user_tokens": {A: 1, B: 1},
     "instagram_insights": {A: 2, B: 1},
     "instagram_sync_logs": {A: 1, B: 1, None: 1},
+    "instagram_audience": {A: 2, B: 1},
+    "instagram_media": {A: 1, B: 1},
+    "instagram_media_insights": {A: 2, B: 1},
+    # views: A's two reach days; each user's newest audience snapshot
+    "instagram_daily": {A: 2, B: 1},
+    "instagram_audience_latest": {A: 1, B: 1},
 }
 
 # One insert per table, on behalf of user A (its own rows: still refused).
@@ -110,12 +139,27 @@ INSERTS = {
         f"insert into instagram_sync_logs (run_id, u_id, account_id, started_at, status)"
         f" values (gen_random_uuid(), '{A}', 'acct-a', now(), 'ok')"
     ),
+    "instagram_audience": (
+        "insert into instagram_audience (u_id, account_id, metric, timeframe, breakdown,"
+        f" dimension_values, captured_on, value) values ('{A}', 'acct-a',"
+        " 'follower_demographics', 'this_month', 'age', '25-34', '2026-11-20', 8)"
+    ),
+    "instagram_media": (
+        f"insert into instagram_media (u_id, account_id, media_id) values ('{A}', 'acct-a', 'm2')"
+    ),
+    "instagram_media_insights": (
+        "insert into instagram_media_insights (u_id, account_id, media_id, metric, captured_on,"
+        f" value) values ('{A}', 'acct-a', 'media-a', 'reach', '2026-11-21', 32)"
+    ),
 }
 # A harmless change per table, and the column it touches.
 UPDATES = {
     "user_tokens": "update user_tokens set status = 'changed'",
     "instagram_insights": "update instagram_insights set period = 'changed'",
     "instagram_sync_logs": "update instagram_sync_logs set account_id = 'changed'",
+    "instagram_audience": "update instagram_audience set value = 0",
+    "instagram_media": "update instagram_media set permalink = 'changed'",
+    "instagram_media_insights": "update instagram_media_insights set value = 0",
 }
 
 POLICIES = """\
@@ -137,6 +181,8 @@ RLS_FLAGS = """\
 select relname, relrowsecurity, relforcerowsecurity from pg_class
 where relnamespace = 'public'::regnamespace and relname = any(%s) order by relname
 """
+# RLS on (not forced) for every igsync table; `users` is the app's.
+RLS_ON = sorted([*((table, True, False) for table in TABLES), ("users", False, False)])
 
 
 def connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
@@ -363,6 +409,42 @@ def test_owner_is_not_subject_to_rls(supabase_url: str) -> None:
         assert flags == [(table, True, False) for table in sorted(TABLES)]
 
 
+# --- the modelled views ---
+
+
+def test_views_show_each_user_only_their_own_rows(supabase_url: str) -> None:
+    with connect(supabase_url) as conn:
+        for user in (A, B):
+            with request_as(conn, "authenticated", sub=user):
+                for view in VIEWS:
+                    assert owners(conn, view) == {user: SEEDED[view][user]}, view
+        for role, sub in (("anon", None), ("authenticated", None)):
+            with request_as(conn, role, sub):
+                for view in VIEWS:
+                    assert owners(conn, view) == {}, (role, view)
+        with request_as(conn, "service_role"):
+            for view in VIEWS:
+                assert owners(conn, view) == SEEDED[view], view
+
+
+def test_views_run_with_the_readers_rights(supabase_url: str) -> None:
+    with connect(supabase_url) as conn:
+        options = conn.execute(
+            "select relname, reloptions from pg_class"
+            " where relnamespace = 'public'::regnamespace and relkind = 'v' order by relname",
+        ).fetchall()
+    assert options == [(view, ["security_invoker=true"]) for view in sorted(VIEWS)]
+
+
+def test_a_view_without_security_invoker_would_show_every_users_rows(supabase_url: str) -> None:
+    """Why the views need security_invoker: by default a view reads with its owner's rights."""
+    with connect(supabase_url) as conn:
+        conn.execute("create view definer_rights as select u_id from instagram_media")
+        with request_as(conn, "authenticated", sub=A):
+            assert owners(conn, "definer_rights") == {A: 1, B: 1}
+            assert owners(conn, "instagram_media") == {A: 1}
+
+
 # --- the DDL itself: idempotent, and harmless on plain PostgreSQL ---
 
 
@@ -379,12 +461,7 @@ async def test_schema_twice_changes_nothing(supabase_url: str) -> None:
     ]
     assert all("auth.uid()" in qual and check is None for *_, qual, check in own_rows)
     assert [p for p in policies if p[0] == "igsync_schema_migrations"] == [VERSION_POLICY]
-    assert flags == [
-        ("instagram_insights", True, False),
-        ("instagram_sync_logs", True, False),
-        ("user_tokens", True, False),
-        ("users", False, False),
-    ]
+    assert flags == RLS_ON
 
     apply_schema(supabase_url)  # the migration run again by hand ...
     async with PostgresStore(supabase_url) as store:  # ... and `igsync db init`
@@ -411,12 +488,7 @@ def test_schema_on_plain_postgres_enables_rls_without_policies(fresh_postgres_ur
     with connect(fresh_postgres_url) as conn:
         # Only the version record's read policy, which needs no Supabase role.
         assert conn.execute(POLICIES).fetchall() == [VERSION_POLICY]
-        assert conn.execute(RLS_FLAGS, [["users", *TABLES]]).fetchall() == [
-            ("instagram_insights", True, False),
-            ("instagram_sync_logs", True, False),
-            ("user_tokens", True, False),
-            ("users", False, False),
-        ]
+        assert conn.execute(RLS_FLAGS, [["users", *TABLES]]).fetchall() == RLS_ON
         conn.execute(SEED)  # the owner (here the superuser) still writes and reads everything
         for table in TABLES:
             assert owners(conn, table) == SEEDED[table], table

@@ -1,143 +1,39 @@
-"""One contract, every store: the same tests run against SQLite and a real PostgreSQL server.
-
-A store joins the suite with one entry in `KITS`: a factory that builds its kit (how to open the
-store, how to look at its database behind its back, how to make that database drop a row
-silently). Store-specific behaviour (file modes, connection handling) is tested at the end.
+"""One contract, every store: the same tests run against SQLite, a real PostgreSQL server and a
+fake Supabase (the kits of tests/store_kits.py). Store-specific behaviour (file modes,
+connection handling) is tested at the end. The stream tables have their own: test_store_streams.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import stat
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import closing
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from psycopg import sql
 from pydantic import SecretStr
 
-from fake_postgrest import FakePostgrest, supabase_kit
+from fake_postgrest import FakePostgrest
 from igsync.errors import StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
 from igsync.redact import redact
-from igsync.store import Store, iter_tokens, postgres
+from igsync.store import Store, iter_tokens
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
 from postgres_server import free_port, login_role
+from store_kits import StoreKit
 
 pytestmark = pytest.mark.anyio
 
 ALICE = UUID("00000000-0000-4000-8000-00000000a11c")
 BOB = UUID("00000000-0000-4000-8000-000000000b0b")
 DAY0 = datetime(2026, 11, 20, 8, tzinfo=UTC)
-
-
-class StoreKit(Protocol):
-    """What the contract needs to know about one kind of store."""
-
-    def open(self) -> Store:
-        """A new, unopened store on this kit's (empty) database."""
-        ...
-
-    async def sql(self, query: str) -> list[tuple[Any, ...]]:
-        """Run plain SQL on the store's database behind its back; rows if it returns any.
-
-        Portable SQL only (`cast(x as text)`, no `::`). A kit without a database of its own
-        (a store faked over HTTP) calls `pytest.skip` here.
-        """
-        ...
-
-    async def drop_rows_silently(self, account_id: str) -> None:
-        """Make the database accept but silently skip inserts for `account_id`."""
-        ...
-
-
-@dataclass
-class SQLiteKit:
-    path: Path
-
-    def open(self) -> Store:
-        return SQLiteStore(self.path)
-
-    async def sql(self, query: str) -> list[tuple[Any, ...]]:
-        with closing(sqlite3.connect(self.path)) as conn, conn:
-            return conn.execute(query).fetchall()
-
-    async def drop_rows_silently(self, account_id: str) -> None:
-        await self.sql(
-            "create trigger drop_rows before insert on instagram_insights"
-            f" when new.account_id = '{account_id}' begin select raise(ignore); end"
-        )
-
-
-@dataclass
-class PostgresKit:
-    url: str
-
-    def open(self) -> Store:
-        return PostgresStore(self.url)
-
-    async def sql(self, query: str) -> list[tuple[Any, ...]]:
-        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
-            cursor = await conn.execute(query)
-            return await cursor.fetchall() if cursor.description else []
-
-    async def drop_rows_silently(self, account_id: str) -> None:
-        await self.sql(
-            "create function drop_rows() returns trigger language plpgsql as $$ begin"
-            f" if new.account_id = '{account_id}' then return null; end if; return new;"
-            " end $$"
-        )
-        await self.sql(
-            "create trigger drop_rows before insert on instagram_insights"
-            " for each row execute function drop_rows()"
-        )
-
-
-def _postgres_kit(request: pytest.FixtureRequest, tmp_path: Path) -> PostgresKit:
-    url: str = request.getfixturevalue("fresh_postgres_url")
-    # A session time zone far from UTC proves keys and read-backs do not depend on it.
-    with psycopg.connect(url, autocommit=True) as conn:
-        database = sql.Identifier(conn.info.dbname)
-        conn.execute(sql.SQL("alter database {} set timezone = 'Asia/Kolkata'").format(database))
-    return PostgresKit(url)
-
-
-def _postgres_copy_kit(request: pytest.FixtureRequest, tmp_path: Path) -> PostgresKit:
-    """PostgreSQL with every batch on the large-batch path (COPY into a temporary table)."""
-    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
-    monkeypatch.setattr(postgres, "COPY_MIN_ROWS", 1)
-    return _postgres_kit(request, tmp_path)
-
-
-KITS: dict[str, Callable[[pytest.FixtureRequest, Path], StoreKit]] = {
-    "sqlite": lambda request, tmp_path: SQLiteKit(tmp_path / "data" / "igsync.db"),
-    "postgres": _postgres_kit,  # the small batches here go as arrays in one INSERT
-    "postgres-copy": _postgres_copy_kit,
-    "supabase": supabase_kit,
-}
-
-
-@pytest.fixture(params=list(KITS))
-def kit(request: pytest.FixtureRequest, tmp_path: Path) -> StoreKit:
-    return KITS[request.param](request, tmp_path)
-
-
-@pytest.fixture
-async def store(kit: StoreKit) -> AsyncIterator[Store]:
-    async with kit.open() as opened:
-        await opened.init_schema()
-        yield opened
 
 
 def row(
@@ -592,6 +488,11 @@ IGSYNC_TABLES = (
     "instagram_insights",
     "instagram_sync_logs",
     "igsync_schema_migrations",
+    "instagram_audience",
+    "instagram_media",
+    "instagram_media_insights",
+    "instagram_daily",
+    "instagram_audience_latest",
 )
 
 

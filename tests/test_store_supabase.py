@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,9 +20,17 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from fake_postgrest import SERVICE_KEY, FakePostgrest, Fault, failing_row
+from fake_postgrest import SERVICE_KEY, SUPABASE_URL, FakePostgrest, Fault, failing_row
 from igsync.errors import ConfigError, SchemaMissingError, StoreError
-from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
+from igsync.models import (
+    AudienceRow,
+    InsightRow,
+    MediaInsightRow,
+    MediaRow,
+    SyncLog,
+    TokenUpdate,
+    UserToken,
+)
 from igsync.store import open_store, open_supabase_store
 from igsync.store.schema import LATEST
 from igsync.store.supabase import ATTEMPTS, SupabaseStore
@@ -108,6 +116,92 @@ async def test_upsert_posts_the_rows_with_on_conflict_columns_and_prefer(
     ]
     assert [r["value"] for r in body] == [5, None]
     assert [r["local_date"] for r in body] == ["2026-11-19", "2026-11-20"]
+
+
+async def test_stream_upserts_post_to_their_table_on_its_key_with_the_time_of_the_write(
+    supabase_store: SupabaseStore, fake_postgrest: FakePostgrest
+) -> None:
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    posted = datetime(2026, 11, 18, 23, 0, tzinfo=kolkata)
+    await supabase_store.upsert_media(
+        [MediaRow(u_id=ALICE, account_id="1784001", media_id="m1", timestamp=posted)]
+    )
+    await supabase_store.upsert_media_insights(
+        [
+            MediaInsightRow(
+                u_id=ALICE,
+                account_id="1784001",
+                media_id="m1",
+                metric="navigation",
+                captured_on=date(2026, 11, 20),
+                value=4,
+                value_json={"story_navigation_action_type": {"tap_forward": 4}},
+            )
+        ]
+    )
+    await supabase_store.upsert_audience(
+        [
+            AudienceRow(
+                u_id=ALICE,
+                account_id="1784001",
+                metric="follower_demographics",
+                timeframe="this_month",
+                breakdown="age,gender",
+                dimension_values="18-24,F",
+                captured_on=date(2026, 11, 20),
+                value=9,
+            )
+        ]
+    )
+
+    media, insights, audience = fake_postgrest.requests
+    assert [r.url.path for r in (media, insights, audience)] == [
+        "/rest/v1/instagram_media",
+        "/rest/v1/instagram_media_insights",
+        "/rest/v1/instagram_audience",
+    ]
+    assert [r.url.params["on_conflict"] for r in (media, insights, audience)] == [
+        "u_id,account_id,media_id",
+        "u_id,account_id,media_id,metric,captured_on",
+        "u_id,account_id,metric,timeframe,breakdown,dimension_values,captured_on",
+    ]
+    assert all(
+        prefer(r) == {"return=representation", "resolution=merge-duplicates", "count=exact"}
+        for r in (media, insights, audience)
+    )
+    [media_row] = json.loads(media.content)
+    assert media_row["timestamp"] == "2026-11-18T17:30:00+00:00"
+    assert datetime.fromisoformat(media_row["updated_at"]).utcoffset() == timedelta(0)
+    [insight_row] = json.loads(insights.content)
+    assert insight_row["captured_on"] == "2026-11-20"
+    assert insight_row["value_json"] == {"story_navigation_action_type": {"tap_forward": 4}}
+    assert "fetched_at" in insight_row
+    [audience_row] = json.loads(audience.content)
+    assert (audience_row["breakdown"], audience_row["dimension_values"]) == (
+        "age,gender",
+        "18-24,F",
+    )
+
+
+async def test_the_fake_refuses_a_malformed_date_as_postgresql_does(
+    fake_postgrest: FakePostgrest,
+) -> None:
+    row = {
+        "u_id": str(ALICE),
+        "account_id": "1784001",
+        "media_id": "m1",
+        "metric": "reach",
+        "captured_on": "2026-11-31",
+    }
+    headers = {"apikey": SERVICE_KEY, "Authorization": f"Bearer {SERVICE_KEY}"}
+    async with httpx.AsyncClient(transport=fake_postgrest.transport()) as client:
+        response = await client.post(
+            f"{SUPABASE_URL}/rest/v1/instagram_media_insights", json=[row], headers=headers
+        )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "22007"
+    assert response.json()["message"] == 'invalid input syntax for type date: "2026-11-31"'
 
 
 async def test_every_request_carries_the_key_as_apikey_and_bearer(
@@ -657,6 +751,9 @@ async def test_init_schema_finds_the_tables_and_creates_nothing(
         "/rest/v1/user_tokens",
         "/rest/v1/instagram_insights",
         "/rest/v1/instagram_sync_logs",
+        "/rest/v1/instagram_audience",
+        "/rest/v1/instagram_media",
+        "/rest/v1/instagram_media_insights",
     }
     assert all(r.method == "GET" and r.url.params["limit"] == "0" for r in probes)
 

@@ -1,9 +1,8 @@
 """Storage behind one interface: the `Store` protocol and `open_store` for a database URL.
 
-Knows nothing of HTTP to Meta. Every implementation upserts on
-(u_id, account_id, metric, end_time) and verifies each batch (DESIGN.md §7), and checks the
-schema version when opened: SQLite and PostgreSQL apply pending migrations (schema.py), Supabase
-says which to apply.
+Knows nothing of HTTP to Meta. Every implementation upserts each table on its unique key
+(tables.py) and verifies each batch (DESIGN.md §7), and checks the schema version when opened:
+SQLite and PostgreSQL apply pending migrations (schema.py), Supabase says which to apply.
 """
 
 from __future__ import annotations
@@ -15,7 +14,18 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from igsync.errors import ConfigError
-from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
+from igsync.models import (
+    AudienceRow,
+    InsightRow,
+    MediaInsightRow,
+    MediaRow,
+    SyncLog,
+    TokenUpdate,
+    UserToken,
+)
+from igsync.store.tables import Keyed, dedupe_by_key
+
+__all__ = ["Keyed", "Store", "dedupe_by_key", "iter_tokens", "open_store", "open_supabase_store"]
 
 
 class Store(Protocol):
@@ -50,6 +60,45 @@ class Store(Protocol):
         self, *, u_id: UUID | None = None, account_id: str | None = None
     ) -> list[InsightRow]:
         """Stored rows, ordered by account, metric and end_time, each with its local_date."""
+        ...
+
+    async def upsert_audience(self, rows: Sequence[AudienceRow]) -> int:
+        """Write audience snapshots to `instagram_audience` (last value wins per key: u_id,
+        account_id, metric, timeframe, breakdown, dimension_values, captured_on); return how
+        many the database confirmed. Raises StoreError as upsert_insights does.
+        """
+        ...
+
+    async def read_audience(
+        self, *, u_id: UUID | None = None, account_id: str | None = None
+    ) -> list[AudienceRow]:
+        """Stored audience rows, ordered by their key (u_id first)."""
+        ...
+
+    async def upsert_media(self, rows: Sequence[MediaRow]) -> int:
+        """Write media objects to `instagram_media` (last value wins per u_id, account_id,
+        media_id: a None overwrites too; `updated_at` becomes the time of the write); return how
+        many the database confirmed. Raises StoreError as upsert_insights does.
+        """
+        ...
+
+    async def read_media(
+        self, *, u_id: UUID | None = None, account_id: str | None = None
+    ) -> list[MediaRow]:
+        """Stored media rows, ordered by their key (u_id, account_id, media_id)."""
+        ...
+
+    async def upsert_media_insights(self, rows: Sequence[MediaInsightRow]) -> int:
+        """Write media snapshots to `instagram_media_insights` (last value wins per u_id,
+        account_id, media_id, metric, captured_on); return how many the database confirmed.
+        Raises StoreError as upsert_insights does.
+        """
+        ...
+
+    async def read_media_insights(
+        self, *, u_id: UUID | None = None, account_id: str | None = None
+    ) -> list[MediaInsightRow]:
+        """Stored media insight rows, ordered by their key (u_id first), value_json parsed."""
         ...
 
     async def list_tokens(
@@ -97,18 +146,6 @@ async def iter_tokens(store: Store, *, page_size: int = TOKEN_PAGE) -> AsyncIter
         for token in page:
             yield token
         after = page[-1].token_id
-
-
-def dedupe_by_key(rows: Sequence[InsightRow]) -> list[InsightRow]:
-    """One row per key, the last one winning, in first-seen order.
-
-    PostgreSQL refuses an upsert that touches one key twice (21000), so every store sends
-    de-duplicated batches and verifies against their length.
-    """
-    latest: dict[tuple[object, ...], InsightRow] = {}
-    for row in rows:
-        latest[row.key] = row
-    return list(latest.values())
 
 
 SQLITE_PREFIX = "sqlite:///"

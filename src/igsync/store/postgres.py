@@ -21,7 +21,8 @@ through `redact`, and the URL's password is masked wherever it shows up.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote
@@ -33,75 +34,26 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from igsync.errors import StoreError
-from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
+from igsync.models import SyncLog, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
-from igsync.store import dedupe_by_key
-from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
-
-_INSIGHT_COLUMNS = (
-    "u_id, account_id, metric, metric_type, period, end_time, local_date, value, value_json"
+from igsync.store.postgres_sql import (
+    DELETE_TOKENS,
+    LIST_TOKENS,
+    RECORDED_VERSION,
+    SAVE_TOKEN,
+    SCHEMA_LOCK,
+    SCHEMA_STATE,
+    TABLE_SQL,
+    TOKEN_PAGE,
+    UPDATE_TOKEN,
+    WRITE_SYNC_LOG,
 )
-
-# ON COMMIT DROP keeps the table inside the one transaction, so this works through Supabase's
-# transaction pooler, which may hand every transaction a different server session.
-_STAGE = """
-create temp table igsync_stage (
-    u_id uuid, account_id text, metric text, metric_type text, period text,
-    end_time timestamptz, local_date date, value bigint, value_json jsonb
-) on commit drop
-"""
-_STAGE_TYPES = ["uuid", "text", "text", "text", "text", "timestamptz", "date", "int8", "jsonb"]
-_COPY = f"copy igsync_stage ({_INSIGHT_COLUMNS}) from stdin (format binary)"
-
-_ON_CONFLICT = """
-on conflict (u_id, account_id, metric, end_time) do update set
-    metric_type = excluded.metric_type,
-    period = excluded.period,
-    local_date = excluded.local_date,
-    value = excluded.value,
-    value_json = excluded.value_json,
-    fetched_at = excluded.fetched_at
-"""
-
-_UPSERT_STAGED = f"""
-insert into instagram_insights ({_INSIGHT_COLUMNS}, fetched_at)
-select {_INSIGHT_COLUMNS}, now() from igsync_stage
-{_ON_CONFLICT}"""  # noqa: S608 - built from constant column lists
-
-_UPSERT_ARRAYS = f"""
-insert into instagram_insights ({_INSIGHT_COLUMNS}, fetched_at)
-select {_INSIGHT_COLUMNS}, now()
-from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-            %s::date[], %s::int8[], %s::jsonb[]) as t({_INSIGHT_COLUMNS})
-{_ON_CONFLICT}"""  # noqa: S608 - built from constant column lists
+from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE, step_sql
+from igsync.store.tables import Keyed, Row, Table, TableRows, dedupe_by_key
 
 # From this many rows on, COPY into a temporary table beats arrays (measured: 3x slower at 12
 # rows, 1.1-1.3x faster at 500 and 100,000).
 COPY_MIN_ROWS = 200
-
-_READ_INSIGHTS = f"""
-select {_INSIGHT_COLUMNS} from instagram_insights
-where (%(u_id)s::uuid is null or u_id = %(u_id)s)
-  and (%(account_id)s::text is null or account_id = %(account_id)s)
-order by account_id, metric, end_time, u_id
-"""  # noqa: S608 - built from constant column lists
-
-_TOKEN_COLUMNS = (
-    "token_id, u_id, platform, access_token, account_id, expires_at, token_kind, status,"
-    " last_refreshed_at, created_at, updated_at"
-)
-
-_LIST_TOKENS = f"""
-select {_TOKEN_COLUMNS} from user_tokens
-where platform = %(platform)s and (%(u_id)s::uuid is null or u_id = %(u_id)s)
-order by u_id, account_id nulls first
-"""  # noqa: S608 - built from constant column lists
-
-_TOKEN_PAGE = f"""
-select {_TOKEN_COLUMNS} from user_tokens
-where platform = %(platform)s and (%(after)s::uuid is null or token_id > %(after)s)
-order by token_id limit %(limit)s
-"""  # noqa: S608 - built from constant column lists
 
 
 def _token(r: Sequence[Any]) -> UserToken:
@@ -121,52 +73,6 @@ def _token(r: Sequence[Any]) -> UserToken:
     )
 
 
-# One statement: the users row (if missing) and the token, expiry and status together. The
-# foreign key is checked at the end of the statement, after the CTE has added the user.
-_SAVE_TOKEN = f"""
-with new_user as (
-    insert into users (u_id) values (%(u_id)s) on conflict (u_id) do nothing
-)
-insert into user_tokens ({_TOKEN_COLUMNS})
-values (%(token_id)s, %(u_id)s, %(platform)s, %(access_token)s, %(account_id)s,
-        %(expires_at)s, %(token_kind)s, %(status)s, %(last_refreshed_at)s,
-        coalesce(%(created_at)s, now()), now())
-on conflict (u_id, platform, account_id) do update set
-    access_token = excluded.access_token,
-    expires_at = excluded.expires_at,
-    token_kind = excluded.token_kind,
-    status = excluded.status,
-    last_refreshed_at = excluded.last_refreshed_at,
-    updated_at = excluded.updated_at
-"""  # noqa: S608 - built from constant column lists
-
-# Compare-and-swap on the token itself: a concurrent refresh that got there first wins.
-_UPDATE_TOKEN = """
-update user_tokens set
-    access_token = coalesce(%(access_token)s, access_token),
-    expires_at = %(expires_at)s,
-    status = %(status)s,
-    last_refreshed_at = %(last_refreshed_at)s,
-    updated_at = now()
-where token_id = %(token_id)s and access_token = %(expected)s
-"""
-
-# The one query opening a current database costs: the newest migration recorded. A database
-# without the record (empty, or made by igsync before migrations) fails it with 42P01.
-_RECORDED_VERSION = f"select max(version) from {VERSION_TABLE}"  # noqa: S608 - constant name
-
-# The exact state, without failing: is there a version record, are migration 1's tables there?
-# to_regclass follows search_path, as queries do. `users` belongs to the app, but the foreign
-# key of `user_tokens` needs it, so it counts too.
-_SCHEMA_STATE = f"select to_regclass('{VERSION_TABLE}') is not null, " + " and ".join(
-    f"to_regclass('{table}') is not null" for table in V1_TABLES
-)
-
-# Two processes migrating at once fail (unique violations in pg_extension, pg_type, a column
-# added twice): migrators queue on this transaction-scoped advisory lock, and the later one
-# finds the migration applied.
-_SCHEMA_LOCK = "select pg_advisory_xact_lock(hashtext('igsync schema'))"
-
 _CANNOT_CREATE = (
     "run `igsync db init` as a role that may create tables (e.g. the database owner),"
     " or apply the SQL of `igsync db schema --dialect postgres`"
@@ -179,19 +85,6 @@ _CANNOT_MIGRATE = (
     "run `igsync db init` as a role that may alter the igsync tables (e.g. their owner),"
     " or apply the SQL of `igsync db schema --dialect postgres` (safe on any earlier version)"
 )
-
-_DELETE_TOKENS = """
-delete from user_tokens
-where platform = 'instagram' and u_id = %(u_id)s
-  and (%(account_id)s::text is null or account_id = %(account_id)s)
-"""
-
-_WRITE_SYNC_LOG = """
-insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_at, status,
-    total_inserted, total_errors, errors, token_refreshed)
-values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %(status)s,
-    %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s)
-"""
 
 # What to do about the errors an operator can fix (SUPABASE.md, "Codes worth a clear message").
 _HINTS = {
@@ -223,29 +116,29 @@ def _passwords(url: str) -> list[str]:
     return sorted((p for p in found if p), key=len, reverse=True)
 
 
-def _values(r: InsightRow) -> tuple[Any, ...]:
-    """A row's values in `_INSIGHT_COLUMNS` order, adapted for psycopg."""
-    value_json = None if r.value_json is None else Jsonb(r.value_json)
-    return (
-        r.u_id,
-        r.account_id,
-        r.metric,
-        r.metric_type,
-        r.period,
-        r.end_time,
-        r.local_date,
-        r.value,
-        value_json,
-    )
+def _row_values(table: Table[Any]) -> Callable[[Any], list[Any]]:
+    """A function giving a row's values in `table.names` order, adapted for psycopg: JSON
+    wrapped in Jsonb (a bare dict has no dumper, least of all inside an array)."""
+    values = attrgetter(*table.names)
+    json_at = [i for i, kind in enumerate(table.types) if kind == "jsonb"]
+
+    def adapted(row: Any) -> list[Any]:
+        out = list(values(row))
+        for i in json_at:
+            if out[i] is not None:
+                out[i] = Jsonb(out[i])
+        return out
+
+    return adapted
 
 
 async def _schema_version(conn: psycopg.AsyncConnection[Any]) -> int:
     """The database's schema version: its record, else 1 when migration 1's tables are all
     there (igsync before migrations), else 0."""
-    cursor = await conn.execute(_SCHEMA_STATE)
+    cursor = await conn.execute(SCHEMA_STATE)
     has_record, has_v1_tables = await cursor.fetchone() or (False, False)
     if has_record:
-        cursor = await conn.execute(_RECORDED_VERSION)
+        cursor = await conn.execute(RECORDED_VERSION)
         row = await cursor.fetchone()
         return int(row[0] or 0) if row else 0
     return 1 if has_v1_tables else 0
@@ -255,7 +148,7 @@ async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
     """Apply every pending migration, each in one transaction, one migrator at a time."""
     for migration in MIGRATIONS:
         async with conn.transaction():
-            await conn.execute(_SCHEMA_LOCK)
+            await conn.execute(SCHEMA_LOCK)
             # Read under the lock: another process may have applied it while this one waited.
             current = await _schema_version(conn)
             if current < migration.version:
@@ -263,7 +156,7 @@ async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
                 await conn.execute(step_sql(migration, current, "postgres"))
 
 
-class PostgresStore:
+class PostgresStore(TableRows):
     """`Store` on a PostgreSQL URL (`postgresql://user:password@host:port/db?sslmode=…`)."""
 
     def __init__(self, url: str, *, max_connections: int = 8) -> None:
@@ -321,7 +214,7 @@ class PostgresStore:
     async def _ensure_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Migrate the schema to LATEST; a current (or newer) one costs one query, no DDL."""
         try:
-            cursor = await conn.execute(_RECORDED_VERSION)
+            cursor = await conn.execute(RECORDED_VERSION)
             row = await cursor.fetchone()
             if row is not None and row[0] is not None and row[0] >= LATEST:
                 return
@@ -396,62 +289,56 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise self._error("schema", exc) from None
 
-    async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
+    async def _upsert(self, table: Table[Any], rows: Sequence[Keyed]) -> int:
+        """Upsert `rows` (one per key, the last wins) in one transaction, verified.
+
+        Raises StoreError, the whole batch rolled back, when PostgreSQL refuses a row or
+        confirms another count than the rows sent.
+        """
         batch = dedupe_by_key(rows)
         if not batch:
             return 0
+        statements = TABLE_SQL[table.name]
+        values = _row_values(table)
         try:
             async with self._open_pool().connection() as conn, conn.transaction():
                 cursor = conn.cursor()
                 if len(batch) < COPY_MIN_ROWS:
-                    columns = zip(*map(_values, batch), strict=True)
-                    await cursor.execute(_UPSERT_ARRAYS, [list(c) for c in columns])
+                    columns = zip(*map(values, batch), strict=True)
+                    await cursor.execute(statements.upsert_arrays, [list(c) for c in columns])
                 else:
-                    await cursor.execute(_STAGE)
-                    async with cursor.copy(_COPY) as copy:
-                        copy.set_types(_STAGE_TYPES)
+                    await cursor.execute(statements.stage)
+                    async with cursor.copy(statements.copy) as copy:
+                        copy.set_types(list(statements.copy_types))
                         for r in batch:
-                            await copy.write_row(_values(r))
-                    await cursor.execute(_UPSERT_STAGED)
+                            await copy.write_row(values(r))
+                    await cursor.execute(statements.upsert_staged)
                 # The command tag counts each row inserted or updated: the rows RETURNING would
                 # send back, without shipping them. A trigger or rule that drops a row silently
                 # lowers it; raising here rolls the whole batch back.
                 confirmed = cursor.rowcount
                 if confirmed != len(batch):
                     raise StoreError(
-                        f"PostgreSQL confirmed {confirmed} of {len(batch)} insight rows;"
+                        f"PostgreSQL confirmed {confirmed} of {len(batch)} {table.noun};"
                         " nothing written"
                     )
         except psycopg.Error as exc:
             raise self._error("upsert failed", exc) from None
         return confirmed
 
-    async def read_insights(
-        self, *, u_id: UUID | None = None, account_id: str | None = None
-    ) -> list[InsightRow]:
-        rows = await self._fetch(
-            "could not read insights", _READ_INSIGHTS, {"u_id": u_id, "account_id": account_id}
-        )
-        return [
-            InsightRow(
-                u_id=r[0],
-                account_id=r[1],
-                metric=r[2],
-                metric_type=r[3],
-                period=r[4],
-                end_time=r[5],
-                local_date=r[6],
-                value=r[7],
-                value_json=r[8],
-            )
-            for r in rows
-        ]
+    async def _read(
+        self, table: Table[Row], u_id: UUID | None, account_id: str | None
+    ) -> list[Row]:
+        """Rows of `table`, filtered by user and account (None: all), in `table.order`."""
+        params = {"u_id": u_id, "account_id": account_id}
+        rows = await self._fetch(f"could not read {table.noun}", TABLE_SQL[table.name].read, params)
+        return [table.model.model_validate(dict(zip(table.names, r, strict=True))) for r in rows]
 
     async def list_tokens(
         self, *, u_id: UUID | None = None, platform: str = "instagram"
     ) -> list[UserToken]:
         rows = await self._fetch(
-            "could not list tokens", _LIST_TOKENS, {"u_id": u_id, "platform": platform}
+            "could not list tokens", LIST_TOKENS, {"u_id": u_id, "platform": platform}
         )
         return [_token(r) for r in rows]
 
@@ -459,7 +346,7 @@ class PostgresStore:
         self, *, after: UUID | None, limit: int, platform: str = "instagram"
     ) -> list[UserToken]:
         params = {"after": after, "limit": limit, "platform": platform}
-        rows = await self._fetch("could not list tokens", _TOKEN_PAGE, params)
+        rows = await self._fetch("could not list tokens", TOKEN_PAGE, params)
         return [_token(r) for r in rows]
 
     async def save_token(self, token: UserToken) -> None:
@@ -467,7 +354,7 @@ class PostgresStore:
         register_secret(secret)
         await self._write(
             "could not save the token",
-            _SAVE_TOKEN,
+            SAVE_TOKEN,
             {
                 "token_id": token.token_id,
                 "u_id": token.u_id,
@@ -487,7 +374,7 @@ class PostgresStore:
         register_secret(new_token)
         changed = await self._write(
             "could not update the token",
-            _UPDATE_TOKEN,
+            UPDATE_TOKEN,
             {
                 "token_id": token_id,
                 "expected": expected,
@@ -501,13 +388,13 @@ class PostgresStore:
 
     async def delete_tokens(self, u_id: UUID, *, account_id: str | None = None) -> int:
         return await self._write(
-            "could not delete tokens", _DELETE_TOKENS, {"u_id": u_id, "account_id": account_id}
+            "could not delete tokens", DELETE_TOKENS, {"u_id": u_id, "account_id": account_id}
         )
 
     async def write_sync_log(self, entry: SyncLog) -> None:
         await self._write(
             "could not write the sync log",
-            _WRITE_SYNC_LOG,
+            WRITE_SYNC_LOG,
             {
                 "run_id": entry.run_id,
                 "u_id": entry.u_id,

@@ -4,6 +4,8 @@ Each migration is applied once, in order, in a transaction of its own, and recor
 `igsync_schema_migrations` (the schema-version record). No migration drops or rewrites a stored
 value: they add tables, columns and indexes, and fill new columns from existing ones.
 
+Migration 3 (the stream tables and the modelled views) lives in schema_streams.py.
+
 Migration 1 is the schema igsync created before it had migrations, unchanged: a database made by
 that igsync holds its tables and no version record, and counts as version 1. A published
 migration is never edited (tests pin its text); a change to the schema is a new migration.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from igsync.store.schema_streams import POSTGRES_3, SQLITE_3
 
 Dialect = Literal["postgres", "sqlite"]
 
@@ -281,6 +285,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgres=_POSTGRES_2,
         sqlite=_SQLITE_2,
         supabase_file="20261130000000_igsync_local_date.sql",
+    ),
+    Migration(
+        version=3,
+        name="streams",
+        postgres=POSTGRES_3,
+        sqlite=SQLITE_3,
+        supabase_file="20261130000100_igsync_streams.sql",
     ),
 )
 #: the schema version this igsync reads and writes

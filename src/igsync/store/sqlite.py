@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -25,19 +26,37 @@ from igsync.errors import ConfigError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
+from igsync.store.tables import (
+    INSIGHTS,
+    UPSERTED,
+    Keyed,
+    PgType,
+    Row,
+    Table,
+    TableRows,
+    dedupe_by_key,
+)
 
-_UPSERT = """
-insert into instagram_insights (u_id, account_id, metric, metric_type, period, end_time,
-    local_date, value, value_json, fetched_at)
-values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-on conflict (u_id, account_id, metric, end_time) do update set
-    metric_type = excluded.metric_type,
-    period = excluded.period,
-    local_date = excluded.local_date,
-    value = excluded.value,
-    value_json = excluded.value_json,
-    fetched_at = excluded.fetched_at
-"""
+
+def _upsert_sql(table: Table[Any]) -> str:
+    """`insert … values (?, …) on conflict (key) do update …`: a row's columns, then the stamp."""
+    columns = ", ".join((*table.names, table.stamp))
+    marks = ", ".join("?" * (len(table.names) + 1))
+    sql = f"insert into {table.name} ({columns}) values ({marks})"  # noqa: S608 - constant names
+    return f"{sql}\n{table.on_conflict()}"
+
+
+_UPSERTS = {table.name: _upsert_sql(table) for table in UPSERTED}
+
+# A row's values as SQLite stores them (schema.py: ISO-8601 text in UTC, YYYY-MM-DD, JSON text).
+_TO_SQLITE: dict[PgType, Callable[[Any], Any]] = {
+    "uuid": lambda v: None if v is None else str(v),
+    "text": lambda v: v,
+    "date": lambda v: None if v is None else v.isoformat(),
+    "timestamptz": lambda v: None if v is None else as_utc(v).isoformat(),
+    "int8": lambda v: v,
+    "jsonb": lambda v: None if v is None else json.dumps(v),
+}
 
 _TOKEN_COLUMNS = (
     "token_id, u_id, platform, access_token, account_id, expires_at, token_kind, status,"
@@ -114,7 +133,7 @@ def _owner_only(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-class SQLiteStore:
+class SQLiteStore(TableRows):
     """`Store` on a SQLite file (`:memory:` for tests)."""
 
     def __init__(self, path: Path | str) -> None:
@@ -199,10 +218,11 @@ class SQLiteStore:
 
     async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
         fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
-        # dedupe_by_key's rule (one row per key, last wins, first-seen order) applied to the
-        # parameter tuples in the same pass that builds them; a batch holds few users and
-        # days, so their text forms are made once each. Together 3-4x faster than
-        # dedupe_by_key plus a list comprehension, which cost as much as SQLite's own work.
+        # _upsert's work by hand on the hot path: dedupe_by_key's rule (one row per key, last
+        # wins, first-seen order) applied to the parameter tuples in the same pass that builds
+        # them; a batch holds few users and days, so their text forms are made once each.
+        # Together 3-4x faster than dedupe_by_key plus a list comprehension, which cost as
+        # much as SQLite's own work.
         uid_text: dict[UUID, str] = {}
         time_text: dict[datetime, str] = {}
         date_text: dict[date, str] = {}
@@ -228,20 +248,35 @@ class SQLiteStore:
                 None if r.value_json is None else json.dumps(r.value_json),
                 fetched_at,
             )
-        batch = list(latest.values())
+        return self._write(INSIGHTS, list(latest.values()))
+
+    async def _upsert(self, table: Table[Any], rows: Sequence[Keyed]) -> int:
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        values = attrgetter(*table.names)
+        convert = [_TO_SQLITE[kind] for kind in table.types]
+        batch = [
+            (*(to(v) for to, v in zip(convert, values(r), strict=True)), stamp)
+            for r in dedupe_by_key(rows)
+        ]
+        return self._write(table, batch)
+
+    def _write(self, table: Table[Any], batch: list[tuple[Any, ...]]) -> int:
+        """Upsert parameter tuples (a row's columns, then the stamp; distinct keys) in one
+        transaction, verified: SQLite counts one change per row inserted or updated. Raises
+        StoreError, nothing written, when its count differs or SQLite refuses a row (SQLite's
+        messages name the constraint, never the row's values)."""
         if not batch:
             return 0
         conn = self._connect()
         try:
             conn.execute("begin immediate")
             before = conn.total_changes
-            conn.executemany(_UPSERT, batch)
-            # SQLite counts one change per row inserted or updated by an upsert.
+            conn.executemany(_UPSERTS[table.name], batch)
             confirmed = conn.total_changes - before
             if confirmed != len(batch):
                 conn.execute("rollback")
                 raise StoreError(
-                    f"SQLite confirmed {confirmed} of {len(batch)} insight rows; nothing written"
+                    f"SQLite confirmed {confirmed} of {len(batch)} {table.noun}; nothing written"
                 )
             conn.execute("commit")
         except sqlite3.Error as exc:
@@ -250,28 +285,24 @@ class SQLiteStore:
             raise StoreError(f"SQLite upsert failed: {redact(str(exc))}") from None
         return confirmed
 
-    async def read_insights(
-        self, *, u_id: UUID | None = None, account_id: str | None = None
-    ) -> list[InsightRow]:
+    async def _read(
+        self, table: Table[Row], u_id: UUID | None, account_id: str | None
+    ) -> list[Row]:
         sql = (
-            "select u_id, account_id, metric, metric_type, period, end_time, value, value_json,"
-            " local_date from instagram_insights"
+            f"select {', '.join(table.names)} from {table.name}"  # noqa: S608 - constant names
             " where (? is null or u_id = ?) and (? is null or account_id = ?)"
-            " order by account_id, metric, end_time"
+            f" order by {', '.join(table.order)}"
         )
         uid = None if u_id is None else str(u_id)
         cursor = self._run(sql, (uid, uid, account_id, account_id))
+        # pydantic reads the ISO texts and uuids back; only JSON is parsed here.
+        json_columns = {name for name, kind in table.columns if kind == "jsonb"}
         return [
-            InsightRow(
-                u_id=UUID(r[0]),
-                account_id=r[1],
-                metric=r[2],
-                metric_type=r[3],
-                period=r[4],
-                end_time=datetime.fromisoformat(r[5]),
-                value=r[6],
-                value_json=None if r[7] is None else json.loads(r[7]),
-                local_date=None if r[8] is None else date.fromisoformat(r[8]),
+            table.model.model_validate(
+                {
+                    name: json.loads(v) if name in json_columns and v is not None else v
+                    for name, v in zip(table.names, r, strict=True)
+                }
             )
             for r in cursor.fetchall()
         ]

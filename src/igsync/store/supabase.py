@@ -17,12 +17,11 @@ compare-and-swap filter carries the expected token in the query string).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 from uuid import UUID
 
 import httpx
@@ -33,10 +32,20 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from igsync.errors import SchemaMissingError, StoreError
-from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken, as_utc
+from igsync.models import SyncLog, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
-from igsync.store import dedupe_by_key
-from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE
+from igsync.store.schema import LATEST, VERSION_TABLE
+from igsync.store.supabase_errors import (
+    MISSING_SCHEMA,
+    NO_TABLE_CODES,
+    SCHEMA_HELP,
+    RequestFailed,
+    describe,
+    retry_on,
+    safe_line,
+    schema_behind_help,
+)
+from igsync.store.tables import UPSERTED, Keyed, Row, Table, TableRows, dedupe_by_key
 
 #: rows per upsert request (one PostgREST request, one transaction)
 CHUNK_ROWS = 500
@@ -44,95 +53,21 @@ CHUNK_ROWS = 500
 PAGE_ROWS = 1000
 ATTEMPTS = 4
 
-_INSIGHT_KEY = "u_id,account_id,metric,end_time"
 _TOKEN_KEY = "u_id,platform,account_id"
 _TOKEN_CHANGES = ("access_token", "expires_at", "token_kind", "status", "last_refreshed_at")
 # The columns igsync reads and writes: init_schema checks that each table has them.
 _TABLES = {
     "users": "u_id",
     "user_tokens": f"token_id,{_TOKEN_KEY},created_at,updated_at,{','.join(_TOKEN_CHANGES)}",
-    "instagram_insights": f"id,{_INSIGHT_KEY},metric_type,period,local_date,value,value_json,"
-    "fetched_at",
     "instagram_sync_logs": "id,run_id,u_id,account_id,started_at,finished_at,status,"
     "total_inserted,total_errors,errors,token_refreshed",
+    **{t.name: ",".join(("id", *t.names, t.stamp)) for t in UPSERTED},
 }
-_NO_TABLE_CODES = {"42P01", "PGRST205"}
-_MISSING_SCHEMA = {*_NO_TABLE_CODES, "42703", "PGRST204"}
-
-SCHEMA_HELP = (
-    "Supabase's API (PostgREST) cannot create tables: apply the SQL from"
-    " `igsync db schema --dialect postgres` in the Supabase SQL editor, or save it as a"
-    " migration in supabase/migrations/ and run `supabase db push`"
-)
-_NO_TABLE = "a table is missing; run `igsync db schema --dialect postgres` in the SQL editor"
-_NO_COLUMN = (
-    "a column is missing: the igsync schema is older than this igsync; run"
-    " `igsync db schema --dialect postgres` in the SQL editor"
-)
-_CODE_REASONS = {
-    "23505": "a row with the same key already exists",
-    "23503": "the user has no row in `users` (foreign key)",
-    "23502": "a required value is missing (not null)",
-    "23514": "a value is not allowed (check constraint)",
-    "42501": "permission denied: row-level security or grants refused this key;"
-    " use the service-role key for cron (SUPABASE_KEY)",
-    **dict.fromkeys(("42P01", "PGRST205"), _NO_TABLE),
-    **dict.fromkeys(("42703", "PGRST204"), _NO_COLUMN),
-    "PGRST301": "Supabase rejected the key as bad or expired; check SUPABASE_KEY",
-}
-
 # The status of the last response in this task: postgrest's APIError does not carry it.
 _last_status: ContextVar[int | None] = ContextVar("igsync_supabase_status", default=None)
 
 Model = TypeVar("Model", bound=BaseModel)
 Query = Callable[[AsyncClient], Awaitable[APIResponse]]
-
-
-class _RequestFailed(StoreError):
-    """One failed request; `transient` ones may be sent again (`sent`: it may have arrived)."""
-
-    def __init__(
-        self, message: str, *, code: str = "", transient: bool = False, sent: bool = True
-    ) -> None:
-        super().__init__(message)
-        self.code, self.transient, self.sent = code, transient, sent
-
-
-def _retry_on(idempotent: bool) -> Callable[[Exception], bool]:
-    """stamina hook: transient failures, and for other writes only those never sent."""
-    return lambda e: isinstance(e, _RequestFailed) and e.transient and (idempotent or not e.sent)
-
-
-def _safe(text: str) -> str:
-    """One short line with no secret and no URL."""
-    text = re.sub(r"\w+://\S+", "<url>", redact(text))
-    line = " ".join(text.split())
-    return line if len(line) <= 240 else line[:237] + "..."
-
-
-def schema_behind_help(current: int) -> str:
-    """One line: how to bring a Supabase project's igsync schema from `current` to LATEST."""
-    pending = [m for m in MIGRATIONS if m.version > current]
-    files = ", ".join(
-        f"{m.supabase_file} (`igsync db schema --migration {m.version}`)" for m in pending
-    )
-    return (
-        f"Supabase has the igsync schema at version {current} and this igsync needs {LATEST};"
-        " its API (PostgREST) cannot migrate it: run the SQL of `igsync db schema --dialect"
-        " postgres` in the SQL editor (safe on any earlier version), or add"
-        f" {files} to supabase/migrations/ and run `supabase db push`"
-    )
-
-
-def _describe(what: str, exc: APIError, status: int | None) -> str:
-    code = str(exc.code or status or "")
-    message = _safe(str(exc.message or ""))
-    reason = _CODE_REASONS.get(code)
-    if reason is None and (status == 401 or code in ("401", "PGRST302", "PGRST303")):
-        reason = _CODE_REASONS["PGRST301"]
-    # `details` and `hint` are left out on purpose: details can hold whole rows, tokens too.
-    parts = [f"Supabase could not {what}", reason, message]
-    return ": ".join(p for p in parts if p) + (f" [{code}]" if code else "")
 
 
 async def _remember_status(response: httpx.Response) -> None:
@@ -173,7 +108,7 @@ def _parse(model: type[Model], row: Mapping[str, Any], what: str) -> Model:
         raise StoreError(f"Supabase returned {what} igsync cannot read ({fields})") from None
 
 
-class SupabaseStore:
+class SupabaseStore(TableRows):
     """`Store` on a Supabase project's REST API (service-role key for cron; `transport`: tests)."""
 
     def __init__(
@@ -212,7 +147,7 @@ class SupabaseStore:
             self._client = await acreate_client(self.url, self._key.get_secret_value(), options)
         except Exception as exc:  # supabase.SupabaseException: a malformed URL or key
             await http.aclose()
-            raise StoreError(f"cannot set up the Supabase client: {_safe(str(exc))}") from None
+            raise StoreError(f"cannot set up the Supabase client: {safe_line(str(exc))}") from None
         self._http = http
         try:
             await self._check_schema()
@@ -235,7 +170,7 @@ class SupabaseStore:
         if self._client is None:
             raise StoreError("the Supabase store is not open; use `async with store:`")
         client = self._client
-        async for attempt in stamina.retry_context(on=_retry_on(idempotent), attempts=ATTEMPTS):
+        async for attempt in stamina.retry_context(on=retry_on(idempotent), attempts=ATTEMPTS):
             with attempt:
                 return await self._send(what, query, client)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
@@ -249,15 +184,15 @@ class SupabaseStore:
             if status is None and str(exc.code).isdigit():
                 status = int(str(exc.code))  # a non-JSON error page: the code is the status
             transient = status is not None and status >= 500
-            raise _RequestFailed(
-                _describe(what, exc, status), code=str(exc.code or status), transient=transient
+            raise RequestFailed(
+                describe(what, exc, status), code=str(exc.code or status), transient=transient
             ) from None
         except httpx.TransportError as exc:
             unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
             message = f"Supabase could not {what}: cannot reach it ({type(exc).__name__})"
-            raise _RequestFailed(message, transient=True, sent=not unsent) from None
+            raise RequestFailed(message, transient=True, sent=not unsent) from None
         except httpx.HTTPError as exc:
-            raise _RequestFailed(f"Supabase could not {what}: {type(exc).__name__}") from None
+            raise RequestFailed(f"Supabase could not {what}: {type(exc).__name__}") from None
 
     async def _select_all(
         self, what: str, table: str, filters: Mapping[str, object], order: list[str]
@@ -293,8 +228,8 @@ class SupabaseStore:
 
         try:
             rows = _rows(await self._run("check the schema version", latest))
-        except _RequestFailed as exc:
-            if exc.code in _NO_TABLE_CODES:
+        except RequestFailed as exc:
+            if exc.code in NO_TABLE_CODES:
                 return None
             raise
         version = rows[0].get("version") if rows else None
@@ -317,8 +252,8 @@ class SupabaseStore:
             try:
                 await self._run("find table instagram_insights", probe)
                 version = 1
-            except _RequestFailed as exc:
-                if exc.code not in _NO_TABLE_CODES:
+            except RequestFailed as exc:
+                if exc.code not in NO_TABLE_CODES:
                     raise
                 raise SchemaMissingError(f"{SCHEMA_HELP} (the igsync tables are missing)") from None
         raise SchemaMissingError(schema_behind_help(version))
@@ -337,41 +272,53 @@ class SupabaseStore:
 
             try:
                 await self._run(f"find table {table}", probe)
-            except _RequestFailed as exc:
-                if exc.code not in _MISSING_SCHEMA:
+            except RequestFailed as exc:
+                if exc.code not in MISSING_SCHEMA:
                     raise
                 raise SchemaMissingError(f"{SCHEMA_HELP} ({exc})") from None
 
-    async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
+    async def _upsert(self, table: Table[Any], rows: Sequence[Keyed]) -> int:
+        """Upsert `rows` (one per key, the last wins) in chunks of CHUNK_ROWS, each one request
+        and one transaction, each verified by the rows PostgREST sends back.
+
+        Raises StoreError when a chunk is refused or confirmed short; chunks confirmed before
+        it stay written (the message says how many rows).
+        """
         batch = dedupe_by_key(rows)
-        fetched_at = _now()
+        stamp = _now()
+        # pydantic's JSON form of a datetime ends in "Z"; PostgreSQL's own is "+00:00".
+        times = [name for name, kind in table.columns if kind == "timestamptz"]
         confirmed = 0
         for start in range(0, len(batch), CHUNK_ROWS):
             chunk = [
-                {**r.model_dump(mode="json"), "end_time": _ts(r.end_time), "fetched_at": fetched_at}
+                {
+                    **cast(BaseModel, r).model_dump(mode="json"),  # every row type is a model
+                    **{name: _ts(getattr(r, name)) for name in times},
+                    table.stamp: stamp,
+                }
                 for r in batch[start : start + CHUNK_ROWS]
             ]
 
             def upsert(c: AsyncClient, chunk: list[dict[str, Any]] = chunk) -> Any:
-                query = c.table("instagram_insights").upsert(
-                    chunk, on_conflict=_INSIGHT_KEY, count=CountMethod.exact
+                query = c.table(table.name).upsert(
+                    chunk, on_conflict=",".join(table.key), count=CountMethod.exact
                 )
                 return query.select("id").execute()
 
-            got = _confirmed(await self._run("upsert insight rows", upsert))
+            got = _confirmed(await self._run(f"upsert {table.noun}", upsert))
             if got != len(chunk):
                 earlier = f"; {confirmed} rows of earlier chunks were written" if confirmed else ""
-                raise StoreError(f"Supabase confirmed {got} of {len(chunk)} insight rows{earlier}")
+                raise StoreError(f"Supabase confirmed {got} of {len(chunk)} {table.noun}{earlier}")
             confirmed += got
         return confirmed
 
-    async def read_insights(
-        self, *, u_id: UUID | None = None, account_id: str | None = None
-    ) -> list[InsightRow]:
+    async def _read(
+        self, table: Table[Row], u_id: UUID | None, account_id: str | None
+    ) -> list[Row]:
+        """Rows of `table`, filtered by user and account (None: all), in `table.order`."""
         filters = {"u_id": u_id, "account_id": account_id}
-        order = ["account_id", "metric", "end_time", "u_id"]
-        rows = await self._select_all("read insight rows", "instagram_insights", filters, order)
-        return [_parse(InsightRow, r, "an insight row") for r in rows]
+        rows = await self._select_all(f"read {table.noun}", table.name, filters, list(table.order))
+        return [_parse(table.model, r, table.noun) for r in rows]
 
     async def list_tokens(
         self, *, u_id: UUID | None = None, platform: str = "instagram"

@@ -1,0 +1,135 @@
+"""The SQL of the PostgreSQL store (postgres.py): per-table upserts and reads, tokens, sync
+logs, and the queries that read the schema version. Constants and builders only; no I/O.
+
+    TableSql / TABLE_SQL   the statements that write and read each table of tables.py
+    TOKEN_COLUMNS …        user_tokens: list, page, save, compare-and-swap, delete
+    RECORDED_VERSION …     the schema version and the migration lock
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from igsync.store.schema import V1_TABLES, VERSION_TABLE
+from igsync.store.tables import UPSERTED, Table
+
+# ON COMMIT DROP keeps the stage inside the one transaction, so COPY works through Supabase's
+# transaction pooler, which may hand every transaction a different server session.
+_STAGE = "igsync_stage"
+
+
+@dataclass(frozen=True)
+class TableSql:
+    """The statements that write and read one table.
+
+    A large batch goes by COPY into a temporary table (`stage`, `copy` with `copy_types`),
+    then `upsert_staged`; a small one as one array per column in `upsert_arrays` (`unnest`).
+    Both stamp the rows with the transaction's `now()`. `read` takes `u_id` and `account_id`
+    (None: any).
+    """
+
+    stage: str
+    copy: str
+    copy_types: tuple[str, ...]
+    upsert_staged: str
+    upsert_arrays: str
+    read: str
+
+
+def table_sql(table: Table[Any]) -> TableSql:
+    """The statements for `table`, built from its (constant) names and types."""
+    names = ", ".join(table.names)
+    typed = ", ".join(f"{name} {kind}" for name, kind in table.columns)
+    arrays = ", ".join(f"%s::{kind}[]" for kind in table.types)
+    insert = f"insert into {table.name} ({names}, {table.stamp})\nselect {names}, now()"
+    return TableSql(
+        stage=f"create temp table {_STAGE} ({typed}) on commit drop",
+        copy=f"copy {_STAGE} ({names}) from stdin (format binary)",
+        copy_types=table.types,
+        upsert_staged=f"{insert} from {_STAGE}\n{table.on_conflict()}",
+        upsert_arrays=f"{insert}\nfrom unnest({arrays}) as t({names})\n{table.on_conflict()}",
+        read=f"select {names} from {table.name}"  # noqa: S608 - constant names
+        "\nwhere (%(u_id)s::uuid is null or u_id = %(u_id)s)"
+        "\n  and (%(account_id)s::text is null or account_id = %(account_id)s)"
+        f"\norder by {', '.join(table.order)}",
+    )
+
+
+TABLE_SQL = {table.name: table_sql(table) for table in UPSERTED}
+
+TOKEN_COLUMNS = (
+    "token_id, u_id, platform, access_token, account_id, expires_at, token_kind, status,"
+    " last_refreshed_at, created_at, updated_at"
+)
+
+LIST_TOKENS = f"""
+select {TOKEN_COLUMNS} from user_tokens
+where platform = %(platform)s and (%(u_id)s::uuid is null or u_id = %(u_id)s)
+order by u_id, account_id nulls first
+"""  # noqa: S608 - built from constant column lists
+
+TOKEN_PAGE = f"""
+select {TOKEN_COLUMNS} from user_tokens
+where platform = %(platform)s and (%(after)s::uuid is null or token_id > %(after)s)
+order by token_id limit %(limit)s
+"""  # noqa: S608 - built from constant column lists
+
+# One statement: the users row (if missing) and the token, expiry and status together. The
+# foreign key is checked at the end of the statement, after the CTE has added the user.
+SAVE_TOKEN = f"""
+with new_user as (
+    insert into users (u_id) values (%(u_id)s) on conflict (u_id) do nothing
+)
+insert into user_tokens ({TOKEN_COLUMNS})
+values (%(token_id)s, %(u_id)s, %(platform)s, %(access_token)s, %(account_id)s,
+        %(expires_at)s, %(token_kind)s, %(status)s, %(last_refreshed_at)s,
+        coalesce(%(created_at)s, now()), now())
+on conflict (u_id, platform, account_id) do update set
+    access_token = excluded.access_token,
+    expires_at = excluded.expires_at,
+    token_kind = excluded.token_kind,
+    status = excluded.status,
+    last_refreshed_at = excluded.last_refreshed_at,
+    updated_at = excluded.updated_at
+"""  # noqa: S608 - built from constant column lists
+
+# Compare-and-swap on the token itself: a concurrent refresh that got there first wins.
+UPDATE_TOKEN = """
+update user_tokens set
+    access_token = coalesce(%(access_token)s, access_token),
+    expires_at = %(expires_at)s,
+    status = %(status)s,
+    last_refreshed_at = %(last_refreshed_at)s,
+    updated_at = now()
+where token_id = %(token_id)s and access_token = %(expected)s
+"""
+
+# The one query opening a current database costs: the newest migration recorded. A database
+# without the record (empty, or made by igsync before migrations) fails it with 42P01.
+RECORDED_VERSION = f"select max(version) from {VERSION_TABLE}"  # noqa: S608 - constant name
+
+# The exact state, without failing: is there a version record, are migration 1's tables there?
+# to_regclass follows search_path, as queries do. `users` belongs to the app, but the foreign
+# key of `user_tokens` needs it, so it counts too.
+SCHEMA_STATE = f"select to_regclass('{VERSION_TABLE}') is not null, " + " and ".join(
+    f"to_regclass('{table}') is not null" for table in V1_TABLES
+)
+
+# Two processes migrating at once fail (unique violations in pg_extension, pg_type, a column
+# added twice): migrators queue on this transaction-scoped advisory lock, and the later one
+# finds the migration applied.
+SCHEMA_LOCK = "select pg_advisory_xact_lock(hashtext('igsync schema'))"
+
+DELETE_TOKENS = """
+delete from user_tokens
+where platform = 'instagram' and u_id = %(u_id)s
+  and (%(account_id)s::text is null or account_id = %(account_id)s)
+"""
+
+WRITE_SYNC_LOG = """
+insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_at, status,
+    total_inserted, total_errors, errors, token_refreshed)
+values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %(status)s,
+    %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s)
+"""
