@@ -17,6 +17,7 @@ from igsync.catalogue import (
     parse_metric_list,
 )
 from igsync.errors import InputError
+from igsync.streams import AccountStream, AudienceStream, choose_streams
 from samples import sample
 
 # GRAPH_API.md §1: "the API refuses them without metric_type=total_value".
@@ -123,7 +124,7 @@ def test_metric_lists_are_deduplicated_and_checked() -> None:
     assert parse_metric_list("likes,comments,reposts") == ("likes", "comments", "reposts")
     with pytest.raises(InputError, match="no metric"):
         parse_metric_list(" , ")
-    with pytest.raises(InputError, match=r"unknown metric bogus, nope; account metrics: reach,"):
+    with pytest.raises(InputError, match=r"unknown metric bogus, nope; Meta serves reach,"):
         parse_metric_list("bogus,reach,nope")
 
 
@@ -152,9 +153,31 @@ def test_metrics_whose_time_series_form_was_retired_are_still_accepted() -> None
 
 
 @pytest.mark.parametrize("name", ["follower_demographics", "online_followers"])
-def test_an_audience_metric_is_refused_until_its_stream_exists(name: str) -> None:
-    with pytest.raises(InputError, match=rf"^{name} is an audience metric .* audience stream"):
-        parse_metric_list(name)
+def test_an_audience_metric_needs_the_audience_stream(name: str) -> None:
+    with pytest.raises(
+        InputError,
+        match=rf"^{name} belongs to the audience stream.*"
+        r"--streams account,audience$",
+    ):
+        choose_streams(["account"], ["reach", name])
+    (stream,) = choose_streams(None, [name])  # named alone, it picks its own stream
+    assert stream.name == "audience"
+
+
+def test_streams_run_in_order_with_each_default_set() -> None:
+    account, audience = choose_streams(["audience", "account"])
+    assert (account.name, audience.name) == ("account", "audience")
+    assert isinstance(account, AccountStream)
+    assert isinstance(audience, AudienceStream)
+    assert tuple(s.name for s in account.specs) == DEFAULT_METRICS
+    assert {s.name for s in audience.specs} == {
+        "online_followers",
+        "follower_demographics",
+        "engaged_audience_demographics",
+        "reached_audience_demographics",
+    }
+    with pytest.raises(InputError, match="unknown stream reels; the streams are account, audience"):
+        choose_streams(["reels"])
 
 
 def test_the_listing_holds_every_current_and_retired_metric() -> None:

@@ -113,7 +113,7 @@ def test_metrics_table_shows_retired_metrics_and_their_replacement(
         ("reach,impressions", ["impressions is retired by Meta in v22.0", "ask for views"]),
         ("phone_call_clicks", ["v21.0", "2025-01-08", "ask for profile_links_taps"]),
         ("profile_visits", ["ask for profile_views"]),
-        ("follower_demographics", ["audience metric", "audience stream"]),
+        ("bogus", ["unknown metric bogus", "Meta serves reach"]),
     ],
 )
 def test_a_metric_fetch_cannot_serve_is_one_line_exit_2_before_any_request(

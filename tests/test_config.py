@@ -2,7 +2,6 @@ from pathlib import Path
 
 import pytest
 
-from igsync.catalogue import DEFAULT_METRICS
 from igsync.config import database_url, load_settings
 from igsync.errors import ConfigError
 
@@ -29,7 +28,8 @@ def test_defaults_need_no_environment() -> None:
     settings = load_settings()
     assert settings.igsync_graph_url == "https://graph.facebook.com"
     assert settings.igsync_graph_version == "v27.0"
-    assert settings.metrics == DEFAULT_METRICS
+    assert settings.metrics is None  # each stream's default set
+    assert settings.streams is None
     assert database_url(settings).startswith("sqlite:////")
 
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from igsync.catalogue import DEFAULT_METRICS, parse_metric_list
+from igsync.catalogue import parse_metric_list, parse_stream_list
 from igsync.errors import ConfigError, InputError
 from igsync.redact import register_secret
 
@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     igsync_instagram_url: str = "https://graph.instagram.com"
     igsync_graph_version: str = DEFAULT_GRAPH_VERSION
     igsync_metrics: str | None = None
+    igsync_streams: str | None = None
     igsync_http_timeout: float = 30.0
 
     @field_validator("igsync_graph_url", "igsync_instagram_url", "supabase_url")
@@ -74,6 +75,16 @@ class Settings(BaseSettings):
                 raise ValueError(str(error)) from None
         return value
 
+    @field_validator("igsync_streams")
+    @classmethod
+    def _streams(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_stream_list(value)
+            except InputError as error:
+                raise ValueError(str(error)) from None
+        return value
+
     @field_validator("igsync_http_timeout")
     @classmethod
     def _timeout(cls, value: float) -> float:
@@ -89,10 +100,14 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def metrics(self) -> tuple[str, ...]:
-        if self.igsync_metrics is None:
-            return DEFAULT_METRICS
-        return parse_metric_list(self.igsync_metrics)
+    def metrics(self) -> tuple[str, ...] | None:
+        """IGSYNC_METRICS, checked; None: each stream's default set."""
+        return None if self.igsync_metrics is None else parse_metric_list(self.igsync_metrics)
+
+    @property
+    def streams(self) -> tuple[str, ...] | None:
+        """IGSYNC_STREAMS, checked; None: the streams of the metrics named, else the default."""
+        return None if self.igsync_streams is None else parse_stream_list(self.igsync_streams)
 
     @property
     def has_supabase(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,6 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import SecretStr
 
-from igsync.catalogue import DEFAULT_METRICS
 from igsync.config import DEFAULT_GRAPH_VERSION
 from igsync.graph import GraphClient
 from igsync.models import InsightRow, SyncReport, UserToken
@@ -40,11 +40,18 @@ def demo_user(account_id: str) -> UUID:
 
 
 async def run_demo(
-    *, accounts: int = 3, days: int = 3, keep_in: Store | None = None, latency: float = 0.0
+    *,
+    accounts: int = 3,
+    days: int = 3,
+    keep_in: Store | None = None,
+    latency: float = 0.0,
+    streams: Sequence[str] | None = None,
 ) -> DemoReport:
-    """Seed `user_tokens` with simulated accounts, fetch them all, and read the rows back.
+    """Seed `user_tokens` with simulated accounts, fetch `streams` (None: the default) for
+    them all, and read the insight rows back.
 
-    Into `keep_in` when given, else into a throwaway SQLite file.
+    Into `keep_in` when given, else into a throwaway SQLite file. Raises InputError for an
+    unknown stream.
     """
     sim = Simulator(demo_accounts(accounts), latency=latency)
     plan = plan_window(datetime.now(UTC), days=days)
@@ -75,7 +82,7 @@ async def run_demo(
             try:
                 tokens = [t for t in await store.list_tokens() if t.u_id in users]
                 started = time.monotonic()
-                run = RunContext.for_metrics(graph, store, metrics=DEFAULT_METRICS, plan=plan)
+                run = RunContext.create(graph, store, plan=plan, streams=streams)
                 results = await asyncio.gather(
                     *(sync_account(run, account_from_token(t)) for t in tokens)
                 )

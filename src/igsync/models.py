@@ -182,6 +182,8 @@ class FetchResult(BaseModel):
     metrics_inserted: dict[str, int]
     #: rows fetched per metric, written or not (a dry run fetches without writing)
     metrics_fetched: dict[str, int] = Field(default_factory=dict)
+    #: rows written and verified per stream (account, audience, …), every table it fills
+    streams_written: dict[str, int] = Field(default_factory=dict)
     errors: list[str]
     account_id: str | None
     user_id: str | None

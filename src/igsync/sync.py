@@ -14,23 +14,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-from igsync.catalogue import METRIC_CONFIG, parse_metric_list
 from igsync.config import Settings
 from igsync.errors import InputError, StoreError
 from igsync.graph import GraphClient, infer_token_kind
-from igsync.local_day import day_label
+from igsync.local_day import LocalClock, day_label
 from igsync.models import (
     Account,
     FetchResult,
-    InsightRow,
     SyncLog,
     SyncReport,
     Window,
 )
 from igsync.redact import redact
 from igsync.store import Store
-from igsync.streams import Stream, StreamOutcome
-from igsync.streams.account import AccountStream
+from igsync.streams import Stream, StreamOutcome, choose_streams
 from igsync.token_policy import TokenPolicy
 from igsync.tokens import AppCredentials, account_from_token
 from igsync.window import WindowPlan
@@ -94,25 +91,26 @@ class RunContext:
     run_id: UUID = field(default_factory=uuid4)
 
     @classmethod
-    def for_metrics(
+    def create(
         cls,
         graph: GraphClient,
         store: Store,
         *,
-        metrics: Sequence[str],
         plan: WindowPlan,
+        streams: Sequence[str] | None = None,
+        metrics: Sequence[str] | None = None,
         app: AppCredentials | None = None,
         dry_run: bool = False,
         now: datetime | None = None,
         run_id: UUID | None = None,
     ) -> RunContext:
-        """A run of the account stream for `metrics` (names of METRIC_CONFIG).
+        """A run of `streams` for `metrics`, as `igsync.streams.choose_streams` picks them.
 
-        Raises InputError for a retired, audience-stream or unknown metric, before any request.
+        Raises InputError for an unknown stream, a retired or unknown metric, or a metric of a
+        stream not chosen, before any request.
         """
-        names = parse_metric_list(",".join(metrics))
-        stream = AccountStream([METRIC_CONFIG[m] for m in names])
-        return cls(graph, store, [stream], plan, app, dry_run, now, run_id or uuid4())
+        chosen = choose_streams(streams, metrics)
+        return cls(graph, store, chosen, plan, app, dry_run, now, run_id or uuid4())
 
 
 @dataclass
@@ -128,10 +126,6 @@ class Gathered:
     started: float
     started_at: datetime
 
-    @property
-    def rows(self) -> list[InsightRow]:
-        return [r for o in self.outcomes for r in o.rows]
-
 
 async def gather_account(ctx: RunContext, account: Account) -> Gathered:
     """Every stream of `ctx` for one account, under the token policy; nothing is written but
@@ -140,7 +134,8 @@ async def gather_account(ctx: RunContext, account: Account) -> Gathered:
     now = (ctx.now or started_at).astimezone(UTC)
 
     async def work(current: Account) -> list[StreamOutcome]:
-        return [await s.collect(ctx.graph, current, ctx.plan, now) for s in ctx.streams]
+        clock = LocalClock()  # learned afresh on every attempt: the streams run again
+        return [await s.collect(ctx.graph, current, ctx.plan, now, clock) for s in ctx.streams]
 
     auth = await TokenPolicy(ctx.graph, ctx.store, ctx.app, now, ctx.dry_run, work).run(account)
     return Gathered(
@@ -158,21 +153,26 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     errors = [gathered.token_error] if gathered.token_error else []
     errors += [e for o in outcomes for e in o.errors]
     notes = gathered.notes + [n for o in outcomes for n in o.notes]
-    rows = gathered.rows
+    fetched: Counter[str] = Counter()
+    for outcome in outcomes:
+        fetched.update(m.metric for m in outcome.metrics.values() for _ in range(m.rows))
     days = sorted({d for o in outcomes for d in o.days})
-    if not days and not errors:
+    if not days and not errors and not fetched:
         notes.append("the Graph API had no data for this window")
 
     inserted: Counter[str] = Counter()
-    if rows and not ctx.dry_run:
-        try:
-            confirmed = await ctx.store.upsert_insights(rows)
-            inserted.update(r.metric for r in rows)
-            log.info("account %s: %d rows written and verified", account.account_id, confirmed)
-        except StoreError as error:
-            errors.append(f"store: {error}")
-    if ctx.dry_run:
-        notes.append(f"dry run: {len(rows)} rows fetched, nothing written")
+    written: Counter[str] = Counter()
+    if not ctx.dry_run:
+        for outcome in outcomes:
+            try:
+                written[outcome.stream] += await _write(ctx.store, outcome)
+            except StoreError as error:
+                errors.append(f"store: {error}")
+                continue
+            inserted.update({m.metric: m.rows for m in outcome.metrics.values() if m.rows})
+        log.info("account %s: %s written and verified", account.account_id, dict(written))
+    else:
+        notes.append(f"dry run: {fetched.total()} rows fetched, nothing written")
     errors = [redact(e) for e in errors]
     window = Window(since=day_label(days[0]), until=day_label(days[-1])) if days else None
     result = FetchResult(
@@ -180,7 +180,8 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
         total_inserted=sum(inserted.values()),
         total_errors=len(errors),
         metrics_inserted=dict(inserted),
-        metrics_fetched=dict(Counter(r.metric for r in rows)),
+        metrics_fetched=dict(fetched),
+        streams_written=dict(written),
         errors=errors,
         account_id=account.account_id,
         user_id=str(account.user_id),
@@ -195,6 +196,23 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     return result
 
 
+async def _write(store: Store, outcome: StreamOutcome) -> int:
+    """Upsert one stream's rows, verified, table by table; how many rows the store confirmed.
+
+    Raises StoreError at the first table that fails (the tables before it stay written).
+    """
+    confirmed = 0
+    if outcome.rows:
+        confirmed += await store.upsert_insights(outcome.rows)
+    if outcome.audience:
+        confirmed += await store.upsert_audience(outcome.audience)
+    if outcome.media:
+        confirmed += await store.upsert_media(outcome.media)
+    if outcome.media_insights:
+        confirmed += await store.upsert_media_insights(outcome.media_insights)
+    return confirmed
+
+
 async def sync_account(ctx: RunContext, account: Account) -> FetchResult:
     """`gather_account`, then `record`: one account fetched and stored; never raises for a
     metric (Graph and store failures are entries of `errors`)."""
@@ -206,20 +224,28 @@ async def fetch_account(
     store: Store,
     account: Account,
     *,
-    metrics: Sequence[str],
+    metrics: Sequence[str] | None = None,
     plan: WindowPlan,
+    streams: Sequence[str] | None = None,
     app: AppCredentials | None = None,
     dry_run: bool = False,
     now: datetime | None = None,
     run_id: UUID | None = None,
 ) -> FetchResult:
-    """Fetch `metrics` for one account over `plan` and upsert them; never raises for a metric.
-
-    `sync_account` for a run of the account stream alone: with app credentials the token is
-    refreshed as DESIGN §4 says.
+    """Fetch `streams` and `metrics` (see `RunContext.create`) for one account over `plan` and
+    upsert them; never raises for a metric. With app credentials the token is refreshed as
+    DESIGN §4 says. Raises InputError for a bad stream or metric name, before any request.
     """
-    ctx = RunContext.for_metrics(
-        graph, store, metrics=metrics, plan=plan, app=app, dry_run=dry_run, now=now, run_id=run_id
+    ctx = RunContext.create(
+        graph,
+        store,
+        plan=plan,
+        streams=streams,
+        metrics=metrics,
+        app=app,
+        dry_run=dry_run,
+        now=now,
+        run_id=run_id,
     )
     return await sync_account(ctx, account)
 

@@ -74,8 +74,9 @@ async def sync_all(
     graph: GraphClient,
     store: Store,
     *,
-    metrics: Sequence[str],
+    metrics: Sequence[str] | None = None,
     plan: WindowPlan,
+    streams: Sequence[str] | None = None,
     app: AppCredentials | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     shard: Shard | None = None,
@@ -103,8 +104,8 @@ async def sync_all(
         maxsize=concurrency
     )
     tally = Tally(keep=keep_results)
-    ctx = RunContext.for_metrics(
-        graph, store, metrics=metrics, plan=plan, app=app, dry_run=dry_run, now=now
+    ctx = RunContext.create(
+        graph, store, plan=plan, streams=streams, metrics=metrics, app=app, dry_run=dry_run, now=now
     )
     started = time.monotonic()
 

@@ -19,8 +19,10 @@ from igsync.errors import InputError
 
 __all__ = [
     "DEFAULT_METRICS",
+    "DEFAULT_STREAMS",
     "METRIC_CONFIG",
     "RETIRED_METRICS",
+    "STREAM_NAMES",
     "MetricListing",
     "MetricSpec",
     "Period",
@@ -28,6 +30,7 @@ __all__ = [
     "StreamName",
     "metric_listing",
     "parse_metric_list",
+    "parse_stream_list",
 ]
 
 METRIC_CONFIG: dict[str, MetricSpec] = {spec.name: spec for spec in METRICS}
@@ -41,7 +44,7 @@ def parse_metric_list(text: str) -> tuple[str, ...]:
     """`reach, follower_count` -> ("reach", "follower_count"), checked before any request.
 
     Raises InputError (one line) for an empty list, a retired metric (naming its
-    replacement), a metric of the audience stream (not fetched yet) or an unknown name.
+    replacement) or an unknown name.
     """
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     if not names:
@@ -53,16 +56,32 @@ def parse_metric_list(text: str) -> tuple[str, ...]:
         spec = METRIC_CONFIG.get(name)
         if spec is None:
             unknown.append(name)
-        elif spec.stream != "account":
-            shape = f"by {', '.join(spec.breakdowns)}" if spec.breakdowns else "by hour"
-            raise InputError(
-                f"{name} is an audience metric (period {spec.period}, {shape}): it comes with "
-                "the audience stream, which igsync does not fetch yet"
-            )
     if unknown:
-        usable = ", ".join(n for n, s in METRIC_CONFIG.items() if s.stream == "account")
         raise InputError(
-            f"unknown metric {', '.join(unknown)}; account metrics: {usable} (see `igsync metrics`)"
+            f"unknown metric {', '.join(unknown)}; Meta serves {', '.join(METRIC_CONFIG)}"
+            " (see `igsync metrics`)"
+        )
+    return names
+
+
+#: every stream, in the order an account's streams run (the account stream first: its day
+#: ends teach the account's local date to the snapshot streams)
+STREAM_NAMES: tuple[str, ...] = ("account", "audience", "media", "stories")
+#: what fetch, sync-all and demo run without --streams or IGSYNC_STREAMS: the account's daily
+#: metrics, 2 Graph calls per account and day asked (benchmarks/sync_all.py)
+DEFAULT_STREAMS: tuple[str, ...] = ("account",)
+
+
+def parse_stream_list(text: str) -> tuple[str, ...]:
+    """`account, audience` -> ("account", "audience"); InputError (one line) for an empty list
+    or an unknown name."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise InputError(f"no stream named; choose from {', '.join(STREAM_NAMES)}")
+    unknown = [n for n in names if n not in STREAM_NAMES]
+    if unknown:
+        raise InputError(
+            f"unknown stream {', '.join(unknown)}; the streams are {', '.join(STREAM_NAMES)}"
         )
     return names
 

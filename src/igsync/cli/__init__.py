@@ -21,15 +21,16 @@ from igsync.cli._common import (
     NoBatchOpt,
     QuietOpt,
     SinceOpt,
+    StreamsOpt,
     UntilOpt,
     VerboseOpt,
     db_url,
     globals_of,
     graph_client,
     make_output,
-    metric_names,
     open_db,
     run,
+    selection,
     window_plan,
 )
 from igsync.cli._common import settings as load
@@ -97,6 +98,7 @@ def fetch(
     account_id: Annotated[
         str | None, typer.Option(help="Which account, when the user has several.")
     ] = None,
+    streams: StreamsOpt = None,
     metrics: MetricsOpt = None,
     days: DaysOpt = None,
     since: SinceOpt = None,
@@ -117,11 +119,11 @@ def fetch(
     """
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
-    names = metric_names(settings, metrics)
+    chosen = selection(settings, streams, metrics)
     plan = window_plan(days, since, until)
     db = open_db(ctx, settings)
     with out.status("fetching insights…"):
-        result = run(_fetch(settings, db, user, account_id, names, plan, dry_run, not no_batch))
+        result = run(_fetch(settings, db, user, account_id, chosen, plan, dry_run, not no_batch))
     if out.json_mode:
         out.emit_json(result)
     else:
@@ -139,7 +141,7 @@ async def _fetch(
     db: Store,
     user: UUID,
     account_id: str | None,
-    names: Sequence[str],
+    chosen: tuple[Sequence[str] | None, Sequence[str] | None],
     plan: WindowPlan,
     dry_run: bool,
     batch: bool,
@@ -154,7 +156,8 @@ async def _fetch(
                 graph,
                 store,
                 account,
-                metrics=names,
+                streams=chosen[0],
+                metrics=chosen[1],
                 plan=plan,
                 app=app_credentials(settings),
                 dry_run=dry_run,
@@ -169,6 +172,7 @@ def demo(
     ctx: typer.Context,
     accounts: Annotated[int, typer.Option(min=1, max=50, help="How many simulated accounts.")] = 3,
     days: Annotated[int, typer.Option(min=1, max=29, help="Days per account.")] = 3,
+    streams: StreamsOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
@@ -179,9 +183,11 @@ def demo(
     from igsync.demo import run_demo
 
     out = make_output(ctx, json_, quiet, verbose)
-    keep = open_db(ctx, load()) if globals_of(ctx).db else None
+    settings = load()
+    chosen, _ = selection(settings, streams, None)
+    keep = open_db(ctx, settings) if globals_of(ctx).db else None
     with out.status(f"syncing {accounts} simulated accounts…"):
-        result = run(run_demo(accounts=accounts, days=days, keep_in=keep))
+        result = run(run_demo(accounts=accounts, days=days, keep_in=keep, streams=chosen))
     if out.json_mode:
         out.emit_json(result.report)
     else:

@@ -35,7 +35,17 @@ NoBatchOpt = Annotated[
 ]
 MetricsOpt = Annotated[
     str | None,
-    typer.Option(help="Comma list of metrics (see `igsync metrics`); default IGSYNC_METRICS."),
+    typer.Option(
+        help="Comma list of metrics (see `igsync metrics`); default IGSYNC_METRICS, else each "
+        "stream's default set."
+    ),
+]
+StreamsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma list of streams: account (daily metrics), audience (demographics, "
+        "online_followers); default IGSYNC_STREAMS, else the streams of --metrics, else account."
+    ),
 ]
 DaysOpt = Annotated[int | None, typer.Option(help="The N most recent complete days. [default: 3]")]
 SinceOpt = Annotated[
@@ -84,15 +94,32 @@ def settings() -> Settings:
     return load_settings()
 
 
-def metric_names(current: Settings, metrics: str | None) -> list[str]:
-    """`--metrics` checked against the catalogue (igsync.catalogue), else IGSYNC_METRICS."""
-    from igsync.catalogue import parse_metric_list
+def selection(
+    current: Settings, streams: str | None, metrics: str | None
+) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """`--streams` and `--metrics` (else IGSYNC_STREAMS and IGSYNC_METRICS), checked together
+    against the catalogue before anything is opened: (streams, metrics), None for a default.
+
+    Raises InputError naming the option at fault.
+    """
+    from igsync.catalogue import parse_metric_list, parse_stream_list
     from igsync.errors import InputError
 
     try:
-        return list(current.metrics if metrics is None else parse_metric_list(metrics))
+        names = current.metrics if metrics is None else parse_metric_list(metrics)
     except InputError as exc:
         raise InputError(f"--metrics: {exc}") from None
+    try:
+        chosen = current.streams if streams is None else parse_stream_list(streams)
+    except InputError as exc:
+        raise InputError(f"--streams: {exc}") from None
+    from igsync.streams import choose_streams
+
+    try:
+        choose_streams(chosen, names)
+    except InputError as exc:
+        raise InputError(f"--metrics: {exc}") from None
+    return chosen, names
 
 
 def window_plan(days: int | None, since: datetime | None, until: datetime | None) -> WindowPlan:

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -272,6 +272,13 @@ def values_table(rows: Sequence[InsightRow], metrics: Sequence[str]) -> Table:
 def demo_render(output: Output, demo: DemoReport, metrics: Sequence[str]) -> None:
     output.print(report_table(demo.report, demo.zones))
     output.print(values_table(demo.rows, metrics))
+    written: Counter[str] = Counter()
+    for result in demo.report.results:
+        written.update(result.streams_written)
+    if set(written) - {"account"}:
+        output.print(
+            "rows per stream: " + ", ".join(f"{name} {n:,}" for name, n in written.items())
+        )
     where = (
         " in the --db database"
         if demo.kept

@@ -13,20 +13,21 @@ from igsync.cli._common import (
     NoBatchOpt,
     QuietOpt,
     SinceOpt,
+    StreamsOpt,
     UntilOpt,
     VerboseOpt,
     globals_of,
     graph_client,
     make_output,
-    metric_names,
     open_db,
     run,
+    selection,
     window_plan,
 )
 from igsync.cli._common import settings as load
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from igsync.config import Settings
     from igsync.models import FetchResult, SyncReport
@@ -49,6 +50,7 @@ def sync_all(
     days: DaysOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    streams: StreamsOpt = None,
     metrics: MetricsOpt = None,
     shard: Annotated[
         str | None,
@@ -91,7 +93,7 @@ def sync_all(
     out = make_output(ctx, json_ or ndjson, quiet, verbose)
     part = parse_shard(shard) if shard is not None else None
     settings = load()
-    names, plan = metric_names(settings, metrics), window_plan(days, since, until)
+    chosen, plan = selection(settings, streams, metrics), window_plan(days, since, until)
     db = open_db(ctx, settings)
     with out.progress("syncing accounts") as advance:
 
@@ -104,7 +106,7 @@ def sync_all(
             _sync(
                 settings,
                 db,
-                names,
+                chosen,
                 plan,
                 concurrency,
                 part,
@@ -127,7 +129,7 @@ def sync_all(
 async def _sync(
     settings: Settings,
     db: Store,
-    names: list[str],
+    chosen: tuple[Sequence[str] | None, Sequence[str] | None],
     plan: WindowPlan,
     concurrency: int,
     shard: Shard | None,
@@ -144,7 +146,8 @@ async def _sync(
         return await sync_every_account(
             graph,
             store,
-            metrics=names,
+            streams=chosen[0],
+            metrics=chosen[1],
             plan=plan,
             app=app_credentials(settings),
             concurrency=concurrency,

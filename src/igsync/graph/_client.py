@@ -204,20 +204,33 @@ class GraphClient:
         kind: TokenKind = "facebook_login",
         metrics: Sequence[str],
         metric_type: MetricType,
-        since: datetime,
-        until: datetime,
+        since: datetime | None = None,
+        until: datetime | None = None,
         period: str = "day",
+        breakdown: str | None = None,
+        timeframe: str | None = None,
     ) -> list[MetricValues]:
-        """`GET /{account}/insights` for metrics of one type over (since, until], on the host
-        of the token's `kind` (GRAPH_API.md §7)."""
+        """`GET /{account}/insights` for metrics of one type, on the host of the token's `kind`
+        (GRAPH_API.md §7).
+
+        Daily metrics take (since, until]; the demographics take a `breakdown` (Meta's
+        dimension keys, comma-joined: "age,gender") and a `timeframe` (this_week, this_month)
+        instead, and no range (Meta's IG User Insights reference).
+        """
         params = {
             "metric": ",".join(metrics),
             "period": period,
             # §1: always explicit; some metrics fail or silently return [] without it.
             "metric_type": metric_type,
-            "since": str(int(since.timestamp())),
-            "until": str(int(until.timestamp())),
         }
+        if since is not None:
+            params["since"] = str(int(since.timestamp()))
+        if until is not None:
+            params["until"] = str(int(until.timestamp()))
+        if breakdown is not None:
+            params["breakdown"] = breakdown
+        if timeframe is not None:
+            params["timeframe"] = timeframe
         request = GraphRequest(kind, f"{account_id}/insights", params, token)
         return parse_insights(await self.call(request))
 

@@ -43,9 +43,14 @@ def _parse_item(item: dict[str, Any]) -> MetricValues:
             breakdowns=total.get("breakdowns"),
         )
     points = []
+    total = None
     for entry in item.get("values") or []:
         if "end_time" not in entry:
-            continue  # lifetime values carry no end_time; account insights always do
+            # a lifetime value (media insights) carries no end_time: it is the total so far
+            # (graph_samples/media_insights_lifetime_values_no_end_time_pyfacebook.json)
+            value = entry.get("value")
+            total = value if isinstance(value, int) and not isinstance(value, bool) else None
+            continue
         # §2: "+0000" offsets need a real ISO parser; fromisoformat takes them on 3.11.
         end_time = as_utc(datetime.fromisoformat(entry["end_time"]))
         value = entry.get("value")
@@ -53,7 +58,7 @@ def _parse_item(item: dict[str, Any]) -> MetricValues:
             points.append(Point(end_time, None, value))
         else:
             points.append(Point(end_time, value))
-    return MetricValues(name=name, period=period, points=points)
+    return MetricValues(name=name, period=period, points=points, total=total)
 
 
 def parse_insights(body: Any) -> list[MetricValues]:

@@ -7,92 +7,86 @@ It gathers; it never writes: `igsync.sync` writes what every stream of an accoun
 verifies it and logs the run. A stream's `collect` raises `GraphError` only when the token
 itself was refused (ErrorKind.AUTH), which the token policy (`igsync.token_policy`) handles;
 every other failure is one metric's `MetricOutcome`, never the end of the others.
+
+    account   daily account metrics            instagram_insights
+    audience  demographics, online_followers   instagram_audience (+ instagram_insights)
+    media     media objects, lifetime insights instagram_media, instagram_media_insights
+    stories   live stories (24 h), insights    instagram_media, instagram_media_insights
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Sequence
 
-from igsync.errors import ErrorKind, GraphError
-from igsync.graph import GraphClient, accepted_metrics
-from igsync.models import Account, InsightRow
-from igsync.window import WindowPlan
+from igsync.catalogue import (
+    DEFAULT_METRICS,
+    DEFAULT_STREAMS,
+    METRIC_CONFIG,
+    STREAM_NAMES,
+    parse_metric_list,
+    parse_stream_list,
+)
+from igsync.errors import InputError
+from igsync.streams._base import MetricOutcome, Stream, StreamOutcome
+from igsync.streams.account import AccountStream
+from igsync.streams.audience import AudienceStream
+from igsync.streams.media import MediaStream, stories_stream
+
+__all__ = [
+    "DEFAULT_STREAMS",
+    "STREAM_NAMES",
+    "AccountStream",
+    "AudienceStream",
+    "MediaStream",
+    "MetricOutcome",
+    "Stream",
+    "StreamOutcome",
+    "choose_streams",
+    "parse_stream_list",
+]
 
 
-@dataclass(frozen=True)
-class MetricOutcome:
-    """How one metric ended for one account: rows gathered, or why none were."""
+def choose_streams(
+    streams: Sequence[str] | None = None, metrics: Sequence[str] | None = None
+) -> list[Stream]:
+    """The streams to run, each with its metrics, in STREAM_NAMES order.
 
-    metric: str
-    #: rows gathered (written or not: a dry run writes nothing)
-    rows: int = 0
-    #: None when the metric was fetched; else what kind of failure ended it
-    error: ErrorKind | None = None
-    #: the failure for people, without the metric's name: "(#100) The value must be …"
-    reason: str | None = None
-
-    @property
-    def message(self) -> str | None:
-        """The line `FetchResult.errors` carries: "metric: reason"."""
-        return None if self.reason is None else f"{self.metric}: {self.reason}"
-
-    @classmethod
-    def failed(cls, metric: str, error: GraphError) -> MetricOutcome:
-        """`metric` refused with `error`; named retired when Meta's own list of the metrics it
-        accepts leaves it out (GRAPH_API.md §7: Meta retires metrics in every version)."""
-        accepted = accepted_metrics(error)
-        if accepted is not None and metric not in accepted:
-            return cls(
-                metric,
-                error=error.kind,
-                reason=f"retired by Meta: not among the metrics it accepts today ({error})",
+    `streams` None: the streams of the metrics named, else DEFAULT_STREAMS. `metrics`
+    (catalogue names) picks metrics within the chosen streams; None: the account stream's
+    default set and every audience metric. Raises InputError for an unknown stream, a retired
+    or unknown metric, or a metric whose stream is not chosen, before any request.
+    """
+    named = None if metrics is None else parse_metric_list(",".join(metrics))
+    if streams is None:
+        streams = (
+            DEFAULT_STREAMS
+            if named is None
+            else tuple(dict.fromkeys(METRIC_CONFIG[m].stream for m in named))
+        )
+    chosen = parse_stream_list(",".join(streams))
+    if named is not None:
+        outside = [m for m in named if METRIC_CONFIG[m].stream not in chosen]
+        if outside:
+            spec = METRIC_CONFIG[outside[0]]
+            raise InputError(
+                f"{spec.name} belongs to the {spec.stream} stream, which is not chosen; add "
+                f"it: --streams {','.join(dict.fromkeys([*chosen, spec.stream]))}"
             )
-        return cls(metric, error=error.kind, reason=str(error))
-
-
-@dataclass
-class StreamOutcome:
-    """What one stream gathered for one account, before anything is written."""
-
-    stream: str
-    rows: list[InsightRow] = field(default_factory=list)
-    #: per metric asked for, in the order they were decided
-    metrics: dict[str, MetricOutcome] = field(default_factory=dict)
-    #: worth knowing, not failures: a clamped window, a metric with no data
-    notes: list[str] = field(default_factory=list)
-    #: the day ends (UTC) rows were gathered for, oldest first
-    days: list[datetime] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[str]:
-        return [m.message for m in self.metrics.values() if m.message is not None]
-
-
-class Stream(Protocol):
-    """One kind of data: its requests, its rows, its table and key."""
-
-    @property
-    def name(self) -> str:
-        """The name `--streams` uses."""
-        ...
-
-    @property
-    def table(self) -> str:
-        """The table its rows go to."""
-        ...
-
-    @property
-    def key(self) -> tuple[str, ...]:
-        """The columns of that table's unique key."""
-        ...
-
-    async def collect(
-        self, graph: GraphClient, account: Account, plan: WindowPlan, now: datetime
-    ) -> StreamOutcome:
-        """Ask the Graph API for this stream's data of `account` over `plan`.
-
-        `now` is UTC. Raises GraphError (AUTH) only when the token itself was refused.
-        """
-        ...
+    result: list[Stream] = []
+    for name in STREAM_NAMES:
+        if name not in chosen:
+            continue
+        if name in ("media", "stories"):
+            # their metrics depend on each object's media product type (streams.media)
+            result.append(MediaStream() if name == "media" else stories_stream())
+            continue
+        pool = (
+            named
+            if named is not None
+            else (DEFAULT_METRICS if name == "account" else tuple(METRIC_CONFIG))
+        )
+        specs = [METRIC_CONFIG[m] for m in pool if METRIC_CONFIG[m].stream == name]
+        if not specs:
+            continue  # metrics were named, none of this stream's: it has nothing to do
+        result.append(AccountStream(specs) if name == "account" else AudienceStream(specs))
+    return result

@@ -20,8 +20,9 @@ from datetime import datetime
 from igsync.catalogue import METRIC_CONFIG, MetricSpec
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues, per_account_calls
+from igsync.local_day import LocalClock
 from igsync.models import Account, InsightRow, MetricType
-from igsync.streams import MetricOutcome, StreamOutcome
+from igsync.streams._base import MetricOutcome, StreamOutcome
 from igsync.window import WindowPlan, chunks, day_request_range
 
 log = logging.getLogger(__name__)
@@ -181,9 +182,15 @@ class AccountStream:
     key: tuple[str, ...] = ("u_id", "account_id", "metric", "end_time")
 
     async def collect(
-        self, graph: GraphClient, account: Account, plan: WindowPlan, now: datetime
+        self,
+        graph: GraphClient,
+        account: Account,
+        plan: WindowPlan,
+        now: datetime,
+        clock: LocalClock,
     ) -> StreamOutcome:
-        """Every metric's rows for the days of `plan` (`now` in UTC).
+        """Every metric's rows for the days of `plan` (`now` in UTC); teaches `clock` the
+        account's UTC offset from the newest day end.
 
         Raises GraphError only when the token itself was refused (AUTH).
         """
@@ -211,6 +218,8 @@ class AccountStream:
         await _fetch_time_series(fetcher, key_specs, plan, now, out)
         probe_failure = out.failed.pop(_KEY_PROBE, None) if probe else None
         known = sorted(out.keys)
+        if known:
+            clock.learn(known[-1])
         keys = known if plan.keep_last is None else known[-plan.keep_last :]
         log.info("account %s: %d days to store", account.account_id, len(keys))
         if total_specs and keys:

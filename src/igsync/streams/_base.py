@@ -1,0 +1,101 @@
+"""What every stream shares: the Stream protocol and the outcomes it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from igsync.errors import ErrorKind, GraphError
+from igsync.graph import GraphClient, accepted_metrics
+from igsync.local_day import LocalClock
+from igsync.models import Account, AudienceRow, InsightRow, MediaInsightRow, MediaRow
+from igsync.window import WindowPlan
+
+
+@dataclass(frozen=True)
+class MetricOutcome:
+    """How one metric ended for one account: rows gathered, or why none were."""
+
+    metric: str
+    #: rows gathered (written or not: a dry run writes nothing)
+    rows: int = 0
+    #: None when the metric was fetched; else what kind of failure ended it
+    error: ErrorKind | None = None
+    #: the failure for people, without the metric's name: "(#100) The value must be …"
+    reason: str | None = None
+
+    @property
+    def message(self) -> str | None:
+        """The line `FetchResult.errors` carries: "metric: reason"."""
+        return None if self.reason is None else f"{self.metric}: {self.reason}"
+
+    @classmethod
+    def failed(cls, metric: str, error: GraphError) -> MetricOutcome:
+        """`metric` refused with `error`; named retired when Meta's own list of the metrics it
+        accepts leaves it out (GRAPH_API.md §7: Meta retires metrics in every version)."""
+        accepted = accepted_metrics(error)
+        if accepted is not None and metric not in accepted:
+            return cls(
+                metric,
+                error=error.kind,
+                reason=f"retired by Meta: not among the metrics it accepts today ({error})",
+            )
+        return cls(metric, error=error.kind, reason=str(error))
+
+
+@dataclass
+class StreamOutcome:
+    """What one stream gathered for one account, before anything is written."""
+
+    stream: str
+    rows: list[InsightRow] = field(default_factory=list)
+    #: per metric asked for, in the order they were decided
+    metrics: dict[str, MetricOutcome] = field(default_factory=dict)
+    #: worth knowing, not failures: a clamped window, a metric with no data
+    notes: list[str] = field(default_factory=list)
+    #: the day ends (UTC) rows were gathered for, oldest first
+    days: list[datetime] = field(default_factory=list)
+    #: snapshot rows of the other tables (DESIGN §6), by kind
+    audience: list[AudienceRow] = field(default_factory=list)
+    media: list[MediaRow] = field(default_factory=list)
+    media_insights: list[MediaInsightRow] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [m.message for m in self.metrics.values() if m.message is not None]
+
+
+class Stream(Protocol):
+    """One kind of data: its requests, its rows, its table and key."""
+
+    @property
+    def name(self) -> str:
+        """The name `--streams` uses."""
+        ...
+
+    @property
+    def table(self) -> str:
+        """The table its rows go to."""
+        ...
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The columns of that table's unique key."""
+        ...
+
+    async def collect(
+        self,
+        graph: GraphClient,
+        account: Account,
+        plan: WindowPlan,
+        now: datetime,
+        clock: LocalClock,
+    ) -> StreamOutcome:
+        """Ask the Graph API for this stream's data of `account` over `plan`.
+
+        `now` is UTC; `clock` is the account's local date, shared by its streams (a stream
+        that sees day end_times teaches it). Raises GraphError (AUTH) only when the token
+        itself was refused.
+        """
+        ...
