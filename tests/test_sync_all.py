@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -324,3 +325,20 @@ async def test_no_accounts_is_an_empty_successful_report(
     report = await run_sync(sim, store)
     assert report.success
     assert (report.accounts_total, report.results) == (0, [])
+
+
+async def test_the_sync_log_says_which_streams_ran(
+    sim: Simulator, store: SQLiteStore, tokens: dict[str, UserToken], db_path: Path
+) -> None:
+    async with GraphClient(
+        base_url="http://sim", version="v27.0", transport=sim.transport()
+    ) as graph:
+        report = await sync_all(
+            graph, store, streams=["audience", "account"], plan=plan_window(NOW), now=NOW
+        )
+    assert report.success, [r.errors for r in report.results]
+    assert {tuple(r.streams_written) for r in report.results} == {("account", "audience")}
+    with closing(sqlite3.connect(db_path)) as conn:
+        rows = conn.execute("select streams from instagram_sync_logs").fetchall()
+    logged = {tuple(json.loads(s)) for (s,) in rows}
+    assert logged == {("account", "audience")}

@@ -257,6 +257,8 @@ class SyncLog(BaseModel):
     total_errors: int
     errors: list[str]
     token_refreshed: bool = False
+    #: the streams the run gathered for the account (igsync.streams)
+    streams: list[str] = Field(default_factory=lambda: ["account"])
 
 
 class RefreshedToken(BaseModel):

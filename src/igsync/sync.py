@@ -192,7 +192,7 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
         notes=[redact(n) for n in notes],
     )
     if not ctx.dry_run:
-        await write_run_log(ctx.store, result, gathered.started_at, ctx.run_id)
+        await write_run_log(ctx, result, gathered.started_at)
     return result
 
 
@@ -250,13 +250,12 @@ async def fetch_account(
     return await sync_account(ctx, account)
 
 
-async def write_run_log(
-    store: Store, result: FetchResult, started_at: datetime, run_id: UUID
-) -> None:
-    """One `instagram_sync_logs` row for `result`; a store failure here is logged, not raised."""
+async def write_run_log(ctx: RunContext, result: FetchResult, started_at: datetime) -> None:
+    """One `instagram_sync_logs` row for `result` in the run `ctx` (its run_id and streams); a
+    store failure here is logged, not raised."""
     status = "ok" if result.success else ("partial" if result.total_inserted else "failed")
     entry = SyncLog(
-        run_id=run_id,
+        run_id=ctx.run_id,
         u_id=UUID(result.user_id) if result.user_id else None,
         account_id=result.account_id,
         started_at=started_at,
@@ -266,9 +265,10 @@ async def write_run_log(
         total_errors=result.total_errors,
         errors=result.errors,
         token_refreshed=result.token_refreshed,
+        streams=[s.name for s in ctx.streams],
     )
     try:
-        await store.write_sync_log(entry)
+        await ctx.store.write_sync_log(entry)
     except StoreError as error:
         log.warning("could not write the sync log: %s", error)
 

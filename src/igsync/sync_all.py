@@ -186,5 +186,5 @@ async def _isolated(
             dry_run=ctx.dry_run,
         )
         if not ctx.dry_run:
-            await write_run_log(ctx.store, result, started_at, ctx.run_id)  # logs its failure
+            await write_run_log(ctx, result, started_at)  # logs its own failure
         return result

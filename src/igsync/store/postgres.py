@@ -406,5 +406,6 @@ class PostgresStore(TableRows):
                 "total_errors": entry.total_errors,
                 "errors": Jsonb([redact(e) for e in entry.errors]),
                 "token_refreshed": entry.token_refreshed,
+                "streams": Jsonb(entry.streams),
             },
         )

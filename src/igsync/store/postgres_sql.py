@@ -129,7 +129,7 @@ where platform = 'instagram' and u_id = %(u_id)s
 
 WRITE_SYNC_LOG = """
 insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_at, status,
-    total_inserted, total_errors, errors, token_refreshed)
+    total_inserted, total_errors, errors, token_refreshed, streams)
 values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %(status)s,
-    %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s)
+    %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s, %(streams)s)
 """

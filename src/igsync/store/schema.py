@@ -271,6 +271,17 @@ class Migration:
     supabase_file: str
 
 
+# Which streams each run of an account gathered (issue 10). Rows from before ran the account
+# stream alone, so that is what the default says of them.
+_POSTGRES_4 = """\
+alter table instagram_sync_logs
+    add column if not exists streams jsonb not null default '["account"]'::jsonb;
+"""
+
+_SQLITE_4 = """\
+alter table instagram_sync_logs add column streams text not null default '["account"]';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -292,6 +303,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgres=POSTGRES_3,
         sqlite=SQLITE_3,
         supabase_file="20261130000100_igsync_streams.sql",
+    ),
+    Migration(
+        version=4,
+        name="sync log streams",
+        postgres=_POSTGRES_4,
+        sqlite=_SQLITE_4,
+        supabase_file="20261130000200_igsync_sync_log_streams.sql",
     ),
 )
 #: the schema version this igsync reads and writes

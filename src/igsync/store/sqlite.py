@@ -412,8 +412,8 @@ class SQLiteStore(TableRows):
     async def write_sync_log(self, entry: SyncLog) -> None:
         self._run(
             "insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_at,"
-            " status, total_inserted, total_errors, errors, token_refreshed)"
-            " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " status, total_inserted, total_errors, errors, token_refreshed, streams)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 str(entry.run_id),
                 None if entry.u_id is None else str(entry.u_id),
@@ -425,5 +425,6 @@ class SQLiteStore(TableRows):
                 entry.total_errors,
                 json.dumps([redact(e) for e in entry.errors]),
                 int(entry.token_refreshed),
+                json.dumps(entry.streams),
             ),
         )

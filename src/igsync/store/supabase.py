@@ -60,7 +60,7 @@ _TABLES = {
     "users": "u_id",
     "user_tokens": f"token_id,{_TOKEN_KEY},created_at,updated_at,{','.join(_TOKEN_CHANGES)}",
     "instagram_sync_logs": "id,run_id,u_id,account_id,started_at,finished_at,status,"
-    "total_inserted,total_errors,errors,token_refreshed",
+    "total_inserted,total_errors,errors,token_refreshed,streams",
     **{t.name: ",".join(("id", *t.names, t.stamp)) for t in UPSERTED},
 }
 # The status of the last response in this task: postgrest's APIError does not carry it.
