@@ -68,7 +68,8 @@ class MediaStream:
     """The objects of one media edge of an account and their insights.
 
     `refused` remembers, for the run, which metrics a (media_type, media_product_type) refused,
-    so every later object of that type asks only what Meta serves it.
+    so every later object of that type asks only what Meta serves it: the first object of a
+    type in the run asks alone, and the others of its type wait for what it learned.
     """
 
     name: str = "media"
@@ -77,6 +78,7 @@ class MediaStream:
     key: tuple[str, ...] = ("u_id", "account_id", "media_id", "metric", "captured_on")
     refused: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     page_size: int = PAGE_SIZE
+    _learned: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict, repr=False)
 
     async def collect(
         self,
@@ -155,6 +157,25 @@ class MediaStream:
     ) -> list[MediaInsightRow] | None:
         """Today's insights of one object; None when Meta keeps none (before the conversion)."""
         kind = (media.media_type or "", media.media_product_type or "FEED")
+        learned = self._learned.get(kind)
+        if learned is None:
+            self._learned[kind] = learned = asyncio.Event()
+            try:
+                return await self._ask(graph, account, media, kind, captured_on, out)
+            finally:
+                learned.set()
+        await learned.wait()
+        return await self._ask(graph, account, media, kind, captured_on, out)
+
+    async def _ask(
+        self,
+        graph: GraphClient,
+        account: Account,
+        media: MediaRow,
+        kind: tuple[str, str],
+        captured_on: date,
+        out: StreamOutcome,
+    ) -> list[MediaInsightRow] | None:
         wanted = METRICS_BY_TYPE.get(kind[1], METRICS_BY_TYPE["FEED"])
         metrics = [m for m in wanted if m not in self.refused.get(kind, set())]
         items: list[MetricValues] = []
