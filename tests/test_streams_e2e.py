@@ -141,10 +141,36 @@ async def test_media_pages_through_the_edge_and_snapshots_each_objects_insights(
     }
     # a FEED video refuses most metrics: skipped for its type, noted once, not a failure
     assert result.success, result.errors
+    videos = [
+        m.media_id for m in listed if (m.media_type, m.media_product_type) == ("VIDEO", "FEED")
+    ]
+    assert videos, "the simulator's timeline has FEED videos in the window"
+    for video in videos:
+        assert set(by_media[video]) == {"reach", "saved"}
+    refusals = [n for n in result.notes if "for FEED VIDEO media; skipped" in n]
+    assert len(refusals) == len(set(refusals)) >= 1  # each refused metric noted once
     again = await run(served, store, [stream], user)
     assert again.success, again.errors
     assert len(await store.read_media_insights(u_id=user)) == len(insights)
     assert len(await store.read_media(u_id=user)) == len(media)
+
+
+async def test_media_from_before_the_business_conversion_is_noted_not_failed(
+    served: Served, sim: Simulator, store: Store
+) -> None:
+    user = uuid4()
+    since = (NOW - timedelta(days=120)).date()  # a backfill reaching the oldest posts
+    async with GraphClient(
+        base_url=served.graph_url, instagram_url=served.instagram_url, version="v27.0", batch=True
+    ) as graph:
+        ctx = RunContext(graph, store, [MediaStream()], plan_window(NOW, since=since), now=NOW)
+        result = await sync_account(ctx, Account(user, LA, TOKEN))
+    assert result.success, result.errors
+    everything = sim.media(LA)
+    assert len(await store.read_media(u_id=user)) == len(everything)
+    with_insights = {r.media_id for r in await store.read_media_insights(u_id=user)}
+    assert len(with_insights) == len(everything) - 2  # the simulator's two oldest posts
+    assert any("2 object(s) posted before the account became a business" in n for n in result.notes)
 
 
 async def test_stories_keep_only_the_live_ones(
