@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from igsync.models import MetricType, TokenKind
 
 Period = Literal["day", "lifetime"]
-#: which stream fetches a metric: `account` = daily values without breakdown, what `fetch`
-#: and `sync-all` collect today; `audience` = lifetime snapshots with breakdowns or hours
-#: (demographics, online_followers), which the audience stream will fetch (DESIGN.md §6)
+#: which stream fetches a metric: `account` = daily values without breakdown, the account stream
+#: collects; `audience` = lifetime snapshots with breakdowns or hours
+#: (demographics, online_followers), which the audience stream fetches (DESIGN.md §6)
 StreamName = Literal["account", "audience"]
 BOTH_LOGINS: frozenset[TokenKind] = frozenset({"facebook_login", "instagram_login"})
 

@@ -205,8 +205,8 @@ app.command("refresh-token")(refresh_token)
 def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """List every account metric Meta serves and the ones it retired (with what replaced them).
 
-    Metrics of the account stream can be fetched with --metrics; audience-stream ones
-    (demographics, online_followers) come with the audience stream. Example:
+    Fetch any current one with --metrics; a metric of the audience stream (demographics,
+    online_followers) runs that stream (--streams; docs/streams.md). Example:
 
         igsync metrics --json | jq -r '.[] | select(.status == "current") | .name'
     """
