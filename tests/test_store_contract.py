@@ -466,6 +466,12 @@ async def test_postgres_url_password_never_appears_in_connection_errors(
         assert password not in str(caught.value), url
         assert password not in repr(caught.value), url
         assert str(caught.value).startswith("PostgreSQL cannot connect"), url
+    # libpq quotes a password it cannot parse back in its complaint ("unexpected spaces")
+    for malformed in ("My Secret nobody-sees", "tab\tnobody-sees"):
+        with pytest.raises(StoreError) as caught:
+            async with PostgresStore(f"postgresql://u:{malformed}@127.0.0.1:{free_port()}/db"):
+                pass
+        assert "nobody-sees" not in str(caught.value), malformed
 
 
 async def test_postgres_connections_never_prepare_statements(fresh_postgres_url: str) -> None:

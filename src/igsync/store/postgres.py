@@ -97,7 +97,9 @@ _HINTS = {
 # Belt and braces: the message is built without DETAIL, but a client-side error could carry
 # one. Everything after either marker goes: a row's values may hold any character at all.
 _DETAIL_MARKERS = ("DETAIL:", "Failing row contains")
-_URL_PASSWORD = re.compile(r"^[a-z][\w+.-]*://[^:/@\s]*:([^@\s]*)@", re.IGNORECASE)
+# Up to the last "@" before the host: a malformed password (a space, a stray "/") is still
+# one, and libpq's complaint about it quotes it back.
+_URL_PASSWORD = re.compile(r"^[a-z][\w+.-]*://[^:/@]*:(.*)@[^@]*$", re.IGNORECASE | re.DOTALL)
 
 _CONNECT_TIMEOUT_S = 10
 
