@@ -195,3 +195,26 @@ def test_the_readme_tables_name_every_metric() -> None:
     section = readme.split("### `igsync metrics`", 1)[1].split("\n### ", 1)[0]
     for name in [*METRIC_CONFIG, *(r.name for r in RETIRED_METRICS)]:
         assert f"`{name}`" in section, name
+
+
+def test_a_chosen_stream_none_of_the_metrics_belongs_to_runs_its_defaults() -> None:
+    account, audience = choose_streams(["account", "audience"], ["reach"])
+    assert [s.name for s in account.specs] == ["reach"]
+    assert len(audience.specs) == 4  # never a chosen stream that silently fetches nothing
+
+
+def test_igsync_metrics_never_refuses_a_run_of_other_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from igsync.cli._common import selection
+    from igsync.config import Settings
+
+    monkeypatch.setenv("IGSYNC_METRICS", "reach,views")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert selection(settings, "stories", None) == (("stories",), None)
+    assert selection(settings, "account,stories", None) == (
+        ("account", "stories"),
+        ("reach", "views"),
+    )
+    with pytest.raises(InputError, match=r"^--metrics: reach belongs to the account stream"):
+        selection(settings, "stories", "reach")  # on the command line it is a mistake

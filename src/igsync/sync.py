@@ -27,7 +27,7 @@ from igsync.models import (
 )
 from igsync.redact import redact
 from igsync.store import Store
-from igsync.streams import Stream, StreamOutcome, choose_streams
+from igsync.streams import MetricOutcome, Stream, StreamOutcome, choose_streams
 from igsync.token_policy import TokenPolicy
 from igsync.tokens import AppCredentials, account_from_token
 from igsync.window import WindowPlan
@@ -155,7 +155,7 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     notes = gathered.notes + [n for o in outcomes for n in o.notes]
     fetched: Counter[str] = Counter()
     for outcome in outcomes:
-        fetched.update(m.metric for m in outcome.metrics.values() for _ in range(m.rows))
+        fetched.update({_counted(outcome, m): m.rows for m in outcome.metrics.values() if m.rows})
     days = sorted({d for o in outcomes for d in o.days})
     if not days and not errors and not fetched:
         notes.append("the Graph API had no data for this window")
@@ -169,7 +169,9 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
             except StoreError as error:
                 errors.append(f"store: {error}")
                 continue
-            inserted.update({m.metric: m.rows for m in outcome.metrics.values() if m.rows})
+            inserted.update(
+                {_counted(outcome, m): m.rows for m in outcome.metrics.values() if m.rows}
+            )
         log.info("account %s: %s written and verified", account.account_id, dict(written))
     else:
         notes.append(f"dry run: {fetched.total()} rows fetched, nothing written")
@@ -194,6 +196,15 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     if not ctx.dry_run:
         await write_run_log(ctx, result, gathered.started_at)
     return result
+
+
+def _counted(outcome: StreamOutcome, metric: MetricOutcome) -> str:
+    """The key a metric's rows are counted under in FetchResult: its name for the account
+    stream (as ever), "stream.metric" for the others, whose names repeat (media's reach is
+    not the account's)."""
+    if outcome.stream == "account":
+        return metric.metric
+    return f"{outcome.stream}.{metric.metric}"
 
 
 async def _write(store: Store, outcome: StreamOutcome) -> int:

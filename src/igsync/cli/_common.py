@@ -44,7 +44,8 @@ StreamsOpt = Annotated[
     str | None,
     typer.Option(
         help="Comma list of streams: account (daily metrics), audience (demographics, "
-        "online_followers); default IGSYNC_STREAMS, else the streams of --metrics, else account."
+        "online_followers), media (posts, reels and their insights), stories (live stories); "
+        "default IGSYNC_STREAMS, else the streams of --metrics, else account."
     ),
 ]
 DaysOpt = Annotated[int | None, typer.Option(help="The N most recent complete days. [default: 3]")]
@@ -102,7 +103,7 @@ def selection(
 
     Raises InputError naming the option at fault.
     """
-    from igsync.catalogue import parse_metric_list, parse_stream_list
+    from igsync.catalogue import METRIC_CONFIG, parse_metric_list, parse_stream_list
     from igsync.errors import InputError
 
     try:
@@ -113,6 +114,10 @@ def selection(
         chosen = current.streams if streams is None else parse_stream_list(streams)
     except InputError as exc:
         raise InputError(f"--streams: {exc}") from None
+    if metrics is None and names is not None and chosen is not None:
+        # IGSYNC_METRICS configures the streams it names: a run of other streams (the hourly
+        # `--streams stories` beside a daily account cron) leaves it aside, never refuses.
+        names = tuple(m for m in names if METRIC_CONFIG[m].stream in chosen) or None
     from igsync.streams import choose_streams
 
     try:

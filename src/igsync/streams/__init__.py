@@ -52,9 +52,10 @@ def choose_streams(
     """The streams to run, each with its metrics, in STREAM_NAMES order.
 
     `streams` None: the streams of the metrics named, else DEFAULT_STREAMS. `metrics`
-    (catalogue names) picks metrics within the chosen streams; None: the account stream's
-    default set and every audience metric. Raises InputError for an unknown stream, a retired
-    or unknown metric, or a metric whose stream is not chosen, before any request.
+    (catalogue names) picks metrics within the chosen streams; a chosen stream none of them
+    belongs to runs its default set (the account stream's defaults, every audience metric),
+    never nothing. Raises InputError for an unknown stream, a retired or unknown metric, or a
+    metric whose stream is not chosen, before any request.
     """
     named = None if metrics is None else parse_metric_list(",".join(metrics))
     if streams is None:
@@ -80,13 +81,8 @@ def choose_streams(
             # their metrics depend on each object's media product type (streams.media)
             result.append(MediaStream() if name == "media" else stories_stream())
             continue
-        pool = (
-            named
-            if named is not None
-            else (DEFAULT_METRICS if name == "account" else tuple(METRIC_CONFIG))
-        )
-        specs = [METRIC_CONFIG[m] for m in pool if METRIC_CONFIG[m].stream == name]
-        if not specs:
-            continue  # metrics were named, none of this stream's: it has nothing to do
+        default = DEFAULT_METRICS if name == "account" else tuple(METRIC_CONFIG)
+        mine = [m for m in named or () if METRIC_CONFIG[m].stream == name]
+        specs = [METRIC_CONFIG[m] for m in mine or default if METRIC_CONFIG[m].stream == name]
         result.append(AccountStream(specs) if name == "account" else AudienceStream(specs))
     return result
