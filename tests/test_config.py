@@ -84,3 +84,13 @@ def test_an_unsupported_database_url_names_where_it_came_from(
     with pytest.raises(ConfigError, match=r"^IGSYNC_DATABASE_URL: unsupported") as caught:
         database_url(load_settings())
     assert "pw" not in str(caught.value)
+
+
+def test_a_non_ascii_ig_long_token_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = "EAAG" + "x" * 40 + "é"
+    monkeypatch.setenv("IG_LONG_TOKEN", token)
+    with pytest.raises(ConfigError, match="IG_LONG_TOKEN: has characters no Meta token has") as e:
+        load_settings()
+    assert token not in str(e.value)

@@ -206,6 +206,7 @@ def test_add_refuses_an_invalid_token_without_saving_it(env: Env) -> None:
         ([], "EAAGsomething", "--token-stdin"),
         (["--token-stdin"], "", "standard input was empty"),
         (["--token-stdin"], "two words", "white space"),
+        (["--token-stdin"], "EAAG" + "x" * 40 + "é", "non-ASCII"),
         (["--token-stdin", "--expires-at", "soon"], "EAAGx", "--expires-at"),
         (["--token-stdin", "--kind", "oauth"], "EAAGx", "--kind"),
     ],

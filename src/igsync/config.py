@@ -92,6 +92,15 @@ class Settings(BaseSettings):
             raise ValueError("expected a positive number of seconds")
         return value
 
+    @field_validator("ig_long_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        token = None if value is None else value.get_secret_value()
+        if token is not None and not (token.isascii() and token.isprintable()):
+            # no echo of the value: it is a secret, even when malformed
+            raise ValueError("has characters no Meta token has (non-ASCII or control characters)")
+        return value
+
     @field_validator("ig_account_id")
     @classmethod
     def _account_id(cls, value: str | None) -> str | None:

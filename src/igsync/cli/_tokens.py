@@ -137,6 +137,12 @@ def accounts_add(
         raise InputError("--token-stdin: standard input was empty; pipe the token in")
     if any(c.isspace() for c in token):
         raise InputError("--token-stdin: the token has white space inside; pipe only the token")
+    if not (token.isascii() and token.isprintable()):
+        # Meta's tokens are ASCII; anything else cannot travel in an HTTP header
+        raise InputError(
+            "--token-stdin: the token has characters no Meta token has (non-ASCII or control "
+            "characters); copy it again from Meta"
+        )
     if len(token) < MIN_TOKEN_LENGTH:
         raise InputError(
             f"--token-stdin: {len(token)} characters is too short for a Meta access token "
