@@ -212,13 +212,19 @@ class MediaStream:
     def _refuse(
         self, kind: tuple[str, str], metric: str, error: GraphError, out: StreamOutcome
     ) -> None:
+        """Learn that `kind` refuses `metric`; one note per kind lists what it refused."""
         known = self.refused.setdefault(kind, set())
-        if metric not in known:
-            known.add(metric)
-            out.notes.append(
-                f"{metric}: Meta does not serve it for {kind[1]} {kind[0]} media; skipped "
-                f"({error.message})"
-            )
+        if metric in known:
+            return
+        known.add(metric)
+        lead = f"{kind[1]} {kind[0]} media: Meta does not serve "
+        tail = "; skipped for this type"
+        for i, note in enumerate(out.notes):
+            if note.startswith(lead):
+                out.notes[i] = f"{note.removesuffix(tail)}, {metric}{tail}"
+                return
+        log.info("%s %s media refuse %s: %s", kind[1], kind[0], metric, error.message)
+        out.notes.append(f"{lead}{metric}{tail}")
 
 
 def _media_row(account: Account, item: Any) -> MediaRow | None:
