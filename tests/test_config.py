@@ -94,3 +94,22 @@ def test_a_non_ascii_ig_long_token_is_refused_without_echoing_it(
     with pytest.raises(ConfigError, match="IG_LONG_TOKEN: has characters no Meta token has") as e:
         load_settings()
     assert token not in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "601"])
+def test_a_timeout_that_is_not_a_bounded_number_of_seconds_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("IGSYNC_HTTP_TIMEOUT", value)
+    with pytest.raises(ConfigError, match=r"^IGSYNC_HTTP_TIMEOUT: expected seconds"):
+        load_settings()
+
+
+def test_an_env_file_that_cannot_be_read_is_one_clear_error(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.env"
+    latin.write_bytes("IG_ACCOUNT_ID=1\nNOTE=caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte \d+\); save it as UTF-8"):
+        load_settings(latin)
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_settings(tmp_path)
+    assert load_settings(tmp_path / "missing.env").igsync_metrics is None  # none is fine

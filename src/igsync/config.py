@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +20,8 @@ from igsync.redact import register_secret
 # and the versions table of https://developers.facebook.com/documentation/development/graph-api/changelog).
 # Its highlights name no Instagram insights change; v21.0-v26.0 stay served (same table).
 DEFAULT_GRAPH_VERSION = "v27.0"
+#: the longest wait for one Graph answer a setting may ask, in seconds
+MAX_HTTP_TIMEOUT = 600.0
 
 
 class Settings(BaseSettings):
@@ -88,8 +91,9 @@ class Settings(BaseSettings):
     @field_validator("igsync_http_timeout")
     @classmethod
     def _timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("expected a positive number of seconds")
+        # nan passes every comparison as false and inf waits for ever: both refused
+        if not (math.isfinite(value) and 0 < value <= MAX_HTTP_TIMEOUT):
+            raise ValueError(f"expected seconds, more than 0 and at most {MAX_HTTP_TIMEOUT:g}")
         return value
 
     @field_validator("ig_long_token")
@@ -148,8 +152,31 @@ def _check_database_url(url: str, source: str) -> str:
     )
 
 
+def _check_env_file(env_file: Path | str | None) -> None:
+    if env_file is None:
+        return
+    path = Path(env_file)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a settings file; remove or rename it")
+    try:
+        path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return  # no .env is the common case: the environment alone
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read it ({exc.strerror}); fix its permissions or remove it"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
 def load_settings(env_file: Path | str | None = ".env") -> Settings:
-    """Read env (and `.env`); a bad value becomes one ConfigError naming the variable."""
+    """Read env (and `.env`); a bad value becomes one ConfigError naming the variable.
+
+    Raises ConfigError as well for a `.env` that is a directory, unreadable, or not UTF-8:
+    pydantic-settings would raise a traceback for the last two and ignore the first.
+    """
+    _check_env_file(env_file)
     try:
         settings = Settings(_env_file=env_file)
     except ValidationError as exc:
