@@ -466,6 +466,11 @@ async def test_postgres_url_password_never_appears_in_connection_errors(
         assert password not in str(caught.value), url
         assert password not in repr(caught.value), url
         assert str(caught.value).startswith("PostgreSQL cannot connect"), url
+        # a setting to fix before any work (issue 11, finding 6): exit 2, with the fix
+        assert caught.value.exit_code == 2, url
+        assert "check the host, port, user, password and database" in str(caught.value) or (
+            "wrong user name or password" in str(caught.value)
+        ), url
     # libpq quotes a password it cannot parse back in its complaint ("unexpected spaces")
     for malformed in ("My Secret nobody-sees", "tab\tnobody-sees"):
         with pytest.raises(StoreError) as caught:

@@ -100,5 +100,12 @@ class StoreError(IgsyncError):
     """The store failed, refused a write, or confirmed fewer rows than were sent."""
 
 
+class StoreConfigError(StoreError):
+    """The store cannot be opened as configured: a wrong password, no such database, a host
+    that does not answer, a read-only file. A setting to fix before any work: exit 2."""
+
+    exit_code = 2
+
+
 class SchemaMissingError(StoreError):
     """The igsync tables are missing; the message says how to apply the schema."""

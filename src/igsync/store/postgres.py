@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from igsync.errors import StoreError
+from igsync.errors import StoreConfigError, StoreError
 from igsync.models import SyncLog, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
 from igsync.store.postgres_sql import (
@@ -102,6 +102,9 @@ _DETAIL_MARKERS = ("DETAIL:", "Failing row contains")
 _URL_PASSWORD = re.compile(r"^[a-z][\w+.-]*://[^:/@]*:(.*)@[^@]*$", re.IGNORECASE | re.DOTALL)
 
 _CONNECT_TIMEOUT_S = 10
+_CHECK_URL = (
+    "check the host, port, user, password and database of the URL (--db or IGSYNC_DATABASE_URL)"
+)
 
 
 def _passwords(url: str) -> list[str]:
@@ -184,7 +187,9 @@ class PostgresStore(TableRows):
         try:
             probe = await psycopg.AsyncConnection.connect(self._url, **self._connect_kwargs)
         except psycopg.Error as exc:
-            raise self._error("cannot connect", exc) from None
+            raise self._error(
+                "cannot connect", exc, fallback=_CHECK_URL, error=StoreConfigError
+            ) from None
         async with probe:
             await self._ensure_schema(probe)
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -199,7 +204,9 @@ class PostgresStore(TableRows):
             await pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
         except psycopg.Error as exc:
             await pool.close()
-            raise self._error("cannot connect", exc) from None
+            raise self._error(
+                "cannot connect", exc, fallback=_CHECK_URL, error=StoreConfigError
+            ) from None
         self._pool = pool
         return self
 
@@ -241,8 +248,16 @@ class PostgresStore(TableRows):
                 hint=_CANNOT_MIGRATE,
             ) from None
 
-    def _error(self, action: str, exc: Exception, *, hint: str | None = None) -> StoreError:
-        """A StoreError safe to show: no DETAIL (it holds whole rows), no password, no token."""
+    def _error(
+        self,
+        action: str,
+        exc: Exception,
+        *,
+        hint: str | None = None,
+        fallback: str | None = None,
+        error: type[StoreError] = StoreError,
+    ) -> StoreError:
+        """An `error` safe to show: no DETAIL (it holds whole rows), no password, no token."""
         if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
             text = exc.diag.message_primary
         else:
@@ -255,9 +270,9 @@ class PostgresStore(TableRows):
         sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
         if sqlstate:
             text += f" [{sqlstate}]"
-        if hint := hint or _HINTS.get(sqlstate or ""):
+        if hint := hint or _HINTS.get(sqlstate or "") or fallback:
             text += f"; {hint}"
-        return StoreError(f"PostgreSQL {action}: {redact(text)}")
+        return error(f"PostgreSQL {action}: {redact(text)}")
 
     def _open_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         if self._pool is None:
