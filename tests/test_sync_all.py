@@ -205,9 +205,13 @@ async def test_a_failing_sync_log_write_is_logged_not_fatal(
     report = await run_sync(sim, store)
     assert report.accounts_failed == 6
     result = next(r for r in report.results if r.account_id == broken)
-    # As for every account (write_run_log): the log row's failure is a warning, the run goes on.
+    # As for every account (write_run_log): the log row's failure never ends the run, and it
+    # is counted in the report, not only logged (issue 11, finding 8)
     assert result.errors == ["store: database is locked"]
-    assert "could not write the sync log: disk I/O error" in caplog.text
+    assert result.sync_log_error == "sync log not written: disk I/O error"
+    assert report.sync_logs_failed == 6
+    assert report.sync_log_error == "sync log not written: disk I/O error"
+    assert "sync log not written: disk I/O error" in caplog.text
 
 
 async def test_a_row_without_an_account_id_is_reported_not_fatal(

@@ -193,6 +193,9 @@ class FetchResult(BaseModel):
     dry_run: bool = False
     #: things worth knowing that are not failures (a clamped window, a metric with no data)
     notes: list[str] = Field(default_factory=list)
+    #: why this account's instagram_sync_logs row could not be written (None: it was, or a
+    #: dry run wrote none)
+    sync_log_error: str | None = None
 
 
 class SyncReport(BaseModel):
@@ -206,6 +209,10 @@ class SyncReport(BaseModel):
     total_errors: int
     duration_s: float
     results: list[FetchResult]
+    #: accounts whose instagram_sync_logs row could not be written (their data may be)
+    sync_logs_failed: int = 0
+    #: the first such failure, to show without -v
+    sync_log_error: str | None = None
 
 
 class UserToken(BaseModel):

@@ -263,7 +263,7 @@ async def fetch_account(
 
 async def write_run_log(ctx: RunContext, result: FetchResult, started_at: datetime) -> None:
     """One `instagram_sync_logs` row for `result` in the run `ctx` (its run_id and streams); a
-    store failure here is logged, not raised."""
+    store failure here is not raised: it is `result.sync_log_error`."""
     status = "ok" if result.success else ("partial" if result.total_inserted else "failed")
     entry = SyncLog(
         run_id=ctx.run_id,
@@ -281,7 +281,10 @@ async def write_run_log(ctx: RunContext, result: FetchResult, started_at: dateti
     try:
         await ctx.store.write_sync_log(entry)
     except StoreError as error:
-        log.warning("could not write the sync log: %s", error)
+        # the rows may be written; the record of the run is not: say so in the result and the
+        # run's summary, not only in a log line -v would show
+        result.sync_log_error = redact(f"sync log not written: {error}")
+        log.warning("%s", result.sync_log_error)
 
 
 class Tally:
@@ -294,13 +297,17 @@ class Tally:
     def __init__(self, *, keep: bool = True) -> None:
         self._keep = keep
         self._results: list[FetchResult] = []
-        self.total = self.ok = self.inserted = self.errors = 0
+        self.total = self.ok = self.inserted = self.errors = self.logs_failed = 0
+        self.log_error: str | None = None
 
     def add(self, result: FetchResult) -> None:
         self.total += 1
         self.ok += result.success
         self.inserted += result.total_inserted
         self.errors += result.total_errors
+        if result.sync_log_error is not None:
+            self.logs_failed += 1
+            self.log_error = self.log_error or result.sync_log_error
         if self._keep:
             self._results.append(result)
 
@@ -314,6 +321,8 @@ class Tally:
             total_errors=self.errors,
             duration_s=round(duration_s, 3),
             results=list(self._results),
+            sync_logs_failed=self.logs_failed,
+            sync_log_error=self.log_error,
         )
 
 

@@ -171,6 +171,8 @@ def fetch_summary(result: FetchResult) -> list[str]:
     lines = [f"{rows} rows {verb} for {window} in {result.duration_s:.2f} s"]
     lines += [f"[dim]note: {shown(n)}[/dim]" for n in result.notes]
     lines += [f"[red]error: {shown(e)}[/red]" for e in result.errors]
+    if result.sync_log_error:
+        lines.append(f"[red]{shown(result.sync_log_error)}[/red]")
     return lines
 
 
@@ -247,6 +249,11 @@ def report_footer(output: Output, report: SyncReport, after_rows: str, after_tim
     for r in report.results:
         for e in r.errors:
             output.print(f"[red]{r.account_id}: {shown(e)}[/red]")
+    if report.sync_logs_failed:
+        output.print(
+            f"[red]{report.sync_logs_failed} account(s) have no instagram_sync_logs row: "
+            f"{shown(report.sync_log_error or '')}[/red]"
+        )
 
 
 def values_table(rows: Sequence[InsightRow], metrics: Sequence[str]) -> Table:
