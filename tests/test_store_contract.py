@@ -222,14 +222,14 @@ def token(
 
 async def test_saved_tokens_are_listed_by_user(store: Store) -> None:
     expiry = datetime(2027, 1, 20, 12, tzinfo=UTC)
-    await store.save_token(token("EAAG-alice-1", account_id="a1", expires_at=expiry))
-    await store.save_token(token("EAAG-alice-2", account_id="a2", token_kind="instagram_login"))
-    await store.save_token(token("EAAG-bob-1", u_id=BOB, account_id="b1"))
+    await store.save_token(token("EAAG-alice-1", account_id="101", expires_at=expiry))
+    await store.save_token(token("EAAG-alice-2", account_id="102", token_kind="instagram_login"))
+    await store.save_token(token("EAAG-bob-1", u_id=BOB, account_id="201"))
 
     alice = await store.list_tokens(u_id=ALICE)
     assert [(t.account_id, t.access_token.get_secret_value()) for t in alice] == [
-        ("a1", "EAAG-alice-1"),
-        ("a2", "EAAG-alice-2"),
+        ("101", "EAAG-alice-1"),
+        ("102", "EAAG-alice-2"),
     ]
     assert alice[0].expires_at == expiry
     assert alice[1].token_kind == "instagram_login"
@@ -238,10 +238,10 @@ async def test_saved_tokens_are_listed_by_user(store: Store) -> None:
 
 
 async def test_token_pages_walk_every_row_once_in_token_id_order(store: Store) -> None:
-    saved = [token(account_id=f"a{i}") for i in range(7)]
+    saved = [token(account_id=f"10{i}") for i in range(7)]
     for row in saved:
         await store.save_token(row)
-    await store.save_token(token(account_id="yt", platform="youtube"))
+    await store.save_token(token(account_id="900", platform="youtube"))
     pages, after = [], None
     while page := await store.token_page(after=after, limit=3):
         pages.append([t.token_id for t in page])
@@ -322,21 +322,21 @@ async def test_update_token_without_a_new_token_keeps_the_stored_one(store: Stor
 
 
 async def test_delete_tokens_removes_one_account_or_all(store: Store) -> None:
-    for account in ("a1", "a2", "a3"):
+    for account in ("101", "102", "103"):
         await store.save_token(token(account_id=account))
-    await store.save_token(token(u_id=BOB, account_id="b1"))
+    await store.save_token(token(u_id=BOB, account_id="201"))
 
-    assert await store.delete_tokens(ALICE, account_id="a2") == 1
-    assert [t.account_id for t in await store.list_tokens(u_id=ALICE)] == ["a1", "a3"]
+    assert await store.delete_tokens(ALICE, account_id="102") == 1
+    assert [t.account_id for t in await store.list_tokens(u_id=ALICE)] == ["101", "103"]
     assert await store.delete_tokens(ALICE) == 2
     assert await store.list_tokens(u_id=ALICE) == []
     assert await store.delete_tokens(ALICE) == 0
-    assert [t.account_id for t in await store.list_tokens()] == ["b1"]
+    assert [t.account_id for t in await store.list_tokens()] == ["201"]
 
 
 async def test_save_token_creates_the_users_row(store: Store, kit: StoreKit) -> None:
-    await store.save_token(token(account_id="a1"))
-    await store.save_token(token(account_id="a2"))  # the user exists by now
+    await store.save_token(token(account_id="101"))
+    await store.save_token(token(account_id="102"))  # the user exists by now
 
     users = await kit.sql(
         f"select cast(u_id as text) from users where cast(u_id as text) = '{ALICE}'"
