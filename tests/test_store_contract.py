@@ -19,15 +19,16 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
+from bad_token_rows import BAD_ROWS, BadRow, insert_sql
 from fake_postgrest import FakePostgrest
 from igsync.errors import StoreError
-from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
+from igsync.models import BadTokenRow, InsightRow, SyncLog, TokenUpdate, UserToken
 from igsync.redact import redact
 from igsync.store import Store, iter_tokens
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
 from postgres_server import free_port, login_role
-from store_kits import StoreKit
+from store_kits import SQLiteKit, StoreKit
 
 pytestmark = pytest.mark.anyio
 
@@ -597,3 +598,31 @@ async def test_postgres_stores_opening_a_new_database_together_all_succeed(
             return await store.upsert_insights([row(day, day)])
 
     assert await asyncio.gather(*(open_and_write(day) for day in range(6))) == [1] * 6
+
+
+# --- rows the user's app wrote wrongly (issue 11) ---
+
+
+@pytest.mark.parametrize("bad", BAD_ROWS, ids=lambda bad: bad.name)
+async def test_a_bad_token_row_is_reported_alone_and_never_fails_the_read(
+    store: Store, kit: StoreKit, bad: BadRow
+) -> None:
+    if bad.sqlite_only and not isinstance(kit, SQLiteKit):
+        pytest.skip("PostgreSQL's column types cannot hold this row")
+    good = token(account_id="1784001", expires_at=datetime(2027, 1, 20, tzinfo=UTC))
+    await store.save_token(good)
+    for statement in insert_sql(bad, u_id=str(ALICE), account_id="1784002"):
+        await kit.sql(statement)
+
+    listed = await store.list_tokens()
+    paged = [row async for row in iter_tokens(store, page_size=1)]
+    for rows in (listed, paged):
+        assert [r.token_id for r in rows if isinstance(r, UserToken)] == [good.token_id]
+        (row,) = [r for r in rows if isinstance(r, BadTokenRow)]
+        assert bad.message in row.problem
+        assert row.problem.startswith("user_tokens row ")
+        assert "\n" not in row.problem
+        assert not bad.secret or bad.secret not in row.problem
+    # the token of a bad row is still a secret: it is masked wherever it shows up
+    if len(bad.secret) >= 8:
+        assert bad.secret not in redact(f"failed with {bad.secret}")

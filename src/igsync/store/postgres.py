@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from operator import attrgetter
 from types import TracebackType
 from typing import Any, Self
@@ -29,7 +30,9 @@ from urllib.parse import unquote
 from uuid import UUID
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -59,6 +62,18 @@ COPY_MIN_ROWS = 200
 
 
 _TOKEN_NAMES = [name.strip() for name in TOKEN_COLUMNS.split(",")]
+
+
+class _TimestampOrText(TimestamptzLoader):
+    """A timestamptz as a datetime, or as its text when datetime cannot hold it ('infinity',
+    years past 9999 or BC): psycopg would fail the whole read of `user_tokens` for one row
+    the app wrote so; as text, token_row reports that row alone (issue 11)."""
+
+    def load(self, data: Buffer) -> datetime | str:  # type: ignore[override] # text on purpose
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return bytes(data).decode()
 
 
 def _token(r: Sequence[Any]) -> TokenRow:
@@ -264,6 +279,17 @@ class PostgresStore(TableRows):
         except psycopg.Error as exc:
             raise self._error(action, exc) from None
 
+    async def _fetch_tokens(self, query: str, params: dict[str, Any]) -> list[TokenRow]:
+        try:
+            async with self._open_pool().connection() as conn:
+                cursor = conn.cursor()
+                cursor.adapters.register_loader("timestamptz", _TimestampOrText)
+                await cursor.execute(query, params)
+                rows = await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise self._error("could not list tokens", exc) from None
+        return [_token(r) for r in rows]
+
     async def _write(self, action: str, query: str, params: dict[str, Any]) -> int:
         try:
             async with self._open_pool().connection() as conn:
@@ -331,10 +357,7 @@ class PostgresStore(TableRows):
     async def list_tokens(
         self, *, u_id: UUID | None = None, platform: str = "instagram"
     ) -> list[TokenRow]:
-        rows = await self._fetch(
-            "could not list tokens", LIST_TOKENS, {"u_id": u_id, "platform": platform}
-        )
-        return [_token(r) for r in rows]
+        return await self._fetch_tokens(LIST_TOKENS, {"u_id": u_id, "platform": platform})
 
     async def token_page(
         self, *, after: UUID | str | None, limit: int, platform: str = "instagram"
@@ -345,8 +368,7 @@ class PostgresStore(TableRows):
             "limit": limit,
             "platform": platform,
         }
-        rows = await self._fetch("could not list tokens", TOKEN_PAGE, params)
-        return [_token(r) for r in rows]
+        return await self._fetch_tokens(TOKEN_PAGE, params)
 
     async def save_token(self, token: UserToken) -> None:
         secret = token.access_token.get_secret_value()
