@@ -629,3 +629,19 @@ def test_bad_token_rows_are_listed_invalid_and_fail_refresh_alone(env: Env) -> N
     for proc in (listed, table, refreshed, human):
         assert "Traceback" not in proc.stderr
         assert not [s for s in secrets if s in proc.stdout or s in proc.stderr]
+
+
+def test_fetch_of_a_bad_token_row_is_one_line_naming_the_column(env: Env) -> None:
+    user = str(uuid4())
+    token = env.sim.issue_token(ACCOUNT, expires_at=NOW + timedelta(days=50))
+    assert env.add(token, user=user).returncode == 0
+    env.sql("update user_tokens set status = 'banana'")
+    proc = env.run("fetch", "--user", user, "--json")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().endswith(
+        "status 'banana' is not one of ok, expiring, expired, needs_reauth; fix the row"
+    )
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert token not in proc.stderr
+    assert not [r for r in env.sim.requests if "insights" in r.path]
