@@ -63,7 +63,7 @@ OLD_INSIGHTS = [
 OLD_ROWS = [
     f"insert into users (u_id) values ('{ALICE}')",
     "insert into user_tokens (token_id, u_id, platform, access_token, account_id, expires_at)"
-    f" values ('{TOKEN_ID}', '{ALICE}', 'instagram', '{OLD_TOKEN}', 'la',"
+    f" values ('{TOKEN_ID}', '{ALICE}', 'instagram', '{OLD_TOKEN}', '17841400000000042',"
     " '2027-01-20T12:00:00+00:00')",
     *(
         "insert into instagram_insights"

@@ -19,15 +19,16 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
+from bad_token_rows import BAD_ROWS, BadRow, insert_sql
 from fake_postgrest import FakePostgrest
 from igsync.errors import StoreError
-from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken
+from igsync.models import BadTokenRow, InsightRow, SyncLog, TokenUpdate, UserToken
 from igsync.redact import redact
 from igsync.store import Store, iter_tokens
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
 from postgres_server import free_port, login_role
-from store_kits import StoreKit
+from store_kits import SQLiteKit, StoreKit
 
 pytestmark = pytest.mark.anyio
 
@@ -222,14 +223,14 @@ def token(
 
 async def test_saved_tokens_are_listed_by_user(store: Store) -> None:
     expiry = datetime(2027, 1, 20, 12, tzinfo=UTC)
-    await store.save_token(token("EAAG-alice-1", account_id="a1", expires_at=expiry))
-    await store.save_token(token("EAAG-alice-2", account_id="a2", token_kind="instagram_login"))
-    await store.save_token(token("EAAG-bob-1", u_id=BOB, account_id="b1"))
+    await store.save_token(token("EAAG-alice-1", account_id="101", expires_at=expiry))
+    await store.save_token(token("EAAG-alice-2", account_id="102", token_kind="instagram_login"))
+    await store.save_token(token("EAAG-bob-1", u_id=BOB, account_id="201"))
 
     alice = await store.list_tokens(u_id=ALICE)
     assert [(t.account_id, t.access_token.get_secret_value()) for t in alice] == [
-        ("a1", "EAAG-alice-1"),
-        ("a2", "EAAG-alice-2"),
+        ("101", "EAAG-alice-1"),
+        ("102", "EAAG-alice-2"),
     ]
     assert alice[0].expires_at == expiry
     assert alice[1].token_kind == "instagram_login"
@@ -238,10 +239,10 @@ async def test_saved_tokens_are_listed_by_user(store: Store) -> None:
 
 
 async def test_token_pages_walk_every_row_once_in_token_id_order(store: Store) -> None:
-    saved = [token(account_id=f"a{i}") for i in range(7)]
+    saved = [token(account_id=f"10{i}") for i in range(7)]
     for row in saved:
         await store.save_token(row)
-    await store.save_token(token(account_id="yt", platform="youtube"))
+    await store.save_token(token(account_id="900", platform="youtube"))
     pages, after = [], None
     while page := await store.token_page(after=after, limit=3):
         pages.append([t.token_id for t in page])
@@ -322,21 +323,21 @@ async def test_update_token_without_a_new_token_keeps_the_stored_one(store: Stor
 
 
 async def test_delete_tokens_removes_one_account_or_all(store: Store) -> None:
-    for account in ("a1", "a2", "a3"):
+    for account in ("101", "102", "103"):
         await store.save_token(token(account_id=account))
-    await store.save_token(token(u_id=BOB, account_id="b1"))
+    await store.save_token(token(u_id=BOB, account_id="201"))
 
-    assert await store.delete_tokens(ALICE, account_id="a2") == 1
-    assert [t.account_id for t in await store.list_tokens(u_id=ALICE)] == ["a1", "a3"]
+    assert await store.delete_tokens(ALICE, account_id="102") == 1
+    assert [t.account_id for t in await store.list_tokens(u_id=ALICE)] == ["101", "103"]
     assert await store.delete_tokens(ALICE) == 2
     assert await store.list_tokens(u_id=ALICE) == []
     assert await store.delete_tokens(ALICE) == 0
-    assert [t.account_id for t in await store.list_tokens()] == ["b1"]
+    assert [t.account_id for t in await store.list_tokens()] == ["201"]
 
 
 async def test_save_token_creates_the_users_row(store: Store, kit: StoreKit) -> None:
-    await store.save_token(token(account_id="a1"))
-    await store.save_token(token(account_id="a2"))  # the user exists by now
+    await store.save_token(token(account_id="101"))
+    await store.save_token(token(account_id="102"))  # the user exists by now
 
     users = await kit.sql(
         f"select cast(u_id as text) from users where cast(u_id as text) = '{ALICE}'"
@@ -602,3 +603,47 @@ async def test_postgres_stores_opening_a_new_database_together_all_succeed(
             return await store.upsert_insights([row(day, day)])
 
     assert await asyncio.gather(*(open_and_write(day) for day in range(6))) == [1] * 6
+
+
+# --- rows the user's app wrote wrongly (issue 11) ---
+
+
+@pytest.mark.parametrize(
+    "bad", [b for b in BAD_ROWS if not b.sqlite_only], ids=lambda bad: bad.name
+)
+async def test_a_bad_token_row_is_reported_alone_and_never_fails_the_read(
+    store: Store, kit: StoreKit, bad: BadRow
+) -> None:
+    await _bad_row_is_reported_alone(store, kit, bad)
+
+
+# Only SQLite's text columns can hold these (a u_id that is no UUID, a date that is no date);
+# PostgreSQL's types refuse them on insert.
+@pytest.mark.parametrize("bad", [b for b in BAD_ROWS if b.sqlite_only], ids=lambda b: b.name)
+async def test_a_bad_token_row_only_sqlite_can_hold_is_reported_alone(
+    tmp_path: Path, bad: BadRow
+) -> None:
+    kit = SQLiteKit(tmp_path / "data" / "igsync.db")
+    async with kit.open() as store:
+        await store.init_schema()
+        await _bad_row_is_reported_alone(store, kit, bad)
+
+
+async def _bad_row_is_reported_alone(store: Store, kit: StoreKit, bad: BadRow) -> None:
+    good = token(account_id="1784001", expires_at=datetime(2027, 1, 20, tzinfo=UTC))
+    await store.save_token(good)
+    for statement in insert_sql(bad, u_id=str(ALICE), account_id="1784002"):
+        await kit.sql(statement)
+
+    listed = await store.list_tokens()
+    paged = [row async for row in iter_tokens(store, page_size=1)]
+    for rows in (listed, paged):
+        assert [r.token_id for r in rows if isinstance(r, UserToken)] == [good.token_id]
+        (row,) = [r for r in rows if isinstance(r, BadTokenRow)]
+        assert bad.message in row.problem
+        assert row.problem.startswith("user_tokens row ")
+        assert "\n" not in row.problem
+        assert not bad.secret or bad.secret not in row.problem
+    # the token of a bad row is still a secret: it is masked wherever it shows up
+    if len(bad.secret) >= 8:
+        assert bad.secret not in redact(f"failed with {bad.secret}")

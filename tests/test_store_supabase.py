@@ -353,20 +353,20 @@ async def test_a_write_between_read_and_swap_makes_the_swap_miss(
 async def test_delete_tokens_filters_by_platform_user_and_account(
     supabase_store: SupabaseStore, fake_postgrest: FakePostgrest
 ) -> None:
-    await supabase_store.save_token(token(account_id="a1"))
-    await supabase_store.save_token(token(account_id="a2"))
+    await supabase_store.save_token(token(account_id="101"))
+    await supabase_store.save_token(token(account_id="102"))
 
-    assert await supabase_store.delete_tokens(ALICE, account_id="a2") == 1
+    assert await supabase_store.delete_tokens(ALICE, account_id="102") == 1
 
     delete = fake_postgrest.requests[-1]
     assert delete.method == "DELETE"
     assert dict(delete.url.params) == {
         "platform": "eq.instagram",
         "u_id": f"eq.{ALICE}",
-        "account_id": "eq.a2",
+        "account_id": "eq.102",
         "select": "token_id",
     }
-    assert [t.account_id for t in await supabase_store.list_tokens()] == ["a1"]
+    assert [t.account_id for t in await supabase_store.list_tokens()] == ["101"]
 
 
 async def test_sync_logs_are_plain_inserts_verified_by_their_row(

@@ -18,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 import igsync.sync_all
+from bad_token_rows import BAD_ROWS, insert_sql
 from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import InputError, StoreError
 from igsync.graph import GraphClient
@@ -346,3 +347,41 @@ async def test_the_sync_log_says_which_streams_ran(
         rows = conn.execute("select streams from instagram_sync_logs").fetchall()
     logged = {tuple(json.loads(s)) for (s,) in rows}
     assert logged == {("account", "audience")}
+
+
+async def test_bad_token_rows_fail_their_own_accounts_before_any_request(
+    sim: Simulator, store: SQLiteStore, tokens: dict[str, UserToken], db_path: Path
+) -> None:
+    user = str(uuid4())
+    with closing(sqlite3.connect(db_path)) as conn, conn:
+        for i, bad in enumerate(BAD_ROWS):
+            for statement in insert_sql(bad, u_id=user, account_id=f"90000{i}"):
+                conn.execute(statement)
+
+    report = await run_sync(sim, store)
+
+    total, bad_count = len(ACCOUNTS) + len(BAD_ROWS), len(BAD_ROWS)
+    assert (report.accounts_total, report.accounts_ok, report.accounts_failed) == (
+        total,
+        len(ACCOUNTS),
+        bad_count,
+    )
+    assert {r.account_id for r in report.results if r.success} == set(ACCOUNTS)
+    assert report.total_inserted == len(ACCOUNTS) * 12  # the good accounts, all stored
+    failed = [r for r in report.results if not r.success]
+    for bad in BAD_ROWS:
+        (result,) = [r for r in failed if bad.message in r.errors[0]]
+        assert len(result.errors) == 1
+        assert "\n" not in result.errors[0]
+    dumped = report.model_dump_json()
+    for bad in BAD_ROWS:
+        assert not bad.secret.strip() or bad.secret not in dumped
+    # no request went out for a bad row: neither to its account id nor with its token
+    assert not [r for r in sim.requests if "me" in r.path.split("/") or "9000" in r.path]
+    sent = " ".join(f"{r.headers} {r.query}" for r in sim.requests)
+    assert not [bad.name for bad in BAD_ROWS if bad.token in sent]
+    logs = sync_logs(db_path)
+    assert len(logs) == total
+    assert sorted(status for _, _, status, _ in logs) == sorted(
+        ["ok"] * len(ACCOUNTS) + ["failed"] * bad_count
+    )

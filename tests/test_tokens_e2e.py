@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from bad_token_rows import BAD_ROWS, insert_sql
 from igsync.simulator import Fault, Served, SimAccount, Simulator, serve_in_thread
 
 pytestmark = pytest.mark.e2e
@@ -593,3 +594,54 @@ def test_no_secret_reaches_a_log_record(
     for record in records:
         text = record.getMessage() + repr(vars(record))
         assert not [s for s in secrets if s in text], (record.name, record.getMessage())
+
+
+def test_bad_token_rows_are_listed_invalid_and_fail_refresh_alone(env: Env) -> None:
+    good_user, bad_user = str(uuid4()), str(uuid4())
+    token = env.sim.issue_token(ACCOUNT, expires_at=NOW + timedelta(days=2))
+    assert env.add(token, user=good_user, expires=NOW + timedelta(days=2)).returncode == 0
+    for i, bad in enumerate(BAD_ROWS):
+        for statement in insert_sql(bad, u_id=bad_user, account_id=f"90000{i}"):
+            env.sql(statement)
+    secrets = [b.secret for b in BAD_ROWS if b.secret.strip()] + [token]
+
+    listed = env.run("accounts", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    infos = json.loads(listed.stdout)
+    assert [i["status"] for i in infos].count("invalid") == len(BAD_ROWS)
+    (good,) = [i for i in infos if i["status"] != "invalid"]
+    assert good["user_id"] == good_user
+    problems = [i["problem"] for i in infos if i["status"] == "invalid"]
+    assert all(any(b.message in p for p in problems) for b in BAD_ROWS)
+    table = env.run("accounts", "list")
+    assert table.returncode == 0, table.stderr
+    assert "invalid" in table.stdout
+    assert "Traceback" not in table.stderr
+
+    refreshed = env.run("refresh-token", "--all", "--json")
+    assert refreshed.returncode == 1, refreshed.stderr
+    report = json.loads(refreshed.stdout)
+    assert [r["user_id"] for r in report["refreshed"]] == [good_user]
+    errors = [f["error"] for f in report["failed"]]
+    assert len(errors) == len(BAD_ROWS)
+    assert all(any(b.message in e for e in errors) for b in BAD_ROWS)
+    human = env.run("refresh-token", "--all")
+    for proc in (listed, table, refreshed, human):
+        assert "Traceback" not in proc.stderr
+        assert not [s for s in secrets if s in proc.stdout or s in proc.stderr]
+
+
+def test_fetch_of_a_bad_token_row_is_one_line_naming_the_column(env: Env) -> None:
+    user = str(uuid4())
+    token = env.sim.issue_token(ACCOUNT, expires_at=NOW + timedelta(days=50))
+    assert env.add(token, user=user).returncode == 0
+    env.sql("update user_tokens set status = 'banana'")
+    proc = env.run("fetch", "--user", user, "--json")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().endswith(
+        "status 'banana' is not one of ok, expiring, expired, needs_reauth; fix the row"
+    )
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert token not in proc.stderr
+    assert not [r for r in env.sim.requests if "insights" in r.path]

@@ -80,7 +80,11 @@ async def run_demo(
                 )
             users = {demo_user(a) for a in sim.accounts}
             try:
-                tokens = [t for t in await store.list_tokens() if t.u_id in users]
+                tokens = [
+                    t
+                    for t in await store.list_tokens()
+                    if isinstance(t, UserToken) and t.u_id in users
+                ]
                 started = time.monotonic()
                 run = RunContext.create(graph, store, plan=plan, streams=streams)
                 results = await asyncio.gather(

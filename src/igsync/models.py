@@ -18,14 +18,24 @@ MetricType = Literal["time_series", "total_value"]
 Platform = Literal["instagram", "youtube", "tiktok", "facebook"]
 TokenKind = Literal["facebook_login", "instagram_login"]
 TokenStatus = Literal["ok", "expiring", "expired", "needs_reauth"]
+#: what `accounts list` shows: a stored status, or `invalid` for a row igsync cannot use
+#: (never stored: the database's status column keeps its own values)
+ShownStatus = TokenStatus | Literal["invalid"]
 SyncStatus = Literal["ok", "partial", "failed"]
 
 
 def as_utc(value: datetime) -> datetime:
-    """The same instant in UTC; a naive datetime is taken to be UTC already."""
+    """The same instant in UTC; a naive datetime is taken to be UTC already.
+
+    Raises ValueError (not OverflowError, which pydantic would not turn into a validation
+    error) for an instant outside what datetime holds in UTC: '0001-01-01T00:00:00+14:00'.
+    """
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
 
 
 class InsightRow(BaseModel):
@@ -236,6 +246,27 @@ class UserToken(BaseModel):
         return None if value is None else as_utc(value)
 
 
+class BadTokenRow(BaseModel):
+    """A `user_tokens` row that cannot become a `UserToken` (issue 11): the app that owns the
+    table wrote a value igsync cannot use. It stands in for the row so that the row is its
+    account's failure, never the end of a run. Its values are as stored, as text.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    token_id: str
+    u_id: str | None
+    account_id: str | None
+    #: one line naming the row, the column and the fix; never the token
+    problem: str
+    #: the stored token when it is text, still a secret (redaction release, token hint)
+    access_token: SecretStr | None = None
+
+
+#: what reading a row of `user_tokens` gives: the row, or why it cannot be used
+TokenRow = UserToken | BadTokenRow
+
+
 class TokenUpdate(BaseModel):
     """New values for one `user_tokens` row, written together or not at all."""
 
@@ -306,6 +337,8 @@ class AccountInfo(BaseModel):
     token_kind: TokenKind
     expires_at: datetime | None
     days_left: int | None
-    status: TokenStatus
+    status: ShownStatus
     token_hint: str
     last_refreshed_at: datetime | None
+    #: for status `invalid`: the column that is wrong and the fix
+    problem: str | None = None

@@ -261,13 +261,22 @@ async def fetch_account(
     return await sync_account(ctx, account)
 
 
+def _uuid_or_none(text: str | None) -> UUID | None:
+    """A result's user id as the log's u_id; None for a row whose u_id is not a UUID (its
+    error names the row)."""
+    try:
+        return None if text is None else UUID(text)
+    except ValueError:
+        return None
+
+
 async def write_run_log(ctx: RunContext, result: FetchResult, started_at: datetime) -> None:
     """One `instagram_sync_logs` row for `result` in the run `ctx` (its run_id and streams); a
     store failure here is not raised: it is `result.sync_log_error`."""
     status = "ok" if result.success else ("partial" if result.total_inserted else "failed")
     entry = SyncLog(
         run_id=ctx.run_id,
-        u_id=UUID(result.user_id) if result.user_id else None,
+        u_id=_uuid_or_none(result.user_id),
         account_id=result.account_id,
         started_at=started_at,
         finished_at=datetime.now(UTC),

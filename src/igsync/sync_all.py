@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from igsync.errors import IgsyncError, InputError, StoreError
 from igsync.graph import GraphClient
-from igsync.models import FetchResult, SyncReport, UserToken
+from igsync.models import FetchResult, SyncReport, TokenRow
 from igsync.redact import redact, release_secret
 from igsync.store import TOKEN_PAGE, Store, iter_tokens
 from igsync.sync import Gathered, RunContext, Tally, gather_account, record, write_run_log
@@ -56,7 +56,7 @@ class Shard:
             msg = f"--shard {self.index}/{self.count}: K must be between 1 and N"
             raise InputError(msg)
 
-    def holds(self, token: UserToken) -> bool:
+    def holds(self, token: TokenRow) -> bool:
         key = f"{token.u_id}:{token.account_id or ''}".encode()
         digest = int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
         return digest % self.count == self.index - 1
@@ -99,8 +99,8 @@ async def sync_all(
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
-    tokens: asyncio.Queue[UserToken | None] = asyncio.Queue(maxsize=max(TOKEN_PAGE, concurrency))
-    gathered: asyncio.Queue[tuple[UserToken, Gathered | FetchResult] | None] = asyncio.Queue(
+    tokens: asyncio.Queue[TokenRow | None] = asyncio.Queue(maxsize=max(TOKEN_PAGE, concurrency))
+    gathered: asyncio.Queue[tuple[TokenRow, Gathered | FetchResult] | None] = asyncio.Queue(
         maxsize=concurrency
     )
     tally = Tally(keep=keep_results)
@@ -115,7 +115,7 @@ async def sync_all(
                 if shard is None or shard.holds(token):
                     await tokens.put(token)
                 else:
-                    release_secret(token.access_token.get_secret_value())  # another's account
+                    _release(token)  # another's account
         finally:
             for _ in range(concurrency):
                 await tokens.put(None)  # one end-of-work mark per worker
@@ -135,7 +135,7 @@ async def sync_all(
             # Its result is out and its sync log written: the token the store registered when
             # it read the row can reach no output any more, so the redaction index does not
             # grow with the accounts of a run.
-            release_secret(token.access_token.get_secret_value())
+            _release(token)
 
     async with asyncio.TaskGroup() as writers:
         for _ in range(concurrency):
@@ -149,13 +149,18 @@ async def sync_all(
     return tally.report(time.monotonic() - started)
 
 
-async def _gather(ctx: RunContext, token: UserToken) -> Gathered:
+def _release(token: TokenRow) -> None:
+    if token.access_token is not None:
+        release_secret(token.access_token.get_secret_value())
+
+
+async def _gather(ctx: RunContext, token: TokenRow) -> Gathered:
     return await gather_account(ctx, account_from_token(token))
 
 
 async def _isolated(
     ctx: RunContext,
-    token: UserToken,
+    token: TokenRow,
     work: Coroutine[Any, Any, T],
     started_at: datetime | None = None,
 ) -> T | FetchResult:

@@ -30,11 +30,13 @@ from igsync.graph import (
 from igsync.models import (
     Account,
     AccountInfo,
+    BadTokenRow,
     FailedToken,
     RefreshedToken,
     RefreshReport,
     SkippedToken,
     TokenKind,
+    TokenRow,
     TokenStatus,
     TokenUpdate,
     UserToken,
@@ -98,8 +100,14 @@ class RefreshFailed(Exception):
     """The refresh was attempted and did not succeed; the old token is untouched."""
 
 
-def account_from_token(row: UserToken) -> Account:
-    """The account a `user_tokens` row names (rows without an account id are not fetchable)."""
+def account_from_token(row: TokenRow) -> Account:
+    """The account a `user_tokens` row names (rows without an account id are not fetchable).
+
+    Raises InputError, before any request, for a row igsync cannot use (its problem says the
+    column and the fix) and for a row without an account id.
+    """
+    if isinstance(row, BadTokenRow):
+        raise InputError(row.problem)
     if row.account_id is None:
         raise InputError(f"user {row.u_id} has a token without an account id; add one")
     return Account(
@@ -149,7 +157,22 @@ def token_hint(secret: str) -> str:
     return f"…{secret[-4:]}" if len(secret) >= 20 else "…"
 
 
-def account_info(token: UserToken, now: datetime) -> AccountInfo:
+def account_info(token: TokenRow, now: datetime) -> AccountInfo:
+    if isinstance(token, BadTokenRow):
+        secret = None if token.access_token is None else token.access_token.get_secret_value()
+        return AccountInfo(
+            user_id=token.u_id,
+            account_id=token.account_id,
+            source="db",
+            token_kind=(secret and infer_token_kind(secret)) or "facebook_login",
+            expires_at=None,
+            days_left=None,
+            status="invalid",
+            # a malformed token's last characters could be anything: no hint at all
+            token_hint="…",
+            last_refreshed_at=None,
+            problem=token.problem,
+        )
     days = None if token.expires_at is None else (token.expires_at - now).days
     return AccountInfo(
         user_id=str(token.u_id),
@@ -276,7 +299,10 @@ async def mark_needs_reauth(store: Store, token: UserToken) -> bool:
 async def reread(store: Store, token: UserToken) -> UserToken | None:
     """The row as it is in the store now (None: removed)."""
     rows = await store.list_tokens(u_id=token.u_id, platform=token.platform)
-    return next((row for row in rows if row.token_id == token.token_id), None)
+    return next(
+        (row for row in rows if isinstance(row, UserToken) and row.token_id == token.token_id),
+        None,
+    )
 
 
 async def _raced(store: Store, token: UserToken) -> RefreshRaced:
@@ -528,7 +554,15 @@ async def refresh_expiring_tokens(
     report = RefreshReport(dry_run=dry_run)
     limit = asyncio.Semaphore(REFRESH_CONCURRENCY)
 
-    async def one(token: UserToken) -> None:
+    async def one(token: TokenRow) -> None:
+        if isinstance(token, BadTokenRow):
+            # failed, not skipped: the row needs fixing, and cron must say so (exit 1)
+            report.failed.append(
+                FailedToken(
+                    user_id=token.u_id or "", account_id=token.account_id, error=token.problem
+                )
+            )
+            return
         async with limit:
             await _consider(
                 graph, store, token, app=app, within=within, dry_run=dry_run, now=now, report=report

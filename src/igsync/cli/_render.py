@@ -23,7 +23,13 @@ if TYPE_CHECKING:
     from igsync.demo import DemoReport
     from igsync.models import AccountInfo, FetchResult, InsightRow, RefreshReport, SyncReport
 
-_STATUS_STYLE = {"ok": "green", "expiring": "yellow", "expired": "red", "needs_reauth": "red"}
+_STATUS_STYLE = {
+    "ok": "green",
+    "expiring": "yellow",
+    "expired": "red",
+    "needs_reauth": "red",
+    "invalid": "red",
+}
 
 
 def shown(text: str) -> str:
@@ -309,8 +315,8 @@ def accounts_table(infos: Sequence[AccountInfo]) -> Table:
         table.add_column(col, justify="right" if col == "days left" else "left")
     for i in infos:
         table.add_row(
-            i.user_id or "(any user)",
-            i.account_id or "-",
+            shown(i.user_id or "(any user)"),
+            shown(i.account_id or "-"),
             i.source,
             i.token_kind,
             f"{i.expires_at:%Y-%m-%d %H:%M}" if i.expires_at else "unknown",
@@ -318,6 +324,11 @@ def accounts_table(infos: Sequence[AccountInfo]) -> Table:
             f"[{_STATUS_STYLE[i.status]}]{i.status}[/]",
             i.token_hint,
         )
+    problems = [shown(i.problem) for i in infos if i.problem]
+    if problems:
+        # one line per unusable row, under the table: what is wrong and how to fix it
+        table.caption = "\n".join(problems)
+        table.caption_justify = "left"
     return table
 
 

@@ -20,6 +20,7 @@ from igsync.models import (
     MediaInsightRow,
     MediaRow,
     SyncLog,
+    TokenRow,
     TokenUpdate,
     UserToken,
 )
@@ -103,13 +104,14 @@ class Store(Protocol):
 
     async def list_tokens(
         self, *, u_id: UUID | None = None, platform: str = "instagram"
-    ) -> list[UserToken]:
-        """Rows of `user_tokens`, ordered by user and account."""
+    ) -> list[TokenRow]:
+        """Rows of `user_tokens`, ordered by user and account; a row igsync cannot use is a
+        `BadTokenRow` saying why (one bad row never fails the read)."""
         ...
 
     async def token_page(
-        self, *, after: UUID | None, limit: int, platform: str = "instagram"
-    ) -> list[UserToken]:
+        self, *, after: UUID | str | None, limit: int, platform: str = "instagram"
+    ) -> list[TokenRow]:
         """Up to `limit` rows ordered by `token_id`, only those after `after` (None: from the
         first): keyset paging, so a page costs the same however many rows come before it."""
         ...
@@ -137,9 +139,11 @@ class Store(Protocol):
 TOKEN_PAGE = 500
 
 
-async def iter_tokens(store: Store, *, page_size: int = TOKEN_PAGE) -> AsyncIterator[UserToken]:
-    """Every instagram row of `user_tokens`, a page at a time (memory flat in the row count)."""
-    after: UUID | None = None
+async def iter_tokens(store: Store, *, page_size: int = TOKEN_PAGE) -> AsyncIterator[TokenRow]:
+    """Every instagram row of `user_tokens`, a page at a time (memory flat in the row count).
+
+    A bad row's token_id is the text SQLite holds, which keeps the keyset order."""
+    after: UUID | str | None = None
     while page := await store.token_page(after=after, limit=page_size):
         # only an empty page ends it: a server capping rows per answer (PostgREST's max-rows)
         # may send fewer than asked for before the end

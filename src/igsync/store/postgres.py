@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from operator import attrgetter
 from types import TracebackType
 from typing import Any, Self
@@ -29,12 +30,14 @@ from urllib.parse import unquote
 from uuid import UUID
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from igsync.errors import StoreConfigError, StoreError
-from igsync.models import SyncLog, TokenUpdate, UserToken
+from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
 from igsync.store.postgres_sql import (
     DELETE_TOKENS,
@@ -44,33 +47,37 @@ from igsync.store.postgres_sql import (
     SCHEMA_LOCK,
     SCHEMA_STATE,
     TABLE_SQL,
+    TOKEN_COLUMNS,
     TOKEN_PAGE,
     UPDATE_TOKEN,
     WRITE_SYNC_LOG,
 )
 from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE, step_sql
 from igsync.store.tables import Keyed, Row, Table, TableRows, dedupe_by_key
+from igsync.store.token_rows import token_row
 
 # From this many rows on, COPY into a temporary table beats arrays (measured: 3x slower at 12
 # rows, 1.1-1.3x faster at 500 and 100,000).
 COPY_MIN_ROWS = 200
 
 
-def _token(r: Sequence[Any]) -> UserToken:
-    register_secret(r[3])
-    return UserToken(
-        token_id=r[0],
-        u_id=r[1],
-        platform=r[2],
-        access_token=r[3],
-        account_id=r[4],
-        expires_at=r[5],
-        token_kind=r[6],
-        status=r[7],
-        last_refreshed_at=r[8],
-        created_at=r[9],
-        updated_at=r[10],
-    )
+_TOKEN_NAMES = [name.strip() for name in TOKEN_COLUMNS.split(",")]
+
+
+class _TimestampOrText(TimestamptzLoader):
+    """A timestamptz as a datetime, or as its text when datetime cannot hold it ('infinity',
+    years past 9999 or BC): psycopg would fail the whole read of `user_tokens` for one row
+    the app wrote so; as text, token_row reports that row alone (issue 11)."""
+
+    def load(self, data: Buffer) -> datetime | str:  # type: ignore[override] # text on purpose
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return bytes(data).decode()
+
+
+def _token(r: Sequence[Any]) -> TokenRow:
+    return token_row(dict(zip(_TOKEN_NAMES, r, strict=True)))
 
 
 _CANNOT_CREATE = (
@@ -287,6 +294,17 @@ class PostgresStore(TableRows):
         except psycopg.Error as exc:
             raise self._error(action, exc) from None
 
+    async def _fetch_tokens(self, query: str, params: dict[str, Any]) -> list[TokenRow]:
+        try:
+            async with self._open_pool().connection() as conn:
+                cursor = conn.cursor()
+                cursor.adapters.register_loader("timestamptz", _TimestampOrText)
+                await cursor.execute(query, params)
+                rows = await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise self._error("could not list tokens", exc) from None
+        return [_token(r) for r in rows]
+
     async def _write(self, action: str, query: str, params: dict[str, Any]) -> int:
         try:
             async with self._open_pool().connection() as conn:
@@ -353,18 +371,19 @@ class PostgresStore(TableRows):
 
     async def list_tokens(
         self, *, u_id: UUID | None = None, platform: str = "instagram"
-    ) -> list[UserToken]:
-        rows = await self._fetch(
-            "could not list tokens", LIST_TOKENS, {"u_id": u_id, "platform": platform}
-        )
-        return [_token(r) for r in rows]
+    ) -> list[TokenRow]:
+        return await self._fetch_tokens(LIST_TOKENS, {"u_id": u_id, "platform": platform})
 
     async def token_page(
-        self, *, after: UUID | None, limit: int, platform: str = "instagram"
-    ) -> list[UserToken]:
-        params = {"after": after, "limit": limit, "platform": platform}
-        rows = await self._fetch("could not list tokens", TOKEN_PAGE, params)
-        return [_token(r) for r in rows]
+        self, *, after: UUID | str | None, limit: int, platform: str = "instagram"
+    ) -> list[TokenRow]:
+        # a BadTokenRow's token_id is text, but PostgreSQL's uuid column held it: a UUID
+        params = {
+            "after": None if after is None else UUID(str(after)),
+            "limit": limit,
+            "platform": platform,
+        }
+        return await self._fetch_tokens(TOKEN_PAGE, params)
 
     async def save_token(self, token: UserToken) -> None:
         secret = token.access_token.get_secret_value()

@@ -23,7 +23,7 @@ from typing import Any, Self
 from uuid import UUID
 
 from igsync.errors import ConfigError, StoreError
-from igsync.models import InsightRow, SyncLog, TokenUpdate, UserToken, as_utc
+from igsync.models import InsightRow, SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
 from igsync.store.tables import (
@@ -36,6 +36,7 @@ from igsync.store.tables import (
     TableRows,
     dedupe_by_key,
 )
+from igsync.store.token_rows import token_row
 
 
 def _upsert_sql(table: Table[Any]) -> str:
@@ -66,10 +67,6 @@ _TOKEN_COLUMNS = (
 
 def _ts(value: datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -309,7 +306,7 @@ class SQLiteStore(TableRows):
 
     async def list_tokens(
         self, *, u_id: UUID | None = None, platform: str = "instagram"
-    ) -> list[UserToken]:
+    ) -> list[TokenRow]:
         uid = None if u_id is None else str(u_id)
         return self._tokens(
             " where platform = ? and (? is null or u_id = ?) order by u_id, account_id",
@@ -317,35 +314,20 @@ class SQLiteStore(TableRows):
         )
 
     async def token_page(
-        self, *, after: UUID | None, limit: int, platform: str = "instagram"
-    ) -> list[UserToken]:
+        self, *, after: UUID | str | None, limit: int, platform: str = "instagram"
+    ) -> list[TokenRow]:
         start = None if after is None else str(after)
         return self._tokens(
             " where platform = ? and (? is null or token_id > ?) order by token_id limit ?",
             (platform, start, start, limit),
         )
 
-    def _tokens(self, where: str, params: tuple[object, ...]) -> list[UserToken]:
+    def _tokens(self, where: str, params: tuple[object, ...]) -> list[TokenRow]:
         cursor = self._run(f"select {_TOKEN_COLUMNS} from user_tokens{where}", params)  # noqa: S608 - constant SQL
-        tokens = []
-        for r in cursor.fetchall():
-            register_secret(r[3])
-            tokens.append(
-                UserToken(
-                    token_id=UUID(r[0]),
-                    u_id=UUID(r[1]),
-                    platform=r[2],
-                    access_token=r[3],
-                    account_id=r[4],
-                    expires_at=_dt(r[5]),
-                    token_kind=r[6],
-                    status=r[7],
-                    last_refreshed_at=_dt(r[8]),
-                    created_at=_dt(r[9]),
-                    updated_at=_dt(r[10]),
-                )
-            )
-        return tokens
+        names = [c[0] for c in cursor.description]
+        # SQLite keeps whatever the app wrote (text in a uuid or timestamp column): each row
+        # is judged on its own (issue 11)
+        return [token_row(dict(zip(names, r, strict=True))) for r in cursor.fetchall()]
 
     async def save_token(self, token: UserToken) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds")

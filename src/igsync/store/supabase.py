@@ -32,7 +32,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from igsync.errors import SchemaMissingError, StoreError
-from igsync.models import SyncLog, TokenUpdate, UserToken, as_utc
+from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store.schema import LATEST, VERSION_TABLE
 from igsync.store.supabase_errors import (
@@ -46,6 +46,7 @@ from igsync.store.supabase_errors import (
     schema_behind_help,
 )
 from igsync.store.tables import UPSERTED, Keyed, Row, Table, TableRows, dedupe_by_key
+from igsync.store.token_rows import token_row
 
 #: rows per upsert request (one PostgREST request, one transaction)
 CHUNK_ROWS = 500
@@ -82,11 +83,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _tokens(rows: list[dict[str, Any]]) -> list[UserToken]:
-    """`user_tokens` rows as models, each token registered as a secret as soon as it is read."""
-    for r in rows:
-        register_secret(r.get("access_token"))
-    return [_parse(UserToken, r, "a token row") for r in rows]
+def _tokens(rows: list[dict[str, Any]]) -> list[TokenRow]:
+    """`user_tokens` rows as models, each judged on its own (issue 11), each token registered
+    as a secret as soon as it is read."""
+    return [token_row(r) for r in rows]
 
 
 def _rows(response: APIResponse) -> list[dict[str, Any]]:
@@ -322,7 +322,7 @@ class SupabaseStore(TableRows):
 
     async def list_tokens(
         self, *, u_id: UUID | None = None, platform: str = "instagram"
-    ) -> list[UserToken]:
+    ) -> list[TokenRow]:
         filters = {"platform": platform, "u_id": u_id}
         rows = await self._select_all(
             "list tokens", "user_tokens", filters, ["u_id", "account_id", "token_id"]
@@ -330,8 +330,8 @@ class SupabaseStore(TableRows):
         return _tokens(rows)
 
     async def token_page(
-        self, *, after: UUID | None, limit: int, platform: str = "instagram"
-    ) -> list[UserToken]:
+        self, *, after: UUID | str | None, limit: int, platform: str = "instagram"
+    ) -> list[TokenRow]:
         def page(c: AsyncClient) -> Awaitable[APIResponse]:
             query = c.table("user_tokens").select(_TABLES["user_tokens"]).eq("platform", platform)
             if after is not None:
