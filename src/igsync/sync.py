@@ -27,7 +27,7 @@ from igsync.models import (
 )
 from igsync.redact import redact
 from igsync.store import Store
-from igsync.streams import MetricOutcome, Stream, StreamOutcome, choose_streams
+from igsync.streams import Stream, StreamOutcome, choose_streams
 from igsync.token_policy import TokenPolicy
 from igsync.tokens import AppCredentials, account_from_token
 from igsync.window import WindowPlan
@@ -153,9 +153,10 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     errors = [gathered.token_error] if gathered.token_error else []
     errors += [e for o in outcomes for e in o.errors]
     notes = gathered.notes + [n for o in outcomes for n in o.notes]
+    counts = [_counts(outcome) for outcome in outcomes]
     fetched: Counter[str] = Counter()
-    for outcome in outcomes:
-        fetched.update({_counted(outcome, m): m.rows for m in outcome.metrics.values() if m.rows})
+    for count in counts:
+        fetched.update(count)
     days = sorted({d for o in outcomes for d in o.days})
     if not days and not errors and not fetched:
         notes.append("the Graph API had no data for this window")
@@ -163,15 +164,13 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     inserted: Counter[str] = Counter()
     written: Counter[str] = Counter()
     if not ctx.dry_run:
-        for outcome in outcomes:
+        for outcome, count in zip(outcomes, counts, strict=True):
             try:
                 written[outcome.stream] += await _write(ctx.store, outcome)
             except StoreError as error:
                 errors.append(f"store: {error}")
                 continue
-            inserted.update(
-                {_counted(outcome, m): m.rows for m in outcome.metrics.values() if m.rows}
-            )
+            inserted.update(count)
         log.info("account %s: %s written and verified", account.account_id, dict(written))
     else:
         notes.append(f"dry run: {fetched.total()} rows fetched, nothing written")
@@ -198,13 +197,12 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     return result
 
 
-def _counted(outcome: StreamOutcome, metric: MetricOutcome) -> str:
-    """The key a metric's rows are counted under in FetchResult: its name for the account
-    stream (as ever), "stream.metric" for the others, whose names repeat (media's reach is
-    not the account's)."""
-    if outcome.stream == "account":
-        return metric.metric
-    return f"{outcome.stream}.{metric.metric}"
+def _counts(outcome: StreamOutcome) -> dict[str, int]:
+    """Rows per metric of one stream, under the keys FetchResult counts them by: the metric's
+    name for the account stream (as ever), "stream.metric" for the others, whose names repeat
+    (media's reach is not the account's)."""
+    prefix = "" if outcome.stream == "account" else f"{outcome.stream}."
+    return {f"{prefix}{m.metric}": m.rows for m in outcome.metrics.values() if m.rows}
 
 
 async def _write(store: Store, outcome: StreamOutcome) -> int:

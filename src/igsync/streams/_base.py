@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from igsync.catalogue import MetricSpec
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, accepted_metrics
 from igsync.local_day import LocalClock
@@ -99,3 +100,16 @@ class Stream(Protocol):
         itself was refused.
         """
         ...
+
+
+def served_range(
+    plan: WindowPlan, spec: MetricSpec, now: datetime, notes: list[str]
+) -> tuple[datetime, datetime] | None:
+    """`plan.metric_range(spec, now)`, saying in `notes` when Meta's lookback for the metric
+    clamps the window or leaves nothing of it (GRAPH_API.md §1)."""
+    served = plan.metric_range(spec, now)
+    if served is None:
+        notes.append(f"{spec.name}: the API serves only its last {spec.lookback_days} days")
+    elif served[0] > plan.since:
+        notes.append(f"{spec.name}: window clamped to its last {spec.lookback_days} days")
+    return served

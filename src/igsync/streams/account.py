@@ -22,7 +22,7 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues, per_account_calls
 from igsync.local_day import LocalClock
 from igsync.models import Account, InsightRow, MetricType
-from igsync.streams._base import MetricOutcome, StreamOutcome
+from igsync.streams._base import MetricOutcome, StreamOutcome, served_range
 from igsync.window import WindowPlan, chunks, day_request_range
 
 log = logging.getLogger(__name__)
@@ -96,13 +96,9 @@ async def _fetch_time_series(
 ) -> None:
     groups: dict[tuple[datetime, datetime], list[str]] = {}
     for spec in specs:
-        rng = plan.metric_range(spec, now)
-        if rng is None:
-            out.notes.append(f"{spec.name}: the API serves only its last {spec.lookback_days} days")
-            continue
-        if rng[0] > plan.since:
-            out.notes.append(f"{spec.name}: window clamped to its last {spec.lookback_days} days")
-        groups.setdefault(rng, []).append(spec.name)
+        rng = served_range(plan, spec, now, out.notes)
+        if rng is not None:
+            groups.setdefault(rng, []).append(spec.name)
     requests = [
         (names, since, until)
         for (start, end), names in groups.items()

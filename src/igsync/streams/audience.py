@@ -22,7 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from igsync.catalogue import MetricSpec
@@ -30,7 +30,7 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues
 from igsync.local_day import LocalClock, day_label
 from igsync.models import Account, AudienceRow, InsightRow
-from igsync.streams._base import MetricOutcome, StreamOutcome
+from igsync.streams._base import MetricOutcome, StreamOutcome, served_range
 from igsync.window import WindowPlan, chunks
 
 log = logging.getLogger(__name__)
@@ -173,16 +173,12 @@ async def _online_followers(
     out: StreamOutcome,
 ) -> None:
     """online_followers' days of `plan` that Meta still serves (its last 30 days)."""
-    earliest = now - timedelta(days=spec.lookback_days or 30) + timedelta(minutes=10)
-    since = max(plan.since, earliest)
-    if since >= plan.until:
-        out.notes.append(f"{spec.name}: the API serves only its last {spec.lookback_days} days")
+    served = served_range(plan, spec, now, out.notes)
+    if served is None:
         out.metrics[spec.name] = MetricOutcome(spec.name)
         return
-    if since > plan.since:
-        out.notes.append(f"{spec.name}: window clamped to its last {spec.lookback_days} days")
     rows: dict[datetime, InsightRow] = {}
-    for start, end in chunks(since, plan.until):
+    for start, end in chunks(*served):
         try:
             items = await graph.get_insights(
                 account.account_id,
