@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Literal
 
 from igsync.models import MediaInsightRow, MediaRow
@@ -112,7 +113,8 @@ def _row_stream(
 async def _plain(
     store: Store, table: Table[Any], rows: RowFilter, order: Sequence[str] | None
 ) -> AsyncGenerator[Values, None]:
-    values: Callable[[Any], Values] = lambda r: tuple(getattr(r, n) for n in table.names)  # noqa: E731
+    # one column would make attrgetter give a bare value; every table has several
+    values: Callable[[Any], Values] = attrgetter(*table.names)
     async with aclosing(store.stream_rows(table, rows=rows, order=order)) as found:
         async for row in found:
             yield values(row)

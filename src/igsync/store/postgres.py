@@ -464,8 +464,9 @@ class PostgresStore(TableRows):
                 conn.cursor(name="igsync_stream") as cursor,
             ):
                 await cursor.execute(sql, params)
+                names, validate = table.names, table.model.model_validate
                 while batch := await cursor.fetchmany(STREAM_BATCH):
                     for r in batch:
-                        yield table.model.model_validate(dict(zip(table.names, r, strict=True)))
+                        yield validate(dict(zip(names, r, strict=True)))
         except psycopg.Error as exc:
             raise self._error(f"could not read {table.noun}", exc) from None

@@ -422,6 +422,7 @@ class SQLiteStore(TableRows):
         sql, params = select_sql(table, rows or RowFilter(), order, "sqlite")
         cursor = self._run(sql, params)
         json_at = [i for i, kind in enumerate(table.types) if kind == "jsonb"]
+        names, validate = table.names, table.model.model_validate
         try:
             while True:
                 try:
@@ -435,6 +436,6 @@ class SQLiteStore(TableRows):
                     for i in json_at:
                         if values[i] is not None:
                             values[i] = json.loads(values[i])
-                    yield table.model.model_validate(dict(zip(table.names, values, strict=True)))
+                    yield validate(dict(zip(names, values, strict=True)))
         finally:
             cursor.close()
