@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -309,7 +310,6 @@ def test_cli_writes_the_file_and_says_so_in_json(
 @pytest.mark.e2e
 def test_a_reader_that_stops_reading_ends_the_export_without_a_traceback(tmp_path: Path) -> None:
     import subprocess
-    import sys
 
     import anyio
 
@@ -350,3 +350,20 @@ def test_a_reader_that_stops_reading_ends_the_export_without_a_traceback(tmp_pat
         code = export.wait(timeout=60)
     assert first["metric"] == "reach"
     assert (code, err) == (0, b"")
+
+
+def test_parquet_without_pyarrow_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    target = tmp_path / "out.parquet"
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        *("--db", f"sqlite:///{tmp_path / 'igsync.db'}", "export", "--format", "parquet"),
+        *("--output", str(target)),
+    )
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert "pip install 'igsync[parquet]'" in err
+    assert not target.exists()
