@@ -11,7 +11,7 @@ from uuid import UUID
 
 import typer
 
-from igsync.cli._common import JsonOpt, make_output, open_db, run
+from igsync.cli._common import make_output, open_db, run
 from igsync.cli._common import settings as load
 
 if TYPE_CHECKING:
@@ -54,7 +54,11 @@ def export(
     ] = None,
     wide: Annotated[
         bool,
-        typer.Option("--wide", help="One row per account and local date, one column per metric."),
+        typer.Option(
+            "--wide",
+            help="One column per metric: a row per account and local date (audience: and "
+            "breakdown value; media: per object and day captured).",
+        ),
     ] = False,
     output: Annotated[
         Path | None,
@@ -62,7 +66,10 @@ def export(
             "--output", "-o", metavar="FILE", help="Write FILE (atomically) instead of stdout."
         ),
     ] = None,
-    json_: JsonOpt = False,
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="With --output: print what was written as one JSON document."),
+    ] = False,
 ) -> None:
     """Export stored rows, streamed from the database (memory stays flat), to stdout or a file.
 
