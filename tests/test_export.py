@@ -183,6 +183,15 @@ async def export(store: Store, stream: Any, fmt: Any, **options: Any) -> bytes:
 
 
 async def test_every_stream_round_trips_in_every_format_with_types_intact(store: Store) -> None:
+    await round_trip(store)
+
+
+async def test_export_from_supabase_pages_through_postgrest(supabase_store: Store) -> None:
+    await fill(supabase_store)
+    await round_trip(supabase_store)
+
+
+async def round_trip(store: Store) -> None:
     columns = {
         "account": INSIGHTS.names,
         "audience": AUDIENCE.names,
