@@ -7,7 +7,7 @@ SQLite and PostgreSQL apply pending migrations (schema.py), Supabase says which 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -26,7 +26,15 @@ from igsync.models import (
 )
 from igsync.store.tables import Keyed, dedupe_by_key
 
-__all__ = ["Keyed", "Store", "dedupe_by_key", "iter_tokens", "open_store", "open_supabase_store"]
+__all__ = [
+    "AccountKey",
+    "Keyed",
+    "Store",
+    "dedupe_by_key",
+    "iter_tokens",
+    "open_store",
+    "open_supabase_store",
+]
 
 
 class Store(Protocol):
@@ -134,6 +142,23 @@ class Store(Protocol):
     async def write_sync_log(self, entry: SyncLog) -> None:
         """Append one row to `instagram_sync_logs`."""
 
+    async def count_tokens(self, *, platform: str = "instagram") -> int:
+        """How many `user_tokens` rows of `platform` this role can see (RLS may hide some):
+        one count query, whatever the number of rows."""
+        ...
+
+    async def schema_version(self) -> int | None:
+        """The newest migration the version record holds (None: no record readable)."""
+        ...
+
+    async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
+        """The newest `instagram_sync_logs` row (by started_at) of each of `accounts`, keyed by
+        (u_id as canonical UUID text, account_id); an account never synced is left out."""
+        ...
+
+
+#: an account as the sync logs name it: (u_id as canonical UUID text, account_id)
+AccountKey = tuple[str, str | None]
 
 #: tokens read per page when every account is walked (sync-all)
 TOKEN_PAGE = 500

@@ -21,7 +21,7 @@ through `redact`, and the URL's password is masked wherever it shows up.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from operator import attrgetter
 from types import TracebackType
@@ -39,8 +39,11 @@ from psycopg_pool import AsyncConnectionPool
 from igsync.errors import StoreConfigError, StoreError
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
+from igsync.store import AccountKey
 from igsync.store.postgres_sql import (
+    COUNT_TOKENS,
     DELETE_TOKENS,
+    LATEST_SYNC_LOGS,
     LIST_TOKENS,
     RECORDED_VERSION,
     SAVE_TOKEN,
@@ -445,3 +448,38 @@ class PostgresStore(TableRows):
                 "streams": Jsonb(entry.streams),
             },
         )
+
+    async def count_tokens(self, *, platform: str = "instagram") -> int:
+        rows = await self._fetch("could not count tokens", COUNT_TOKENS, {"platform": platform})
+        return int(rows[0][0])
+
+    async def schema_version(self) -> int | None:
+        try:
+            rows = await self._fetch("could not read the schema version", RECORDED_VERSION, {})
+        except StoreError:
+            return None
+        return None if rows[0][0] is None else int(rows[0][0])
+
+    async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
+        wanted = set(accounts)
+        rows = await self._fetch("could not read the sync logs", LATEST_SYNC_LOGS, {})
+        names = [
+            "run_id",
+            "u_id",
+            "account_id",
+            "started_at",
+            "finished_at",
+            "status",
+            "total_inserted",
+            "total_errors",
+            "errors",
+            "token_refreshed",
+            "streams",
+        ]
+        found: dict[AccountKey, SyncLog] = {}
+        for r in rows:
+            log = SyncLog.model_validate(dict(zip(names, r, strict=True)))
+            key = (str(log.u_id), log.account_id)
+            if key in wanted:
+                found[key] = log
+        return found

@@ -133,3 +133,20 @@ insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_
 values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %(status)s,
     %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s, %(streams)s)
 """
+
+COUNT_TOKENS = "select count(*) from user_tokens where platform = %(platform)s"
+
+# The newest log of each account. Also the SQLite store's (the window function is standard SQL
+# both support). It reads every log row: fine for `accounts list`, not for every sync.
+LATEST_SYNC_LOGS = """
+select run_id, u_id, account_id, started_at, finished_at, status, total_inserted, total_errors,
+    errors, token_refreshed, streams
+from (
+    select *, row_number() over (
+        partition by u_id, account_id order by started_at desc, id desc
+    ) as newest
+    from instagram_sync_logs
+    where u_id is not null
+) as logs
+where newest = 1
+"""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -25,6 +25,8 @@ from uuid import UUID
 from igsync.errors import ConfigError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
+from igsync.store import AccountKey
+from igsync.store.postgres_sql import LATEST_SYNC_LOGS
 from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
 from igsync.store.tables import (
     INSIGHTS,
@@ -410,3 +412,27 @@ class SQLiteStore(TableRows):
                 json.dumps(entry.streams),
             ),
         )
+
+    async def count_tokens(self, *, platform: str = "instagram") -> int:
+        row = self._run("select count(*) from user_tokens where platform = ?", (platform,))
+        return int(row.fetchone()[0])
+
+    async def schema_version(self) -> int | None:
+        try:
+            return _recorded_version(self._connect())
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite: {redact(str(exc))}") from None
+
+    async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
+        wanted = set(accounts)
+        cursor = self._run(LATEST_SYNC_LOGS)
+        names = [c[0] for c in cursor.description]
+        found: dict[AccountKey, SyncLog] = {}
+        for r in cursor.fetchall():
+            row = dict(zip(names, r, strict=True))
+            key = (str(row["u_id"]), row["account_id"])
+            if key in wanted:  # rows of other accounts are not parsed: any text may be there
+                row["errors"] = json.loads(row["errors"])
+                row["streams"] = json.loads(row["streams"])
+                found[key] = SyncLog.model_validate(row)
+        return found

@@ -17,7 +17,7 @@ compare-and-swap filter carries the expected token in the query string).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
@@ -34,6 +34,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from igsync.errors import SchemaMissingError, StoreError
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
+from igsync.store import AccountKey
 from igsync.store.schema import LATEST, VERSION_TABLE
 from igsync.store.supabase_errors import (
     MISSING_SCHEMA,
@@ -52,6 +53,8 @@ from igsync.store.token_rows import token_row
 CHUNK_ROWS = 500
 #: rows per read; Supabase's default `max-rows` cuts longer answers silently
 PAGE_ROWS = 1000
+#: pages of sync logs (newest first) read at most to find each account's latest one
+LOG_PAGES = 20
 ATTEMPTS = 4
 
 _TOKEN_KEY = "u_id,platform,account_id"
@@ -436,3 +439,38 @@ class SupabaseStore(TableRows):
 
         if _confirmed(await self._run("write the sync log", insert, idempotent=False)) != 1:
             raise StoreError("Supabase did not confirm the sync log row")
+
+    async def count_tokens(self, *, platform: str = "instagram") -> int:
+        def count(c: AsyncClient) -> Awaitable[APIResponse]:
+            query = c.table("user_tokens").select("token_id", count=CountMethod.exact)
+            return query.eq("platform", platform).limit(1).execute()
+
+        response = await self._run("count tokens", count)
+        # Content-Range's total; without it (a proxy dropped it) the row seen says only "some"
+        return response.count if response.count is not None else len(_rows(response))
+
+    async def schema_version(self) -> int | None:
+        return await self._recorded_version()
+
+    async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
+        """As the protocol says, read newest first a page at a time until every account has its
+        log, the logs end, or LOG_PAGES pages were read (PostgREST has no DISTINCT ON): an
+        account last synced before the newest LOG_PAGES * PAGE_ROWS logs shows none."""
+        wanted, found = set(accounts), dict[AccountKey, SyncLog]()
+        for page in range(LOG_PAGES):
+            if not wanted - found.keys():
+                break
+
+            def logs(c: AsyncClient, start: int = page * PAGE_ROWS) -> Awaitable[APIResponse]:
+                query = c.table("instagram_sync_logs").select(_TABLES["instagram_sync_logs"])
+                query = query.order("started_at", desc=True).order("id", desc=True)
+                return query.range(start, start + PAGE_ROWS - 1).execute()
+
+            rows = _rows(await self._run("read the sync logs", logs))
+            for row in rows:
+                key = (str(row.get("u_id")), row.get("account_id"))
+                if key in wanted and key not in found:
+                    found[key] = _parse(SyncLog, row, "a sync log")
+            if len(rows) < PAGE_ROWS:
+                break
+        return found
