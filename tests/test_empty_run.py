@@ -191,7 +191,7 @@ def test_a_role_with_grants_but_no_bypassrls_is_told_rls_hides_the_rows(
     fresh_postgres_url: str,
     cron_role: tuple[str, str, str],
 ) -> None:
-    script, _, url = cron_role
+    script, name, url = cron_role
     seed_postgres(fresh_postgres_url, LA, KOLKATA)
     with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
         conn.execute(script.replace(" bypassrls;", ";"))  # the role: grants only
@@ -205,12 +205,19 @@ def test_a_role_with_grants_but_no_bypassrls_is_told_rls_hides_the_rows(
     assert "BYPASSRLS" in err
     assert password not in err
     assert env.sim.requests == []
+    # doctor says which: this role is filtered by RLS, and how to lift it
     code, out, _ = run_cli(monkeypatch, capsys, "doctor", "--json", "--no-graph")
     assert code == 1
     (accounts,) = [c for c in json.loads(out)["checks"] if c["name"] == "accounts"]
     assert accounts["status"] == "fail"
-    assert "row-level security" in accounts["fix"]
+    assert f"row-level security filters that table for it (role {name}" in accounts["detail"]
+    assert accounts["fix"].startswith(f"as a superuser: `alter role {name} bypassrls;`")
     assert password not in out
+
+
+async def _as_role(url: str) -> tuple[int, str | None]:
+    async with PostgresStore(url) as store:
+        return await store.count_tokens(), await store.row_security_role()
 
 
 def test_the_readme_cron_role_syncs_every_account_under_rls(
@@ -232,6 +239,8 @@ def test_the_readme_cron_role_syncs_every_account_under_rls(
         ).fetchone()
     assert flags == (False, True)  # not a superuser: only BYPASSRLS lets it past the policies
     assert rls == (True,)
+    seen = asyncio.run(_as_role(url))
+    assert seen == (2, None)  # every row, and no row-level security in its way
     monkeypatch.setenv("IGSYNC_DATABASE_URL", url)
     code, out, err = run_cli(monkeypatch, capsys, "sync-all", "--json")
     assert code == 0, err

@@ -246,6 +246,12 @@ async def _store_checks(
             stage = "accounts"
             visible = await store.count_tokens()
             tokens = await store.list_tokens() if visible else []
+            filtered = None
+            if not visible and kind == "postgres":
+                from igsync.store.postgres import PostgresStore  # psycopg: only when needed
+
+                if isinstance(store, PostgresStore):
+                    filtered = await store.row_security_role()
     except IgsyncError as error:
         if stage == "database" and isinstance(error, ConfigError | StoreConfigError):
             fix = "check the URL, the password and that the server is up"
@@ -264,6 +270,19 @@ async def _store_checks(
             return None
         checks.append(Check(name="accounts", status="skip", detail="the schema must be readable"))
         return None
+    if not visible and filtered is not None:
+        checks.append(
+            Check(
+                name="accounts",
+                status="fail",
+                detail=f"this role sees no instagram row of user_tokens in {shown}, and"
+                f" row-level security filters that table for it (role {filtered}: not the"
+                " owner, no BYPASSRLS, no policy of igsync's lets it read)",
+                fix=f"as a superuser: `alter role {filtered} bypassrls;` (README, 'A cron role"
+                " on PostgreSQL'), or run as the tables' owner",
+            )
+        )
+        return _Found(tokens=[])
     if not visible:
         origin = database_origin(settings, sources, override)
         checks.append(

@@ -46,6 +46,7 @@ from igsync.store.postgres_sql import (
     LATEST_SYNC_LOGS,
     LIST_TOKENS,
     RECORDED_VERSION,
+    ROW_SECURITY_APPLIES,
     SAVE_TOKEN,
     SCHEMA_LOCK,
     SCHEMA_STATE,
@@ -483,3 +484,11 @@ class PostgresStore(TableRows):
             if key in wanted:
                 found[key] = log
         return found
+
+    async def row_security_role(self) -> str | None:
+        """The current role's name when row-level security filters `user_tokens` for it (not
+        a superuser, not BYPASSRLS, not the owner); None when it reads every row. PostgreSQL
+        only (doctor's diagnosis of a role that sees no account), not part of `Store`."""
+        rows = await self._fetch("could not read the role", ROW_SECURITY_APPLIES, {})
+        applies, role = rows[0] if rows else (False, None)
+        return str(role) if applies else None

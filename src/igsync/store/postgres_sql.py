@@ -150,3 +150,14 @@ from (
 ) as logs
 where newest = 1
 """
+
+# Whether row-level security filters user_tokens for the current role: on, and the role neither
+# a superuser, nor BYPASSRLS, nor the owner (or a member of it) unless FORCE is set (PostgreSQL,
+# "Row Security Policies"). With no policy for the role, it then sees no row at all.
+ROW_SECURITY_APPLIES = """
+select c.relrowsecurity and not (r.rolsuper or r.rolbypassrls)
+    and (c.relforcerowsecurity or not pg_has_role(current_user, c.relowner, 'USAGE')),
+    current_user
+from pg_class c, pg_roles r
+where c.oid = 'user_tokens'::regclass and r.rolname = current_user
+"""
