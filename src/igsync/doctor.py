@@ -24,7 +24,7 @@ from igsync.config import ConfigSources, Settings, database_url, load_settings
 from igsync.errors import ConfigError, IgsyncError, StoreConfigError
 from igsync.models import TokenRow, UserToken
 from igsync.redact import redact
-from igsync.store import SQLITE_PREFIX, Store, open_store, open_supabase_store, sqlite_path
+from igsync.store import SQLITE_PREFIX, Store, sqlite_path
 from igsync.store.schema import LATEST, MIGRATIONS
 
 CheckStatus = Literal["ok", "warn", "fail", "skip"]
@@ -127,6 +127,9 @@ def empty_run_problem(
 
 
 def _open(url: str, settings: Settings) -> Store:
+    """The store the CLI's commands open for `url`, not yet entered."""
+    from igsync.store import open_store, open_supabase_store
+
     if url != "supabase":
         return open_store(url)
     if not (settings.supabase_url and settings.supabase_key):
