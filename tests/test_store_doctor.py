@@ -56,8 +56,8 @@ async def test_schema_version_is_the_latest_once_open(store: Store) -> None:
 async def test_latest_sync_logs_gives_each_asked_account_its_newest_log(store: Store) -> None:
     for entry in (
         log(ALICE, "1784001", 0, "ok", 12),
-        log(ALICE, "1784001", 2, "partial", 9),  # the newest of this account
         log(ALICE, "1784001", 1, "ok", 11),
+        log(ALICE, "1784001", 2, "partial", 9),  # the newest (last written) of this account
         log(ALICE, "1784002", 0, "failed", 0),
         log(BOB, "1784003", 5, "ok", 4),  # not asked for
         log(None, None, 9, "failed", 0),  # a run-level failure belongs to no account
@@ -76,3 +76,29 @@ async def test_latest_sync_logs_gives_each_asked_account_its_newest_log(store: S
     assert newest.streams == ["account", "media"]
     assert latest[(str(ALICE), "1784002")].status == "failed"
     assert await store.latest_sync_logs([]) == {}
+
+
+async def test_latest_sync_logs_pages_back_through_the_newest_logs_only(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 2 logs and a scan of at most 6: an account whose log is older than the newest 6
+    is left out (the read never walks the whole history), the others are found across pages."""
+    import igsync.store.postgres
+    import igsync.store.sqlite
+    import igsync.store.supabase
+
+    for module in (igsync.store.sqlite, igsync.store.postgres):
+        monkeypatch.setattr(module, "SYNC_LOG_PAGE", 2)
+        monkeypatch.setattr(module, "SYNC_LOG_SCAN", 6)
+    monkeypatch.setattr(igsync.store.supabase, "PAGE_ROWS", 2)
+    monkeypatch.setattr(igsync.store.supabase, "SYNC_LOG_SCAN", 6)
+    await store.write_sync_log(log(BOB, "old", 0, "ok", 1))  # the 7th newest
+    for hour in range(1, 7):
+        await store.write_sync_log(log(ALICE, f"acct-{hour % 3}", hour, "ok", hour))
+    asked = [(str(ALICE), f"acct-{i}") for i in range(3)] + [(str(BOB), "old")]
+    latest = await store.latest_sync_logs(asked)
+    assert {key[1]: found.total_inserted for key, found in latest.items()} == {
+        "acct-1": 4,
+        "acct-2": 5,
+        "acct-0": 6,
+    }

@@ -152,13 +152,23 @@ class Store(Protocol):
         ...
 
     async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
-        """The newest `instagram_sync_logs` row (by started_at) of each of `accounts`, keyed by
-        (u_id as canonical UUID text, account_id); an account never synced is left out."""
+        """The newest (last written) `instagram_sync_logs` row of each of `accounts`, keyed by
+        (u_id as canonical UUID text, account_id).
+
+        Reads the logs newest first, a page at a time, until every account has its row or
+        SYNC_LOG_SCAN rows were read: an account left out was never synced, or not within the
+        newest SYNC_LOG_SCAN logs (the table has no index by account to look further cheaply).
+        """
         ...
 
 
 #: an account as the sync logs name it: (u_id as canonical UUID text, account_id)
 AccountKey = tuple[str, str | None]
+
+#: sync logs read at most, newest first, to find each account's latest (latest_sync_logs)
+SYNC_LOG_SCAN = 100_000
+#: sync logs per page of that read
+SYNC_LOG_PAGE = 5_000
 
 #: tokens read per page when every account is walked (sync-all)
 TOKEN_PAGE = 500

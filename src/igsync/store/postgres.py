@@ -39,17 +39,18 @@ from psycopg_pool import AsyncConnectionPool
 from igsync.errors import StoreConfigError, StoreError
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
-from igsync.store import AccountKey
+from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, AccountKey
 from igsync.store.postgres_sql import (
     COUNT_TOKENS,
     DELETE_TOKENS,
-    LATEST_SYNC_LOGS,
     LIST_TOKENS,
     RECORDED_VERSION,
     ROW_SECURITY_APPLIES,
     SAVE_TOKEN,
     SCHEMA_LOCK,
     SCHEMA_STATE,
+    SYNC_LOG_COLUMNS,
+    SYNC_LOG_PAGE_QUERY,
     TABLE_SQL,
     TOKEN_COLUMNS,
     TOKEN_PAGE,
@@ -462,27 +463,25 @@ class PostgresStore(TableRows):
         return None if rows[0][0] is None else int(rows[0][0])
 
     async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
-        wanted = set(accounts)
-        rows = await self._fetch("could not read the sync logs", LATEST_SYNC_LOGS, {})
-        names = [
-            "run_id",
-            "u_id",
-            "account_id",
-            "started_at",
-            "finished_at",
-            "status",
-            "total_inserted",
-            "total_errors",
-            "errors",
-            "token_refreshed",
-            "streams",
-        ]
-        found: dict[AccountKey, SyncLog] = {}
-        for r in rows:
-            log = SyncLog.model_validate(dict(zip(names, r, strict=True)))
-            key = (str(log.u_id), log.account_id)
-            if key in wanted:
-                found[key] = log
+        wanted, found = set(accounts), dict[AccountKey, SyncLog]()
+        names = [name.strip() for name in SYNC_LOG_COLUMNS.split(",")]
+        before: int | None = None
+        for _ in range(0, SYNC_LOG_SCAN, SYNC_LOG_PAGE):
+            if not wanted - found.keys():
+                break
+            page = await self._fetch(
+                "could not read the sync logs",
+                SYNC_LOG_PAGE_QUERY,
+                {"before": before, "limit": SYNC_LOG_PAGE},
+            )
+            for r in page:
+                row = dict(zip(names, r, strict=True))
+                key = (str(row["u_id"]), row["account_id"])
+                if key in wanted and key not in found:
+                    found[key] = SyncLog.model_validate(row)
+            if len(page) < SYNC_LOG_PAGE:
+                break
+            before = page[-1][0]
         return found
 
     async def row_security_role(self) -> str | None:

@@ -136,20 +136,17 @@ values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %
 
 COUNT_TOKENS = "select count(*) from user_tokens where platform = %(platform)s"
 
-# The newest log of each account. Also the SQLite store's (the window function is standard SQL
-# both support). It reads every log row: fine for `accounts list`, not for every sync.
-LATEST_SYNC_LOGS = """
-select run_id, u_id, account_id, started_at, finished_at, status, total_inserted, total_errors,
-    errors, token_refreshed, streams
-from (
-    select *, row_number() over (
-        partition by u_id, account_id order by started_at desc, id desc
-    ) as newest
-    from instagram_sync_logs
-    where u_id is not null
-) as logs
-where newest = 1
-"""
+# A page of sync logs, newest (last written) first, walking the primary key backwards: the
+# latest run's logs come first, so `accounts list` reads a page or two, not the whole history.
+SYNC_LOG_COLUMNS = (
+    "id, run_id, u_id, account_id, started_at, finished_at, status, total_inserted,"
+    " total_errors, errors, token_refreshed, streams"
+)
+SYNC_LOG_PAGE_QUERY = f"""
+select {SYNC_LOG_COLUMNS} from instagram_sync_logs
+where u_id is not null and (%(before)s::bigint is null or id < %(before)s)
+order by id desc limit %(limit)s
+"""  # noqa: S608 - constant columns
 
 # Whether row-level security filters user_tokens for the current role: on, and the role neither
 # a superuser, nor BYPASSRLS, nor the owner (or a member of it) unless FORCE is set (PostgreSQL,

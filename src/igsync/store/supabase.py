@@ -34,7 +34,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from igsync.errors import SchemaMissingError, StoreError
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
-from igsync.store import AccountKey
+from igsync.store import SYNC_LOG_SCAN, AccountKey
 from igsync.store.schema import LATEST, VERSION_TABLE
 from igsync.store.supabase_errors import (
     MISSING_SCHEMA,
@@ -53,8 +53,6 @@ from igsync.store.token_rows import token_row
 CHUNK_ROWS = 500
 #: rows per read; Supabase's default `max-rows` cuts longer answers silently
 PAGE_ROWS = 1000
-#: pages of sync logs (newest first) read at most to find each account's latest one
-LOG_PAGES = 20
 ATTEMPTS = 4
 
 _TOKEN_KEY = "u_id,platform,account_id"
@@ -453,24 +451,20 @@ class SupabaseStore(TableRows):
         return await self._recorded_version()
 
     async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
-        """As the protocol says, read newest first a page at a time until every account has its
-        log, the logs end, or LOG_PAGES pages were read (PostgREST has no DISTINCT ON): an
-        account last synced before the newest LOG_PAGES * PAGE_ROWS logs shows none."""
         wanted, found = set(accounts), dict[AccountKey, SyncLog]()
-        for page in range(LOG_PAGES):
-            if not wanted - found.keys():
-                break
+        seen = 0
+        while seen < SYNC_LOG_SCAN and wanted - found.keys():
 
-            def logs(c: AsyncClient, start: int = page * PAGE_ROWS) -> Awaitable[APIResponse]:
+            def logs(c: AsyncClient, start: int = seen) -> Awaitable[APIResponse]:
                 query = c.table("instagram_sync_logs").select(_TABLES["instagram_sync_logs"])
-                query = query.order("started_at", desc=True).order("id", desc=True)
-                return query.range(start, start + PAGE_ROWS - 1).execute()
+                return query.order("id", desc=True).range(start, start + PAGE_ROWS - 1).execute()
 
             rows = _rows(await self._run("read the sync logs", logs))
+            if not rows:  # the end: a server max-rows below PAGE_ROWS only shortens pages
+                break
+            seen += len(rows)
             for row in rows:
                 key = (str(row.get("u_id")), row.get("account_id"))
                 if key in wanted and key not in found:
                     found[key] = _parse(SyncLog, row, "a sync log")
-            if len(rows) < PAGE_ROWS:
-                break
         return found
