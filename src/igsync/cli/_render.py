@@ -335,9 +335,9 @@ def accounts_table(infos: Sequence[AccountInfo]) -> Table:
 
 
 def _last_sync(info: AccountInfo) -> str:
-    """`2026-11-30 06:00 ok, 12 rows`, or `never` for an account without a sync log."""
+    """`2026-11-30 06:00 ok, 12 rows`, or `none` for an account without a recent sync log."""
     if info.last_sync_at is None:
-        return "never"
+        return "none"
     style = {"ok": "green", "partial": "yellow", "failed": "red"}[info.last_sync_status or "failed"]
     return (
         f"{info.last_sync_at:%Y-%m-%d %H:%M} [{style}]{info.last_sync_status}[/],"
