@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -273,3 +273,21 @@ def test_the_readme_cron_role_syncs_every_account_under_rls(
     assert code == 0, err
     listed = {a["account_id"]: a["last_sync_status"] for a in json.loads(out)}
     assert listed == {LA: "ok", KOLKATA: "ok", "17841400000000003": None}
+
+
+def test_rows_visible_but_none_taken_by_this_run_is_not_an_empty_database(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The count, not the run, decides "no account at all": rows this run did not take (they
+    changed meanwhile, or another run holds them) are said so, exit 0."""
+    import igsync.sync_all
+
+    async def nothing(store: object) -> AsyncIterator[UserToken]:
+        return
+        yield  # an async generator that yields nothing
+
+    env.seed(LA, KOLKATA)
+    monkeypatch.setattr(igsync.sync_all, "iter_tokens", nothing)
+    code, out, err = run_cli(monkeypatch, capsys, "sync-all")
+    assert (code, err) == (0, "")
+    assert out == "this run synced none of the 2 accounts this role sees\n"

@@ -167,6 +167,10 @@ def _empty_run(
             " sees: nothing to sync here (the other shards have them)",
             problem=False,
         )
+    if visible:  # the rows are there, this run took none of them (they changed meanwhile)
+        return _Empty(
+            f"this run synced none of the {visible} accounts this role sees", problem=False
+        )
     url = db_url(ctx, settings)
     origin = database_origin(settings, config_sources(), globals_of(ctx).db)
     database = shown_database(url, settings)
