@@ -38,11 +38,11 @@ def doctor(
     Checks: configuration (and which file each setting came from), database, schema version,
     accounts this role sees, tokens by status and days left, app credentials, Graph API (one
     GET without a token). Exit 1 when any check fails, 0 otherwise (warnings included).
-    Run it the way cron runs igsync, e.g.:
+    Run it the way cron runs igsync (from $HOME, with the same --env-file):
 
-        cd / && env -i HOME=$HOME /usr/local/bin/igsync --env-file /etc/igsync.env doctor
+        igsync --env-file /etc/igsync.env doctor
 
-        igsync doctor --json | jq -r '.checks[] | select(.status == "fail") | .fix'
+        igsync doctor --json | jq -r '.checks[].fix // empty'
     """
     from datetime import UTC, datetime
 
