@@ -468,6 +468,6 @@ async def _probe(client: httpx.AsyncClient, url: str) -> str | None:
 
 
 def summary(checks: Sequence[Check]) -> str:
-    """`5 ok, 1 warn, 1 fail` in check order of severity."""
+    """`5 ok, 1 warn, 1 fail, 1 skip`: how many checks had each status (none: left out)."""
     counts = Counter(c.status for c in checks)
     return ", ".join(f"{counts[s]} {s}" for s in ("ok", "warn", "fail", "skip") if counts[s])
