@@ -20,3 +20,13 @@ def _instant_retries() -> Iterator[None]:
     """stamina's test mode: our own attempt limits, no backoff waits (STYLE.md)."""
     with stamina.set_testing(True, attempts=100, cap=True):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _no_user_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """igsync reads a user config file and IGSYNC_ENV_FILE (README, Configuration): a test
+    never reads the developer's own."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    monkeypatch.delenv("IGSYNC_ENV_FILE", raising=False)

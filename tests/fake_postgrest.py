@@ -58,7 +58,7 @@ TIMESTAMPS = {
     "timestamp",  # instagram_media: when the media was posted
 }
 DATES = {"local_date", "captured_on"}
-JSONB = {"value_json", "errors"}
+JSONB = {"value_json", "errors", "streams"}  # instagram_sync_logs.streams is jsonb too
 BOOLEANS = {"token_refreshed"}
 INTEGERS = {
     "id": "bigint",

@@ -117,16 +117,22 @@ def test_shards_split_the_accounts_between_workers(env: Env) -> None:
     assert env.rows() == []  # dry runs
 
 
-def test_no_accounts_is_said_clearly_and_is_not_a_failure(env: Env) -> None:
+def test_no_accounts_is_said_clearly_and_is_a_failure_unless_allowed(env: Env) -> None:
+    """Issue 12: a run that syncs nothing must not pass for a good one."""
     seed(env)
     proc = env.run("sync-all")  # IG_ACCOUNT_ID/IG_LONG_TOKEN are set, and not used
-    assert proc.returncode == 0
-    assert "no Instagram accounts in user_tokens" in proc.stdout
-    assert "IG_ACCOUNT_ID" in proc.stdout
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr.startswith("igsync: error: no accounts to sync: SQLite file")
+    assert "IG_ACCOUNT_ID/IG_LONG_TOKEN are set, but sync-all syncs user_tokens rows only" in (
+        proc.stderr
+    )
     proc = env.run("sync-all", "--json")
-    assert proc.returncode == 0
+    assert proc.returncode == 1
     report = json.loads(proc.stdout)
-    assert (report["accounts_total"], report["results"], report["success"]) == (0, [], True)
+    assert (report["accounts_total"], report["results"], report["success"]) == (0, [], False)
+    proc = env.run("sync-all", "--json", "--allow-empty")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert json.loads(proc.stdout)["success"] is True
     assert env.sim.requests == []
 
 

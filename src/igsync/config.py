@@ -1,9 +1,26 @@
-"""Settings: the one place environment variables (and `.env`) are read (DESIGN.md §3)."""
+"""Settings: the one place environment variables (and settings files) are read (DESIGN.md §3).
+
+Where a value comes from, highest precedence first (README "Configuration"):
+
+1. a command-line flag (`--db`);
+2. the environment;
+3. the file named by `--env-file PATH`, else by `IGSYNC_ENV_FILE`;
+4. `.env` in the working directory;
+5. the user config file, `igsync.env` in the platform config dir (`~/.config/igsync/` on Linux);
+6. the defaults.
+
+The files share one format (dotenv, the variables' own names), so a working `.env` can be moved
+to the user config file, or named by `--env-file`, unchanged: cron runs in `$HOME`, not in the
+directory whose `.env` worked by hand.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,6 +51,12 @@ class Settings(BaseSettings):
     igsync_database_url: str | None = None
     supabase_url: str | None = None
     supabase_key: SecretStr | None = None
+    # Look-alikes of SUPABASE_KEY that other tools read: only to name them when SUPABASE_KEY is
+    # missing (a half-set Supabase configuration is an error, never a silent SQLite run).
+    supabase_service_role_key: SecretStr | None = None
+    supabase_service_key: SecretStr | None = None
+    supabase_anon_key: SecretStr | None = None
+    supabase_secret_key: SecretStr | None = None
     ig_account_id: str | None = None
     ig_long_token: SecretStr | None = None
     ig_app_id: str | None = None
@@ -126,13 +149,58 @@ class Settings(BaseSettings):
     def has_supabase(self) -> bool:
         return bool(self.supabase_url and self.supabase_key)
 
+    def supabase_problem(self) -> str | None:
+        """What is missing from a half-set Supabase configuration (None: unset or complete).
+
+        SUPABASE_URL without SUPABASE_KEY names any look-alike key variable that is set
+        (SUPABASE_SERVICE_ROLE_KEY…): igsync reads SUPABASE_KEY only.
+        """
+        if self.supabase_url and not self.supabase_key:
+            lookalikes = [
+                name.upper() for name in _KEY_LOOKALIKES if getattr(self, name) is not None
+            ]
+            hint = (
+                f" ({', '.join(lookalikes)} is set, but igsync reads the key from SUPABASE_KEY)"
+                if lookalikes
+                else ""
+            )
+            return (
+                f"SUPABASE_URL is set but SUPABASE_KEY is not{hint}; set SUPABASE_KEY to the"
+                " project's service-role key, or unset SUPABASE_URL"
+            )
+        if self.supabase_key and not self.supabase_url:
+            return (
+                "SUPABASE_KEY is set but SUPABASE_URL is not; set SUPABASE_URL to the project URL"
+                " (https://<project>.supabase.co), or unset SUPABASE_KEY"
+            )
+        return None
+
+
+_KEY_LOOKALIKES = (
+    "supabase_service_role_key",
+    "supabase_service_key",
+    "supabase_secret_key",
+    "supabase_anon_key",
+)
+
 
 def database_url(settings: Settings, override: str | None = None) -> str:
-    """`--db`, else IGSYNC_DATABASE_URL, else Supabase when configured, else the SQLite file."""
+    """`--db`, else IGSYNC_DATABASE_URL, else Supabase when configured, else the SQLite file.
+
+    Raises ConfigError for an unsupported URL, and for a half-set Supabase configuration
+    (naming the missing variable) where it would decide the store: `supabase` named, or no
+    URL at all (a silent fall-back to an empty SQLite file hides the mistake).
+    """
     if override is not None:
-        return _check_database_url(override, "--db")
-    if settings.igsync_database_url:
-        return _check_database_url(settings.igsync_database_url, "IGSYNC_DATABASE_URL")
+        url = _check_database_url(override, "--db")
+    elif settings.igsync_database_url:
+        url = _check_database_url(settings.igsync_database_url, "IGSYNC_DATABASE_URL")
+    else:
+        url = None
+    if url in (None, "supabase") and (problem := settings.supabase_problem()):
+        raise ConfigError(problem)
+    if url is not None:
+        return url
     if settings.has_supabase:
         return "supabase"
     from platformdirs import user_data_dir
@@ -170,15 +238,26 @@ def _check_env_file(env_file: Path | str | None) -> None:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
-def load_settings(env_file: Path | str | None = ".env") -> Settings:
-    """Read env (and `.env`); a bad value becomes one ConfigError naming the variable.
+def load_settings(
+    env_file: Path | str | None = ".env", *, sources: ConfigSources | None = None
+) -> Settings:
+    """Read env and one settings file (`env_file`), or env and every file of `sources` in
+    their order of precedence (the CLI's way, `resolve_sources`).
 
-    Raises ConfigError as well for a `.env` that is a directory, unreadable, or not UTF-8:
-    pydantic-settings would raise a traceback for the last two and ignore the first.
+    A bad value becomes one ConfigError naming the variable. Raises ConfigError as well for a
+    settings file that is a directory, unreadable, or not UTF-8: pydantic-settings would raise
+    a traceback for the last two and ignore the first.
     """
-    _check_env_file(env_file)
+    files: tuple[Path | str, ...] | Path | str | None
+    if sources is None:
+        _check_env_file(env_file)
+        files = env_file
+    else:
+        for found in sources.files:
+            _check_env_file(found.path)
+        files = tuple(f.path for f in reversed(sources.files) if f.exists)  # later files win
     try:
-        settings = Settings(_env_file=env_file)
+        settings = Settings(_env_file=files)
     except ValidationError as exc:
         first = exc.errors()[0]
         variable = str(first["loc"][0]).upper() if first["loc"] else "configuration"
@@ -189,7 +268,97 @@ def load_settings(env_file: Path | str | None = ".env") -> Settings:
         settings.ig_app_secret,
         settings.ig_instagram_app_secret,
         settings.supabase_key,
+        *(getattr(settings, name) for name in _KEY_LOOKALIKES),
     ):
         if secret is not None:
             register_secret(secret.get_secret_value())
     return settings
+
+
+#: the variable that names a settings file, as `--env-file` does
+ENV_FILE_VARIABLE = "IGSYNC_ENV_FILE"
+#: the user config file's name in the platform config dir (dotenv format, as `.env`)
+USER_CONFIG_NAME = "igsync.env"
+
+
+def user_config_file() -> Path:
+    """`igsync.env` in the platform's user config dir (platformdirs: `$XDG_CONFIG_HOME/igsync`,
+    else `~/.config/igsync` on Linux; `~/Library/Application Support/igsync` on macOS)."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("igsync")) / USER_CONFIG_NAME
+
+
+@dataclass(frozen=True)
+class SettingsFile:
+    """One settings file igsync reads: why (`origin`), where (an absolute path), and whether
+    it exists (only an explicit one must)."""
+
+    origin: str
+    path: Path
+    exists: bool
+
+
+@dataclass(frozen=True)
+class ConfigSources:
+    """The settings files of this run, highest precedence first (the environment beats them
+    all, a flag beats the environment)."""
+
+    files: tuple[SettingsFile, ...]
+    environ: Mapping[str, str]
+
+    def origin_of(self, variable: str) -> str:
+        """Where `variable` (any case) gets its value: `environment`, `<origin> <path>` of the
+        first file that sets it (non-empty), or `default`."""
+        name = variable.upper()
+        if any(k.upper() == name and v for k, v in self.environ.items()):
+            return "environment"
+        for found in self.files:
+            if found.exists and name in _file_variables(found.path):
+                return f"{found.origin} {found.path}"
+        return "default"
+
+
+def _file_variables(path: Path) -> set[str]:
+    from dotenv import dotenv_values
+
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {k.upper() for k, v in values.items() if v}
+
+
+def resolve_sources(
+    env_file: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user_file: Path | None = None,
+) -> ConfigSources:
+    """The settings files for `--env-file` (`env_file`), else IGSYNC_ENV_FILE, then `./.env`,
+    then the user config file (`user_config_file()` unless `user_file` is given).
+
+    Raises ConfigError when the file named by `--env-file` or IGSYNC_ENV_FILE does not exist:
+    a cron line naming a file it cannot find must not run on defaults.
+    """
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    files: list[SettingsFile] = []
+    origin, named = "--env-file", env_file
+    if named is None:
+        origin = ENV_FILE_VARIABLE
+        named = next((v for k, v in environ.items() if k.upper() == ENV_FILE_VARIABLE and v), None)
+    if named is not None:
+        path = (cwd / Path(named).expanduser()).resolve()
+        if not path.exists():
+            raise ConfigError(
+                f"{origin} {named}: no such file; give the path of an existing settings file"
+                " (dotenv format: one VARIABLE=value a line)"
+            )
+        files.append(SettingsFile(origin, path, True))
+    for origin, path in ((".env", cwd / ".env"), ("user config", user_file or user_config_file())):
+        path = path.resolve()
+        if all(path != f.path for f in files):
+            files.append(SettingsFile(origin, path, path.exists()))
+    return ConfigSources(tuple(files), environ)

@@ -3,6 +3,7 @@
     IgsyncError                 root; the CLI maps it once, at the top
     ├── ConfigError             a missing or malformed setting (exit 2)
     ├── InputError              bad input on the command line (exit 2)
+    ├── NothingToSyncError      sync-all saw no account at all (exit 1)
     ├── GraphError              the Graph API answered with an error, or could not be reached
     └── StoreError              the database refused, failed or could not confirm a write
         └── SchemaMissingError  the igsync tables are not there (and igsync cannot create them)
@@ -32,6 +33,11 @@ class InputError(IgsyncError):
     """A command-line value is wrong; the message says which and what is accepted."""
 
     exit_code = 2
+
+
+class NothingToSyncError(IgsyncError):
+    """sync-all ran and this role sees no account at all: the message names the database and
+    the likely causes (issue 12: an empty run must never pass for a good one)."""
 
 
 class ErrorKind(StrEnum):

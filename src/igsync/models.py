@@ -223,6 +223,8 @@ class SyncReport(BaseModel):
     sync_logs_failed: int = 0
     #: the first such failure, to show without -v
     sync_log_error: str | None = None
+    #: `user_tokens` rows this role sees in all shards, counted only when the run had none
+    accounts_visible: int | None = None
 
 
 class UserToken(BaseModel):
@@ -342,3 +344,7 @@ class AccountInfo(BaseModel):
     last_refreshed_at: datetime | None
     #: for status `invalid`: the column that is wrong and the fix
     problem: str | None = None
+    #: the account's newest instagram_sync_logs row: when it started (UTC), its status, rows
+    last_sync_at: datetime | None = None
+    last_sync_status: SyncStatus | None = None
+    last_sync_rows: int | None = None

@@ -188,8 +188,20 @@ def account_info(token: TokenRow, now: datetime) -> AccountInfo:
 
 
 async def list_accounts(store: Store, settings: Settings, now: datetime) -> list[AccountInfo]:
-    """Stored accounts, then the env fallback account if one is configured."""
+    """Stored accounts, each with its last sync (instagram_sync_logs), then the env fallback
+    account if one is configured."""
     infos = [account_info(t, now) for t in await store.list_tokens()]
+    stored = [(i.user_id, i.account_id) for i in infos if i.user_id is not None]
+    last = await store.latest_sync_logs(stored) if stored else {}
+    for i, info in enumerate(infos):
+        if info.user_id is not None and (log := last.get((info.user_id, info.account_id))):
+            infos[i] = info.model_copy(
+                update={
+                    "last_sync_at": log.started_at,
+                    "last_sync_status": log.status,
+                    "last_sync_rows": log.total_inserted,
+                }
+            )
     if settings.ig_account_id and settings.ig_long_token:
         secret = settings.ig_long_token.get_secret_value()
         infos.append(

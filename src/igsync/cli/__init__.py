@@ -24,6 +24,7 @@ from igsync.cli._common import (
     StreamsOpt,
     UntilOpt,
     VerboseOpt,
+    config_sources,
     db_url,
     globals_of,
     graph_client,
@@ -31,9 +32,11 @@ from igsync.cli._common import (
     open_db,
     run,
     selection,
+    set_globals,
     window_plan,
 )
 from igsync.cli._common import settings as load
+from igsync.cli._doctor import doctor
 from igsync.cli._export import export
 from igsync.cli._sync import sync_all
 from igsync.cli._tokens import accounts_app, refresh_token
@@ -81,6 +84,15 @@ def _main(
             "(overrides IGSYNC_DATABASE_URL).",
         ),
     ] = None,
+    env_file: Annotated[
+        str | None,
+        typer.Option(
+            "--env-file",
+            metavar="PATH",
+            help="Settings file (VARIABLE=value lines) read above ./.env and the user config "
+            "file; the environment still wins (default: IGSYNC_ENV_FILE).",
+        ),
+    ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
@@ -89,7 +101,8 @@ def _main(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = Globals(db=db, json=json_, quiet=quiet, verbose=verbose)
+    set_globals(ctx, Globals(db=db, json=json_, quiet=quiet, verbose=verbose, env_file=env_file))
+    config_sources()  # a named settings file that is missing fails every command, at once
 
 
 @app.command()
@@ -224,6 +237,7 @@ def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
 app.command("export")(export)
 app.add_typer(db_app, name="db")
+app.command("doctor")(doctor)
 
 
 @db_app.command("init")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -11,7 +12,7 @@ import typer
 
 if TYPE_CHECKING:
     from igsync.cli._render import Output
-    from igsync.config import Settings
+    from igsync.config import ConfigSources, Settings
     from igsync.graph import GraphClient
     from igsync.store import Store
     from igsync.window import WindowPlan
@@ -75,6 +76,18 @@ class Globals:
     json: bool = False
     quiet: bool = False
     verbose: int = 0
+    #: `--env-file PATH`: a settings file above `./.env` and the user config file
+    env_file: str | None = None
+
+
+#: the global options of this invocation, for what reads settings without a Context
+_current: ContextVar[Globals | None] = ContextVar("igsync_globals", default=None)
+
+
+def set_globals(ctx: typer.Context, options: Globals) -> None:
+    """Record the global options (the root callback does, before any command runs)."""
+    ctx.obj = options
+    _current.set(options)
 
 
 def globals_of(ctx: typer.Context) -> Globals:
@@ -89,10 +102,20 @@ def make_output(ctx: typer.Context, json_: bool, quiet: bool = False, verbose: i
     return Output(json_mode=json_ or g.json, quiet=quiet or g.quiet, verbose=verbose + g.verbose)
 
 
+def config_sources() -> ConfigSources:
+    """The settings files of this invocation (`--env-file`, IGSYNC_ENV_FILE, `./.env`, the
+    user config file); ConfigError when an explicitly named one does not exist."""
+    from igsync.config import resolve_sources
+
+    options = _current.get()
+    return resolve_sources(None if options is None else options.env_file)
+
+
 def settings() -> Settings:
+    """The settings of this invocation, in the documented order of precedence."""
     from igsync.config import load_settings
 
-    return load_settings()
+    return load_settings(sources=config_sources())
 
 
 def selection(

@@ -311,6 +311,7 @@ def accounts_table(infos: Sequence[AccountInfo]) -> Table:
         "days left",
         "status",
         "token",
+        "last sync (UTC)",
     ):
         table.add_column(col, justify="right" if col == "days left" else "left")
     for i in infos:
@@ -323,6 +324,7 @@ def accounts_table(infos: Sequence[AccountInfo]) -> Table:
             "-" if i.days_left is None else str(i.days_left),
             f"[{_STATUS_STYLE[i.status]}]{i.status}[/]",
             i.token_hint,
+            _last_sync(i),
         )
     problems = [shown(i.problem) for i in infos if i.problem]
     if problems:
@@ -330,6 +332,17 @@ def accounts_table(infos: Sequence[AccountInfo]) -> Table:
         table.caption = "\n".join(problems)
         table.caption_justify = "left"
     return table
+
+
+def _last_sync(info: AccountInfo) -> str:
+    """`2026-11-30 06:00 ok, 12 rows`, or `none` for an account without a recent sync log."""
+    if info.last_sync_at is None:
+        return "none"
+    style = {"ok": "green", "partial": "yellow", "failed": "red"}[info.last_sync_status or "failed"]
+    return (
+        f"{info.last_sync_at:%Y-%m-%d %H:%M} [{style}]{info.last_sync_status}[/],"
+        f" {info.last_sync_rows} rows"
+    )
 
 
 def refresh_table(report: RefreshReport) -> Table:

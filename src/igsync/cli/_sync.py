@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -60,6 +61,14 @@ def sync_all(
         bool, typer.Option("--dry-run", help="Fetch and report, write nothing.")
     ] = False,
     no_batch: NoBatchOpt = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Exit 0 when this role sees no account at all (default: exit 1, naming the "
+            "database and the likely causes).",
+        ),
+    ] = False,
     json_: JsonOpt = False,
     ndjson: Annotated[
         bool,
@@ -73,8 +82,9 @@ def sync_all(
     """Fetch and store every Instagram account in user_tokens, each isolated from the others.
 
     Only user_tokens rows are synced: the IG_ACCOUNT_ID/IG_LONG_TOKEN fallback is not used.
-    Writes one instagram_sync_logs row per account. Exit 0 when every account succeeded (or
-    there were none), 1 when any failed, 2 on bad input. Examples:
+    Writes one instagram_sync_logs row per account. Exit 0 when every account succeeded, 1
+    when any failed or when this role sees no account at all (unless --allow-empty; a shard
+    that holds none of the accounts is fine), 2 on bad input. Examples:
 
         igsync sync-all --days 7 --concurrency 8
 
@@ -85,7 +95,7 @@ def sync_all(
         igsync sync-all --shard 1/3 --json   # worker 1 of 3 (2/3, 3/3 elsewhere)
     """
     from igsync.cli._render import sync_all_render
-    from igsync.errors import InputError
+    from igsync.errors import InputError, NothingToSyncError
     from igsync.sync_all import parse_shard
 
     if ndjson and (json_ or globals_of(ctx).json):
@@ -116,14 +126,63 @@ def sync_all(
                 on_result=on_result,
             )
         )
+    empty = _empty_run(ctx, settings, report, part, allow_empty)
+    if empty is not None and empty.problem:
+        report = report.model_copy(update={"success": False})
     if ndjson:
         out.emit_line({"summary": report.model_dump(mode="json", exclude={"results"})})
     elif out.json_mode:
         out.emit_json(report)
+    elif empty is not None:
+        if not empty.problem:
+            out.print(empty.message)
     else:
         sync_all_render(out, report)
+    if empty is not None and empty.problem:
+        raise NothingToSyncError(empty.message)
     if not report.success:
         raise typer.Exit(1)
+
+
+@dataclass(frozen=True)
+class _Empty:
+    message: str
+    #: True: exit 1 (no account at all and no --allow-empty); False: say so, exit 0
+    problem: bool
+
+
+def _empty_run(
+    ctx: typer.Context, settings: Settings, report: SyncReport, shard: Shard | None, allowed: bool
+) -> _Empty | None:
+    """What to say about a run that synced no account (None: it synced some)."""
+    from igsync.cli._common import config_sources, db_url
+    from igsync.doctor import database_origin, empty_run_problem, shown_database, store_kind
+
+    if report.accounts_total:
+        return None
+    visible = report.accounts_visible or 0
+    if visible and shard is not None:
+        return _Empty(
+            f"shard {shard.index}/{shard.count} holds none of the {visible} accounts this role"
+            " sees: nothing to sync here (the other shards have them)",
+            problem=False,
+        )
+    if visible:  # the rows are there, this run took none of them (they changed meanwhile)
+        return _Empty(
+            f"this run synced none of the {visible} accounts this role sees", problem=False
+        )
+    url = db_url(ctx, settings)
+    origin = database_origin(settings, config_sources(), globals_of(ctx).db)
+    database = shown_database(url, settings)
+    if allowed:
+        return _Empty(
+            f"nothing to sync: {database} (from {origin}) shows this role no account"
+            " (--allow-empty)",
+            problem=False,
+        )
+    fallback = bool(settings.ig_account_id and settings.ig_long_token)
+    message = empty_run_problem(database, origin, store_kind(url), env_account=fallback)
+    return _Empty(message, problem=True)
 
 
 async def _sync(
@@ -143,7 +202,7 @@ async def _sync(
     from igsync.tokens import app_credentials
 
     async with db as store, graph_client(settings, batch=batch, accounts=concurrency) as graph:
-        return await sync_every_account(
+        report = await sync_every_account(
             graph,
             store,
             streams=chosen[0],
@@ -156,3 +215,7 @@ async def _sync(
             on_result=on_result,
             keep_results=keep,
         )
+        if not report.accounts_total:
+            # One count query tells "none here" (another shard's) from "none at all".
+            report.accounts_visible = await store.count_tokens()
+        return report

@@ -7,7 +7,7 @@ SQLite and PostgreSQL apply pending migrations (schema.py), Supabase says which 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -27,7 +27,15 @@ from igsync.models import (
 from igsync.store.streaming import RowFilter
 from igsync.store.tables import Keyed, Row, Table, dedupe_by_key
 
-__all__ = ["Keyed", "Store", "dedupe_by_key", "iter_tokens", "open_store", "open_supabase_store"]
+__all__ = [
+    "AccountKey",
+    "Keyed",
+    "Store",
+    "dedupe_by_key",
+    "iter_tokens",
+    "open_store",
+    "open_supabase_store",
+]
 
 
 class Store(Protocol):
@@ -152,6 +160,33 @@ class Store(Protocol):
         """
         ...
 
+    async def count_tokens(self, *, platform: str = "instagram") -> int:
+        """How many `user_tokens` rows of `platform` this role can see (RLS may hide some):
+        one count query, whatever the number of rows."""
+        ...
+
+    async def schema_version(self) -> int | None:
+        """The newest migration the version record holds (None: no record readable)."""
+        ...
+
+    async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
+        """The newest (last written) `instagram_sync_logs` row of each of `accounts`, keyed by
+        (u_id as canonical UUID text, account_id).
+
+        Reads the logs newest first, a page at a time, until every account has its row or
+        SYNC_LOG_SCAN rows were read: an account left out was never synced, or not within the
+        newest SYNC_LOG_SCAN logs (the table has no index by account to look further cheaply).
+        """
+        ...
+
+
+#: an account as the sync logs name it: (u_id as canonical UUID text, account_id)
+AccountKey = tuple[str, str | None]
+
+#: sync logs read at most, newest first, to find each account's latest (latest_sync_logs)
+SYNC_LOG_SCAN = 100_000
+#: sync logs per page of that read
+SYNC_LOG_PAGE = 5_000
 
 #: tokens read per page when every account is walked (sync-all)
 TOKEN_PAGE = 500

@@ -21,7 +21,7 @@ through `redact`, and the URL's password is masked wherever it shows up.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from datetime import datetime
 from operator import attrgetter
 from types import TracebackType
@@ -39,13 +39,18 @@ from psycopg_pool import AsyncConnectionPool
 from igsync.errors import StoreConfigError, StoreError
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
+from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, AccountKey
 from igsync.store.postgres_sql import (
+    COUNT_TOKENS,
     DELETE_TOKENS,
     LIST_TOKENS,
     RECORDED_VERSION,
+    ROW_SECURITY_APPLIES,
     SAVE_TOKEN,
     SCHEMA_LOCK,
     SCHEMA_STATE,
+    SYNC_LOG_COLUMNS,
+    SYNC_LOG_PAGE_QUERY,
     TABLE_SQL,
     TOKEN_COLUMNS,
     TOKEN_PAGE,
@@ -470,3 +475,44 @@ class PostgresStore(TableRows):
                         yield validate(dict(zip(names, r, strict=True)))
         except psycopg.Error as exc:
             raise self._error(f"could not read {table.noun}", exc) from None
+
+    async def count_tokens(self, *, platform: str = "instagram") -> int:
+        rows = await self._fetch("could not count tokens", COUNT_TOKENS, {"platform": platform})
+        return int(rows[0][0])
+
+    async def schema_version(self) -> int | None:
+        try:
+            rows = await self._fetch("could not read the schema version", RECORDED_VERSION, {})
+        except StoreError:
+            return None
+        return None if rows[0][0] is None else int(rows[0][0])
+
+    async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
+        wanted, found = set(accounts), dict[AccountKey, SyncLog]()
+        names = [name.strip() for name in SYNC_LOG_COLUMNS.split(",")]
+        before: int | None = None
+        for _ in range(0, SYNC_LOG_SCAN, SYNC_LOG_PAGE):
+            if not wanted - found.keys():
+                break
+            page = await self._fetch(
+                "could not read the sync logs",
+                SYNC_LOG_PAGE_QUERY,
+                {"before": before, "limit": SYNC_LOG_PAGE},
+            )
+            for r in page:
+                row = dict(zip(names, r, strict=True))
+                key = (str(row["u_id"]), row["account_id"])
+                if key in wanted and key not in found:
+                    found[key] = SyncLog.model_validate(row)
+            if len(page) < SYNC_LOG_PAGE:
+                break
+            before = page[-1][0]
+        return found
+
+    async def row_security_role(self) -> str | None:
+        """The current role's name when row-level security filters `user_tokens` for it (not
+        a superuser, not BYPASSRLS, not the owner); None when it reads every row. PostgreSQL
+        only (doctor's diagnosis of a role that sees no account), not part of `Store`."""
+        rows = await self._fetch("could not read the role", ROW_SECURITY_APPLIES, {})
+        applies, role = rows[0] if rows else (False, None)
+        return str(role) if applies else None

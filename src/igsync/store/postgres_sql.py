@@ -133,3 +133,28 @@ insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_
 values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %(status)s,
     %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s, %(streams)s)
 """
+
+COUNT_TOKENS = "select count(*) from user_tokens where platform = %(platform)s"
+
+# A page of sync logs, newest (last written) first, walking the primary key backwards: the
+# latest run's logs come first, so `accounts list` reads a page or two, not the whole history.
+SYNC_LOG_COLUMNS = (
+    "id, run_id, u_id, account_id, started_at, finished_at, status, total_inserted,"
+    " total_errors, errors, token_refreshed, streams"
+)
+SYNC_LOG_PAGE_QUERY = f"""
+select {SYNC_LOG_COLUMNS} from instagram_sync_logs
+where u_id is not null and (%(before)s::bigint is null or id < %(before)s)
+order by id desc limit %(limit)s
+"""  # noqa: S608 - constant columns
+
+# Whether row-level security filters user_tokens for the current role: on, and the role neither
+# a superuser, nor BYPASSRLS, nor the owner (or a member of it) unless FORCE is set (PostgreSQL,
+# "Row Security Policies"). With no policy for the role, it then sees no row at all.
+ROW_SECURITY_APPLIES = """
+select c.relrowsecurity and not (r.rolsuper or r.rolbypassrls)
+    and (c.relforcerowsecurity or not pg_has_role(current_user, c.relowner, 'USAGE')),
+    current_user
+from pg_class c, pg_roles r
+where c.oid = 'user_tokens'::regclass and r.rolname = current_user
+"""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator, Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -25,6 +25,8 @@ from uuid import UUID
 from igsync.errors import ConfigError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
+from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, AccountKey
+from igsync.store.postgres_sql import SYNC_LOG_COLUMNS
 from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
 from igsync.store.streaming import STREAM_BATCH, RowFilter, select_sql
 from igsync.store.tables import (
@@ -439,3 +441,38 @@ class SQLiteStore(TableRows):
                     yield validate(dict(zip(names, values, strict=True)))
         finally:
             cursor.close()
+
+    async def count_tokens(self, *, platform: str = "instagram") -> int:
+        row = self._run("select count(*) from user_tokens where platform = ?", (platform,))
+        return int(row.fetchone()[0])
+
+    async def schema_version(self) -> int | None:
+        try:
+            return _recorded_version(self._connect())
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite: {redact(str(exc))}") from None
+
+    async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
+        wanted, found = set(accounts), dict[AccountKey, SyncLog]()
+        before: int | None = None
+        for _ in range(0, SYNC_LOG_SCAN, SYNC_LOG_PAGE):
+            if not wanted - found.keys():
+                break
+            cursor = self._run(
+                f"select {SYNC_LOG_COLUMNS} from instagram_sync_logs"  # noqa: S608 - constant
+                " where u_id is not null and (? is null or id < ?) order by id desc limit ?",
+                (before, before, SYNC_LOG_PAGE),
+            )
+            names = [c[0] for c in cursor.description]
+            page = cursor.fetchall()
+            for r in page:
+                row = dict(zip(names, r, strict=True))
+                key = (str(row["u_id"]), row["account_id"])
+                if key in wanted and key not in found:  # others are not parsed: any text there
+                    row["errors"] = json.loads(row["errors"])
+                    row["streams"] = json.loads(row["streams"])
+                    found[key] = SyncLog.model_validate(row)
+            if len(page) < SYNC_LOG_PAGE:
+                break
+            before = page[-1][0]
+        return found

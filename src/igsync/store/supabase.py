@@ -17,7 +17,7 @@ compare-and-swap filter carries the expected token in the query string).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
@@ -34,6 +34,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from igsync.errors import SchemaMissingError, StoreError
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
+from igsync.store import SYNC_LOG_SCAN, AccountKey
 from igsync.store.schema import LATEST, VERSION_TABLE
 from igsync.store.streaming import RowFilter, checked_order
 from igsync.store.supabase_errors import (
@@ -468,3 +469,34 @@ class SupabaseStore(TableRows):
             for r in got:
                 yield _parse(table.model, r, table.noun)
             start += len(got)
+
+    async def count_tokens(self, *, platform: str = "instagram") -> int:
+        def count(c: AsyncClient) -> Awaitable[APIResponse]:
+            query = c.table("user_tokens").select("token_id", count=CountMethod.exact)
+            return query.eq("platform", platform).limit(1).execute()
+
+        response = await self._run("count tokens", count)
+        # Content-Range's total; without it (a proxy dropped it) the row seen says only "some"
+        return response.count if response.count is not None else len(_rows(response))
+
+    async def schema_version(self) -> int | None:
+        return await self._recorded_version()
+
+    async def latest_sync_logs(self, accounts: Collection[AccountKey]) -> dict[AccountKey, SyncLog]:
+        wanted, found = set(accounts), dict[AccountKey, SyncLog]()
+        seen = 0
+        while seen < SYNC_LOG_SCAN and wanted - found.keys():
+
+            def logs(c: AsyncClient, start: int = seen) -> Awaitable[APIResponse]:
+                query = c.table("instagram_sync_logs").select(_TABLES["instagram_sync_logs"])
+                return query.order("id", desc=True).range(start, start + PAGE_ROWS - 1).execute()
+
+            rows = _rows(await self._run("read the sync logs", logs))
+            if not rows:  # the end: a server max-rows below PAGE_ROWS only shortens pages
+                break
+            seen += len(rows)
+            for row in rows:
+                key = (str(row.get("u_id")), row.get("account_id"))
+                if key in wanted and key not in found:
+                    found[key] = _parse(SyncLog, row, "a sync log")
+        return found
