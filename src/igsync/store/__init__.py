@@ -134,6 +134,16 @@ class Store(Protocol):
     async def write_sync_log(self, entry: SyncLog) -> None:
         """Append one row to `instagram_sync_logs`."""
 
+    async def check_integrity(self, *, quick: bool = False) -> list[str]:
+        """Problems found in the database, one line each saying what to do (empty: none).
+
+        What each store can check cheaply (igsync.integrity): SQLite `pragma integrity_check`
+        (`quick`: `quick_check`) and `foreign_key_check`; PostgreSQL the schema version and
+        that each unique index the upserts rely on is there and valid; Supabase the schema
+        version and columns. Raises StoreError when the check itself cannot run.
+        """
+        ...
+
 
 #: tokens read per page when every account is walked (sync-all)
 TOKEN_PAGE = 500

@@ -133,3 +133,18 @@ insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_
 values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %(status)s,
     %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s, %(streams)s)
 """
+
+# The indexes of igsync's tables in the schema queries resolve to: which are unique, valid and
+# ready (a failed CREATE INDEX CONCURRENTLY leaves one invalid), and their columns.
+TABLE_INDEXES = """
+select c.relname::text, i.relname::text, x.indisunique, x.indisvalid and x.indisready,
+       array(select a.attname::text from unnest(x.indkey::int2[]) as k(attnum)
+             join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+             order by a.attname)
+from pg_index x
+join pg_class c on c.oid = x.indrelid
+join pg_class i on i.oid = x.indexrelid
+where c.relnamespace = (select oid from pg_namespace where nspname = current_schema())
+  and c.relname = any(%(tables)s)
+order by 1, 2
+"""

@@ -1,0 +1,212 @@
+"""A store that dies mid-run (issue 11, finding 7): `sync-all` stops sending accounts to Meta.
+
+The real one: a PostgreSQL server of its own, stopped (`pg_ctl stop -m fast`, as a service
+stop does) after 10 of 40 accounts. Then a store stub that starts raising, for the exact
+counts. Time is never asserted: the bound is the Graph calls made after the outage and the
+accounts reported not attempted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from igsync.catalogue import DEFAULT_METRICS
+from igsync.errors import StoreUnavailableError
+from igsync.graph import GraphClient
+from igsync.models import FetchResult, InsightRow, SyncLog, SyncReport, UserToken
+from igsync.simulator import SimAccount, Simulator
+from igsync.store import Store
+from igsync.store.postgres import PostgresStore
+from igsync.store.sqlite import SQLiteStore
+from igsync.sync_all import sync_all
+from igsync.window import plan_window
+from postgres_server import (
+    URL_ENV,
+    PostgresUnavailableError,
+    ServerControl,
+    find_bindir,
+    stoppable_postgres_server,
+)
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+ACCOUNTS = [f"1784150000000{i:04d}" for i in range(1, 41)]
+ROWS_PER_ACCOUNT = 12  # the default metrics over plan_window(NOW)'s 3 days
+_ACCOUNT_IN_PATH = re.compile(r"/(\d{15,})/")
+
+
+@pytest.fixture
+def server() -> Iterator[ServerControl]:
+    """A PostgreSQL server for this test alone: it will be stopped."""
+    if os.environ.get(URL_ENV):
+        pytest.skip(f"{URL_ENV} points at a shared server, which this test must not stop")
+    try:
+        find_bindir()
+        with stoppable_postgres_server() as control:
+            yield control
+    except PostgresUnavailableError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required when CI=true: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator([SimAccount(a, tz="Europe/Berlin") for a in ACCOUNTS], now=lambda: NOW)
+
+
+async def add_tokens(store: Store, sim: Simulator) -> None:
+    for account in ACCOUNTS:
+        token = SecretStr(sim.issue_token(account))
+        await store.save_token(UserToken(u_id=uuid4(), access_token=token, account_id=account))
+
+
+def accounts_called(sim: Simulator, since: int = 0) -> set[str]:
+    """The accounts named in the Graph calls the simulator answered from request `since` on."""
+    found = set()
+    for request in sim.requests[since:]:
+        if match := _ACCOUNT_IN_PATH.search(request.path):
+            found.add(match[1])
+    return found
+
+
+async def run(sim: Simulator, store: Store, concurrency: int, on_result: Any = None) -> SyncReport:
+    async with GraphClient(
+        base_url="http://sim", version="v27.0", transport=sim.transport()
+    ) as graph:
+        return await sync_all(
+            graph,
+            store,
+            metrics=DEFAULT_METRICS,
+            plan=plan_window(NOW),
+            now=NOW,
+            concurrency=concurrency,
+            on_result=on_result,
+        )
+
+
+async def test_postgres_stopped_mid_run_ends_the_run_without_more_graph_calls(
+    server: ServerControl, sim: Simulator
+) -> None:
+    concurrency = 4
+    heard: list[FetchResult] = []
+    outage: dict[str, Any] = {}
+
+    def on_result(result: FetchResult) -> None:
+        heard.append(result)
+        if len(heard) == 10:
+            server.stop()  # synchronous: no other task runs until PostgreSQL is down
+            outage["calls"] = len(sim.requests)
+            outage["accounts"] = accounts_called(sim)
+
+    async with PostgresStore(server.url) as store:
+        await add_tokens(store, sim)
+        report = await run(sim, store, concurrency, on_result)
+
+    assert [r.success for r in heard[:10]] == [True] * 10
+    check_stopped_run_pg(report, sim, outage, concurrency)
+
+    # Back up: what was reported written is there, what was reported failed is not counted.
+    server.start()
+    with psycopg.connect(server.url) as conn:
+        stored = dict(
+            conn.execute(
+                "select account_id, count(*) from instagram_insights group by account_id"
+            ).fetchall()
+        )
+        logged = {a for (a,) in conn.execute("select account_id from instagram_sync_logs")}
+    for r in report.results:
+        if r.success:
+            assert stored.get(r.account_id) == r.total_inserted == ROWS_PER_ACCOUNT
+        if not r.attempted:
+            assert r.account_id not in stored
+            assert r.account_id not in logged
+    assert report.total_inserted == ROWS_PER_ACCOUNT * report.accounts_ok
+
+
+def check_stopped_run_pg(
+    report: SyncReport, sim: Simulator, outage: dict[str, Any], concurrency: int
+) -> None:
+    assert not report.success
+    assert report.stopped is not None
+    assert report.stopped.startswith("the store stopped answering (PostgreSQL stopped answering")
+    not_attempted = [r for r in report.results if not r.attempted]
+    assert report.accounts_not_attempted == len(not_attempted)
+    assert report.accounts_total == len(ACCOUNTS)
+    # Once the outage is seen no account is started: only those in flight may still call
+    # Meta (one per gatherer, plus those started before the first failed write noticed).
+    started_after = accounts_called(sim, outage["calls"]) - outage["accounts"]
+    assert len(started_after) <= 2 * concurrency, started_after
+    # every account either reached Meta before the outage, or in flight as it was noticed,
+    # or is reported not attempted: none is lost from the report
+    assert len(not_attempted) == len(ACCOUNTS) - len(outage["accounts"]) - len(started_after)
+    assert len(not_attempted) >= len(ACCOUNTS) - 10 - 4 * concurrency
+    called = accounts_called(sim)
+    for r in not_attempted:
+        assert not r.success
+        assert r.total_inserted == 0
+        assert r.errors == [f"not attempted: {report.stopped}"]
+        assert r.account_id not in called  # nothing was sent to Meta for it
+    for r in report.results:
+        if any(e.startswith("store:") for e in r.errors):
+            assert r.total_inserted == 0, r  # a failed write is never counted
+    assert report.total_inserted == sum(r.total_inserted for r in report.results)
+
+
+class DyingStore(SQLiteStore):
+    """A SQLite store whose "server stops" at its upsert number `writes + 1`: that call and
+    every call after it raise the StoreUnavailableError a dead PostgreSQL would."""
+
+    def __init__(self, path: Any, writes: int) -> None:
+        super().__init__(path)
+        self.writes_left = writes
+        self.dead = False
+        self.calls_after_death = 0
+
+    def _check(self) -> None:
+        if self.dead:
+            self.calls_after_death += 1
+            raise StoreUnavailableError("PostgreSQL stopped answering: connection refused")
+
+    async def upsert_insights(self, rows: Sequence[InsightRow]) -> int:
+        self.dead = self.dead or self.writes_left == 0
+        self._check()
+        self.writes_left -= 1
+        return await super().upsert_insights(rows)
+
+    async def write_sync_log(self, entry: SyncLog) -> None:
+        self._check()
+        await super().write_sync_log(entry)
+
+
+async def test_a_store_that_starts_failing_stops_the_run_at_once(
+    sim: Simulator, tmp_path: Any
+) -> None:
+    async with DyingStore(tmp_path / "x.db", writes=5) as store:
+        await add_tokens(store, sim)
+        report = await run(sim, store, concurrency=1)
+    # 5 accounts written; the 6th write failed; at most the one account gathered meanwhile
+    # and the one being gathered reached Meta after it.
+    assert report.accounts_ok == 5
+    assert report.stopped is not None
+    assert report.stopped.startswith("the store stopped answering (PostgreSQL stopped")
+    assert len(accounts_called(sim)) <= 5 + 3
+    assert report.accounts_not_attempted >= len(ACCOUNTS) - 5 - 3
+    assert report.accounts_total == len(ACCOUNTS)
+    assert store.calls_after_death == 1  # no write, no sync log tried once it was seen dead
+    failed = [r for r in report.results if r.attempted and not r.success]
+    assert failed
+    assert all(r.total_inserted == 0 for r in failed)
+    assert failed[0].errors[0].startswith("store: PostgreSQL stopped answering")
+    assert failed[0].sync_log_error is not None
+    assert report.total_inserted == 5 * ROWS_PER_ACCOUNT
