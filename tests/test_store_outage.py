@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -19,14 +21,16 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
+from fake_postgrest import FakePostgrest
 from igsync.catalogue import DEFAULT_METRICS
-from igsync.errors import StoreUnavailableError
+from igsync.errors import StoreError, StoreUnavailableError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, InsightRow, SyncLog, SyncReport, UserToken
 from igsync.simulator import SimAccount, Simulator
-from igsync.store import Store
+from igsync.store import Store, sqlite
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
+from igsync.store.supabase import SupabaseStore
 from igsync.sync_all import sync_all
 from igsync.window import plan_window
 from postgres_server import (
@@ -210,3 +214,55 @@ async def test_a_store_that_starts_failing_stops_the_run_at_once(
     assert failed[0].errors[0].startswith("store: PostgreSQL stopped answering")
     assert failed[0].sync_log_error is not None
     assert report.total_inserted == 5 * ROWS_PER_ACCOUNT
+
+
+async def test_a_sqlite_file_locked_past_its_busy_timeout_stops_the_run(
+    sim: Simulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_S", 0.05)  # SQLite's own wait, not a test clock
+    path = tmp_path / "locked.db"
+    async with SQLiteStore(path) as store:
+        await add_tokens(store, sim)
+        # another process holds the write lock for the whole run (a sqlite3 shell left open)
+        with closing(sqlite3.connect(path, isolation_level=None)) as other:
+            other.execute("begin immediate")
+            report = await run(sim, store, concurrency=1)
+            other.execute("rollback")
+    assert report.accounts_ok == 0
+    assert report.stopped is not None
+    assert report.stopped.startswith(
+        f"the store stopped answering (SQLite database {path} stayed locked by another process"
+    )
+    assert "database is locked" in report.stopped
+    assert len(accounts_called(sim)) <= 3  # the first account, one gathered, one gathering
+    assert report.accounts_not_attempted >= len(ACCOUNTS) - 3
+
+
+async def test_supabase_unanswered_on_every_attempt_is_a_dead_store(
+    supabase_store: SupabaseStore, fake_postgrest: FakePostgrest
+) -> None:
+    fake_postgrest.fail_connection(method="POST", times=100)
+    with pytest.raises(
+        StoreUnavailableError, match=r"cannot reach it \(ConnectError\) \(4 attempts\)"
+    ):
+        await supabase_store.upsert_insights([insight_row()])
+    fake_postgrest.faults.clear()
+    # a request refused, or answered once with a 503, is that request's failure only
+    fake_postgrest.fail(503, "PGRST000", method="POST", times=2)
+    assert await supabase_store.upsert_insights([insight_row()]) == 1
+    fake_postgrest.fail(400, "23514", "violates check constraint", method="POST")
+    with pytest.raises(StoreError) as raised:
+        await supabase_store.upsert_insights([insight_row()])
+    assert not isinstance(raised.value, StoreUnavailableError)
+
+
+def insight_row() -> InsightRow:
+    return InsightRow(
+        u_id=uuid4(),
+        account_id=ACCOUNTS[0],
+        metric="reach",
+        metric_type="time_series",
+        period="day",
+        end_time=NOW,
+        value=1,
+    )

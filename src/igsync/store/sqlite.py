@@ -73,7 +73,7 @@ _TOKEN_COLUMNS = (
 
 
 #: seconds a write waits for another process's write lock (sqlite3's timeout, busy_timeout)
-BUSY_TIMEOUT_S = 30
+BUSY_TIMEOUT_S: float = 30
 
 # SQLite's primary result codes (https://www.sqlite.org/rescode.html) that say the file, not
 # one statement, is at fault. SQLITE_FULL is not among them: a full disk fails one write while
@@ -227,7 +227,7 @@ class SQLiteStore(TableRows):
                 if not memory:
                     _owner_only(self.path)
                 conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-                conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+                conn.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
                 if not memory:
                     conn.execute("pragma journal_mode = wal")
                 conn.execute("pragma synchronous = normal")
