@@ -24,7 +24,7 @@ from igsync.errors import StoreCorruptError
 from igsync.graph import GraphClient
 from igsync.integrity import check_database
 from igsync.models import InsightRow, UserToken
-from igsync.simulator import SimAccount, Simulator
+from igsync.simulator import SimAccount, Simulator, serve_in_thread
 from igsync.store import Store
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
@@ -139,7 +139,7 @@ async def test_a_damaged_table_stops_sync_all_with_what_to_do(tmp_path: Path) ->
     assert not report.success
     assert report.accounts_ok == 0
     assert report.stopped is not None
-    assert report.stopped.startswith(f"the database is damaged (SQLite database {path} is damaged")
+    assert report.stopped.startswith(f"SQLite database {path} is damaged")
     assert "database disk image is malformed" in report.stopped
     assert "run `igsync db check`" in report.stopped
     assert "restore it from a backup" in report.stopped
@@ -202,3 +202,35 @@ async def test_postgres_finds_a_missing_unique_key_and_an_invalid_index(
         "index sync_logs_one_status on instagram_sync_logs is invalid (a CREATE INDEX"
         " CONCURRENTLY or REINDEX failed): run `REINDEX INDEX sync_logs_one_status`",
     ]
+
+
+def test_sync_all_on_a_damaged_file_says_so_once_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = Simulator([SimAccount(a, tz="Asia/Tokyo") for a in ACCOUNTS])
+    path = tmp_path / "damaged.db"
+    asyncio.run(filled_database(path, sim))
+    overwrite_pages(path, "instagram_insights")
+    monkeypatch.chdir(tmp_path)
+    for name in ("IG_ACCOUNT_ID", "IG_LONG_TOKEN", "IGSYNC_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with serve_in_thread(sim) as served:
+        monkeypatch.setenv("IGSYNC_GRAPH_URL", served.graph_url)
+        monkeypatch.setenv("IGSYNC_INSTAGRAM_URL", served.instagram_url)
+        monkeypatch.setenv("NO_COLOR", "1")
+        args = ("--db", f"sqlite:///{path}", "sync-all", "--concurrency", "1")
+        code, out, _ = run_cli(monkeypatch, capsys, *args, "--json")
+        assert code == 1
+        report = json.loads(out)
+        assert report["success"] is False
+        assert report["stopped"].startswith(f"SQLite database {path} is damaged (")
+        assert report["accounts_not_attempted"] >= len(ACCOUNTS) - 3
+        skipped = [r for r in report["results"] if not r["attempted"]]
+        assert len(skipped) == report["accounts_not_attempted"]
+
+        code, out, _ = run_cli(monkeypatch, capsys, *args)
+    assert code == 1
+    text = " ".join(out.split())  # rich wraps long lines
+    assert f"run stopped: SQLite database {path} is damaged (" in text
+    assert "account(s) not attempted (nothing was sent to Meta for them)" in text
+    assert text.count("not attempted:") == 0  # one line for them all, not one each

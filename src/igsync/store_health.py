@@ -38,12 +38,10 @@ class StoreHealth:
     @property
     def reason(self) -> str | None:
         """Why the run stopped, as one line for results and the summary (None: it did not):
-        "the store stopped answering (…)" or "the database is damaged (…)"."""
+        "the store stopped answering (…)", or the damaged file's own message, which says so
+        and what to do."""
         if self.down is None:
             return None
-        what = (
-            "the database is damaged"
-            if isinstance(self.down, StoreCorruptError)
-            else "the store stopped answering"
-        )
-        return f"{what} ({self.down})"
+        if isinstance(self.down, StoreCorruptError):
+            return str(self.down)
+        return f"the store stopped answering ({self.down})"
