@@ -266,3 +266,17 @@ def insight_row() -> InsightRow:
         end_time=NOW,
         value=1,
     )
+
+
+async def test_a_restarted_server_is_not_an_outage(server: ServerControl) -> None:
+    async with PostgresStore(server.url) as store:
+        assert await store.upsert_insights([insight_row()]) == 1
+        server.stop()
+        server.start()  # the pooled connections died; the server answers again
+        # the write on the connection that died fails, as that write's failure alone
+        with pytest.raises(StoreError) as raised:
+            await store.upsert_insights([insight_row()])
+        assert not isinstance(raised.value, StoreUnavailableError)
+        assert "PostgreSQL upsert failed: terminating connection" in str(raised.value)
+        assert await store.upsert_insights([insight_row()]) == 1
+        assert await store.upsert_insights([insight_row()]) == 1

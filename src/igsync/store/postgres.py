@@ -21,6 +21,7 @@ through `redact`, and the URL's password is masked wherever it shows up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -338,7 +339,8 @@ class PostgresStore(TableRows):
             if self._down is None:
                 if await self._answers():
                     if self._pool is not None:
-                        await self._pool.check()  # drop the other dead connections now
+                        with contextlib.suppress(psycopg.Error):
+                            await self._pool.check()  # drop the other dead connections now
                     return error
                 hint = "check that the server is up and reachable, then run again"
                 gone = self._error("stopped answering", exc, hint=hint)
