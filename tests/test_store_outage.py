@@ -31,6 +31,7 @@ from igsync.store import Store, sqlite
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
 from igsync.store.supabase import SupabaseStore
+from igsync.sync import Account, RunContext, gather_account, record
 from igsync.sync_all import sync_all
 from igsync.window import plan_window
 from postgres_server import (
@@ -280,3 +281,25 @@ async def test_a_restarted_server_is_not_an_outage(server: ServerControl) -> Non
         assert "PostgreSQL upsert failed: terminating connection" in str(raised.value)
         assert await store.upsert_insights([insight_row()]) == 1
         assert await store.upsert_insights([insight_row()]) == 1
+
+
+async def test_an_account_in_flight_starts_no_more_streams_once_the_store_is_down(
+    sim: Simulator, tmp_path: Any
+) -> None:
+    async with (
+        SQLiteStore(tmp_path / "x.db") as store,
+        GraphClient(base_url="http://sim", version="v27.0", transport=sim.transport()) as graph,
+    ):
+        ctx = RunContext.create(
+            graph, store, plan=plan_window(NOW), streams=["account", "media"], now=NOW
+        )
+        ctx.health.saw(StoreUnavailableError("PostgreSQL stopped answering: connection refused"))
+        token = sim.issue_token(ACCOUNTS[0])
+        account = Account(uuid4(), ACCOUNTS[0], token, kind="facebook_login")
+        result = await record(ctx, await gather_account(ctx, account))
+    assert sim.requests == []  # neither stream asked Meta for anything
+    reason = "the store stopped answering (PostgreSQL stopped answering: connection refused)"
+    assert result.errors == [f"store: not gathered (account, media): {reason}"]
+    assert not result.success
+    assert result.total_inserted == 0
+    assert result.sync_log_error == f"sync log not written: {reason}"

@@ -132,13 +132,19 @@ class Gathered:
 
 async def gather_account(ctx: RunContext, account: Account) -> Gathered:
     """Every stream of `ctx` for one account, under the token policy; nothing is written but
-    the token row (a refresh, or needs_reauth). AUTH from any stream ends them all."""
+    the token row (a refresh, or needs_reauth). AUTH from any stream ends them all. Once the
+    store stopped answering (`ctx.health`), the streams not started are left out."""
     started, started_at = time.monotonic(), datetime.now(UTC)
     now = (ctx.now or started_at).astimezone(UTC)
 
     async def work(current: Account) -> list[StreamOutcome]:
         clock = LocalClock()  # learned afresh on every attempt: the streams run again
-        return [await s.collect(ctx.graph, current, ctx.plan, now, clock) for s in ctx.streams]
+        outcomes = []
+        for stream in ctx.streams:
+            if ctx.health.reason is not None and not ctx.dry_run:
+                break  # the store stopped answering: nothing more gathered could be kept
+            outcomes.append(await stream.collect(ctx.graph, current, ctx.plan, now, clock))
+        return outcomes
 
     auth = await TokenPolicy(ctx.graph, ctx.store, ctx.app, now, ctx.dry_run, work).run(account)
     return Gathered(
@@ -183,6 +189,10 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
                 errors.append(f"store: {error}")
                 continue
             inserted.update(count)
+        left = [s.name for s in ctx.streams[len(outcomes) :]]
+        if left and gathered.token_error is None and ctx.health.reason is not None:
+            # gather_account stopped before these streams: the store had stopped answering
+            errors.append(f"store: not gathered ({', '.join(left)}): {ctx.health.reason}")
         log.info("account %s: %s written and verified", account.account_id, dict(written))
     else:
         notes.append(f"dry run: {fetched.total()} rows fetched, nothing written")
