@@ -303,3 +303,13 @@ async def test_an_account_in_flight_starts_no_more_streams_once_the_store_is_dow
     assert not result.success
     assert result.total_inserted == 0
     assert result.sync_log_error == f"sync log not written: {reason}"
+
+
+async def test_connections_give_up_on_a_server_gone_silent(fresh_postgres_url: str) -> None:
+    """A partition refuses nothing: libpq's TCP timeouts bound the wait (the URL's own win)."""
+    url = f"{fresh_postgres_url}?keepalives_idle=7"
+    async with PostgresStore(url) as store, store._open_pool().connection() as conn:
+        used = conn.info.get_parameters()
+    assert used["tcp_user_timeout"] == "30000"
+    assert (used["keepalives_idle"], used["keepalives_interval"]) == ("7", "10")
+    assert used["keepalives_count"] == "3"

@@ -120,6 +120,17 @@ _DETAIL_MARKERS = ("DETAIL:", "Failing row contains")
 _URL_PASSWORD = re.compile(r"^[a-z][\w+.-]*://[^:/@]*:(.*)@[^@]*$", re.IGNORECASE | re.DOTALL)
 
 _CONNECT_TIMEOUT_S = 10
+# A server that vanishes from the network (a partition, a paused VM) refuses nothing: without
+# these a query on a connection to it waits out the kernel's TCP retries (about 15 minutes on
+# Linux) and an idle one its 2-hour keepalive. libpq's parameters: sent data unacknowledged for
+# 30 s, or an idle connection silent for 30 + 3 x 10 s, ends the connection; where the OS lacks
+# the socket option libpq ignores it (https://www.postgresql.org/docs/current/libpq-connect.html).
+_TCP_DEFAULTS = {
+    "tcp_user_timeout": 30_000,  # milliseconds
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 #: seconds a query waits for a pooled connection (psycopg_pool's default, said out loud): a
 #: stopped server costs at most this once per run, then the store is known dead
 POOL_TIMEOUT_S = 30.0
@@ -216,11 +227,12 @@ class PostgresStore(TableRows):
         # connection is used by one task at a time, so autocommit plus explicit transactions.
         self._connect_kwargs: dict[str, Any] = {"prepare_threshold": None, "autocommit": True}
         try:
-            has_timeout = "connect_timeout" in conninfo_to_dict(url)
+            given = conninfo_to_dict(url)
         except psycopg.Error:
-            has_timeout = False
-        if not has_timeout:
-            self._connect_kwargs["connect_timeout"] = _CONNECT_TIMEOUT_S
+            given = {}
+        # the URL's own settings win
+        defaults = {"connect_timeout": _CONNECT_TIMEOUT_S, **_TCP_DEFAULTS}
+        self._connect_kwargs |= {k: v for k, v in defaults.items() if k not in given}
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         #: set once the server was found gone; every call then fails at once with it
         self._down: StoreUnavailableError | None = None
