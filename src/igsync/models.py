@@ -227,8 +227,8 @@ class SyncReport(BaseModel):
     #: the first such failure, to show without -v
     sync_log_error: str | None = None
     #: accounts read from user_tokens but never started: the store had stopped answering
-    #: (each is also a failed result with `attempted` false); accounts after the last row read
-    #: are in no count at all, `stopped` says so
+    #: (each is also a failed result with `attempted` false); rows the store could no longer
+    #: give are in no count at all
     accounts_not_attempted: int = 0
     #: why the run stopped before every account was attempted (None: it did not)
     stopped: str | None = None

@@ -97,8 +97,9 @@ async def sync_all(
     `results` are in that order, or empty with `keep_results=False` (the totals are kept
     either way). The env fallback (IG_ACCOUNT_ID) is not an account here: only rows are synced.
 
-    When the store stops answering (a `StoreUnavailableError` anywhere), no more rows are read
-    and no more accounts are sent to Meta: those already read become failed results with
+    When the store stops answering (a `StoreUnavailableError` anywhere), no more accounts are
+    sent to Meta: every row read after that (while the store still gives rows: those already
+    paged in, or a SQLite file that reads but cannot be written) becomes a failed result with
     `attempted` false, the run ends once the accounts in flight are reported, and the report
     says why (`stopped`) and fails.
     """
@@ -117,15 +118,14 @@ async def sync_all(
     async def read() -> None:
         try:
             async for token in iter_tokens(store):
-                if ctx.health.down is not None:
-                    _release(token)
-                    break
                 if shard is None or shard.holds(token):
                     await tokens.put(token)
                 else:
                     _release(token)  # another's account
         except StoreUnavailableError as error:
-            ctx.health.saw(error)  # the rows not read yet are in no count: `stopped` says so
+            # Rows are still read after the store was found down, each reported not
+            # attempted, until a page cannot be read: the rows after it are in no count.
+            ctx.health.saw(error)
         finally:
             for _ in range(concurrency):
                 await tokens.put(None)  # one end-of-work mark per worker
