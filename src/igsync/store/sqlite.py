@@ -89,7 +89,7 @@ def _primary_code(exc: sqlite3.Error) -> int | None:
     return code & 0xFF if isinstance(code, int) else None
 
 
-def damaged_error(path: Path, exc: sqlite3.Error) -> StoreCorruptError:
+def _damaged_error(path: Path, exc: sqlite3.Error) -> StoreCorruptError:
     """What to say when SQLite finds `path` damaged: stop, check, restore."""
     return StoreCorruptError(
         f"SQLite database {path} is damaged ({redact(str(exc))}): stop writing to it, run"
@@ -107,7 +107,7 @@ def _failure(path: Path, action: str, exc: sqlite3.Error) -> StoreError:
     code = _primary_code(exc)
     text = redact(str(exc))
     if code in _DAMAGED:
-        return damaged_error(path, exc)
+        return _damaged_error(path, exc)
     if code == _BUSY:
         return StoreUnavailableError(
             f"SQLite database {path} stayed locked by another process for over"
@@ -276,14 +276,14 @@ class SQLiteStore(TableRows):
         (StoreConfigError, exit 2), a damaged one StoreCorruptError."""
         code = _primary_code(exc)
         if code in _DAMAGED:
-            return damaged_error(self.path, exc)
+            return _damaged_error(self.path, exc)
         if code in _NOT_WRITABLE:
             name = self.path.name
             return StoreConfigError(
-                f"SQLite database {self.path} is read-only for this user ({exc}): make the"
-                f" file and its directory writable by this user (SQLite creates {name}-wal"
-                f" and {name}-shm beside it), or point --db or IGSYNC_DATABASE_URL at a"
-                " writable file (sqlite:///path.db)"
+                f"SQLite database {self.path} is read-only for this user ({redact(str(exc))}):"
+                " make the file and its directory writable by this user (SQLite creates"
+                f" {name}-wal and {name}-shm beside it), or point --db or IGSYNC_DATABASE_URL"
+                " at a writable file (sqlite:///path.db)"
             )
         return StoreError(f"cannot open SQLite database {self.path}: {redact(str(exc))}")
 
