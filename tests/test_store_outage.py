@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from fake_postgrest import FakePostgrest
 from igsync.catalogue import DEFAULT_METRICS
-from igsync.errors import StoreError, StoreUnavailableError
+from igsync.errors import StoreConfigError, StoreError, StoreUnavailableError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, InsightRow, SyncLog, SyncReport, UserToken
 from igsync.simulator import SimAccount, Simulator
@@ -311,3 +311,12 @@ async def test_connections_give_up_on_a_server_gone_silent(fresh_postgres_url: s
     assert used["tcp_user_timeout"] == "30000"
     assert (used["keepalives_idle"], used["keepalives_interval"]) == ("7", "10")
     assert used["keepalives_count"] == "3"
+
+
+async def test_supabase_unanswered_when_opened_is_a_setting_to_check(
+    fake_postgrest: FakePostgrest,
+) -> None:
+    fake_postgrest.fail_connection(times=100)
+    with pytest.raises(StoreConfigError, match=r"\(4 attempts\); check that the Supabase project"):
+        async with fake_postgrest.open():
+            pass

@@ -31,7 +31,12 @@ from postgrest.types import CountMethod
 from pydantic import BaseModel, SecretStr, ValidationError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from igsync.errors import SchemaMissingError, StoreError, StoreUnavailableError
+from igsync.errors import (
+    SchemaMissingError,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailableError,
+)
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store.schema import LATEST, VERSION_TABLE
@@ -151,6 +156,10 @@ class SupabaseStore(TableRows):
         self._http = http
         try:
             await self._check_schema()
+        except StoreUnavailableError as exc:
+            await self.__aexit__(None, None, None)
+            # before any work, as PostgreSQL's "cannot connect": a setting to check (exit 2)
+            raise StoreConfigError(str(exc)) from None
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
