@@ -14,20 +14,27 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import psycopg
 import pytest
+from psycopg_pool import PoolTimeout
 from pydantic import SecretStr
 
 from fake_postgrest import FakePostgrest
 from igsync.catalogue import DEFAULT_METRICS
-from igsync.errors import StoreConfigError, StoreError, StoreUnavailableError
+from igsync.errors import (
+    StoreConfigError,
+    StoreCorruptError,
+    StoreError,
+    StoreUnavailableError,
+)
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, InsightRow, SyncLog, SyncReport, UserToken
 from igsync.simulator import SimAccount, Simulator
-from igsync.store import Store, sqlite
+from igsync.store import Store, postgres, sqlite
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
 from igsync.store.supabase import SupabaseStore
@@ -320,3 +327,47 @@ async def test_supabase_unanswered_when_opened_is_a_setting_to_check(
     with pytest.raises(StoreConfigError, match=r"\(4 attempts\); check that the Supabase project"):
         async with fake_postgrest.open():
             pass
+
+
+@pytest.mark.parametrize(
+    ("error", "gone"),
+    [
+        (psycopg.OperationalError("server closed the connection unexpectedly"), True),
+        (psycopg.errors.lookup("08006")("connection failure"), True),
+        (psycopg.errors.lookup("57P01")("terminating connection (admin shutdown)"), True),
+        (psycopg.errors.lookup("57P03")("the database system is starting up"), True),
+        (PoolTimeout("couldn't get a connection after 30.00 sec"), True),
+        (psycopg.errors.lookup("40001")("could not serialize access"), False),
+        (psycopg.errors.lookup("40P01")("deadlock detected"), False),
+        (psycopg.errors.lookup("57014")("canceling statement due to statement timeout"), False),
+        (psycopg.errors.lookup("53100")("could not extend file: No space left on device"), False),
+        (psycopg.errors.lookup("23505")("duplicate key value"), False),
+    ],
+)
+def test_which_postgresql_errors_may_mean_the_server_is_gone(
+    error: psycopg.Error, *, gone: bool
+) -> None:
+    """Those that do are then confirmed by a fresh connection (the restart test above)."""
+    assert postgres._connection_lost(error) is gone
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "says"),
+    [
+        (5, StoreUnavailableError, "stayed locked by another process for over 30 s"),
+        (10 | 3 << 8, StoreUnavailableError, "stopped answering (disk I/O error)"),
+        (8, StoreUnavailableError, "cannot be written any more"),
+        (11, StoreCorruptError, "is damaged (disk I/O error): stop writing to it"),
+        (26, StoreCorruptError, "is damaged"),
+        (13, StoreError, "SQLite upsert failed: disk I/O error"),  # SQLITE_FULL: one write
+        (19, StoreError, "SQLite upsert failed: disk I/O error"),  # a constraint
+    ],
+)
+def test_which_sqlite_errors_mean_the_file_is_at_fault(
+    code: int, kind: type[StoreError], says: str
+) -> None:
+    error = sqlite3.OperationalError("disk I/O error")
+    error.sqlite_errorcode = code  # as SQLite sets it: the extended code
+    raised = sqlite._failure(Path("/data/igsync.db"), " upsert failed", error)
+    assert type(raised) is kind
+    assert says in str(raised)
