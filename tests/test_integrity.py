@@ -19,6 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from cli_runner import run_cli
+from fake_postgrest import FakePostgrest
 from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import StoreCorruptError
 from igsync.graph import GraphClient
@@ -234,3 +235,15 @@ def test_sync_all_on_a_damaged_file_says_so_once_and_exits_1(
     assert f"run stopped: SQLite database {path} is damaged (" in text
     assert "account(s) not attempted (nothing was sent to Meta for them)" in text
     assert text.count("not attempted:") == 0  # one line for them all, not one each
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("table", ["instagram_media", "igsync_schema_migrations"])
+async def test_a_supabase_schema_missing_a_table_is_a_problem_found(
+    fake_postgrest: FakePostgrest, table: str
+) -> None:
+    fake_postgrest.drop_table(table)  # the version record: opening itself finds it behind
+    report = await check_database(fake_postgrest.open(), "supabase")
+    assert not report.ok
+    (problem,) = report.problems
+    assert "`igsync db schema --dialect postgres`" in problem  # what to apply, and how

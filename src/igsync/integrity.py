@@ -3,15 +3,15 @@
 Each store checks what its database can check cheaply (`Store.check_integrity`): SQLite runs
 its own `integrity_check` (or `quick_check`) and `foreign_key_check`; PostgreSQL compares the
 schema version and the unique indexes the upserts rely on (`pg_index.indisvalid`); Supabase's
-API shows the schema version and columns only. A file too damaged to open is a problem found,
-not an error.
+API shows the schema version and columns only. A file too damaged to open, or a Supabase
+schema missing or behind, is a problem found, not an error.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from igsync.errors import StoreCorruptError
+from igsync.errors import SchemaMissingError, StoreCorruptError
 from igsync.redact import redact
 from igsync.store import Store
 
@@ -41,14 +41,14 @@ def integrity_problems_help(problems: list[str]) -> str:
 async def check_database(db: Store, database: str, *, quick: bool = False) -> IntegrityReport:
     """Open `db` (not yet entered) and run its integrity check.
 
-    `database` names it in the report (redacted here). A file SQLite finds damaged as it opens
-    is a problem of the report; any other failure to open or check raises the StoreError (a
-    ConfigError-like StoreConfigError for a wrong setting).
+    `database` names it in the report (redacted here). A file SQLite finds damaged as it opens,
+    or a Supabase schema missing or behind, is a problem of the report; any other failure to
+    open or check raises its StoreError (StoreConfigError, exit 2, for a wrong setting).
     """
     try:
         async with db as store:
             problems = await store.check_integrity(quick=quick)
-    except StoreCorruptError as exc:
+    except (StoreCorruptError, SchemaMissingError) as exc:
         problems = [str(exc)]
     return IntegrityReport(
         ok=not problems, database=redact(database), quick=quick, problems=problems
