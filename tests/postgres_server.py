@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -78,9 +78,31 @@ def free_port() -> int:
         return port
 
 
+class ServerControl:
+    """A private server that a test may stop and start again (`stoppable_postgres_server`)."""
+
+    def __init__(self, url: str, ctl: Callable[..., None], start_options: list[str]) -> None:
+        self.url = url
+        self._ctl = ctl
+        self._start_options = start_options
+        self.running = True
+
+    def stop(self, mode: str = "fast") -> None:
+        """`pg_ctl stop -m MODE`: fast ends every session with 57P01, as a service stop does."""
+        self._ctl("stop", "-m", mode, "-w")
+        self.running = False
+
+    def start(self) -> None:
+        self._ctl("start", "-w", *self._start_options)
+        self.running = True
+
+
 @contextmanager
-def postgres_server(settings: Mapping[str, str] = TEST_SETTINGS) -> Iterator[str]:
-    """Start a private server and yield `postgresql://postgres@127.0.0.1:PORT/postgres`."""
+def stoppable_postgres_server(
+    settings: Mapping[str, str] = TEST_SETTINGS,
+) -> Iterator[ServerControl]:
+    """Start a private server (as `postgres_server`) and yield its control: the store-outage
+    tests stop it in the middle of a run. Raises PostgresUnavailableError without binaries."""
     bindir = find_bindir()
     prefix = _run_as()
     root = Path(tempfile.mkdtemp(prefix="igsync-pg-"))
@@ -113,13 +135,30 @@ def postgres_server(settings: Mapping[str, str] = TEST_SETTINGS) -> Iterator[str
             *(f"-c {name}={value}" for name, value in settings.items()),
         ]
         pg_ctl = str(bindir / "pg_ctl")
-        run(pg_ctl, "start", "-w", "-D", str(data), "-l", str(log), "-o", " ".join(options))
+
+        def ctl(action: str, *args: str) -> None:
+            run(pg_ctl, action, "-D", str(data), *args)
+
+        control = ServerControl(
+            f"postgresql://postgres@127.0.0.1:{port}/postgres",
+            ctl,
+            ["-l", str(log), "-o", " ".join(options)],
+        )
+        control.start()
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield control
         finally:
-            run(pg_ctl, "stop", "-m", "immediate", "-w", "-D", str(data))
+            if control.running:
+                control.stop("immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server(settings: Mapping[str, str] = TEST_SETTINGS) -> Iterator[str]:
+    """Start a private server and yield `postgresql://postgres@127.0.0.1:PORT/postgres`."""
+    with stoppable_postgres_server(settings) as server:
+        yield server.url
 
 
 def with_database(url: str, dbname: str) -> str:

@@ -220,11 +220,22 @@ def _check_database_url(url: str, source: str) -> str:
     )
 
 
+def _exists(path: Path) -> bool:
+    """`path.exists()`, with a directory this user may not search as a one-line ConfigError."""
+    try:
+        return path.exists()
+    except PermissionError as exc:
+        raise ConfigError(
+            f"{path}: cannot read it ({exc.strerror}); fix the permissions of it and its"
+            " directories, or remove it"
+        ) from None
+
+
 def _check_env_file(env_file: Path | str | None) -> None:
     if env_file is None:
         return
     path = Path(env_file)
-    if path.is_dir():
+    if _exists(path) and path.is_dir():
         raise ConfigError(f"{path} is a directory, not a settings file; remove or rename it")
     try:
         path.read_bytes().decode("utf-8")
@@ -351,7 +362,7 @@ def resolve_sources(
         named = next((v for k, v in environ.items() if k.upper() == ENV_FILE_VARIABLE and v), None)
     if named is not None:
         path = (cwd / Path(named).expanduser()).resolve()
-        if not path.exists():
+        if not _exists(path):
             raise ConfigError(
                 f"{origin} {named}: no such file; give the path of an existing settings file"
                 " (dotenv format: one VARIABLE=value a line)"
@@ -360,5 +371,5 @@ def resolve_sources(
     for origin, path in ((".env", cwd / ".env"), ("user config", user_file or user_config_file())):
         path = path.resolve()
         if all(path != f.path for f in files):
-            files.append(SettingsFile(origin, path, path.exists()))
+            files.append(SettingsFile(origin, path, _exists(path)))
     return ConfigSources(tuple(files), environ)

@@ -6,7 +6,10 @@
     ├── NothingToSyncError      sync-all saw no account at all (exit 1)
     ├── GraphError              the Graph API answered with an error, or could not be reached
     └── StoreError              the database refused, failed or could not confirm a write
-        └── SchemaMissingError  the igsync tables are not there (and igsync cannot create them)
+        ├── StoreConfigError    the store cannot be opened as configured (exit 2)
+        ├── SchemaMissingError  the igsync tables are not there (and igsync cannot create them)
+        └── StoreUnavailableError  the store stopped answering: a run stops sending accounts
+            └── StoreCorruptError  the database file is damaged
 
 Every message is safe to show: secrets are redacted where the error is built, so no caller has
 to remember to do it.
@@ -115,3 +118,16 @@ class StoreConfigError(StoreError):
 
 class SchemaMissingError(StoreError):
     """The igsync tables are missing; the message says how to apply the schema."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store stopped answering: its server is gone or refuses sessions, no connection came
+    within the pool's timeout, or its file cannot be read or written any more (SQLite: disk
+    I/O error, locked past the busy timeout, read-only). Not one write's failure: every write
+    after it would fail the same way or wait its timeout, so `sync-all` sends no more accounts
+    to Meta (igsync.store_health)."""
+
+
+class StoreCorruptError(StoreUnavailableError):
+    """The database file is damaged (SQLite's SQLITE_CORRUPT, SQLITE_NOTADB); the message says
+    to stop writing to it, run `igsync db check` and restore it from a backup."""

@@ -206,6 +206,9 @@ class FetchResult(BaseModel):
     #: why this account's instagram_sync_logs row could not be written (None: it was, or a
     #: dry run wrote none)
     sync_log_error: str | None = None
+    #: False when `sync-all` never started this account because the store had stopped
+    #: answering: no Graph call was made for it, and no sync-log row could be written
+    attempted: bool = True
 
 
 class SyncReport(BaseModel):
@@ -225,6 +228,13 @@ class SyncReport(BaseModel):
     sync_log_error: str | None = None
     #: `user_tokens` rows this role sees in all shards, counted only when the run had none
     accounts_visible: int | None = None
+
+    #: accounts read from user_tokens but never started: the store had stopped answering
+    #: (each is also a failed result with `attempted` false); rows the store could no longer
+    #: give are in no count at all
+    accounts_not_attempted: int = 0
+    #: why the run stopped before every account was attempted (None: it did not)
+    stopped: str | None = None
 
 
 class UserToken(BaseModel):

@@ -27,6 +27,7 @@ from igsync.models import (
 )
 from igsync.redact import redact
 from igsync.store import Store
+from igsync.store_health import StoreHealth
 from igsync.streams import Stream, StreamOutcome, choose_streams
 from igsync.token_policy import TokenPolicy
 from igsync.tokens import AppCredentials, account_from_token
@@ -78,7 +79,8 @@ class RunContext:
     """What every account of a run shares: where to fetch from and store to, and how.
 
     `now` is UTC, fixed for the run when given (tests, reproducible windows); None takes the
-    clock as each account starts.
+    clock as each account starts. `health` trips when the store stops answering: from then on
+    nothing more is written or sent to Meta for the run (igsync.store_health).
     """
 
     graph: GraphClient
@@ -89,6 +91,7 @@ class RunContext:
     dry_run: bool = False
     now: datetime | None = None
     run_id: UUID = field(default_factory=uuid4)
+    health: StoreHealth = field(default_factory=StoreHealth)
 
     @classmethod
     def create(
@@ -129,13 +132,19 @@ class Gathered:
 
 async def gather_account(ctx: RunContext, account: Account) -> Gathered:
     """Every stream of `ctx` for one account, under the token policy; nothing is written but
-    the token row (a refresh, or needs_reauth). AUTH from any stream ends them all."""
+    the token row (a refresh, or needs_reauth). AUTH from any stream ends them all. Once the
+    store stopped answering (`ctx.health`), the streams not started are left out."""
     started, started_at = time.monotonic(), datetime.now(UTC)
     now = (ctx.now or started_at).astimezone(UTC)
 
     async def work(current: Account) -> list[StreamOutcome]:
         clock = LocalClock()  # learned afresh on every attempt: the streams run again
-        return [await s.collect(ctx.graph, current, ctx.plan, now, clock) for s in ctx.streams]
+        outcomes = []
+        for stream in ctx.streams:
+            if ctx.health.reason is not None and not ctx.dry_run:
+                break  # the store stopped answering: nothing more gathered could be kept
+            outcomes.append(await stream.collect(ctx.graph, current, ctx.plan, now, clock))
+        return outcomes
 
     auth = await TokenPolicy(ctx.graph, ctx.store, ctx.app, now, ctx.dry_run, work).run(account)
     return Gathered(
@@ -147,7 +156,9 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     """Upsert what `gather_account` gathered, verified, and log the run; the account's result.
 
     Never raises for a metric or a store failure: those are entries of `errors`, and the rows
-    that could be fetched are stored all the same. Writes a sync-log row unless dry_run.
+    that could be fetched are stored all the same. Writes a sync-log row unless dry_run. Once
+    the store stopped answering (`ctx.health`), nothing more is tried: each stream left is an
+    error "store: not written: …", never counted as inserted.
     """
     account, outcomes = gathered.account, gathered.outcomes
     errors = [gathered.token_error] if gathered.token_error else []
@@ -165,12 +176,23 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     written: Counter[str] = Counter()
     if not ctx.dry_run:
         for outcome, count in zip(outcomes, counts, strict=True):
+            if ctx.health.reason is not None:
+                # another account's write found the store dead: waiting out this write's own
+                # timeout would only delay the end of the run
+                if outcome.rows or outcome.audience or outcome.media or outcome.media_insights:
+                    errors.append(f"store: not written: {ctx.health.reason}")
+                continue
             try:
                 written[outcome.stream] += await _write(ctx.store, outcome)
             except StoreError as error:
+                ctx.health.saw(error)
                 errors.append(f"store: {error}")
                 continue
             inserted.update(count)
+        left = [s.name for s in ctx.streams[len(outcomes) :]]
+        if left and gathered.token_error is None and ctx.health.reason is not None:
+            # gather_account stopped before these streams: the store had stopped answering
+            errors.append(f"store: not gathered ({', '.join(left)}): {ctx.health.reason}")
         log.info("account %s: %s written and verified", account.account_id, dict(written))
     else:
         notes.append(f"dry run: {fetched.total()} rows fetched, nothing written")
@@ -270,7 +292,8 @@ def _uuid_or_none(text: str | None) -> UUID | None:
 
 async def write_run_log(ctx: RunContext, result: FetchResult, started_at: datetime) -> None:
     """One `instagram_sync_logs` row for `result` in the run `ctx` (its run_id and streams); a
-    store failure here is not raised: it is `result.sync_log_error`."""
+    store failure here is not raised: it is `result.sync_log_error`. Not tried once the store
+    stopped answering (`ctx.health`)."""
     status = "ok" if result.success else ("partial" if result.total_inserted else "failed")
     entry = SyncLog(
         run_id=ctx.run_id,
@@ -285,9 +308,13 @@ async def write_run_log(ctx: RunContext, result: FetchResult, started_at: dateti
         token_refreshed=result.token_refreshed,
         streams=[s.name for s in ctx.streams],
     )
+    if ctx.health.reason is not None:
+        result.sync_log_error = redact(f"sync log not written: {ctx.health.reason}")
+        return
     try:
         await ctx.store.write_sync_log(entry)
     except StoreError as error:
+        ctx.health.saw(error)
         # the rows may be written; the record of the run is not: say so in the result and the
         # run's summary, not only in a log line -v would show
         result.sync_log_error = redact(f"sync log not written: {error}")
@@ -305,6 +332,7 @@ class Tally:
         self._keep = keep
         self._results: list[FetchResult] = []
         self.total = self.ok = self.inserted = self.errors = self.logs_failed = 0
+        self.not_attempted = 0
         self.log_error: str | None = None
 
     def add(self, result: FetchResult) -> None:
@@ -312,15 +340,17 @@ class Tally:
         self.ok += result.success
         self.inserted += result.total_inserted
         self.errors += result.total_errors
+        self.not_attempted += not result.attempted
         if result.sync_log_error is not None:
             self.logs_failed += 1
             self.log_error = self.log_error or result.sync_log_error
         if self._keep:
             self._results.append(result)
 
-    def report(self, duration_s: float) -> SyncReport:
+    def report(self, duration_s: float, *, stopped: str | None = None) -> SyncReport:
+        """The totals so far; `stopped` says why the run ended early (it then failed)."""
         return SyncReport(
-            success=self.ok == self.total,
+            success=self.ok == self.total and stopped is None,
             accounts_total=self.total,
             accounts_ok=self.ok,
             accounts_failed=self.total - self.ok,
@@ -330,6 +360,8 @@ class Tally:
             results=list(self._results),
             sync_logs_failed=self.logs_failed,
             sync_log_error=self.log_error,
+            accounts_not_attempted=self.not_attempted,
+            stopped=stopped,
         )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from igsync.errors import IgsyncError, InputError, StoreError
+from igsync.errors import IgsyncError, InputError, StoreError, StoreUnavailableError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, TokenRow
 from igsync.redact import redact, release_secret
@@ -96,6 +96,12 @@ async def sync_all(
     accounts. `on_result` hears each result as its account is written; the report's
     `results` are in that order, or empty with `keep_results=False` (the totals are kept
     either way). The env fallback (IG_ACCOUNT_ID) is not an account here: only rows are synced.
+
+    When the store stops answering (a `StoreUnavailableError` anywhere), no more accounts are
+    sent to Meta: every row read after that (while the store still gives rows: those already
+    paged in, or a SQLite file that reads but cannot be written) becomes a failed result with
+    `attempted` false, the run ends once the accounts in flight are reported, and the report
+    says why (`stopped`) and fails.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
@@ -116,12 +122,19 @@ async def sync_all(
                     await tokens.put(token)
                 else:
                     _release(token)  # another's account
+        except StoreUnavailableError as error:
+            # Rows are still read after the store was found down, each reported not
+            # attempted, until a page cannot be read: the rows after it are in no count.
+            ctx.health.saw(error)
         finally:
             for _ in range(concurrency):
                 await tokens.put(None)  # one end-of-work mark per worker
 
     async def gather() -> None:
         while (token := await tokens.get()) is not None:
+            if ctx.health.reason is not None:
+                await gathered.put((token, _not_attempted(ctx, token, ctx.health.reason)))
+                continue
             await gathered.put((token, await _isolated(ctx, token, _gather(ctx, token))))
 
     async def write() -> None:
@@ -146,7 +159,7 @@ async def sync_all(
                 gatherers.create_task(gather())
         for _ in range(concurrency):
             await gathered.put(None)  # one end-of-work mark per writer
-    return tally.report(time.monotonic() - started)
+    return tally.report(time.monotonic() - started, stopped=ctx.health.reason)
 
 
 def _release(token: TokenRow) -> None:
@@ -170,6 +183,7 @@ async def _isolated(
     try:
         return await work
     except Exception as error:
+        ctx.health.saw(error)
         if isinstance(error, IgsyncError):
             where = "store" if isinstance(error, StoreError) else "account"
             message = redact(f"{where}: {error}")
@@ -193,3 +207,21 @@ async def _isolated(
         if not ctx.dry_run:
             await write_run_log(ctx, result, started_at)  # logs its own failure
         return result
+
+
+def _not_attempted(ctx: RunContext, token: TokenRow, reason: str) -> FetchResult:
+    """The failed result of an account never started because the store stopped answering:
+    nothing was sent to Meta for it, and its sync-log row cannot be written."""
+    return FetchResult(
+        success=False,
+        total_inserted=0,
+        total_errors=1,
+        metrics_inserted={},
+        errors=[redact(f"not attempted: {reason}")],
+        account_id=token.account_id,
+        user_id=str(token.u_id),
+        window=ctx.plan.requested,
+        duration_s=0.0,
+        dry_run=ctx.dry_run,
+        attempted=False,
+    )

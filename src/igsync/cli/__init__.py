@@ -61,7 +61,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Create or print the database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="Create, print or check the database schema.", no_args_is_help=True)
 
 
 def _version(value: bool) -> None:
@@ -328,6 +328,49 @@ def db_schema(
         raise InputError(f"--migration {migration} does not exist; the latest is {LATEST}")
     else:
         sys.stdout.write(migration_sql(migration, dialect))
+
+
+@db_app.command("check")
+def db_check(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="SQLite: quick_check instead of integrity_check (skips matching indexes "
+            "against their tables; much faster on a large file).",
+        ),
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Check the configured database for damage: exit 0 when sound, 1 with each problem.
+
+    SQLite: its integrity_check (every page and index) and foreign_key_check. PostgreSQL: the
+    schema version, and that each unique index igsync's upserts rely on exists and is valid.
+    Supabase: the schema version and columns. Example:
+
+        igsync db check --json | jq -r '.problems[]'
+    """
+    from igsync.cli._render import shown
+    from igsync.integrity import check_database, integrity_problems_help
+
+    out = make_output(ctx, json_)
+    settings = load()
+    url = db_url(ctx, settings)
+    report = run(check_database(open_db(ctx, settings), url, quick=quick))
+    if out.json_mode:
+        out.emit_json(report)
+    elif report.ok:
+        out.print(f"ok: no problems found in {shown(report.database)}")
+    else:
+        for problem in report.problems:
+            out.print(f"[red]problem: {shown(problem)}[/red]")
+        out.print(
+            f"{len(report.problems)} problem(s) in {shown(report.database)}: "
+            f"{integrity_problems_help(report.problems)}"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 _EXTRA_ARGS = re.compile(r"Got unexpected extra argument(?:s|\(s\))? \(.*\)", re.DOTALL)

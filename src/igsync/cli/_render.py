@@ -234,7 +234,7 @@ def report_table(report: SyncReport, zones: dict[str, str] | None = None) -> Tab
 
 def sync_all_render(output: Output, report: SyncReport) -> None:
     """The report table, one line of totals, and one line per error."""
-    if not report.results:
+    if not report.results and report.stopped is None:
         output.print(
             "no Instagram accounts in user_tokens (or none in this shard): nothing to sync. "
             "Add one with `igsync accounts add`; sync-all does not use IG_ACCOUNT_ID."
@@ -253,8 +253,14 @@ def report_footer(output: Output, report: SyncReport, after_rows: str, after_tim
         f"in {report.duration_s:.2f} s{after_time}"
     )
     for r in report.results:
-        for e in r.errors:
-            output.print(f"[red]{r.account_id}: {shown(e)}[/red]")
+        if r.attempted:  # the accounts not attempted share one line, below
+            for e in r.errors:
+                output.print(f"[red]{r.account_id}: {shown(e)}[/red]")
+    if report.stopped is not None:
+        output.print(
+            f"[red]run stopped: {shown(report.stopped)}; {report.accounts_not_attempted}"
+            " account(s) not attempted (nothing was sent to Meta for them)[/red]"
+        )
     if report.sync_logs_failed:
         output.print(
             f"[red]{report.sync_logs_failed} account(s) have no instagram_sync_logs row: "

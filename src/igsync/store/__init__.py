@@ -179,6 +179,16 @@ class Store(Protocol):
         """
         ...
 
+    async def check_integrity(self, *, quick: bool = False) -> list[str]:
+        """Problems found in the database, one line each saying what to do (empty: none).
+
+        What each store can check cheaply (igsync.integrity): SQLite `pragma integrity_check`
+        (`quick`: `quick_check`) and `foreign_key_check`; PostgreSQL the schema version and
+        that each unique index the upserts rely on is there and valid; Supabase the schema
+        version and columns. Raises StoreError when the check itself cannot run.
+        """
+        ...
+
 
 #: an account as the sync logs name it: (u_id as canonical UUID text, account_id)
 AccountKey = tuple[str, str | None]

@@ -20,6 +20,9 @@ through `redact`, and the URL's password is masked wherever it shows up.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from datetime import datetime
@@ -34,9 +37,9 @@ from psycopg.abc import Buffer
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from igsync.errors import StoreConfigError, StoreError
+from igsync.errors import StoreConfigError, StoreError, StoreUnavailableError
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
 from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, AccountKey
@@ -51,6 +54,7 @@ from igsync.store.postgres_sql import (
     SCHEMA_STATE,
     SYNC_LOG_COLUMNS,
     SYNC_LOG_PAGE_QUERY,
+    TABLE_INDEXES,
     TABLE_SQL,
     TOKEN_COLUMNS,
     TOKEN_PAGE,
@@ -59,13 +63,20 @@ from igsync.store.postgres_sql import (
 )
 from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE, step_sql
 from igsync.store.streaming import STREAM_BATCH, RowFilter, select_sql
-from igsync.store.tables import Keyed, Row, Table, TableRows, dedupe_by_key
+from igsync.store.tables import UPSERTED, Keyed, Row, Table, TableRows, dedupe_by_key
 from igsync.store.token_rows import token_row
 
 # From this many rows on, COPY into a temporary table beats arrays (measured: 3x slower at 12
 # rows, 1.1-1.3x faster at 500 and 100,000).
 COPY_MIN_ROWS = 200
 
+
+#: the unique keys igsync's writes rely on: each upsert's `on conflict`, and the token key
+UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
+    "users": ("u_id",),
+    "user_tokens": ("u_id", "platform", "account_id"),
+    **{table.name: table.key for table in UPSERTED},
+}
 
 _TOKEN_NAMES = [name.strip() for name in TOKEN_COLUMNS.split(",")]
 
@@ -115,6 +126,41 @@ _DETAIL_MARKERS = ("DETAIL:", "Failing row contains")
 _URL_PASSWORD = re.compile(r"^[a-z][\w+.-]*://[^:/@]*:(.*)@[^@]*$", re.IGNORECASE | re.DOTALL)
 
 _CONNECT_TIMEOUT_S = 10
+# A server that vanishes from the network (a partition, a paused VM) refuses nothing: without
+# these a query on a connection to it waits out the kernel's TCP retries (about 15 minutes on
+# Linux) and an idle one its 2-hour keepalive. libpq's parameters: sent data unacknowledged for
+# 30 s, or an idle connection silent for 30 + 3 x 10 s, ends the connection; where the OS lacks
+# the socket option libpq ignores it (https://www.postgresql.org/docs/current/libpq-connect.html).
+_TCP_DEFAULTS = {
+    "tcp_user_timeout": 30_000,  # milliseconds
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+#: seconds a query waits for a pooled connection (psycopg_pool's default, said out loud): a
+#: stopped server costs at most this once per run, then the store is known dead
+POOL_TIMEOUT_S = 30.0
+
+# SQLSTATEs that mean the server went away or refuses sessions (class 08 connection
+# exception, 57P01-57P04 admin or crash shutdown, cannot connect now, database dropped); an
+# OperationalError without one is libpq losing its connection. Not among them: 40001/40P01
+# (retry that transaction), 57014 (one statement cancelled), 53xxx (disk full, out of memory:
+# one write fails while the next may pass).
+_GONE_STATES = frozenset({"57P01", "57P02", "57P03", "57P04"})
+
+log = logging.getLogger(__name__)
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    """Whether `exc` says the connection or the server is gone (not that one query failed)."""
+    if isinstance(exc, PoolTimeout | PoolClosed):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _GONE_STATES
+
+
 _CHECK_URL = (
     "check the host, port, user, password and database of the URL (--db or IGSYNC_DATABASE_URL)"
 )
@@ -187,12 +233,16 @@ class PostgresStore(TableRows):
         # connection is used by one task at a time, so autocommit plus explicit transactions.
         self._connect_kwargs: dict[str, Any] = {"prepare_threshold": None, "autocommit": True}
         try:
-            has_timeout = "connect_timeout" in conninfo_to_dict(url)
+            given = conninfo_to_dict(url)
         except psycopg.Error:
-            has_timeout = False
-        if not has_timeout:
-            self._connect_kwargs["connect_timeout"] = _CONNECT_TIMEOUT_S
+            given = {}
+        # the URL's own settings win
+        defaults = {"connect_timeout": _CONNECT_TIMEOUT_S, **_TCP_DEFAULTS}
+        self._connect_kwargs |= {k: v for k, v in defaults.items() if k not in given}
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        #: set once the server was found gone; every call then fails at once with it
+        self._down: StoreUnavailableError | None = None
+        self._probing = asyncio.Lock()
 
     async def __aenter__(self) -> Self:
         # The pool only says "timed out" when it cannot connect: one direct connection first
@@ -210,6 +260,7 @@ class PostgresStore(TableRows):
             kwargs=self._connect_kwargs,
             min_size=1,
             max_size=self._max_connections,
+            timeout=POOL_TIMEOUT_S,
             open=False,
             name="igsync",
         )
@@ -287,7 +338,53 @@ class PostgresStore(TableRows):
             text += f"; {hint}"
         return error(f"PostgreSQL {action}: {redact(text)}")
 
+    async def _failed(self, action: str, exc: psycopg.Error) -> StoreError:
+        """The error to raise for `exc`: StoreUnavailableError when the server is gone, else
+        this one call's StoreError.
+
+        A lost connection alone does not prove the server gone: a pooled connection may
+        have died in a restart or an idle timeout while the server answers again. So one new
+        connection is tried (one at a time, each bounded by connect_timeout); if it fails the
+        store is marked down and its pool closed, which wakes every call waiting for a
+        connection at once instead of after POOL_TIMEOUT_S each.
+        """
+        if self._down is not None:
+            return StoreUnavailableError(str(self._down))
+        error = self._error(action, exc)
+        if not _connection_lost(exc):
+            return error
+        async with self._probing:
+            if self._down is None:
+                if await self._answers():
+                    if self._pool is not None:
+                        with contextlib.suppress(psycopg.Error):
+                            await self._pool.check()  # drop the other dead connections now
+                    return error
+                hint = "check that the server is up and reachable, then run again"
+                gone = self._error("stopped answering", exc, hint=hint)
+                self._down = StoreUnavailableError(str(gone))
+                log.error("%s", self._down)
+                if self._pool is not None:
+                    await self._pool.close(timeout=1)
+        return StoreUnavailableError(str(self._down))
+
+    async def _answers(self) -> bool:
+        """Whether a new connection to the server works (`select 1`)."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._url, **self._connect_kwargs)
+        except psycopg.Error:
+            return False
+        try:
+            await conn.execute("select 1")
+        except psycopg.Error:
+            return False
+        finally:
+            await conn.close()
+        return True
+
     def _open_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        if self._down is not None:
+            raise StoreUnavailableError(str(self._down))
         if self._pool is None:
             raise StoreError("PostgresStore is not open: use `async with PostgresStore(url)`")
         return self._pool
@@ -298,7 +395,7 @@ class PostgresStore(TableRows):
                 cursor = await conn.execute(query, params)
                 return await cursor.fetchall()
         except psycopg.Error as exc:
-            raise self._error(action, exc) from None
+            raise await self._failed(action, exc) from None
 
     async def _fetch_tokens(self, query: str, params: dict[str, Any]) -> list[TokenRow]:
         try:
@@ -308,7 +405,7 @@ class PostgresStore(TableRows):
                 await cursor.execute(query, params)
                 rows = await cursor.fetchall()
         except psycopg.Error as exc:
-            raise self._error("could not list tokens", exc) from None
+            raise await self._failed("could not list tokens", exc) from None
         return [_token(r) for r in rows]
 
     async def _write(self, action: str, query: str, params: dict[str, Any]) -> int:
@@ -317,7 +414,7 @@ class PostgresStore(TableRows):
                 cursor = await conn.execute(query, params)
                 return cursor.rowcount
         except psycopg.Error as exc:
-            raise self._error(action, exc) from None
+            raise await self._failed(action, exc) from None
 
     async def init_schema(self) -> None:
         """Bring the schema to LATEST (opening already does); no DDL when it is current.
@@ -328,7 +425,7 @@ class PostgresStore(TableRows):
             async with self._open_pool().connection() as conn:
                 await self._ensure_schema(conn)
         except psycopg.Error as exc:
-            raise self._error("schema", exc) from None
+            raise await self._failed("schema", exc) from None
 
     async def _upsert(self, table: Table[Any], rows: Sequence[Keyed]) -> int:
         """Upsert `rows` (one per key, the last wins) in one transaction, verified.
@@ -364,7 +461,7 @@ class PostgresStore(TableRows):
                         " nothing written"
                     )
         except psycopg.Error as exc:
-            raise self._error("upsert failed", exc) from None
+            raise await self._failed("upsert failed", exc) from None
         return confirmed
 
     async def _read(
@@ -516,3 +613,39 @@ class PostgresStore(TableRows):
         rows = await self._fetch("could not read the role", ROW_SECURITY_APPLIES, {})
         applies, role = rows[0] if rows else (False, None)
         return str(role) if applies else None
+
+    async def check_integrity(self, *, quick: bool = False) -> list[str]:
+        """What PostgreSQL can check cheaply (`quick` changes nothing here): the schema
+        version is the one this igsync needs, and each unique key igsync's writes rely on
+        (UNIQUE_KEYS) has a unique index that is valid and ready (`pg_index.indisvalid`,
+        `indisready`: a failed CREATE INDEX CONCURRENTLY or REINDEX leaves it invalid, and
+        an upsert then fails or duplicates). Any other invalid index of igsync's tables is
+        listed too. Pages are not read: that is PostgreSQL's own job (amcheck, checksums).
+        """
+        problems: list[str] = []
+        version = await self._fetch("could not read the schema version", RECORDED_VERSION, {})
+        current = version[0][0] if version and version[0][0] is not None else 0
+        if current < LATEST:
+            problems.append(
+                f"the schema is at version {current}, this igsync needs {LATEST}:"
+                " run `igsync db init`"
+            )
+        rows = await self._fetch(
+            "could not read the indexes",
+            TABLE_INDEXES,
+            {"tables": [*UNIQUE_KEYS, "instagram_sync_logs", VERSION_TABLE]},
+        )
+        for table, key in UNIQUE_KEYS.items():
+            matching = [r for r in rows if r[0] == table and r[2] and sorted(r[4]) == sorted(key)]
+            if not matching:
+                problems.append(
+                    f"{table} has no unique index on ({', '.join(key)}): its writes cannot"
+                    " upsert; run `igsync db init`"
+                )
+        problems += [
+            f"index {index} on {table} is invalid (a CREATE INDEX CONCURRENTLY or REINDEX"
+            f" failed): run `REINDEX INDEX {index}`"
+            for table, index, _, valid, _ in rows
+            if not valid
+        ]
+        return problems

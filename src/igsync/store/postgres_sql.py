@@ -158,3 +158,18 @@ select c.relrowsecurity and not (r.rolsuper or r.rolbypassrls)
 from pg_class c, pg_roles r
 where c.oid = 'user_tokens'::regclass and r.rolname = current_user
 """
+
+# The indexes of igsync's tables in the schema queries resolve to: which are unique, valid and
+# ready (a failed CREATE INDEX CONCURRENTLY leaves one invalid), and their columns.
+TABLE_INDEXES = """
+select c.relname::text, i.relname::text, x.indisunique, x.indisvalid and x.indisready,
+       array(select a.attname::text from unnest(x.indkey::int2[]) as k(attnum)
+             join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+             order by a.attname)
+from pg_index x
+join pg_class c on c.oid = x.indrelid
+join pg_class i on i.oid = x.indexrelid
+where c.relnamespace = (select oid from pg_namespace where nspname = current_schema())
+  and c.relname = any(%(tables)s)
+order by 1, 2
+"""

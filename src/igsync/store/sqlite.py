@@ -11,6 +11,7 @@ takes milliseconds, and sqlite3 connections belong to the thread that made them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -22,7 +23,13 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from igsync.errors import ConfigError, StoreError
+from igsync.errors import (
+    ConfigError,
+    StoreConfigError,
+    StoreCorruptError,
+    StoreError,
+    StoreUnavailableError,
+)
 from igsync.models import InsightRow, SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, AccountKey
@@ -66,6 +73,68 @@ _TOKEN_COLUMNS = (
     "token_id, u_id, platform, access_token, account_id, expires_at, token_kind, status,"
     " last_refreshed_at, created_at, updated_at"
 )
+
+
+#: seconds a write waits for another process's write lock (sqlite3's timeout, busy_timeout)
+BUSY_TIMEOUT_S: float = 30
+
+# SQLite's primary result codes (https://www.sqlite.org/rescode.html) that say the file, not
+# one statement, is at fault. SQLITE_FULL is not among them: a full disk fails one write while
+# a smaller one, or one after a checkpoint freed pages, may still pass.
+_BUSY, _PERM, _READONLY, _IOERR, _CORRUPT, _CANTOPEN, _NOTADB = 5, 3, 8, 10, 11, 14, 26
+_DAMAGED = frozenset({_CORRUPT, _NOTADB})
+_NOT_WRITABLE = frozenset({_PERM, _READONLY, _CANTOPEN})
+_GONE = frozenset({_BUSY, _IOERR}) | _NOT_WRITABLE
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+: the extended code
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _damaged_error(path: Path, exc: sqlite3.Error) -> StoreCorruptError:
+    """What to say when SQLite finds `path` damaged: stop, check, restore."""
+    return StoreCorruptError(
+        f"SQLite database {path} is damaged ({redact(str(exc))}): stop writing to it, run"
+        " `igsync db check` to see what is damaged, and restore it from a backup"
+    )
+
+
+def _failure(path: Path, action: str, exc: sqlite3.Error) -> StoreError:
+    """The StoreError for one failed call: StoreCorruptError or StoreUnavailableError when the
+    file itself is at fault (every later call would fail too), else this call's failure.
+
+    A lock held past BUSY_TIMEOUT_S counts as the file being gone: the next write would wait
+    as long again, and the next.
+    """
+    code = _primary_code(exc)
+    text = redact(str(exc))
+    if code in _DAMAGED:
+        return _damaged_error(path, exc)
+    if code == _BUSY:
+        return StoreUnavailableError(
+            f"SQLite database {path} stayed locked by another process for over"
+            f" {BUSY_TIMEOUT_S} s ({text}); find the process holding it, then run again"
+        )
+    if code in _NOT_WRITABLE:
+        return StoreUnavailableError(
+            f"SQLite database {path} cannot be written any more ({text}); make the file and"
+            " its directory writable by this user, then run again"
+        )
+    if code in _GONE:
+        return StoreUnavailableError(
+            f"SQLite database {path} stopped answering ({text}); check the disk, then run"
+            " `igsync db check`"
+        )
+    return StoreError(f"SQLite{action}: {text}")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back after a failed statement; on a failing disk the rollback may fail too, and
+    the error to report is the first one (SQLite rolls back a hot journal on next open)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("rollback")
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -160,8 +229,8 @@ class SQLiteStore(TableRows):
             try:
                 if not memory:
                     _owner_only(self.path)
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-                conn.execute("pragma busy_timeout = 30000")
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+                conn.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
                 if not memory:
                     conn.execute("pragma journal_mode = wal")
                 conn.execute("pragma synchronous = normal")
@@ -173,7 +242,7 @@ class SQLiteStore(TableRows):
                     "point --db or IGSYNC_DATABASE_URL at a writable file (sqlite:///path.db)"
                 ) from None
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
+                raise self._open_failure(exc) from None
             try:
                 # The embedded default just works: its tables exist from the first open on.
                 self._ensure_schema(conn)
@@ -193,6 +262,8 @@ class SQLiteStore(TableRows):
             current = _schema_version(conn)
             _migrate(conn)
         except sqlite3.Error as exc:
+            if _primary_code(exc) in _DAMAGED | _NOT_WRITABLE:
+                raise self._open_failure(exc) from None
             if not current:
                 raise StoreError(
                     f"cannot create the schema in SQLite database {self.path}: {exc}"
@@ -203,11 +274,27 @@ class SQLiteStore(TableRows):
                 " write access (`igsync db init`)"
             ) from None
 
+    def _open_failure(self, exc: sqlite3.Error) -> StoreError:
+        """Why the file cannot be opened: a read-only file or directory is a setting to fix
+        (StoreConfigError, exit 2), a damaged one StoreCorruptError."""
+        code = _primary_code(exc)
+        if code in _DAMAGED:
+            return _damaged_error(self.path, exc)
+        if code in _NOT_WRITABLE:
+            name = self.path.name
+            return StoreConfigError(
+                f"SQLite database {self.path} is read-only for this user ({redact(str(exc))}):"
+                " make the file and its directory writable by this user (SQLite creates"
+                f" {name}-wal and {name}-shm beside it), or point --db or IGSYNC_DATABASE_URL"
+                " at a writable file (sqlite:///path.db)"
+            )
+        return StoreError(f"cannot open SQLite database {self.path}: {redact(str(exc))}")
+
     def _run(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._connect().execute(sql, params)
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite: {redact(str(exc))}") from None
+            raise _failure(self.path, "", exc) from None
 
     async def init_schema(self) -> None:
         """Bring the schema to LATEST (opening already does); nothing to do when current.
@@ -280,9 +367,8 @@ class SQLiteStore(TableRows):
                 )
             conn.execute("commit")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("rollback")
-            raise StoreError(f"SQLite upsert failed: {redact(str(exc))}") from None
+            _rollback(conn)
+            raise _failure(self.path, " upsert failed", exc) from None
         return confirmed
 
     async def _read(
@@ -362,9 +448,8 @@ class SQLiteStore(TableRows):
             )
             conn.execute("commit")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("rollback")
-            raise StoreError(f"SQLite could not save the token: {redact(str(exc))}") from None
+            _rollback(conn)
+            raise _failure(self.path, " could not save the token", exc) from None
 
     async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
         new_token = update.access_token.get_secret_value() if update.access_token else None
@@ -476,3 +561,28 @@ class SQLiteStore(TableRows):
                 break
             before = page[-1][0]
         return found
+
+    async def check_integrity(self, *, quick: bool = False) -> list[str]:
+        """SQLite's own checks (https://www.sqlite.org/pragma.html#pragma_integrity_check):
+        `integrity_check` reads every page and matches every index against its table
+        (`quick`: `quick_check`, which skips the index matching and runs in O(N)), then
+        `foreign_key_check`. At most 100 problems are listed. Raises StoreError when SQLite
+        cannot run the check at all (it is locked, the disk fails)."""
+        pragma = "quick_check" if quick else "integrity_check"
+        conn = self._connect()
+        try:
+            rows = conn.execute(f"pragma {pragma}(100)").fetchall()
+            broken = conn.execute("pragma foreign_key_check").fetchall()
+        except sqlite3.Error as exc:
+            if _primary_code(exc) in _DAMAGED:
+                return [
+                    f"{pragma} could not finish: {self.path} is damaged ({redact(str(exc))});"
+                    " restore it from a backup"
+                ]
+            raise _failure(self.path, f" {pragma} failed", exc) from None
+        problems = [f"{pragma}: {row[0]}" for row in rows if row[0] != "ok"]
+        problems += [
+            f"foreign_key_check: {table} row {rowid} refers to a row of {parent} that is missing"
+            for table, rowid, parent, _ in broken
+        ]
+        return problems

@@ -31,7 +31,12 @@ from postgrest.types import CountMethod
 from pydantic import BaseModel, SecretStr, ValidationError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from igsync.errors import SchemaMissingError, StoreError
+from igsync.errors import (
+    SchemaMissingError,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailableError,
+)
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store import SYNC_LOG_SCAN, AccountKey
@@ -153,6 +158,10 @@ class SupabaseStore(TableRows):
         self._http = http
         try:
             await self._check_schema()
+        except StoreUnavailableError as exc:
+            await self.__aexit__(None, None, None)
+            # before any work, as PostgreSQL's "cannot connect": a setting to check (exit 2)
+            raise StoreConfigError(str(exc)) from None
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
@@ -172,9 +181,21 @@ class SupabaseStore(TableRows):
         if self._client is None:
             raise StoreError("the Supabase store is not open; use `async with store:`")
         client = self._client
-        async for attempt in stamina.retry_context(on=retry_on(idempotent), attempts=ATTEMPTS):
-            with attempt:
-                return await self._send(what, query, client)
+        tries = 0
+        try:
+            async for attempt in stamina.retry_context(on=retry_on(idempotent), attempts=ATTEMPTS):
+                with attempt:
+                    tries += 1
+                    return await self._send(what, query, client)
+        except RequestFailed as exc:
+            # Unanswered every time it was sent: the service is down, not this request
+            # refused. One timeout of a write that is never resent proves less.
+            if exc.unreachable and tries >= ATTEMPTS:
+                raise StoreUnavailableError(
+                    f"{exc} ({tries} attempts); check that the Supabase project is up and"
+                    " reachable (SUPABASE_URL), then run again"
+                ) from None
+            raise
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     async def _send(self, what: str, query: Query, client: AsyncClient) -> APIResponse:
@@ -192,7 +213,9 @@ class SupabaseStore(TableRows):
         except httpx.TransportError as exc:
             unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
             message = f"Supabase could not {what}: cannot reach it ({type(exc).__name__})"
-            raise RequestFailed(message, transient=True, sent=not unsent) from None
+            raise RequestFailed(
+                message, transient=True, sent=not unsent, unreachable=True
+            ) from None
         except httpx.HTTPError as exc:
             raise RequestFailed(f"Supabase could not {what}: {type(exc).__name__}") from None
 
@@ -500,3 +523,14 @@ class SupabaseStore(TableRows):
                 if key in wanted and key not in found:
                     found[key] = _parse(SyncLog, row, "a sync log")
         return found
+
+    async def check_integrity(self, *, quick: bool = False) -> list[str]:
+        """What Supabase's API can show (`quick` changes nothing): the schema version and
+        every table and column igsync uses (init_schema's checks). Indexes are not visible
+        through PostgREST: `igsync --db postgresql://… db check` on the project's database
+        URL checks those."""
+        try:
+            await self.init_schema()
+        except SchemaMissingError as exc:
+            return [str(exc)]
+        return []

@@ -45,14 +45,29 @@ _CODE_REASONS = {
 }
 
 
+#: PostgREST's codes for "cannot reach the database" (PGRST000-PGRST002, answered with 503)
+UNREACHABLE_CODES = {"PGRST000", "PGRST001", "PGRST002"}
+
+
 class RequestFailed(StoreError):
-    """One failed request; `transient` ones may be sent again (`sent`: it may have arrived)."""
+    """One failed request; `transient` ones may be sent again (`sent`: it may have arrived).
+
+    `unreachable`: the failure says the service or its database did not answer at all (no
+    connection, a timeout, PostgREST's PGRST000-002), not that it refused this request.
+    """
 
     def __init__(
-        self, message: str, *, code: str = "", transient: bool = False, sent: bool = True
+        self,
+        message: str,
+        *,
+        code: str = "",
+        transient: bool = False,
+        sent: bool = True,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(message)
         self.code, self.transient, self.sent = code, transient, sent
+        self.unreachable = unreachable or code in UNREACHABLE_CODES
 
 
 def retry_on(idempotent: bool) -> Callable[[Exception], bool]:
