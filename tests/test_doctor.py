@@ -34,6 +34,7 @@ CHECKS = [
     "configuration",
     "database",
     "schema",
+    "integrity",
     "accounts",
     "tokens",
     "app credentials",
@@ -151,7 +152,7 @@ def test_the_human_form_is_a_table_with_a_fix_per_problem(
     assert "warn" in tokens
     assert "1 expiring; the soonest expires in 2 days" in tokens
     assert "sync-all refreshes them on its next run" in tokens
-    assert lines[-1] == "5 ok, 1 warn, 1 skip"
+    assert lines[-1] == "6 ok, 1 warn, 1 skip"
 
 
 def test_tokens_expiring_within_7_days_warn_and_expired_or_reauth_ones_fail(

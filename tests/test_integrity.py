@@ -111,6 +111,20 @@ def test_overwritten_index_pages_are_found_by_db_check(
     assert "restore the database from a backup" in out
 
 
+def test_doctor_runs_the_quick_check_and_fails_on_a_damaged_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "damaged.db"
+    asyncio.run(filled_database(path))
+    overwrite_pages(path, "instagram_insights")
+    code, out, _ = run_cli(monkeypatch, capsys, "--db", f"sqlite:///{path}", "doctor", "--json")
+    assert code == 1
+    (integrity,) = [c for c in json.loads(out)["checks"] if c["name"] == "integrity"]
+    assert integrity["status"] == "fail"
+    assert "quick_check" in integrity["detail"]
+    assert "`igsync db check` runs the full check" in integrity["fix"]
+
+
 @pytest.mark.anyio
 async def test_a_file_that_is_not_a_database_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "notes.db"

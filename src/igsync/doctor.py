@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from igsync.config import ConfigSources, Settings, database_url, load_settings
 from igsync.errors import ConfigError, IgsyncError, StoreConfigError
+from igsync.integrity import integrity_problems_help
 from igsync.models import TokenRow, UserToken
 from igsync.redact import redact
 from igsync.store import SQLITE_PREFIX, Store, sqlite_path
@@ -244,8 +245,11 @@ async def _store_checks(
             checks.append(reachable)
             stage = "schema"
             checks.append(_schema(await store.schema_version(), kind))
-            # --- store integrity: the coordinator wires `check_integrity` (issue 12, another
-            # branch) in here, as one more Check between "schema" and "accounts". ---
+            try:
+                problems = await store.check_integrity(quick=True)
+            except IgsyncError as error:  # the check could not run: say so, read on
+                problems = [f"the integrity check could not run: {error}"]
+            checks.append(_integrity(problems))
             stage = "accounts"
             visible = await store.count_tokens()
             tokens = await store.list_tokens() if visible else []
@@ -303,6 +307,19 @@ async def _store_checks(
         Check(name="accounts", status="ok", detail=f"{visible} instagram accounts visible")
     )
     return _Found(tokens=tokens)
+
+
+def _integrity(problems: list[str]) -> Check:
+    """SQLite's `quick_check` (the full one can take minutes on a big file: `igsync db check`),
+    PostgreSQL's unique indexes, Supabase's columns (igsync.integrity)."""
+    if not problems:
+        return Check(name="integrity", status="ok", detail="no problem found (quick check)")
+    return Check(
+        name="integrity",
+        status="fail",
+        detail="; ".join(problems),
+        fix=integrity_problems_help(problems) + "; `igsync db check` runs the full check",
+    )
 
 
 def _schema(version: int | None, kind: StoreKind) -> Check:
