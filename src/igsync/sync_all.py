@@ -84,6 +84,7 @@ async def sync_all(
     now: datetime | None = None,
     on_result: Callable[[FetchResult], None] | None = None,
     keep_results: bool = True,
+    on_queued: Callable[[int, bool], None] | None = None,
 ) -> SyncReport:
     """Fetch and store every instagram row of `user_tokens` (of `shard`), `concurrency` at once.
 
@@ -95,7 +96,10 @@ async def sync_all(
     written at once, with a page or two of rows: memory does not grow with the number of
     accounts. `on_result` hears each result as its account is written; the report's
     `results` are in that order, or empty with `keep_results=False` (the totals are kept
-    either way). The env fallback (IG_ACCOUNT_ID) is not an account here: only rows are synced.
+    either way). `on_queued(n, final)` hears how many accounts of this run (of this shard)
+    are known so far, as pages of rows are read, and once more with `final=True` when every
+    page is in: a progress bar's N. The env fallback (IG_ACCOUNT_ID) is not an account here:
+    only rows are synced.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
@@ -110,12 +114,18 @@ async def sync_all(
     started = time.monotonic()
 
     async def read() -> None:
+        queued = 0
         try:
             async for token in iter_tokens(store):
                 if shard is None or shard.holds(token):
+                    queued += 1
+                    if on_queued is not None:
+                        on_queued(queued, False)
                     await tokens.put(token)
                 else:
                     _release(token)  # another's account
+            if on_queued is not None:
+                on_queued(queued, True)
         finally:
             for _ in range(concurrency):
                 await tokens.put(None)  # one end-of-work mark per worker

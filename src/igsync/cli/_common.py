@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
+    from igsync.cli._logs import LogFormat
     from igsync.cli._render import Output
     from igsync.config import Settings
     from igsync.graph import GraphClient
@@ -23,7 +24,23 @@ JsonOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or logs on stderr.")]
 VerboseOpt = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        show_default=False,
+        help="More detail on stderr: -v info, -vv debug (also off a terminal).",
+    ),
+]
+LogFormatOpt = Annotated[
+    Literal["text", "json"] | None,
+    typer.Option(
+        "--log-format",
+        show_default=False,
+        help="Log lines on stderr as plain text (default) or one JSON object per line, for a "
+        "log shipper; choosing one shows warnings off a terminal too.",
+    ),
 ]
 NoBatchOpt = Annotated[
     bool,
@@ -75,6 +92,8 @@ class Globals:
     json: bool = False
     quiet: bool = False
     verbose: int = 0
+    #: `--log-format`, None when not given (text, and logs only on a terminal or with -v)
+    log_format: LogFormat | None = None
 
 
 def globals_of(ctx: typer.Context) -> Globals:
@@ -86,7 +105,12 @@ def make_output(ctx: typer.Context, json_: bool, quiet: bool = False, verbose: i
     from igsync.cli._render import Output
 
     g = globals_of(ctx)
-    return Output(json_mode=json_ or g.json, quiet=quiet or g.quiet, verbose=verbose + g.verbose)
+    return Output(
+        json_mode=json_ or g.json,
+        quiet=quiet or g.quiet,
+        verbose=verbose + g.verbose,
+        log_format=g.log_format,
+    )
 
 
 def settings() -> Settings:

@@ -74,17 +74,18 @@ def sync_all(
 
     Only user_tokens rows are synced: the IG_ACCOUNT_ID/IG_LONG_TOKEN fallback is not used.
     Writes one instagram_sync_logs row per account. Exit 0 when every account succeeded (or
-    there were none), 1 when any failed, 2 on bad input. Examples:
+    there were none), 1 when any failed, 2 on bad input. A reader that stops reading
+    (`| head -1`) ends the output, never the work: every account is still synced and logged,
+    and the exit code is the run's. On a terminal a bar counts the accounts; off one (cron),
+    one summary line goes to stderr at the end (-q: none). Examples:
 
+    \b
         igsync sync-all --days 7 --concurrency 8
-
         igsync sync-all --ndjson | jq -c 'select(.success == false)'
-
         */30 * * * * igsync sync-all --ndjson >> /var/log/igsync.ndjson
-
         igsync sync-all --shard 1/3 --json   # worker 1 of 3 (2/3, 3/3 elsewhere)
     """
-    from igsync.cli._render import sync_all_render
+    from igsync.cli._render import sync_all_render, sync_summary
     from igsync.errors import InputError
     from igsync.sync_all import parse_shard
 
@@ -95,12 +96,12 @@ def sync_all(
     settings = load()
     chosen, plan = selection(settings, streams, metrics), window_plan(days, since, until)
     db = open_db(ctx, settings)
-    with out.progress("syncing accounts") as advance:
+    with out.progress("syncing") as bar:
 
         def on_result(result: FetchResult) -> None:
             if ndjson:
                 out.emit_line(result)
-            advance(result)
+            bar.finished(result)
 
         report = run(
             _sync(
@@ -114,6 +115,7 @@ def sync_all(
                 batch=not no_batch,
                 keep=not ndjson,  # NDJSON lines are printed as accounts end: none is held
                 on_result=on_result,
+                on_queued=bar.queued,
             )
         )
     if ndjson:
@@ -122,6 +124,9 @@ def sync_all(
         out.emit_json(report)
     else:
         sync_all_render(out, report)
+    out.flush_stdout()
+    message, fields = sync_summary(report, dry_run=dry_run)
+    out.summary_line(message, fields)
     if not report.success:
         raise typer.Exit(1)
 
@@ -138,6 +143,7 @@ async def _sync(
     batch: bool,
     keep: bool,
     on_result: Callable[[FetchResult], None],
+    on_queued: Callable[[int, bool], None],
 ) -> SyncReport:
     from igsync.sync_all import sync_all as sync_every_account
     from igsync.tokens import app_credentials
@@ -155,4 +161,5 @@ async def _sync(
             dry_run=dry_run,
             on_result=on_result,
             keep_results=keep,
+            on_queued=on_queued,
         )
