@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -262,3 +264,23 @@ def test_the_simulator_command_serves_after_a_tool_install(
     assert (code, out) == (2, "")
     assert err.count("\n") == 1
     assert "simulator extra" in err
+
+
+def test_the_demo_needs_no_simulator_extra(tmp_path: Path) -> None:
+    """uvicorn is the `simulator` extra: igsync without it (a fresh interpreter where importing
+    uvicorn fails) still runs the demo, whose simulator runs in-process."""
+    without_uvicorn = (
+        "import sys; sys.modules['uvicorn'] = None; sys.argv = ['igsync', *sys.argv[1:]]; "
+        "from igsync.cli import main; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", without_uvicorn, "demo", "--accounts", "1", "--days", "1", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "XDG_DATA_HOME": str(tmp_path), "HOME": str(tmp_path)},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["accounts_ok"] == 1
