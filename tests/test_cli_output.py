@@ -128,6 +128,23 @@ def test_the_summary_counts_failures_and_quiet_silences_it(
     assert len(out.splitlines()) == 3
 
 
+def test_on_a_terminal_the_bar_counts_and_the_line_stays_only_without_the_table(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: stdout and stderr are terminals
+    monkeypatch.setenv("COLUMNS", "200")
+    env.seed(LA, KOLKATA)
+    code, out, err = run_cli(monkeypatch, capsys, "sync-all", "--json")
+    assert code == 0
+    assert json.loads(out)["accounts_ok"] == 2
+    assert "2/2 accounts" in err  # the bar's last frame, before it is cleared
+    assert len(SUMMARY.findall(err)) == 1  # --json: the table is not on the terminal
+    code, out, err = run_cli(monkeypatch, capsys, "sync-all")
+    assert code == 0
+    assert "2/2 accounts ok" in out
+    assert not SUMMARY.search(err)  # the report's footer says it already
+
+
 def test_log_format_json_makes_every_stderr_line_one_json_object(
     env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

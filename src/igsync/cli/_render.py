@@ -112,8 +112,11 @@ class Output:
         # Progress and logs for a person at a terminal; off one (cron), logs only when -v or
         # --log-format asks for them.
         self.chatty = not quiet and (self.err.is_terminal or verbose > 0 or log_format is not None)
-        #: one summary line on stderr at the end of a long run: where no bar was seen (cron)
-        self.summarize = not quiet and not self.err.is_terminal
+        # One summary line on stderr at the end of a long run, unless the report's own footer
+        # is already on the same terminal: cron's one line, and what stays after the bar goes.
+        self.summarize = not quiet and not (
+            self.err.is_terminal and self.out.is_terminal and not json_mode
+        )
         from igsync.cli._logs import setup_logging
 
         setup_logging(
