@@ -35,6 +35,7 @@ from igsync.cli._common import (
     window_plan,
 )
 from igsync.cli._common import settings as load
+from igsync.cli._export import export
 from igsync.cli._sync import sync_all
 from igsync.cli._tokens import accounts_app, refresh_token
 
@@ -227,6 +228,7 @@ def metrics_command(
         out.print(metrics_table(lines))
 
 
+app.command("export")(export)
 app.add_typer(db_app, name="db")
 
 
