@@ -103,7 +103,9 @@ def test_human_output_is_the_report_table_and_one_line_per_error(env: Env) -> No
     assert "1/2 accounts ok" in proc.stdout
     (error,) = [line for line in proc.stdout.splitlines() if "profile_views" in line]
     assert error.startswith(f"{KOLKATA}: ")
-    assert proc.stderr == ""  # not a terminal: no progress
+    # not a terminal (cron): no progress bar, no log line, one summary line
+    assert proc.stderr.startswith("igsync sync-all: 1/2 accounts ok, 1 failed, ")
+    assert proc.stderr.count("\n") == 1
 
 
 def test_shards_split_the_accounts_between_workers(env: Env) -> None:
@@ -131,7 +133,8 @@ def test_no_accounts_is_said_clearly_and_is_a_failure_unless_allowed(env: Env) -
     report = json.loads(proc.stdout)
     assert (report["accounts_total"], report["results"], report["success"]) == (0, [], False)
     proc = env.run("sync-all", "--json", "--allow-empty")
-    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.returncode == 0
+    assert proc.stderr.startswith("igsync sync-all: 0/0 accounts ok")  # cron's summary line
     assert json.loads(proc.stdout)["success"] is True
     assert env.sim.requests == []
 

@@ -84,6 +84,7 @@ async def sync_all(
     now: datetime | None = None,
     on_result: Callable[[FetchResult], None] | None = None,
     keep_results: bool = True,
+    on_queued: Callable[[int, bool], None] | None = None,
 ) -> SyncReport:
     """Fetch and store every instagram row of `user_tokens` (of `shard`), `concurrency` at once.
 
@@ -102,6 +103,10 @@ async def sync_all(
     paged in, or a SQLite file that reads but cannot be written) becomes a failed result with
     `attempted` false, the run ends once the accounts in flight are reported, and the report
     says why (`stopped`) and fails.
+
+    `on_queued(n, final)` hears how many accounts of this run (of this shard) are known so
+    far, as pages of rows are read, and once more with `final=True` when every page is in: a
+    progress bar's N.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
@@ -116,12 +121,18 @@ async def sync_all(
     started = time.monotonic()
 
     async def read() -> None:
+        queued = 0
         try:
             async for token in iter_tokens(store):
                 if shard is None or shard.holds(token):
+                    queued += 1
+                    if on_queued is not None:
+                        on_queued(queued, False)
                     await tokens.put(token)
                 else:
                     _release(token)  # another's account
+            if on_queued is not None:
+                on_queued(queued, True)
         except StoreUnavailableError as error:
             # Rows are still read after the store was found down, each reported not
             # attempted, until a page cannot be read: the rows after it are in no count.

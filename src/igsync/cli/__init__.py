@@ -17,6 +17,7 @@ from igsync.cli._common import (
     DaysOpt,
     Globals,
     JsonOpt,
+    LogFormatOpt,
     MetricsOpt,
     NoBatchOpt,
     QuietOpt,
@@ -57,7 +58,7 @@ app = typer.Typer(
         "Supabase.\n\nTry it offline first: igsync demo"
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -96,12 +97,23 @@ def _main(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
+    log_format: LogFormatOpt = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    set_globals(ctx, Globals(db=db, json=json_, quiet=quiet, verbose=verbose, env_file=env_file))
+    set_globals(
+        ctx,
+        Globals(
+            db=db,
+            json=json_,
+            quiet=quiet,
+            verbose=verbose,
+            env_file=env_file,
+            log_format=log_format,
+        ),
+    )
     config_sources()  # a named settings file that is missing fails every command, at once
 
 
@@ -129,6 +141,7 @@ def fetch(
 
     Dates are the account's local days, inclusive. Example:
 
+    \b
         igsync fetch --user UUID --since 2026-11-01 --until 2026-11-07 --json | jq .total_inserted
     """
     out = make_output(ctx, json_, quiet, verbose)
@@ -145,7 +158,7 @@ def fetch(
 
         out.print(fetch_table(result))
         for line in fetch_summary(result):
-            out.print(line)
+            out.print(line, soft_wrap=True)
     if not result.success:
         raise typer.Exit(1)
 
@@ -216,18 +229,21 @@ app.command("refresh-token")(refresh_token)
 
 
 @app.command("metrics")
-def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
+def metrics_command(
+    ctx: typer.Context, json_: JsonOpt = False, quiet: QuietOpt = False, verbose: VerboseOpt = 0
+) -> None:
     """List every account metric Meta serves and the ones it retired (with what replaced them).
 
     Fetch any current one with --metrics; a metric of the audience stream (demographics,
     online_followers) runs that stream (--streams; docs/streams.md). Example:
 
+    \b
         igsync metrics --json | jq -r '.[] | select(.status == "current") | .name'
     """
     from igsync.catalogue import metric_listing
     from igsync.cli._render import metrics_table
 
-    out = make_output(ctx, json_)
+    out = make_output(ctx, json_, quiet, verbose)
     lines = metric_listing()
     if out.json_mode:
         out.emit_json(lines)
@@ -240,8 +256,32 @@ app.add_typer(db_app, name="db")
 app.command("doctor")(doctor)
 
 
+@app.command(
+    "simulator",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def simulator_command(ctx: typer.Context) -> None:
+    """Serve the Graph API simulator on loopback, for trying igsync without Meta (`igsync
+    simulator --help` lists its options; needs the simulator extra: `igsync[simulator]`)."""
+    from igsync.errors import ConfigError
+
+    try:
+        import uvicorn  # noqa: F401
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "the simulator server needs the simulator extra (uvicorn): "
+            "uv tool install --with uvicorn . or pipx install '.[simulator]'"
+        ) from None
+    from igsync.simulator.__main__ import main as serve
+
+    raise typer.Exit(serve(ctx.args, prog="igsync simulator"))
+
+
 @db_app.command("init")
-def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
+def db_init(
+    ctx: typer.Context, json_: JsonOpt = False, quiet: QuietOpt = False, verbose: VerboseOpt = 0
+) -> None:
     """Create the igsync tables, or apply pending migrations, in the configured database.
 
     Safe to run twice: a current schema is left alone. Supabase cannot run DDL over its API:
@@ -253,7 +293,7 @@ def db_init(ctx: typer.Context, json_: JsonOpt = False) -> None:
     from igsync.redact import redact
     from igsync.store.schema import LATEST
 
-    out = make_output(ctx, json_)
+    out = make_output(ctx, json_, quiet, verbose)
     settings = load()
     url = db_url(ctx, settings)
     db = open_db(ctx, settings)
@@ -295,13 +335,14 @@ def _supabase_schema_help(out: Output, missing: str | None) -> None:
         document = {"initialized": missing is None, "database": "supabase", "how": how, "sql": sql}
         out.emit_json(document)
         return
-    sys.stdout.write(sql)
+    out.write(sql)
     state = "the igsync schema is already current" if missing is None else missing
     out.err.print(f"supabase: {shown(state)}; to (re)apply the schema, {how}", soft_wrap=True)
 
 
 @db_app.command("schema")
 def db_schema(
+    ctx: typer.Context,
     dialect: Annotated[
         Literal["postgres", "sqlite"], typer.Option(help="Which SQL to print.")
     ] = "postgres",
@@ -313,21 +354,28 @@ def db_schema(
             help="Only migration N, as its file under supabase/migrations/ holds it.",
         ),
     ] = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Print the schema's SQL: every numbered migration with its version record.
 
     PostgreSQL is the reference (safe to run again, on a database at any earlier version);
-    SQLite mirrors it.
+    SQLite mirrors it. With --json: {"dialect", "migration" (N or null), "schema_version",
+    "sql"}.
     """
     from igsync.errors import InputError
     from igsync.store.schema import LATEST, migration_sql, schema_sql
 
-    if migration is None:
-        sys.stdout.write(schema_sql(dialect))
-    elif migration > LATEST:
+    out = make_output(ctx, json_, quiet, verbose)
+    if migration is not None and migration > LATEST:
         raise InputError(f"--migration {migration} does not exist; the latest is {LATEST}")
+    sql = schema_sql(dialect) if migration is None else migration_sql(migration, dialect)
+    if out.json_mode:
+        document = {"dialect": dialect, "migration": migration, "schema_version": LATEST}
+        out.emit_json({**document, "sql": sql})
     else:
-        sys.stdout.write(migration_sql(migration, dialect))
+        out.write(sql)
 
 
 @db_app.command("check")
@@ -342,6 +390,8 @@ def db_check(
         ),
     ] = False,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Check the configured database for damage: exit 0 when sound, 1 with each problem.
 
@@ -354,7 +404,7 @@ def db_check(
     from igsync.cli._render import shown
     from igsync.integrity import check_database, integrity_problems_help
 
-    out = make_output(ctx, json_)
+    out = make_output(ctx, json_, quiet, verbose)
     settings = load()
     url = db_url(ctx, settings)
     report = run(check_database(open_db(ctx, settings), url, quick=quick))

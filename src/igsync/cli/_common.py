@@ -6,11 +6,12 @@ from collections.abc import Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
+    from igsync.cli._logs import LogFormat
     from igsync.cli._render import Output
     from igsync.config import ConfigSources, Settings
     from igsync.graph import GraphClient
@@ -24,7 +25,23 @@ JsonOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or logs on stderr.")]
 VerboseOpt = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        show_default=False,
+        help="More detail on stderr: -v info, -vv debug (also off a terminal).",
+    ),
+]
+LogFormatOpt = Annotated[
+    Literal["text", "json"] | None,
+    typer.Option(
+        "--log-format",
+        show_default=False,
+        help="Log lines on stderr as plain text (default) or one JSON object per line, for a "
+        "log shipper; choosing one shows warnings off a terminal too.",
+    ),
 ]
 NoBatchOpt = Annotated[
     bool,
@@ -78,6 +95,8 @@ class Globals:
     verbose: int = 0
     #: `--env-file PATH`: a settings file above `./.env` and the user config file
     env_file: str | None = None
+    #: `--log-format`, None when not given (text, and logs only on a terminal or with -v)
+    log_format: LogFormat | None = None
 
 
 #: the global options of this invocation, for what reads settings without a Context
@@ -99,7 +118,12 @@ def make_output(ctx: typer.Context, json_: bool, quiet: bool = False, verbose: i
     from igsync.cli._render import Output
 
     g = globals_of(ctx)
-    return Output(json_mode=json_ or g.json, quiet=quiet or g.quiet, verbose=verbose + g.verbose)
+    return Output(
+        json_mode=json_ or g.json,
+        quiet=quiet or g.quiet,
+        verbose=verbose + g.verbose,
+        log_format=g.log_format,
+    )
 
 
 def config_sources() -> ConfigSources:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import typer
 
-from igsync.cli._common import make_output, open_db, run
+from igsync.cli._common import QuietOpt, VerboseOpt, make_output, open_db, run
 from igsync.cli._common import settings as load
 
 if TYPE_CHECKING:
@@ -70,19 +70,21 @@ def export(
         bool,
         typer.Option("--json", help="With --output: print what was written as one JSON document."),
     ] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Export stored rows, streamed from the database (memory stays flat), to stdout or a file.
 
     Long shape by default: one row per stored value, as in its table. Examples:
 
+    \b
         igsync export --since 2026-11-01 > insights.csv
-
         igsync export --stream media --format parquet -o media.parquet
     """
     from igsync.errors import InputError
     from igsync.export import RowFilter, require_pyarrow
 
-    out = make_output(ctx, json_)
+    out = make_output(ctx, json_, quiet, verbose)
     if since and until and since > until:
         raise InputError(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}")
     if output is None and out.json_mode:

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
+import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from igsync.redact import RedactingFilter, redact
+from igsync.cli._progress import SyncProgress
+from igsync.redact import redact
 
 if TYPE_CHECKING:
     from igsync.catalogue import MetricListing
+    from igsync.cli._logs import LogFormat
     from igsync.demo import DemoReport
     from igsync.models import AccountInfo, FetchResult, InsightRow, RefreshReport, SyncReport
 
@@ -51,39 +54,74 @@ class _Stdout(Console):
         raise BrokenPipeError
 
 
-class Output:
-    """Where a command's words go, decided once from --json, --quiet and -v."""
+def _silence(stream: TextIO) -> None:
+    """Point `stream`'s file descriptor at /dev/null: once its reader is gone, nothing later
+    (Python's own flush at exit included) trips over the closed pipe."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
-    def __init__(self, *, json_mode: bool, quiet: bool, verbose: int) -> None:
+
+class ErrSink:
+    """stderr as whole lines: log records, the summary line, above a live progress bar on a
+    terminal. Never padded nor wrapped; a reader that left (`2>&1 | head`) ends the lines,
+    never the work."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.gone = False
+
+    def line(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            if self.console.is_terminal:
+                # rich's low-level write: no markup, no wrapping, and a live bar stays below
+                self.console.out(text, highlight=False)
+            else:
+                self.console.file.write(text + "\n")
+                self.console.file.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.gone = True
+            _silence(sys.stderr)
+
+
+class Output:
+    """Where a command's words go, decided once from --json, --quiet, -v and --log-format."""
+
+    def __init__(
+        self,
+        *,
+        json_mode: bool,
+        quiet: bool,
+        verbose: int,
+        log_format: LogFormat | None = None,
+    ) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
+        self.log_format: LogFormat = log_format or "text"
         self.out: Console = _Stdout(highlight=False)
         if not self.out.is_terminal:
             # Piped or redirected: rich would squeeze tables into 80 columns.
             self.out.width = 160
         self.err = Console(stderr=True, highlight=False)
+        self.err_sink = ErrSink(self.err)
         #: the reader of stdout went away (`| head`): nothing more is written there
         self.reader_gone = False
-        # Progress and logs only for a person at a terminal, unless -v asks for them.
-        self.chatty = not quiet and (self.err.is_terminal or verbose > 0)
-        self._setup_logging(verbose)
+        # Progress and logs for a person at a terminal; off one (cron), logs only when -v or
+        # --log-format asks for them.
+        self.chatty = not quiet and (self.err.is_terminal or verbose > 0 or log_format is not None)
+        # One summary line on stderr at the end of a long run, unless the report's own footer
+        # is already on the same terminal: cron's one line, and what stays after the bar goes.
+        self.summarize = not quiet and not (
+            self.err.is_terminal and self.out.is_terminal and not json_mode
+        )
+        from igsync.cli._logs import setup_logging
 
-    def _setup_logging(self, verbose: int) -> None:
-        from rich.logging import RichHandler
-
-        handler: logging.Handler
-        if self.chatty:
-            handler = RichHandler(console=self.err, show_path=False, show_time=verbose > 1)
-            handler.addFilter(RedactingFilter())
-        else:
-            handler = logging.NullHandler()
-        level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-        # stamina logs each scheduled retry as a warning: same handler, same rules as ours.
-        for name in ("igsync", "stamina"):
-            logger = logging.getLogger(name)
-            logger.handlers[:] = [handler]
-            logger.propagate = False
-            logger.setLevel(level)
+        setup_logging(
+            self.err_sink if self.chatty else None, verbose=verbose, log_format=self.log_format
+        )
 
     @contextlib.contextmanager
     def status(self, text: str) -> Iterator[None]:
@@ -126,38 +164,83 @@ class Output:
             return
         try:
             write()
-        except BrokenPipeError:
+        except (BrokenPipeError, ConnectionResetError):
             self.reader_gone = True
-            # Point stdout at /dev/null, so that nothing later (Python's own flush at exit
-            # included) trips over the closed pipe.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+            _silence(sys.stdout)
+
+    def flush_stdout(self) -> None:
+        """Flush stdout now, so that a reader gone meanwhile is noticed here, not at exit."""
+        self._to_stdout(sys.stdout.flush)
 
     @contextlib.contextmanager
-    def progress(self, text: str) -> Iterator[Callable[[FetchResult], None]]:
-        """A bar on stderr counting finished accounts, when someone is watching."""
+    def progress(self, text: str) -> Iterator[SyncProgress]:
+        """A counted bar on stderr (done/failed of N, rows, rate, ETA) when someone watches."""
         if not (self.chatty and self.err.is_terminal):
-            yield lambda _result: None
+            yield SyncProgress(None)
             return
-        from rich.progress import Progress
+        from igsync.cli._progress import sync_bar
 
-        with Progress(console=self.err, transient=True) as bar:
-            task = bar.add_task(text, total=None)
-            failed = 0
+        with sync_bar(self.err, text) as bar:
+            yield SyncProgress(bar)
 
-            def advance(result: FetchResult) -> None:
-                nonlocal failed
-                failed += not result.success
-                bar.update(task, advance=1, description=f"{text} ({failed} failed)")
+    def summary_line(self, message: str, fields: dict[str, Any]) -> None:
+        """The one line a cron run leaves on stderr (a JSON object with --log-format json)."""
+        if not self.summarize:
+            return
+        if self.log_format == "json":
+            record = {
+                "time": datetime.now(UTC).isoformat(),
+                "level": "INFO",
+                "logger": "igsync.cli",
+                "message": message,
+                **fields,
+            }
+            self.err_sink.line(redact(json.dumps(record, ensure_ascii=False)))
+        else:
+            self.err_sink.line(redact(message))
 
-            yield advance
+    def write(self, text: str) -> None:
+        """Text on stdout as it is (SQL): no markup, no wrapping."""
 
-    def print(self, *objects: Any) -> None:
-        self._to_stdout(lambda: self.out.print(*objects))
+        def write() -> None:
+            self.out.file.write(text)
+
+        self._to_stdout(write)
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None) -> None:
+        """Rich text or tables on stdout; `soft_wrap=True`: one line however long."""
+        self._to_stdout(lambda: self.out.print(*objects, soft_wrap=soft_wrap))
 
     def error(self, message: str) -> None:
         self.err.print(f"[red]igsync: {shown(message)}[/red]", soft_wrap=True, markup=True)
+
+
+_METRIC_PREFIX = re.compile(r"([a-z][a-z0-9_]*): (.+)", re.DOTALL)
+
+
+def collapse_errors(errors: Sequence[str]) -> list[str]:
+    """An account's errors for a person to read: metrics that failed with the same error share
+    one line (`reach, views: <error>`), in the order first seen.
+
+    FetchResult.errors keeps one string per failed metric (DESIGN §5, the JSON contract); a
+    missing account fails every metric with the same long Graph error, which a person needs
+    once. An error that is another one with context in front (`could not learn the day keys:
+    <error>`) joins that one's line.
+    """
+    groups: dict[str, list[str]] = {}
+    for error in errors:
+        match = _METRIC_PREFIX.fullmatch(error)
+        metric, text = (match[1], match[2]) if match else ("", error)
+        groups.setdefault(text, []).append(metric)
+    for text in list(groups):
+        shorter = [t for t in groups if t != text and text.endswith(f": {t}")]
+        if shorter:
+            groups[min(shorter, key=len)] += groups.pop(text)
+    lines = []
+    for text, metrics in groups.items():
+        names = ", ".join(dict.fromkeys(m for m in metrics if m))
+        lines.append(f"{names}: {text}" if names else text)
+    return lines
 
 
 def fetch_table(result: FetchResult) -> Table:
@@ -176,7 +259,7 @@ def fetch_summary(result: FetchResult) -> list[str]:
     rows = sum(result.metrics_fetched.values()) if result.dry_run else result.total_inserted
     lines = [f"{rows} rows {verb} for {window} in {result.duration_s:.2f} s"]
     lines += [f"[dim]note: {shown(n)}[/dim]" for n in result.notes]
-    lines += [f"[red]error: {shown(e)}[/red]" for e in result.errors]
+    lines += [f"[red]error: {shown(e)}[/red]" for e in collapse_errors(result.errors)]
     if result.sync_log_error:
         lines.append(f"[red]{shown(result.sync_log_error)}[/red]")
     return lines
@@ -245,6 +328,24 @@ def sync_all_render(output: Output, report: SyncReport) -> None:
     report_footer(output, report, f", {report.total_errors} errors", dry)
 
 
+def sync_summary(report: SyncReport, *, dry_run: bool) -> tuple[str, dict[str, Any]]:
+    """sync-all's one line for a cron log, and its figures as fields for a JSON log line."""
+    fields: dict[str, Any] = report.model_dump(mode="json", exclude={"results"})
+    rate = report.accounts_total / report.duration_s if report.duration_s > 0 else 0.0
+    fields["accounts_per_s"] = round(rate, 2)
+    rows = "rows fetched (dry run)" if dry_run else "rows written and verified"
+    message = (
+        f"igsync sync-all: {report.accounts_ok:,}/{report.accounts_total:,} accounts ok, "
+        f"{report.accounts_failed:,} failed, {report.total_inserted:,} {rows}, "
+        f"{report.total_errors:,} errors, in {report.duration_s:.1f} s ({rate:.1f} accounts/s)"
+    )
+    if report.sync_logs_failed:
+        message += f"; {report.sync_logs_failed:,} account(s) have no instagram_sync_logs row"
+    if not report.accounts_total:
+        message += "; no accounts to sync"
+    return message, fields
+
+
 def report_footer(output: Output, report: SyncReport, after_rows: str, after_time: str) -> None:
     """One line of totals, then one line per error, each named by its account."""
     output.print(
@@ -254,8 +355,8 @@ def report_footer(output: Output, report: SyncReport, after_rows: str, after_tim
     )
     for r in report.results:
         if r.attempted:  # the accounts not attempted share one line, below
-            for e in r.errors:
-                output.print(f"[red]{r.account_id}: {shown(e)}[/red]")
+            for e in collapse_errors(r.errors):
+                output.print(f"[red]{r.account_id}: {shown(e)}[/red]", soft_wrap=True)
     if report.stopped is not None:
         output.print(
             f"[red]run stopped: {shown(report.stopped)}; {report.accounts_not_attempted}"

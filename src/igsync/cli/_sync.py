@@ -84,17 +84,18 @@ def sync_all(
     Only user_tokens rows are synced: the IG_ACCOUNT_ID/IG_LONG_TOKEN fallback is not used.
     Writes one instagram_sync_logs row per account. Exit 0 when every account succeeded, 1
     when any failed or when this role sees no account at all (unless --allow-empty; a shard
-    that holds none of the accounts is fine), 2 on bad input. Examples:
+    that holds none of the accounts is fine), 2 on bad input. A reader that stops reading
+    (`| head -1`) ends the output, never the work: every account is still synced and logged,
+    and the exit code is the run's. On a terminal a bar counts the accounts; off one (cron),
+    one summary line goes to stderr at the end (-q: none). Examples:
 
+    \b
         igsync sync-all --days 7 --concurrency 8
-
         igsync sync-all --ndjson | jq -c 'select(.success == false)'
-
         */30 * * * * igsync sync-all --ndjson >> /var/log/igsync.ndjson
-
         igsync sync-all --shard 1/3 --json   # worker 1 of 3 (2/3, 3/3 elsewhere)
     """
-    from igsync.cli._render import sync_all_render
+    from igsync.cli._render import sync_all_render, sync_summary
     from igsync.errors import InputError, NothingToSyncError
     from igsync.sync_all import parse_shard
 
@@ -105,12 +106,12 @@ def sync_all(
     settings = load()
     chosen, plan = selection(settings, streams, metrics), window_plan(days, since, until)
     db = open_db(ctx, settings)
-    with out.progress("syncing accounts") as advance:
+    with out.progress("syncing") as bar:
 
         def on_result(result: FetchResult) -> None:
             if ndjson:
                 out.emit_line(result)
-            advance(result)
+            bar.finished(result)
 
         report = run(
             _sync(
@@ -124,6 +125,7 @@ def sync_all(
                 batch=not no_batch,
                 keep=not ndjson,  # NDJSON lines are printed as accounts end: none is held
                 on_result=on_result,
+                on_queued=bar.queued,
             )
         )
     empty = _empty_run(ctx, settings, report, part, allow_empty)
@@ -138,8 +140,11 @@ def sync_all(
             out.print(empty.message)
     else:
         sync_all_render(out, report)
+    out.flush_stdout()
     if empty is not None and empty.problem:
         raise NothingToSyncError(empty.message)
+    message, fields = sync_summary(report, dry_run=dry_run)
+    out.summary_line(message, fields)
     if not report.success:
         raise typer.Exit(1)
 
@@ -197,6 +202,7 @@ async def _sync(
     batch: bool,
     keep: bool,
     on_result: Callable[[FetchResult], None],
+    on_queued: Callable[[int, bool], None],
 ) -> SyncReport:
     from igsync.sync_all import sync_all as sync_every_account
     from igsync.tokens import app_credentials
@@ -214,6 +220,7 @@ async def _sync(
             dry_run=dry_run,
             on_result=on_result,
             keep_results=keep,
+            on_queued=on_queued,
         )
         if not report.accounts_total:
             # One count query tells "none here" (another shard's) from "none at all".

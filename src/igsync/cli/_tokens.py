@@ -44,7 +44,8 @@ def accounts_list(
 ) -> None:
     """Every account with its token's expiry and status; only the last 4 characters of a token.
 
-    igsync accounts list --json | jq -r '.[] | select(.status != "ok") | .user_id'
+    \b
+        igsync accounts list --json | jq -r '.[] | select(.status != "ok") | .user_id'
     """
     from igsync.cli._render import accounts_table
     from igsync.tokens import list_accounts
@@ -116,7 +117,8 @@ def accounts_add(
 ) -> None:
     """Save a user's Instagram account and long-lived token (replaces that account's token).
 
-    pass show instagram/token | igsync accounts add --user UUID --account-id 1784… --token-stdin
+    \b
+        pass show instagram/token | igsync accounts add --user UUID --account-id 1784… --token-stdin
     """
     from igsync.errors import InputError
     from igsync.redact import register_secret
@@ -194,11 +196,13 @@ def accounts_remove(
         str | None, typer.Option(help="Only this account; default: all of the user's.")
     ] = None,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Remove a user's Instagram account(s) and token(s). Stored insights are kept."""
     from igsync.errors import InputError
 
-    out = make_output(ctx, json_)
+    out = make_output(ctx, json_, quiet, verbose)
     db = open_db(ctx, load())
 
     async def remove() -> int:
@@ -234,6 +238,7 @@ def refresh_token(
     Run it daily from cron; exit code 1 while any token failed or needs the user to log in
     again (it then needs attention), 2 on bad input:
 
+    \b
         0 6 * * * igsync refresh-token --all --json >> /var/log/igsync-refresh.jsonl
     """
     from igsync.errors import InputError
@@ -241,9 +246,9 @@ def refresh_token(
 
     out = make_output(ctx, json_, quiet, verbose)
     if user is not None and all_:
-        raise InputError("--user and --all: pass one of them, not both")
+        raise InputError("pass either --user UUID or --all, not both")
     if user is None and not all_:
-        raise InputError("pass --user UUID (one user's tokens) or --all (every token)")
+        raise InputError("pass either --user UUID (one user's tokens) or --all (every token)")
     within = parse_duration(expiring_within)
     settings = load()
     db = open_db(ctx, settings)

@@ -26,6 +26,7 @@ from igsync.graph._login import LoginApi, appsecret_proof
 from igsync.graph._parse import MetricValues, parse_insights
 from igsync.graph._pools import PooledTransport
 from igsync.graph._retry import RetryPolicy, should_retry
+from igsync.graph._retry_log import retried_call, seconds
 from igsync.graph._token_answers import TokenDebug, TokenGrant, grant_of, unix_time
 from igsync.models import MetricType, TokenKind
 
@@ -317,6 +318,18 @@ class GraphClient:
         usage Meta reports for the app and for `token`; the parsed JSON body of the first
         answer that succeeds."""
         policy = self._retry
+        with retried_call(path, policy.attempts):
+            return await self._attempts(path, send, token, app_level=app_level)
+
+    async def _attempts(
+        self,
+        path: str,
+        send: Callable[[], Awaitable[Answer]],
+        token: str,
+        *,
+        app_level: bool,
+    ) -> Any:
+        policy = self._retry
         async for attempt in stamina.retry_context(
             on=should_retry(policy),
             attempts=policy.attempts,
@@ -365,7 +378,14 @@ class GraphClient:
         wait = self._retry.pace(usage)
         if wait <= 0:
             return
-        log.info("Graph API usage at %.0f%% of a quota: pausing %.1f s", usage, wait)
+        # A long pause is a throttle wait an operator should hear of without -v.
+        log.log(
+            logging.WARNING if wait >= 5 else logging.INFO,
+            "Graph API usage at %.0f%% of a quota: pausing %s before the next call",
+            usage,
+            seconds(wait),
+            extra={"event": "pacing", "usage_percent": usage, "wait_s": round(wait, 2)},
+        )
         self.paced_s += wait
         if not stamina.is_testing():
             await asyncio.sleep(wait)

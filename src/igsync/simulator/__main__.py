@@ -36,9 +36,9 @@ example:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m igsync.simulator",
+        prog=prog,
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -72,8 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m igsync.simulator") -> int:
+    """Serve until SIGINT/SIGTERM; `prog` names the command in --help (`igsync simulator`)."""
+    args = _parser(prog).parse_args(argv)
     accounts = demo_accounts(args.accounts)
     sim = Simulator(
         accounts, latency=args.latency, require_appsecret_proof=args.require_appsecret_proof

@@ -8,10 +8,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from ._app import Simulator
+
+if TYPE_CHECKING:
+    import uvicorn
 
 _STARTUP_TIMEOUT = 10.0  # seconds; uvicorn starts in well under one
 _GRACEFUL_SHUTDOWN = 2  # seconds; a held `timeout` fault must not hold up the exit
@@ -41,6 +43,10 @@ def base_url(sock: socket.socket) -> str:
 
 
 def make_server(sim: Simulator) -> uvicorn.Server:
+    """A uvicorn server for `sim`. uvicorn is the `simulator` extra (`igsync[simulator]`): the
+    demo runs the simulator in-process and needs only starlette; ModuleNotFoundError without."""
+    import uvicorn
+
     config = uvicorn.Config(
         sim.app,
         lifespan="off",
