@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     igsync_metrics: str | None = None
     igsync_streams: str | None = None
     igsync_http_timeout: float = 30.0
+    #: Fernet keys for tokens at rest, comma-separated (token_crypto.py); checked on load
+    igsync_token_keys: SecretStr | None = None
 
     @field_validator("igsync_graph_url", "igsync_instagram_url", "supabase_url")
     @classmethod
@@ -174,7 +176,9 @@ def load_settings(env_file: Path | str | None = ".env") -> Settings:
     """Read env (and `.env`); a bad value becomes one ConfigError naming the variable.
 
     Raises ConfigError as well for a `.env` that is a directory, unreadable, or not UTF-8:
-    pydantic-settings would raise a traceback for the last two and ignore the first.
+    pydantic-settings would raise a traceback for the last two and ignore the first; and for
+    an IGSYNC_TOKEN_KEYS that is not a list of Fernet keys. Loading puts those keys to use
+    for every store in the process (token_crypto.use_keys).
     """
     _check_env_file(env_file)
     try:
@@ -192,4 +196,9 @@ def load_settings(env_file: Path | str | None = ".env") -> Settings:
     ):
         if secret is not None:
             register_secret(secret.get_secret_value())
+    from igsync.token_crypto import parse_keys, use_keys
+
+    keys = settings.igsync_token_keys
+    # every load sets them, so a process never keeps keys its settings no longer name
+    use_keys(parse_keys(None if keys is None else keys.get_secret_value()))
     return settings
