@@ -286,9 +286,15 @@ def _supabase_schema_help(out: Output, missing: str | None) -> None:
 
 @db_app.command("schema")
 def db_schema(
+    ctx: typer.Context,
     dialect: Annotated[
-        Literal["postgres", "sqlite"], typer.Option(help="Which SQL to print.")
-    ] = "postgres",
+        Literal["postgres", "sqlite"] | None,
+        typer.Option(
+            help="Which SQL to print. Default: the dialect of `igsync --db URL` when given, "
+            "else postgres.",
+            show_default=False,
+        ),
+    ] = None,
     migration: Annotated[
         int | None,
         typer.Option(
@@ -303,9 +309,16 @@ def db_schema(
     PostgreSQL is the reference (safe to run again, on a database at any earlier version);
     SQLite mirrors it.
     """
+    from igsync.config import Settings, database_url
     from igsync.errors import InputError
     from igsync.store.schema import LATEST, migration_sql, schema_sql
 
+    if dialect is None:
+        # `igsync --db sqlite:///x.db db schema` printed PostgreSQL DDL: the URL given says
+        # which (IGSYNC_DATABASE_URL does not: the migration files are printed without it)
+        given = globals_of(ctx).db
+        url = None if given is None else database_url(Settings.model_construct(), given)
+        dialect = "sqlite" if url is not None and url.startswith("sqlite:") else "postgres"
     if migration is None:
         sys.stdout.write(schema_sql(dialect))
     elif migration > LATEST:

@@ -66,23 +66,9 @@ def accounts_list(
 
 
 def _expiry(text: str | None) -> datetime | None:
-    from igsync.errors import InputError
-    from igsync.models import as_utc
+    from igsync.inputs import parse_expiry
 
-    if text is None:
-        return None
-    try:
-        when = as_utc(datetime.fromisoformat(text))
-    except ValueError:
-        raise InputError(
-            f"--expires-at: expected an ISO date or time such as 2027-01-24T10:00:00Z, got {text!r}"
-        ) from None
-    if when <= datetime.now(UTC):
-        raise InputError(
-            f"--expires-at {text}: that is in the past, so the token is dead; log in again "
-            "for a new one"
-        )
-    return when
+    return None if text is None else parse_expiry(text)
 
 
 @accounts_app.command("add")
