@@ -117,7 +117,14 @@ def fetch(
 
         igsync fetch --user UUID --since 2026-11-01 --until 2026-11-07 --json | jq .total_inserted
     """
+    from igsync.errors import InputError
+    from igsync.store.token_rows import valid_account_id
+
     out = make_output(ctx, json_, quiet, verbose)
+    if account_id is not None and not valid_account_id(account_id):
+        raise InputError(
+            f"--account-id: expected the numeric Instagram account id, got {account_id!r}"
+        )
     settings = load()
     chosen = selection(settings, streams, metrics)
     plan = window_plan(days, since, until)
