@@ -326,3 +326,16 @@ def test_every_variable_loads_or_is_one_line_naming_it(name: str, value: str) ->
         loaded = attempt(lambda: load_settings(env_file=None), ConfigError)
     if isinstance(loaded, Exception):
         one_line(loaded, name)
+
+
+def test_an_insights_answer_with_a_bad_end_time_is_a_graph_error_not_a_crash() -> None:
+    from igsync.graph import parse_insights
+
+    body = {
+        "data": [
+            {"name": "reach", "period": "day", "values": [{"value": 1, "end_time": "next tuesday"}]}
+        ]
+    }
+    with pytest.raises(GraphError, match="end_time 'next tuesday' is not a timestamp") as caught:
+        parse_insights(body)
+    assert caught.value.kind is ErrorKind.INVALID

@@ -397,3 +397,66 @@ def test_accounts_add_stores_the_token_encrypted(
     assert is_sealed(stored)
     assert token not in stored
     assert TokenKeys(NEW).decrypt(stored) == (token, "current_key")
+
+
+# --- a refresh and a fetch with encrypted tokens (the simulator, in-process) ---
+
+
+async def test_a_refresh_stores_the_new_token_with_the_first_key_and_fetch_uses_it(
+    store: Store, kit: StoreKit
+) -> None:
+    from datetime import timedelta
+
+    from igsync.catalogue import DEFAULT_METRICS
+    from igsync.graph import GraphClient
+    from igsync.simulator import SimAccount, Simulator
+    from igsync.sync import account_from_token, fetch_account
+    from igsync.tokens import AppCredentials, refresh_expiring_tokens
+    from igsync.window import plan_window
+
+    account = "17841400000000001"
+    now = datetime.now(UTC)
+    sim = Simulator([SimAccount(account, tz="America/Los_Angeles")], strict_tokens=True)
+    old = sim.issue_token(
+        account, issued_at=now - timedelta(days=50), expires_at=now + timedelta(days=3)
+    )
+    use_keys(TokenKeys(OLD))
+    await store.save_token(
+        UserToken(
+            u_id=ALICE,
+            account_id=account,
+            access_token=SecretStr(old),
+            expires_at=now + timedelta(days=3),
+            last_refreshed_at=now - timedelta(days=50),
+        )
+    )
+    use_keys(TokenKeys(f"{NEW},{OLD}"))  # mid-rotation: the stored token is under OLD
+    graph = GraphClient(
+        base_url="http://sim",
+        instagram_url="https://graph.instagram.com",
+        version="v27.0",
+        transport=sim.transport(),
+    )
+
+    async with graph as g:
+        report = await refresh_expiring_tokens(
+            g, store, app=AppCredentials("sim-app-id", "sim-app-secret"), within=timedelta(days=7)
+        )
+        assert report.failed == []
+        assert len(report.refreshed) == 1
+        [token] = await store.list_tokens()
+        assert isinstance(token, UserToken)
+        assert token.at_rest == "current_key"
+        new = token.access_token.get_secret_value()
+        assert new != old
+        assert sim.token_info(new) is not None
+        stored = (await stored_values(kit))[account]
+        assert is_sealed(stored)
+        assert new not in stored
+        assert TokenKeys(NEW).decrypt(stored) == (new, "current_key")
+
+        result = await fetch_account(
+            g, store, account_from_token(token), metrics=DEFAULT_METRICS, plan=plan_window(now)
+        )
+    assert result.errors == []
+    assert result.total_inserted > 0
