@@ -141,10 +141,11 @@ def unseal(stored: str) -> tuple[str, AtRest]:
     return token, at_rest
 
 
-def holds(stored: str | None, expected: str) -> bool:
+def holds(stored: object, expected: str) -> bool:
     """Whether a stored value (plain or encrypted) holds the token `expected`: the stores'
-    compare-and-swap compares tokens, and an encrypted value differs at every write."""
-    if stored is None:
+    compare-and-swap compares tokens, and an encrypted value differs at every write. A value
+    that is not text (SQLite takes anything the app writes) holds no token."""
+    if not isinstance(stored, str):
         return False
     try:
         token, _ = unseal(stored)
