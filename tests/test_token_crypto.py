@@ -117,6 +117,21 @@ def test_the_first_key_encrypts_and_every_key_decrypts() -> None:
     assert new != TokenKeys(f"{NEW},{OLD}").encrypt(token)  # a fresh IV every time
 
 
+def test_a_stored_value_holds_its_token_plain_or_encrypted_and_nothing_else_does() -> None:
+    from igsync.token_crypto import holds
+
+    token = secret()
+    use_keys(TokenKeys(f"{NEW},{OLD}"))
+    assert holds(token, token)
+    assert holds(TokenKeys(OLD).encrypt(token), token)
+    assert not holds(TokenKeys(OLD).encrypt(token), secret())
+    assert not holds(TokenKeys(Fernet.generate_key().decode()).encrypt(token), token)
+    for stored in (None, 5, token.encode()):  # SQLite keeps whatever the app writes
+        assert not holds(stored, token)
+    use_keys(None)
+    assert not holds(TokenKeys(NEW).encrypt(token), token)
+
+
 def test_an_encrypted_token_is_masked_wherever_it_appears() -> None:
     sealed = TokenKeys(NEW).encrypt(secret())
     assert redact(f"DETAIL: Failing row contains ({sealed}, x).") == (
