@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import uuid4
 
+from cryptography.fernet import Fernet
+
+from igsync.token_crypto import TokenKeys
+
 
 @dataclass(frozen=True)
 class BadRow:
@@ -72,6 +76,12 @@ BAD_ROWS = [
         "token_non_ascii",
         {"access_token": "EAAGsecretsécretsecret"},
         "the stored token is malformed (non-ASCII characters)",
+    ),
+    # encrypted (token_crypto.py) with a key this process does not have: IGSYNC_TOKEN_KEYS unset
+    BadRow(
+        "token_encrypted_without_key",
+        {"access_token": TokenKeys(Fernet.generate_key().decode()).encrypt("EAAG" + "x" * 40)},
+        "the stored token is encrypted and IGSYNC_TOKEN_KEYS is not set",
     ),
 ]
 

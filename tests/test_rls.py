@@ -305,8 +305,10 @@ def test_user_update_and_delete_touch_no_row(supabase_url: str, table: str) -> N
             everyone = conn.execute(UPDATES[table])
             assert everyone.rowcount == 0
             assert conn.execute(sql.SQL("delete from {}").format(target)).rowcount == 0
+            # `returning u_id`: `returning *` would name user_tokens.access_token, which no
+            # signed-in user may read (migration 5)
             deleted = conn.execute(
-                sql.SQL("delete from {} where u_id = %s returning *").format(target), [A]
+                sql.SQL("delete from {} where u_id = %s returning u_id").format(target), [A]
             )
             assert deleted.fetchall() == []
             # ... while the same transaction still reads its own rows.
@@ -492,3 +494,112 @@ def test_schema_on_plain_postgres_enables_rls_without_policies(fresh_postgres_ur
         conn.execute(SEED)  # the owner (here the superuser) still writes and reads everything
         for table in TABLES:
             assert owners(conn, table) == SEEDED[table], table
+
+
+# --- the token itself: no signed-in reader sees it (migration 5, issue 11 finding 10) ---
+
+#: every column of user_tokens but the token
+TOKEN_ROW_COLUMNS = (
+    "token_id",
+    "u_id",
+    "platform",
+    "account_id",
+    "expires_at",
+    "token_kind",
+    "status",
+    "last_refreshed_at",
+    "created_at",
+    "updated_at",
+)
+COLUMN_GRANTS = """\
+select grantee, column_name from information_schema.column_privileges
+where table_schema = 'public' and table_name = 'user_tokens' and privilege_type = 'SELECT'
+    and grantee = any(%s)
+order by grantee, column_name
+"""
+
+
+def test_a_signed_in_user_reads_their_token_rows_but_not_the_token(supabase_url: str) -> None:
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in ("u_id", *TOKEN_ROW_COLUMNS))
+    with connect(supabase_url) as conn:
+        for user, account in ((A, "acct-a"), (B, "acct-b")):
+            with request_as(conn, "authenticated", sub=user):
+                rows = conn.execute(
+                    sql.SQL("select {} from user_tokens").format(columns)
+                ).fetchall()
+                assert [(r[0], r[4], r[7]) for r in rows] == [(user, account, "ok")]
+            for query in (
+                "select access_token from user_tokens",
+                "select * from user_tokens",  # PostgREST's `select=*`
+                "select count(*) from user_tokens where access_token like 'token%%'",
+                "select u_id from user_tokens order by md5(access_token)",
+                "delete from user_tokens returning access_token",
+            ):
+                with (
+                    pytest.raises(InsufficientPrivilege) as caught,
+                    request_as(conn, "authenticated", sub=user),
+                ):
+                    conn.execute(query)
+                assert caught.value.sqlstate == "42501"
+                assert "permission denied for table user_tokens" in str(caught.value)
+                assert "token-a" not in str(caught.value)
+        with pytest.raises(InsufficientPrivilege), request_as(conn, "anon"):
+            conn.execute("select access_token from user_tokens")
+        with request_as(conn, "anon"):  # the other columns: no error, and (no policy) no row
+            assert conn.execute("select token_id from user_tokens").fetchall() == []
+
+
+def test_only_the_token_column_is_withheld_from_the_api_roles(supabase_url: str) -> None:
+    with connect(supabase_url) as conn:
+        grants = conn.execute(COLUMN_GRANTS, [["anon", "authenticated"]]).fetchall()
+        service = conn.execute(COLUMN_GRANTS, [["service_role"]]).fetchall()
+        table_wide = conn.execute(
+            "select grantee from information_schema.role_table_grants"
+            " where table_name = 'user_tokens' and privilege_type = 'SELECT'"
+            " and grantee = any(%s) order by grantee",
+            [["anon", "authenticated", "service_role"]],
+        ).fetchall()
+    assert grants == [
+        (role, column) for role in ("anon", "authenticated") for column in sorted(TOKEN_ROW_COLUMNS)
+    ]
+    assert service == [("service_role", c) for c in sorted(("access_token", *TOKEN_ROW_COLUMNS))]
+    assert table_wide == [("service_role",)]
+
+
+def test_the_service_role_still_reads_and_swaps_every_token(supabase_url: str) -> None:
+    with connect(supabase_url) as conn:
+        with request_as(conn, "service_role"):
+            tokens = conn.execute("select u_id, access_token from user_tokens order by u_id")
+            assert tokens.fetchall() == [(A, "token-a"), (B, "token-b")]
+            swapped = conn.execute(
+                "update user_tokens set access_token = 'token-b2'"
+                " where u_id = %s and access_token = 'token-b' returning access_token",
+                [B],
+            )
+            assert swapped.fetchall() == [("token-b2",)]
+        assert conn.execute(
+            "select access_token from user_tokens where u_id = %s", [B]
+        ).fetchone() == ("token-b2",)
+
+
+@pytest.mark.anyio
+async def test_igsync_connected_as_the_tables_owner_still_reads_and_swaps_tokens(
+    supabase_url: str,
+) -> None:
+    """The PostgreSQL store connects as the owner (not a superuser here): column privileges
+    granted to the API roles change nothing for it."""
+    from igsync.models import TokenUpdate
+    from postgres_server import login_role
+
+    with login_role(supabase_url, "alter table user_tokens owner to {role}") as owner_url:
+        async with PostgresStore(owner_url) as store:
+            # SEED's account ids are not Meta's (digits), so the rows read as BadTokenRows:
+            # still with the token, which is what this is about
+            rows = await store.list_tokens()
+            assert sorted(t.access_token.get_secret_value() for t in rows if t.access_token) == [
+                "token-a",
+                "token-b",
+            ]
+            [a] = [t for t in rows if t.u_id == str(A)]
+            update = TokenUpdate(expires_at=None, status="ok", last_refreshed_at=None)
+            assert await store.update_token(UUID(str(a.token_id)), "token-a", update)

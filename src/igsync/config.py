@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     igsync_metrics: str | None = None
     igsync_streams: str | None = None
     igsync_http_timeout: float = 30.0
+    #: Fernet keys for tokens at rest, comma-separated (token_crypto.py); checked on load
+    igsync_token_keys: SecretStr | None = None
 
     @field_validator("igsync_graph_url", "igsync_instagram_url", "supabase_url")
     @classmethod
@@ -257,7 +259,9 @@ def load_settings(
 
     A bad value becomes one ConfigError naming the variable. Raises ConfigError as well for a
     settings file that is a directory, unreadable, or not UTF-8: pydantic-settings would raise
-    a traceback for the last two and ignore the first.
+    a traceback for the last two and ignore the first; and for an IGSYNC_TOKEN_KEYS that is not
+    a list of Fernet keys. Loading puts those keys to use for every store in the process
+    (token_crypto.use_keys).
     """
     files: tuple[Path | str, ...] | Path | str | None
     if sources is None:
@@ -283,6 +287,11 @@ def load_settings(
     ):
         if secret is not None:
             register_secret(secret.get_secret_value())
+    from igsync.token_crypto import parse_keys, use_keys
+
+    keys = settings.igsync_token_keys
+    # every load sets them, so a process never keeps keys its settings no longer name
+    use_keys(parse_keys(None if keys is None else keys.get_secret_value()))
     return settings
 
 

@@ -251,6 +251,9 @@ class UserToken(BaseModel):
     last_refreshed_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: how the store held the token: plain, or encrypted with IGSYNC_TOKEN_KEYS' first key or
+    #: a later one (token_crypto.py); not a column, never written
+    at_rest: Literal["plain", "current_key", "older_key"] = Field(default="plain", exclude=True)
 
     @field_validator("expires_at", "last_refreshed_at", "created_at", "updated_at")
     @classmethod

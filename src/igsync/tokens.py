@@ -43,6 +43,7 @@ from igsync.models import (
 )
 from igsync.redact import redact
 from igsync.store import Store
+from igsync.token_crypto import is_sealed
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,9 @@ def account_info(token: TokenRow, now: datetime) -> AccountInfo:
             expires_at=None,
             days_left=None,
             status="invalid",
-            # a malformed token's last characters could be anything: no hint at all
-            token_hint="…",
+            # a malformed token's last characters could be anything: no hint at all; one that
+            # could not be decrypted (token_crypto.py) says so
+            token_hint="encrypted" if secret and is_sealed(secret) else "…",
             last_refreshed_at=None,
             problem=token.problem,
         )

@@ -40,6 +40,11 @@ RETIRED_METRICS: tuple[RetiredMetric, ...] = RETIRED
 _GONE: dict[str, RetiredMetric] = {r.name: r for r in RETIRED if r.form is None}
 
 
+def _named(names: list[str]) -> str:
+    """Names for a one-line message: a name with a newline or control character quoted."""
+    return ", ".join(n if n.isprintable() else repr(n) for n in names)
+
+
 def parse_metric_list(text: str) -> tuple[str, ...]:
     """`reach, follower_count` -> ("reach", "follower_count"), checked before any request.
 
@@ -58,7 +63,7 @@ def parse_metric_list(text: str) -> tuple[str, ...]:
             unknown.append(name)
     if unknown:
         raise InputError(
-            f"unknown metric {', '.join(unknown)}; Meta serves {', '.join(METRIC_CONFIG)}"
+            f"unknown metric {_named(unknown)}; Meta serves {', '.join(METRIC_CONFIG)}"
             " (see `igsync metrics`)"
         )
     return names
@@ -81,7 +86,7 @@ def parse_stream_list(text: str) -> tuple[str, ...]:
     unknown = [n for n in names if n not in STREAM_NAMES]
     if unknown:
         raise InputError(
-            f"unknown stream {', '.join(unknown)}; the streams are {', '.join(STREAM_NAMES)}"
+            f"unknown stream {_named(unknown)}; the streams are {', '.join(STREAM_NAMES)}"
         )
     return names
 

@@ -144,7 +144,14 @@ def fetch(
     \b
         igsync fetch --user UUID --since 2026-11-01 --until 2026-11-07 --json | jq .total_inserted
     """
+    from igsync.errors import InputError
+    from igsync.store.token_rows import valid_account_id
+
     out = make_output(ctx, json_, quiet, verbose)
+    if account_id is not None and not valid_account_id(account_id):
+        raise InputError(
+            f"--account-id: expected the numeric Instagram account id, got {account_id!r}"
+        )
     settings = load()
     chosen = selection(settings, streams, metrics)
     plan = window_plan(days, since, until)
@@ -344,8 +351,13 @@ def _supabase_schema_help(out: Output, missing: str | None) -> None:
 def db_schema(
     ctx: typer.Context,
     dialect: Annotated[
-        Literal["postgres", "sqlite"], typer.Option(help="Which SQL to print.")
-    ] = "postgres",
+        Literal["postgres", "sqlite"] | None,
+        typer.Option(
+            help="Which SQL to print. Default: the dialect of `igsync --db URL` when given, "
+            "else postgres.",
+            show_default=False,
+        ),
+    ] = None,
     migration: Annotated[
         int | None,
         typer.Option(
@@ -364,10 +376,17 @@ def db_schema(
     SQLite mirrors it. With --json: {"dialect", "migration" (N or null), "schema_version",
     "sql"}.
     """
+    from igsync.config import Settings, database_url
     from igsync.errors import InputError
     from igsync.store.schema import LATEST, migration_sql, schema_sql
 
     out = make_output(ctx, json_, quiet, verbose)
+    if dialect is None:
+        # `igsync --db sqlite:///x.db db schema` printed PostgreSQL DDL: the URL given says
+        # which (IGSYNC_DATABASE_URL does not: the migration files are printed without it)
+        given = globals_of(ctx).db
+        url = None if given is None else database_url(Settings.model_construct(), given)
+        dialect = "sqlite" if url is not None and url.startswith("sqlite:") else "postgres"
     if migration is not None and migration > LATEST:
         raise InputError(f"--migration {migration} does not exist; the latest is {LATEST}")
     sql = schema_sql(dialect) if migration is None else migration_sql(migration, dialect)

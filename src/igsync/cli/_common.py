@@ -68,19 +68,17 @@ StreamsOpt = Annotated[
 ]
 DaysOpt = Annotated[int | None, typer.Option(help="The N most recent complete days. [default: 3]")]
 SinceOpt = Annotated[
-    datetime | None,
+    str | None,
     typer.Option(
-        formats=["%Y-%m-%d"],
         metavar="YYYY-MM-DD",
         help="First local day to fetch (inclusive; at most ~2 years back).",
     ),
 ]
 UntilOpt = Annotated[
-    datetime | None,
+    str | None,
     typer.Option(
-        formats=["%Y-%m-%d"],
         metavar="YYYY-MM-DD",
-        help="Last local day to fetch (inclusive; default: the last complete day).",
+        help="Last local day to fetch, with --since (inclusive; default: the last complete day).",
     ),
 ]
 
@@ -174,15 +172,18 @@ def selection(
     return chosen, names
 
 
-def window_plan(days: int | None, since: datetime | None, until: datetime | None) -> WindowPlan:
-    """`--days` or `--since/--until` (local dates) as a request range, from the local clock."""
+def window_plan(days: int | None, since: str | None, until: str | None) -> WindowPlan:
+    """`--days` or `--since/--until` (local dates as typed) as a request range, from the
+    local clock. Raises InputError naming the option for a date that is not YYYY-MM-DD or
+    not a day of the calendar, or a window Meta would refuse."""
+    from igsync.inputs import parse_day
     from igsync.window import plan_window
 
     return plan_window(
         datetime.now().astimezone(),
         days=days,
-        since=since.date() if since else None,
-        until=until.date() if until else None,
+        since=None if since is None else parse_day(since, "--since"),
+        until=None if until is None else parse_day(until, "--until"),
     )
 
 

@@ -27,6 +27,7 @@ from igsync.cli._common import settings as load
 if TYPE_CHECKING:
     from igsync.config import Settings
     from igsync.models import AccountInfo, RefreshReport
+    from igsync.rekey import RekeyReport
     from igsync.store import Store
 
 #: shorter than any token Meta issues; a typo or a truncated paste, not a token
@@ -66,23 +67,9 @@ def accounts_list(
 
 
 def _expiry(text: str | None) -> datetime | None:
-    from igsync.errors import InputError
-    from igsync.models import as_utc
+    from igsync.inputs import parse_expiry
 
-    if text is None:
-        return None
-    try:
-        when = as_utc(datetime.fromisoformat(text))
-    except ValueError:
-        raise InputError(
-            f"--expires-at: expected an ISO date or time such as 2027-01-24T10:00:00Z, got {text!r}"
-        ) from None
-    if when <= datetime.now(UTC):
-        raise InputError(
-            f"--expires-at {text}: that is in the past, so the token is dead; log in again "
-            "for a new one"
-        )
-    return when
+    return None if text is None else parse_expiry(text)
 
 
 @accounts_app.command("add")
@@ -278,3 +265,48 @@ async def _refresh(
             user_id=user,
             dry_run=dry_run,
         )
+
+
+@accounts_app.command("rekey")
+def accounts_rekey(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be re-encrypted; change nothing.")
+    ] = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Encrypt every stored token with the first key of IGSYNC_TOKEN_KEYS (key rotation).
+
+    Plain tokens are encrypted, tokens of an older key re-encrypted. Exit 1 while any row
+    could not be rewritten (each is listed), 2 without IGSYNC_TOKEN_KEYS:
+
+        IGSYNC_TOKEN_KEYS=NEW,OLD igsync accounts rekey --json | jq .failed
+    """
+    from igsync.rekey import rekey_tokens
+
+    out = make_output(ctx, json_, quiet, verbose)
+    settings = load()
+    db = open_db(ctx, settings)
+
+    async def rekey() -> RekeyReport:
+        async with db as store:
+            return await rekey_tokens(store, dry_run=dry_run)
+
+    report = run(rekey())
+    if out.json_mode:
+        out.emit_json(report)
+    else:
+        dry = " (dry run: nothing written)" if report.dry_run else ""
+        out.print(
+            f"rekey{dry}: {report.encrypted} plain token(s) encrypted, {report.reencrypted}"
+            f" re-encrypted from an older key, {report.current} already current,"
+            f" {len(report.failed)} failed"
+        )
+        for failure in report.failed:
+            out.print(
+                f"  failed: user {failure.user_id} account {failure.account_id}: {failure.error}"
+            )
+    if report.failed:
+        raise typer.Exit(1)

@@ -16,7 +16,7 @@ from igsync.graph._errors import (
     usage_percent,
 )
 from igsync.graph._login import KIND_HOSTS, LoginApi, appsecret_proof, infer_token_kind
-from igsync.graph._parse import MetricValues, Point, parse_insights
+from igsync.graph._parse import MetricValues, Point, graph_time, parse_insights
 from igsync.graph._retry import RetryPolicy
 from igsync.graph._token_answers import TokenDebug, TokenGrant
 
@@ -36,6 +36,7 @@ __all__ = [
     "appsecret_proof",
     "classify",
     "error_from_response",
+    "graph_time",
     "infer_token_kind",
     "parse_insights",
     "per_account_calls",

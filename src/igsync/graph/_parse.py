@@ -30,6 +30,25 @@ class MetricValues:
     breakdowns: Any = None
 
 
+def graph_time(value: object, field: str) -> datetime:
+    """A Graph API timestamp (`2026-11-20T08:00:00+0000`, GRAPH_API.md §2) as a UTC datetime.
+
+    Raises GraphError (kind INVALID: the same answer again would not help) naming `field` for
+    a value that is not such a timestamp, or one datetime cannot hold in UTC.
+    """
+    if isinstance(value, str):
+        try:
+            # §2: "+0000" offsets need a real ISO parser; fromisoformat takes them on 3.11.
+            return as_utc(datetime.fromisoformat(value))
+        except ValueError:
+            pass
+    shown = repr(value)[:40]
+    raise GraphError(
+        f"the Graph API's {field} {shown} is not a timestamp",
+        kind=ErrorKind.INVALID,
+    )
+
+
 def _parse_item(item: dict[str, Any]) -> MetricValues:
     name = str(item.get("name", ""))
     period = str(item.get("period", "day"))
@@ -51,8 +70,7 @@ def _parse_item(item: dict[str, Any]) -> MetricValues:
             value = entry.get("value")
             total = value if isinstance(value, int) and not isinstance(value, bool) else None
             continue
-        # §2: "+0000" offsets need a real ISO parser; fromisoformat takes them on 3.11.
-        end_time = as_utc(datetime.fromisoformat(entry["end_time"]))
+        end_time = graph_time(entry["end_time"], "end_time")
         value = entry.get("value")
         if isinstance(value, bool) or not isinstance(value, int | None):
             points.append(Point(end_time, None, value))

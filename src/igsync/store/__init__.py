@@ -126,13 +126,17 @@ class Store(Protocol):
         ...
 
     async def save_token(self, token: UserToken) -> None:
-        """Insert or replace the token of (u_id, platform, account_id); adds the user if missing."""
+        """Insert or replace the token of (u_id, platform, account_id); adds the user if missing.
+
+        The token is stored encrypted when IGSYNC_TOKEN_KEYS is set (token_crypto.seal)."""
 
     async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
         """Compare-and-swap: apply `update` only while the row still holds the token `expected`.
 
         Token, expiry, status and last_refreshed_at change in one statement. Returns False when
         another process changed the token first (or the row is gone), and then writes nothing.
+        `expected` is the token itself, even when stored encrypted (token_crypto.holds); the new
+        token is stored encrypted when IGSYNC_TOKEN_KEYS is set.
         """
         ...
 

@@ -58,6 +58,7 @@ from igsync.store.postgres_sql import (
     TABLE_SQL,
     TOKEN_COLUMNS,
     TOKEN_PAGE,
+    TOKEN_VALUE,
     UPDATE_TOKEN,
     WRITE_SYNC_LOG,
 )
@@ -65,6 +66,7 @@ from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE, step_sql
 from igsync.store.streaming import STREAM_BATCH, RowFilter, select_sql
 from igsync.store.tables import UPSERTED, Keyed, Row, Table, TableRows, dedupe_by_key
 from igsync.store.token_rows import token_row
+from igsync.token_crypto import holds, seal
 
 # From this many rows on, COPY into a temporary table beats arrays (measured: 3x slower at 12
 # rows, 1.1-1.3x faster at 500 and 100,000).
@@ -498,7 +500,7 @@ class PostgresStore(TableRows):
                 "token_id": token.token_id,
                 "u_id": token.u_id,
                 "platform": token.platform,
-                "access_token": secret,
+                "access_token": seal(secret),
                 "account_id": token.account_id,
                 "expires_at": token.expires_at,
                 "token_kind": token.token_kind,
@@ -511,13 +513,18 @@ class PostgresStore(TableRows):
     async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
         new_token = update.access_token.get_secret_value() if update.access_token else None
         register_secret(new_token)
+        # The swap compares the stored value read here: an encrypted token differs from the
+        # token it holds (token_crypto.py), and any write in between changes that value.
+        found = await self._fetch("could not read the token", TOKEN_VALUE, {"token_id": token_id})
+        if len(found) != 1 or not holds(found[0][0], expected):
+            return False
         changed = await self._write(
             "could not update the token",
             UPDATE_TOKEN,
             {
                 "token_id": token_id,
-                "expected": expected,
-                "access_token": new_token,
+                "expected": found[0][0],
+                "access_token": None if new_token is None else seal(new_token),
                 "expires_at": update.expires_at,
                 "status": update.status,
                 "last_refreshed_at": update.last_refreshed_at,

@@ -105,6 +105,9 @@ update user_tokens set
 where token_id = %(token_id)s and access_token = %(expected)s
 """
 
+# The stored token of one row, as stored (encrypted or not), for update_token's comparison.
+TOKEN_VALUE = "select access_token from user_tokens where token_id = %(token_id)s"
+
 # The one query opening a current database costs: the newest migration recorded. A database
 # without the record (empty, or made by igsync before migrations) fails it with 42P01.
 RECORDED_VERSION = f"select max(version) from {VERSION_TABLE}"  # noqa: S608 - constant name

@@ -282,6 +282,40 @@ _SQLITE_4 = """\
 alter table instagram_sync_logs add column streams text not null default '["account"]';
 """
 
+# Supabase serves `user_tokens` to signed-in users (`authenticated`) through its API, and the
+# read policy of migration 1 shows them their own rows, access_token included (issue 11,
+# finding 10). A policy cannot hide a column; privileges can (Supabase's "Column Level
+# Security" guide): the table-wide SELECT that Supabase's default privileges grant `anon` and
+# `authenticated` is revoked and SELECT granted again on every other column, so their API
+# reads every column of their own rows but access_token, and `select=*` is refused (the app
+# names its columns). A column added to user_tokens later needs its own grant. The service
+# role and the tables' owner (igsync's connections) keep every privilege. Where these roles
+# do not exist (plain PostgreSQL) nothing happens; revoke and grant are safe to repeat.
+_POSTGRES_5 = """\
+do $$
+declare
+    reader text;
+begin
+    foreach reader in array array['anon', 'authenticated'] loop
+        if exists (select from pg_catalog.pg_roles where rolname = reader) then
+            execute format('revoke select on user_tokens from %I', reader);
+            execute format(
+                'grant select (token_id, u_id, platform, account_id, expires_at, token_kind,'
+                ' status, last_refreshed_at, created_at, updated_at) on user_tokens to %I',
+                reader
+            );
+        end if;
+    end loop;
+end
+$$;
+"""
+
+# SQLite has no roles or privileges: whoever opens the file reads every column. Only the
+# version record moves.
+_SQLITE_5 = """\
+-- nothing to change: SQLite has no roles or column privileges
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -310,6 +344,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgres=_POSTGRES_4,
         sqlite=_SQLITE_4,
         supabase_file="20261130000200_igsync_sync_log_streams.sql",
+    ),
+    Migration(
+        version=5,
+        name="token column privileges",
+        postgres=_POSTGRES_5,
+        sqlite=_SQLITE_5,
+        supabase_file="20261130000300_igsync_token_column_privileges.sql",
     ),
 )
 #: the schema version this igsync reads and writes

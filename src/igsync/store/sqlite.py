@@ -47,6 +47,7 @@ from igsync.store.tables import (
     dedupe_by_key,
 )
 from igsync.store.token_rows import token_row
+from igsync.token_crypto import holds, seal
 
 
 def _upsert_sql(table: Table[Any]) -> str:
@@ -436,7 +437,7 @@ class SQLiteStore(TableRows):
                     str(token.token_id),
                     str(token.u_id),
                     token.platform,
-                    token.access_token.get_secret_value(),
+                    seal(token.access_token.get_secret_value()),
                     token.account_id,
                     _ts(token.expires_at),
                     token.token_kind,
@@ -453,18 +454,25 @@ class SQLiteStore(TableRows):
 
     async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
         new_token = update.access_token.get_secret_value() if update.access_token else None
+        # The swap compares the stored value read here: an encrypted token differs from the
+        # token it holds (token_crypto.py), and any write in between changes that value.
+        found = self._run(
+            "select access_token from user_tokens where token_id = ?", (str(token_id),)
+        ).fetchone()
+        if found is None or not holds(found[0], expected):
+            return False
         cursor = self._run(
             "update user_tokens set access_token = coalesce(?, access_token), expires_at = ?,"
             " status = ?, last_refreshed_at = ?, updated_at = ?"
             " where token_id = ? and access_token = ?",
             (
-                new_token,
+                None if new_token is None else seal(new_token),
                 _ts(update.expires_at),
                 update.status,
                 _ts(update.last_refreshed_at),
                 datetime.now(UTC).isoformat(timespec="seconds"),
                 str(token_id),
-                expected,
+                found[0],
             ),
         )
         if new_token:

@@ -54,6 +54,7 @@ from igsync.store.supabase_errors import (
 )
 from igsync.store.tables import UPSERTED, Keyed, Row, Table, TableRows, dedupe_by_key
 from igsync.store.token_rows import token_row
+from igsync.token_crypto import holds, seal
 
 #: rows per upsert request (one PostgREST request, one transaction)
 CHUNK_ROWS = 500
@@ -374,7 +375,7 @@ class SupabaseStore(TableRows):
         row = {
             **token.model_dump(mode="json"),
             **{k: _ts(getattr(token, k)) for k in ("expires_at", "last_refreshed_at")},
-            **{"access_token": secret, "created_at": _ts(token.created_at) or now},
+            **{"access_token": seal(secret), "created_at": _ts(token.created_at) or now},
             "updated_at": now,
         }
 
@@ -416,8 +417,9 @@ class SupabaseStore(TableRows):
             "updated_at": _now(),
         }
         if update.access_token is not None:
-            changes["access_token"] = update.access_token.get_secret_value()
-            register_secret(changes["access_token"])
+            new_token = update.access_token.get_secret_value()
+            register_secret(new_token)
+            changes["access_token"] = seal(new_token)
 
         # A compare-and-swap without the token in any URL (PostgREST filters are query
         # parameters, and Supabase logs request URLs): read the row, compare the token here,
@@ -428,7 +430,7 @@ class SupabaseStore(TableRows):
             return query.eq("token_id", str(token_id)).execute()
 
         found = _rows(await self._run("read the token", read))
-        if len(found) != 1 or found[0].get("access_token") != expected:
+        if len(found) != 1 or not holds(found[0].get("access_token"), expected):
             return False
         seen = found[0].get("updated_at")
 

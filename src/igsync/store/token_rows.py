@@ -18,6 +18,7 @@ from pydantic import SecretStr, ValidationError
 
 from igsync.models import BadTokenRow, TokenRow, UserToken
 from igsync.redact import redact, register_secret
+from igsync.token_crypto import UnreadableToken, is_sealed, unseal
 
 #: what a column must hold, said the way a fix reads
 _EXPECTED = {
@@ -84,10 +85,13 @@ def token_row(values: Mapping[str, Any]) -> TokenRow:
     """The row of `user_tokens` with these column values, judged on its own.
 
     The token is registered for redaction first, whatever else is wrong with the row: a
-    malformed row's token is still a secret.
+    malformed row's token is still a secret. An encrypted token (token_crypto.py) is decrypted
+    here, so every reader gets the token itself; one that cannot be decrypted makes the row a
+    BadTokenRow naming IGSYNC_TOKEN_KEYS, holding the encrypted value.
     """
     secret = values.get("access_token")
-    if isinstance(secret, str):
+    if isinstance(secret, str) and not is_sealed(secret):
+        # an encrypted value is masked by its shape (redact.py); unseal registers the token
         register_secret(secret)
     raw_id = _text(values.get("token_id")) or ""
     user = _text(values.get("u_id"))
@@ -107,6 +111,12 @@ def token_row(values: Mapping[str, Any]) -> TokenRow:
             UUID(str(values.get(column)))
         except ValueError:
             return bad(f"{column} {_shown(values.get(column))} is not a UUID; fix the row")
+    at_rest = "plain"
+    if isinstance(secret, str):
+        try:
+            secret, at_rest = unseal(secret)
+        except UnreadableToken as exc:
+            return bad(str(exc))
     if not isinstance(secret, str) or (reason := token_malformation(secret)) is not None:
         reason = "not text" if not isinstance(secret, str) else reason
         return bad(
@@ -118,7 +128,7 @@ def token_row(values: Mapping[str, Any]) -> TokenRow:
             f"account_id {_shown(account)} is not an Instagram account id (ASCII digits only); "
             "fix the row"
         )
-    fields = dict(values)
+    fields = {**values, "access_token": secret, "at_rest": at_rest}
     for column in ("expires_at", "last_refreshed_at", "created_at", "updated_at"):
         fields[column] = _timestamp(fields.get(column))
     try:

@@ -29,9 +29,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from igsync.errors import ErrorKind, GraphError
-from igsync.graph import GraphClient, GraphRequest, MetricValues, parse_insights
+from igsync.graph import GraphClient, GraphRequest, MetricValues, graph_time, parse_insights
 from igsync.local_day import LocalClock
-from igsync.models import Account, MediaInsightRow, MediaRow, as_utc
+from igsync.models import Account, MediaInsightRow, MediaRow
 from igsync.streams._base import MetricOutcome, StreamOutcome
 from igsync.window import WindowPlan
 
@@ -237,8 +237,7 @@ def _media_row(account: Account, item: Any) -> MediaRow | None:
         media_id=str(item["id"]),
         media_type=item.get("media_type"),
         media_product_type=item.get("media_product_type"),
-        # "+0000" offsets need a real ISO parser; fromisoformat takes them on 3.11 (§2)
-        timestamp=as_utc(datetime.fromisoformat(stamp)) if isinstance(stamp, str) else None,
+        timestamp=graph_time(stamp, "timestamp") if isinstance(stamp, str) else None,
         permalink=item.get("permalink"),
         like_count=item.get("like_count"),
         comments_count=item.get("comments_count"),
