@@ -206,6 +206,9 @@ class FetchResult(BaseModel):
     #: why this account's instagram_sync_logs row could not be written (None: it was, or a
     #: dry run wrote none)
     sync_log_error: str | None = None
+    #: not synced by this run because another run holds its claim (igsync.claims): not a
+    #: failure, the other run reports the account; `notes` says until when
+    skipped: bool = False
 
 
 class SyncReport(BaseModel):
@@ -223,6 +226,9 @@ class SyncReport(BaseModel):
     sync_logs_failed: int = 0
     #: the first such failure, to show without -v
     sync_log_error: str | None = None
+    #: accounts another run was syncing (FetchResult.skipped): in accounts_total, neither ok
+    #: nor failed
+    accounts_skipped: int = 0
 
 
 class UserToken(BaseModel):
@@ -342,3 +348,20 @@ class AccountInfo(BaseModel):
     last_refreshed_at: datetime | None
     #: for status `invalid`: the column that is wrong and the fix
     problem: str | None = None
+
+
+class AccountClaim(BaseModel):
+    """Who holds an account's claim in `igsync_claims` after a claim attempt (igsync.claims).
+
+    `claimed` is True when the run that asked holds it now; otherwise `claimed_by` is the run
+    that does, until `claimed_until` (UTC), after which any run may take it over.
+    """
+
+    claimed: bool
+    claimed_by: UUID
+    claimed_until: datetime
+
+    @field_validator("claimed_until")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value)

@@ -305,11 +305,13 @@ class Tally:
         self._keep = keep
         self._results: list[FetchResult] = []
         self.total = self.ok = self.inserted = self.errors = self.logs_failed = 0
+        self.skipped = 0
         self.log_error: str | None = None
 
     def add(self, result: FetchResult) -> None:
         self.total += 1
-        self.ok += result.success
+        self.skipped += result.skipped
+        self.ok += result.success and not result.skipped
         self.inserted += result.total_inserted
         self.errors += result.total_errors
         if result.sync_log_error is not None:
@@ -320,16 +322,18 @@ class Tally:
 
     def report(self, duration_s: float) -> SyncReport:
         return SyncReport(
-            success=self.ok == self.total,
+            # another run syncing an account is not a failure of this one (igsync.claims)
+            success=self.ok + self.skipped == self.total,
             accounts_total=self.total,
             accounts_ok=self.ok,
-            accounts_failed=self.total - self.ok,
+            accounts_failed=self.total - self.ok - self.skipped,
             total_inserted=self.inserted,
             total_errors=self.errors,
             duration_s=round(duration_s, 3),
             results=list(self._results),
             sync_logs_failed=self.logs_failed,
             sync_log_error=self.log_error,
+            accounts_skipped=self.skipped,
         )
 
 

@@ -73,8 +73,9 @@ def sync_all(
     """Fetch and store every Instagram account in user_tokens, each isolated from the others.
 
     Only user_tokens rows are synced: the IG_ACCOUNT_ID/IG_LONG_TOKEN fallback is not used.
-    Writes one instagram_sync_logs row per account. Exit 0 when every account succeeded (or
-    there were none), 1 when any failed, 2 on bad input. Examples:
+    Writes one instagram_sync_logs row per account. An account another run is syncing is
+    skipped and reported so (not a failure). Exit 0 when every account succeeded or was
+    skipped (or there were none), 1 when any failed, 2 on bad input. Examples:
 
         igsync sync-all --days 7 --concurrency 8
 

@@ -8,6 +8,7 @@ SQLite and PostgreSQL apply pending migrations (schema.py), Supabase says which 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -15,6 +16,7 @@ from uuid import UUID
 
 from igsync.errors import ConfigError
 from igsync.models import (
+    AccountClaim,
     AudienceRow,
     InsightRow,
     MediaInsightRow,
@@ -133,6 +135,27 @@ class Store(Protocol):
 
     async def write_sync_log(self, entry: SyncLog) -> None:
         """Append one row to `instagram_sync_logs`."""
+
+    async def claim_account(
+        self, u_id: UUID, account_id: str, run_id: UUID, now: datetime, until: datetime
+    ) -> AccountClaim:
+        """Compare-and-swap on the account's `igsync_claims` row (igsync.claims): run `run_id`
+        takes the account until `until` unless another run holds an unexpired claim.
+
+        Takes a missing claim, or one whose `claimed_until` is at or before `now` (UTC, the
+        caller's clock); holding it already counts as taking it. Two runs asking at once never
+        both get it. Returns who holds it afterwards. Raises StoreError when the store fails.
+        """
+        ...
+
+    async def renew_claims(self, run_id: UUID, until: datetime) -> int:
+        """Move every claim `run_id` holds to expire at `until`; returns how many it holds."""
+        ...
+
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID) -> bool:
+        """Delete the account's claim if `run_id` holds it; False when it did not (it expired
+        and another run took it over, or it was never taken)."""
+        ...
 
 
 #: tokens read per page when every account is walked (sync-all)

@@ -37,12 +37,15 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from igsync.errors import StoreConfigError, StoreError
-from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken
+from igsync.models import AccountClaim, SyncLog, TokenRow, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
 from igsync.store.postgres_sql import (
+    CLAIM_ACCOUNT,
     DELETE_TOKENS,
     LIST_TOKENS,
     RECORDED_VERSION,
+    RELEASE_CLAIM,
+    RENEW_CLAIMS,
     SAVE_TOKEN,
     SCHEMA_LOCK,
     SCHEMA_STATE,
@@ -445,3 +448,40 @@ class PostgresStore(TableRows):
                 "streams": Jsonb(entry.streams),
             },
         )
+
+    # --- account claims (igsync.claims) ---
+
+    async def claim_account(
+        self, u_id: UUID, account_id: str, run_id: UUID, now: datetime, until: datetime
+    ) -> AccountClaim:
+        params = {
+            "u_id": u_id,
+            "account_id": account_id,
+            "run_id": run_id,
+            "now": now,
+            "until": until,
+        }
+        for _ in range(_CLAIM_ATTEMPTS):
+            rows = await self._fetch("could not claim the account", CLAIM_ACCOUNT, params)
+            if rows:
+                holder, until_ = rows[0]
+                return AccountClaim(
+                    claimed=holder == run_id, claimed_by=holder, claimed_until=until_
+                )
+        raise StoreError(
+            f"PostgreSQL could not claim account {account_id}: its claim changed"
+            f" {_CLAIM_ATTEMPTS} times while igsync read it"
+        )
+
+    async def renew_claims(self, run_id: UUID, until: datetime) -> int:
+        return await self._write(
+            "could not renew claims", RENEW_CLAIMS, {"run_id": run_id, "until": until}
+        )
+
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID) -> bool:
+        params = {"u_id": u_id, "account_id": account_id, "run_id": run_id}
+        return await self._write("could not release a claim", RELEASE_CLAIM, params) == 1
+
+
+#: a claim whose row another run changes this many times in a row is a store fault
+_CLAIM_ATTEMPTS = 5

@@ -133,3 +133,34 @@ insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_
 values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %(status)s,
     %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s, %(streams)s)
 """
+
+# Account claims (igsync.claims). Taking one is one statement: insert the claim, or take over
+# one that has expired (ON CONFLICT … WHERE runs under the row's lock, so two runs cannot both
+# take it), and say who holds it. When a concurrent claim committed after this statement's
+# snapshot, its row is invisible to the second select and nothing comes back: the store asks
+# again.
+CLAIM_ACCOUNT = """
+with taken as (
+    insert into igsync_claims (u_id, account_id, claimed_by, claimed_at, claimed_until)
+    values (%(u_id)s, %(account_id)s, %(run_id)s, %(now)s, %(until)s)
+    on conflict (u_id, account_id) do update set
+        claimed_by = excluded.claimed_by,
+        claimed_at = excluded.claimed_at,
+        claimed_until = excluded.claimed_until
+    where igsync_claims.claimed_until <= excluded.claimed_at
+    returning claimed_by, claimed_until
+)
+select claimed_by, claimed_until from taken
+union all
+select claimed_by, claimed_until from igsync_claims
+where u_id = %(u_id)s and account_id = %(account_id)s and not exists (select from taken)
+"""
+
+RENEW_CLAIMS = """
+update igsync_claims set claimed_until = %(until)s where claimed_by = %(run_id)s
+"""
+
+RELEASE_CLAIM = """
+delete from igsync_claims
+where u_id = %(u_id)s and account_id = %(account_id)s and claimed_by = %(run_id)s
+"""

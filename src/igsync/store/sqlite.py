@@ -23,7 +23,15 @@ from typing import Any, Self
 from uuid import UUID
 
 from igsync.errors import ConfigError, StoreError
-from igsync.models import InsightRow, SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
+from igsync.models import (
+    AccountClaim,
+    InsightRow,
+    SyncLog,
+    TokenRow,
+    TokenUpdate,
+    UserToken,
+    as_utc,
+)
 from igsync.redact import redact, register_secret
 from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
 from igsync.store.tables import (
@@ -410,3 +418,54 @@ class SQLiteStore(TableRows):
                 json.dumps(entry.streams),
             ),
         )
+
+    # --- account claims (igsync.claims): compare-and-swap under SQLite's write lock ---
+
+    async def claim_account(
+        self, u_id: UUID, account_id: str, run_id: UUID, now: datetime, until: datetime
+    ) -> AccountClaim:
+        conn = self._connect()
+        key = (str(u_id), account_id)
+        try:
+            # One transaction holding the write lock: the claim and the read of its holder
+            # see the same row.
+            conn.execute("begin immediate")
+            conn.execute(
+                "insert into igsync_claims (u_id, account_id, claimed_by, claimed_at,"
+                " claimed_until) values (?, ?, ?, ?, ?)"
+                " on conflict (u_id, account_id) do update set claimed_by = excluded.claimed_by,"
+                " claimed_at = excluded.claimed_at, claimed_until = excluded.claimed_until"
+                " where igsync_claims.claimed_until <= excluded.claimed_at",
+                (*key, str(run_id), _claim_ts(now), _claim_ts(until)),
+            )
+            row = conn.execute(
+                "select claimed_by, claimed_until from igsync_claims"
+                " where u_id = ? and account_id = ?",
+                key,
+            ).fetchone()
+            conn.execute("commit")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("rollback")
+            raise StoreError(f"SQLite could not claim the account: {redact(str(exc))}") from None
+        holder, until_ = UUID(row[0]), datetime.fromisoformat(row[1])
+        return AccountClaim(claimed=holder == run_id, claimed_by=holder, claimed_until=until_)
+
+    async def renew_claims(self, run_id: UUID, until: datetime) -> int:
+        cursor = self._run(
+            "update igsync_claims set claimed_until = ? where claimed_by = ?",
+            (_claim_ts(until), str(run_id)),
+        )
+        return cursor.rowcount
+
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID) -> bool:
+        cursor = self._run(
+            "delete from igsync_claims where u_id = ? and account_id = ? and claimed_by = ?",
+            (str(u_id), account_id, str(run_id)),
+        )
+        return cursor.rowcount == 1
+
+
+def _claim_ts(value: datetime) -> str:
+    """A claim's time as text whose order is time order: UTC, always with microseconds."""
+    return as_utc(value).isoformat(timespec="microseconds")

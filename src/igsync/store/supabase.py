@@ -32,7 +32,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from igsync.errors import SchemaMissingError, StoreError
-from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
+from igsync.models import AccountClaim, SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store.schema import LATEST, VERSION_TABLE
 from igsync.store.supabase_errors import (
@@ -63,7 +63,10 @@ _TABLES = {
     "instagram_sync_logs": "id,run_id,u_id,account_id,started_at,finished_at,status,"
     "total_inserted,total_errors,errors,token_refreshed,streams",
     **{t.name: ",".join(("id", *t.names, t.stamp)) for t in UPSERTED},
+    "igsync_claims": "u_id,account_id,claimed_by,claimed_at,claimed_until",
 }
+#: a claim whose row other runs change this many times in a row is a store fault
+_CLAIM_ATTEMPTS = 5
 # The status of the last response in this task: postgrest's APIError does not carry it.
 _last_status: ContextVar[int | None] = ContextVar("igsync_supabase_status", default=None)
 
@@ -436,3 +439,68 @@ class SupabaseStore(TableRows):
 
         if _confirmed(await self._run("write the sync log", insert, idempotent=False)) != 1:
             raise StoreError("Supabase did not confirm the sync log row")
+
+    # --- account claims (igsync.claims) ---
+
+    async def claim_account(
+        self, u_id: UUID, account_id: str, run_id: UUID, now: datetime, until: datetime
+    ) -> AccountClaim:
+        # The token CAS's pattern over PostgREST, which has no ON CONFLICT … WHERE: insert the
+        # claim unless one exists; else read it, and take over an expired one only while it
+        # still holds the holder and expiry read. Every step is safe to resend: a step whose
+        # answer was lost shows up in the next read as this run's own claim.
+        key = {"u_id": str(u_id), "account_id": account_id}
+        mine = {"claimed_by": str(run_id), "claimed_at": _ts(now), "claimed_until": _ts(until)}
+
+        def insert(c: AsyncClient) -> Any:
+            query = c.table("igsync_claims").upsert(
+                [{**key, **mine}], on_conflict="u_id,account_id", ignore_duplicates=True
+            )
+            return query.select("claimed_by").execute()
+
+        def read(c: AsyncClient) -> Any:
+            query = c.table("igsync_claims").select("claimed_by,claimed_until")
+            return query.eq("u_id", key["u_id"]).eq("account_id", account_id).execute()
+
+        for _ in range(_CLAIM_ATTEMPTS):
+            if _rows(await self._run("claim the account", insert)):
+                return AccountClaim(claimed=True, claimed_by=run_id, claimed_until=until)
+            found = _rows(await self._run("read the account's claim", read))
+            if not found:
+                continue  # released between the two requests: try to insert again
+            holder, held_until = UUID(str(found[0]["claimed_by"])), found[0]["claimed_until"]
+            claim = AccountClaim(
+                claimed=holder == run_id,
+                claimed_by=holder,
+                claimed_until=datetime.fromisoformat(str(held_until)),
+            )
+            if claim.claimed or claim.claimed_until > as_utc(now):
+                return claim
+
+            def take_over(c: AsyncClient, holder: UUID = holder, seen: Any = held_until) -> Any:
+                query = c.table("igsync_claims").update(mine)
+                query = query.eq("u_id", key["u_id"]).eq("account_id", account_id)
+                query = query.eq("claimed_by", str(holder)).eq("claimed_until", str(seen))
+                return query.select("claimed_by").execute()
+
+            if _rows(await self._run("take over an expired claim", take_over)):
+                return AccountClaim(claimed=True, claimed_by=run_id, claimed_until=until)
+        raise StoreError(
+            f"Supabase could not claim account {account_id}: its claim changed"
+            f" {_CLAIM_ATTEMPTS} times while igsync read it"
+        )
+
+    async def renew_claims(self, run_id: UUID, until: datetime) -> int:
+        def renew(c: AsyncClient) -> Any:
+            query = c.table("igsync_claims").update({"claimed_until": _ts(until)})
+            return query.eq("claimed_by", str(run_id)).select("account_id").execute()
+
+        return _confirmed(await self._run("renew claims", renew))
+
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID) -> bool:
+        def release(c: AsyncClient) -> Any:
+            query = c.table("igsync_claims").delete().eq("u_id", str(u_id))
+            query = query.eq("account_id", account_id).eq("claimed_by", str(run_id))
+            return query.select("account_id").execute()
+
+        return _confirmed(await self._run("release a claim", release)) == 1
