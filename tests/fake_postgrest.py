@@ -58,6 +58,7 @@ TIMESTAMPS = {
     "timestamp",  # instagram_media: when the media was posted
     "claimed_at",
     "claimed_until",
+    "released_at",
 }
 DATES = {"local_date", "captured_on"}
 JSONB = {"value_json", "errors"}

@@ -20,9 +20,9 @@ import pytest
 from pydantic import SecretStr
 
 from igsync.catalogue import DEFAULT_METRICS
-from igsync.claims import SKIPPED, Claims
+from igsync.claims import DONE, SKIPPED, Claims
 from igsync.graph import GraphClient
-from igsync.models import BadTokenRow, SyncReport, UserToken
+from igsync.models import AccountClaim, BadTokenRow, SyncReport, UserToken
 from igsync.simulator import SimAccount, Simulator
 from igsync.store import Store
 from igsync.store.sqlite import SQLiteStore
@@ -50,59 +50,73 @@ async def store(claim_kit: StoreKit) -> AsyncIterator[Store]:
         yield opened
 
 
+async def claim(
+    store: Store, run: UUID, at: datetime, *, account: str = ACCOUNT, started: datetime = T0
+) -> AccountClaim:
+    """`run` (started at `started`) claims `account` at `at`, for TTL."""
+    return await store.claim_account(ALICE, account, run, at, at + TTL, started)
+
+
 async def test_a_free_account_is_claimed_and_held_against_another_run(store: Store) -> None:
     first, second = uuid4(), uuid4()
 
-    mine = await store.claim_account(ALICE, ACCOUNT, first, T0, T0 + TTL)
-    theirs = await store.claim_account(ALICE, ACCOUNT, second, T0 + timedelta(seconds=1), T0 + TTL)
+    mine = await claim(store, first, T0)
+    theirs = await claim(store, second, T0 + timedelta(seconds=1))
 
     assert (mine.claimed, mine.claimed_by, mine.claimed_until) == (True, first, T0 + TTL)
     assert (theirs.claimed, theirs.claimed_by, theirs.claimed_until) == (False, first, T0 + TTL)
+    assert theirs.released_at is None
     # asking again while holding it is holding it
-    assert (await store.claim_account(ALICE, ACCOUNT, first, T0, T0 + TTL)).claimed is True
+    assert (await claim(store, first, T0)).claimed is True
 
 
 async def test_claims_are_per_user_and_account(store: Store) -> None:
     first, second = uuid4(), uuid4()
-    assert (await store.claim_account(ALICE, ACCOUNT, first, T0, T0 + TTL)).claimed
-    assert (await store.claim_account(ALICE, "17841400000000002", second, T0, T0 + TTL)).claimed
-    assert (await store.claim_account(uuid4(), ACCOUNT, second, T0, T0 + TTL)).claimed
+    assert (await claim(store, first, T0)).claimed
+    assert (await claim(store, second, T0, account="17841400000000002")).claimed
+    other_user = await store.claim_account(uuid4(), ACCOUNT, second, T0, T0 + TTL, T0)
+    assert other_user.claimed
 
 
-async def test_an_expired_claim_is_taken_over_and_its_old_holder_cannot_release_it(
-    store: Store,
-) -> None:
+async def test_a_crashed_runs_claim_is_taken_over_when_it_expires(store: Store) -> None:
     crashed, next_run = uuid4(), uuid4()
-    await store.claim_account(ALICE, ACCOUNT, crashed, T0, T0 + TTL)
+    await claim(store, crashed, T0)
 
-    just_before = await store.claim_account(
-        ALICE, ACCOUNT, next_run, T0 + TTL - timedelta(seconds=1), T0 + 2 * TTL
-    )
-    at_expiry = await store.claim_account(ALICE, ACCOUNT, next_run, T0 + TTL, T0 + 2 * TTL)
+    just_before = await claim(store, next_run, T0 + TTL - timedelta(seconds=1))
+    at_expiry = await claim(store, next_run, T0 + TTL)
 
     assert just_before.claimed is False
     assert (at_expiry.claimed, at_expiry.claimed_by) == (True, next_run)
-    assert await store.release_claim(ALICE, ACCOUNT, crashed) is False
-    later = await store.claim_account(ALICE, ACCOUNT, uuid4(), T0 + TTL, T0 + 3 * TTL)
+    assert await store.release_claim(ALICE, ACCOUNT, crashed, T0 + TTL) is False
+    later = await claim(store, uuid4(), T0 + TTL)
     assert (later.claimed, later.claimed_by) == (False, next_run)
 
 
-async def test_a_released_claim_is_free_for_the_next_run(store: Store) -> None:
+async def test_a_released_account_is_skipped_by_runs_that_started_before_the_release(
+    store: Store,
+) -> None:
     first, second = uuid4(), uuid4()
-    await store.claim_account(ALICE, ACCOUNT, first, T0, T0 + TTL)
+    await claim(store, first, T0)
+    released = T0 + timedelta(minutes=1)
 
-    assert await store.release_claim(ALICE, ACCOUNT, second) is False  # not its claim
-    assert await store.release_claim(ALICE, ACCOUNT, first) is True
-    assert await store.release_claim(ALICE, ACCOUNT, first) is False  # gone already
+    assert await store.release_claim(ALICE, ACCOUNT, second, released) is False  # not its claim
+    assert await store.release_claim(ALICE, ACCOUNT, first, released) is True
+    assert await store.release_claim(ALICE, ACCOUNT, first, released) is False  # released already
 
-    assert (await store.claim_account(ALICE, ACCOUNT, second, T0, T0 + TTL)).claimed is True
+    # a run that was already running when the account was finished: done, not again
+    side_by_side = await claim(store, second, released + timedelta(seconds=1), started=T0)
+    assert side_by_side.claimed is False
+    assert (side_by_side.claimed_by, side_by_side.released_at) == (first, released)
+    # the next run (started after the release) syncs it again
+    next_run = await claim(store, second, released + timedelta(seconds=2), started=released)
+    assert (next_run.claimed, next_run.claimed_by, next_run.released_at) == (True, second, None)
 
 
-async def test_renewing_moves_only_the_runs_own_claims(store: Store) -> None:
+async def test_renewing_moves_only_the_runs_own_unreleased_claims(store: Store) -> None:
     mine, theirs = uuid4(), uuid4()
-    await store.claim_account(ALICE, "1", mine, T0, T0 + TTL)
-    await store.claim_account(ALICE, "2", mine, T0, T0 + TTL)
-    await store.claim_account(ALICE, "3", theirs, T0, T0 + TTL)
+    for account, run in (("1", mine), ("2", mine), ("3", theirs), ("4", mine)):
+        await claim(store, run, T0, account=account)
+    await store.release_claim(ALICE, "4", mine, T0)
 
     assert await store.renew_claims(mine, T0 + 3 * TTL) == 2
 
@@ -110,9 +124,9 @@ async def test_renewing_moves_only_the_runs_own_claims(store: Store) -> None:
     after = T0 + 2 * TTL
     other = uuid4()
     assert [
-        (await store.claim_account(ALICE, a, other, after, after + TTL)).claimed
-        for a in ("1", "2", "3")
-    ] == [False, False, True]
+        (await claim(store, other, after, account=a, started=after)).claimed
+        for a in ("1", "2", "3", "4")
+    ] == [False, False, True, True]
 
 
 async def test_runs_racing_for_the_same_accounts_never_both_get_one(claim_kit: StoreKit) -> None:
@@ -122,7 +136,7 @@ async def test_runs_racing_for_the_same_accounts_never_both_get_one(claim_kit: S
     async def run(run_id: UUID) -> list[str]:
         # each run its own store, as each process has its own connections
         async with claim_kit.open() as own:
-            claims = [own.claim_account(ALICE, a, run_id, T0, T0 + TTL) for a in accounts]
+            claims = [claim(own, run_id, T0, account=a) for a in accounts]
             got = await asyncio.gather(*claims)
             return [a for a, c in zip(accounts, got, strict=True) if c.claimed]
 
@@ -136,22 +150,28 @@ async def test_claims_reports_the_holder_and_releases_only_what_it_holds(store: 
     ours = Claims(store, uuid4(), ttl_s=60, clock=lambda: now[0])
     other = Claims(store, uuid4(), ttl_s=60, clock=lambda: now[0])
     row = UserToken(u_id=ALICE, access_token=SecretStr("EAAG-x"), account_id=ACCOUNT)
-
-    assert await ours.take(row) is not None
     window = plan_window(T0).requested
+
+    assert (await ours.take(row) or pytest.fail("no claim")).claimed is True
     skipped = await other.check(row, window)
     assert skipped is not None
     assert (skipped.success, skipped.skipped, skipped.errors) == (True, True, [])
     assert skipped.notes == [f"{SKIPPED} (claimed until 2026-11-30T12:01:00+00:00)"]
 
     await other.release(row)  # holds nothing: the claim stays
-    refused = await other.take(row)
-    assert refused is not None
-    assert refused.claimed is False
+    assert (await other.take(row) or pytest.fail("no claim")).claimed is False
     assert (ours.held, other.held) == (1, 0)
+    now[0] = T0 + timedelta(seconds=30)
     await ours.release(row)
     assert ours.held == 0
-    assert await other.check(row, window) is None  # free now, and taken
+
+    done = await other.check(row, window)  # finished while `other` ran: not again
+    assert done is not None
+    assert done.notes == [f"{DONE} (finished at 2026-11-30T12:00:30+00:00)"]
+    now[0] = T0 + timedelta(seconds=31)
+    next_run = Claims(store, uuid4(), ttl_s=60, clock=lambda: now[0])
+    assert await next_run.check(row, window) is None  # the next run syncs it
+    assert next_run.held == 1
 
 
 async def test_rows_without_an_account_take_no_claim(store: Store) -> None:
@@ -195,10 +215,12 @@ async def test_sync_all_skips_an_account_another_run_holds_and_syncs_a_crashed_r
     users = await _seeded(tmp_path / "igsync.db", held, crashed, free)
     now = datetime.now(UTC)
     async with SQLiteStore(tmp_path / "igsync.db") as store:
-        await store.claim_account(users[held], held, uuid4(), now, now + TTL)
-        await store.claim_account(users[crashed], crashed, uuid4(), now - 2 * TTL, now - TTL)
+        await store.claim_account(users[held], held, uuid4(), now, now + TTL, now)
+        then = now - 2 * TTL
+        await store.claim_account(users[crashed], crashed, uuid4(), then, now - TTL, then)
         report = await _sync(sim, store)
-        leftover = await store.claim_account(users[free], free, uuid4(), now, now + TTL)
+        later = datetime.now(UTC)
+        leftover = await store.claim_account(users[free], free, uuid4(), later, later, later)
 
     by_account = {r.account_id: r for r in report.results}
     assert (report.success, report.accounts_total, report.accounts_ok) == (True, 3, 2)
@@ -217,9 +239,9 @@ async def test_a_dry_run_takes_no_claims(tmp_path: Path) -> None:
     now = datetime.now(UTC)
     async with SQLiteStore(tmp_path / "igsync.db") as store:
         other = uuid4()
-        await store.claim_account(users[ACCOUNT], ACCOUNT, other, now, now + TTL)
+        await store.claim_account(users[ACCOUNT], ACCOUNT, other, now, now + TTL, now)
         report = await _sync(sim, store, dry_run=True)
-        holder = await store.claim_account(users[ACCOUNT], ACCOUNT, uuid4(), now, now + TTL)
+        holder = await store.claim_account(users[ACCOUNT], ACCOUNT, uuid4(), now, now + TTL, now)
 
     assert (report.accounts_ok, report.accounts_skipped) == (1, 0)
     assert holder.claimed_by == other

@@ -38,12 +38,19 @@ log = logging.getLogger(__name__)
 CLAIM_TTL_S = 2 * RetryPolicy().timeout
 
 SKIPPED = "skipped: being synced by another run"
+DONE = "skipped: synced by another run while this one ran"
 
 
 def skipped_note(claim: AccountClaim) -> str:
-    """The note of an account another run holds: `skipped: … (claimed until <UTC time>)`."""
-    until = claim.claimed_until.astimezone(UTC).isoformat(timespec="seconds")
-    return f"{SKIPPED} (claimed until {until})"
+    """The note of an account another run holds or finished during this one:
+    `skipped: … (claimed until <UTC time>)` or `skipped: … (finished at <UTC time>)`."""
+    if claim.released_at is not None:
+        return f"{DONE} (finished at {_utc_text(claim.released_at)})"
+    return f"{SKIPPED} (claimed until {_utc_text(claim.claimed_until)})"
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 class Claims:
@@ -66,6 +73,8 @@ class Claims:
         self.run_id = run_id
         self.ttl_s = ttl_s
         self._clock = clock or (lambda: datetime.now(UTC))
+        #: accounts another run finished after this moment are not synced again
+        self.started = self._clock()
         self._held: set[tuple[UUID, str]] = set()
 
     @property
@@ -81,8 +90,9 @@ class Claims:
         if not isinstance(token, UserToken) or token.account_id is None:
             return None
         now = self._clock()
+        until = now + timedelta(seconds=self.ttl_s)
         claim = await self._store.claim_account(
-            token.u_id, token.account_id, self.run_id, now, now + timedelta(seconds=self.ttl_s)
+            token.u_id, token.account_id, self.run_id, now, until, self.started
         )
         if claim.claimed:
             self._held.add((token.u_id, token.account_id))
@@ -98,7 +108,7 @@ class Claims:
             return
         self._held.discard(key)
         try:
-            if not await self._store.release_claim(*key, self.run_id):
+            if not await self._store.release_claim(*key, self.run_id, self._clock()):
                 log.warning(
                     "account %s: its claim had expired and another run took it over",
                     token.account_id,

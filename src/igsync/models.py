@@ -353,15 +353,17 @@ class AccountInfo(BaseModel):
 class AccountClaim(BaseModel):
     """Who holds an account's claim in `igsync_claims` after a claim attempt (igsync.claims).
 
-    `claimed` is True when the run that asked holds it now; otherwise `claimed_by` is the run
-    that does, until `claimed_until` (UTC), after which any run may take it over.
+    `claimed` is True when the run that asked holds it now. Otherwise `claimed_by` is the run
+    that does, until `claimed_until` (UTC), after which any run may take it over; or, with
+    `released_at` set, the run that finished the account then, after the asking run started.
     """
 
     claimed: bool
     claimed_by: UUID
     claimed_until: datetime
+    released_at: datetime | None = None
 
-    @field_validator("claimed_until")
+    @field_validator("claimed_until", "released_at")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return as_utc(value)
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)

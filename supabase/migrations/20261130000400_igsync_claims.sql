@@ -32,6 +32,7 @@ create table if not exists igsync_claims (
     claimed_by uuid not null,
     claimed_at timestamptz not null,
     claimed_until timestamptz not null,
+    released_at timestamptz,
     primary key (u_id, account_id)
 );
 alter table igsync_claims enable row level security;

@@ -137,24 +137,33 @@ class Store(Protocol):
         """Append one row to `instagram_sync_logs`."""
 
     async def claim_account(
-        self, u_id: UUID, account_id: str, run_id: UUID, now: datetime, until: datetime
+        self,
+        u_id: UUID,
+        account_id: str,
+        run_id: UUID,
+        now: datetime,
+        until: datetime,
+        run_started: datetime,
     ) -> AccountClaim:
-        """Compare-and-swap on the account's `igsync_claims` row (igsync.claims): run `run_id`
-        takes the account until `until` unless another run holds an unexpired claim.
+        """Compare-and-swap on the account's `igsync_claims` row (igsync.claims): run `run_id`,
+        started at `run_started`, takes the account until `until`, unless another run holds
+        it or finished it after `run_started`.
 
-        Takes a missing claim, or one whose `claimed_until` is at or before `now` (UTC, the
-        caller's clock); holding it already counts as taking it. Two runs asking at once never
-        both get it. Returns who holds it afterwards. Raises StoreError when the store fails.
+        Takes a missing claim, one whose `claimed_until` is at or before `now` and never
+        released (its run crashed), or one released at or before `run_started`. Times are UTC,
+        from the caller's clock; holding the claim already counts as taking it. Two runs asking
+        at once never both get it. Returns who holds it afterwards. Raises StoreError when the
+        store fails.
         """
         ...
 
     async def renew_claims(self, run_id: UUID, until: datetime) -> int:
-        """Move every claim `run_id` holds to expire at `until`; returns how many it holds."""
+        """Move every unreleased claim of `run_id` to expire at `until`; returns how many."""
         ...
 
-    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID) -> bool:
-        """Delete the account's claim if `run_id` holds it; False when it did not (it expired
-        and another run took it over, or it was never taken)."""
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID, now: datetime) -> bool:
+        """Mark the account's claim released at `now` if `run_id` holds it; False when it did
+        not (it expired and another run took it over, or it was never taken)."""
         ...
 
 

@@ -452,7 +452,13 @@ class PostgresStore(TableRows):
     # --- account claims (igsync.claims) ---
 
     async def claim_account(
-        self, u_id: UUID, account_id: str, run_id: UUID, now: datetime, until: datetime
+        self,
+        u_id: UUID,
+        account_id: str,
+        run_id: UUID,
+        now: datetime,
+        until: datetime,
+        run_started: datetime,
     ) -> AccountClaim:
         params = {
             "u_id": u_id,
@@ -460,13 +466,17 @@ class PostgresStore(TableRows):
             "run_id": run_id,
             "now": now,
             "until": until,
+            "run_started": run_started,
         }
         for _ in range(_CLAIM_ATTEMPTS):
             rows = await self._fetch("could not claim the account", CLAIM_ACCOUNT, params)
             if rows:
-                holder, until_ = rows[0]
+                holder, claimed_until, released_at = rows[0]
                 return AccountClaim(
-                    claimed=holder == run_id, claimed_by=holder, claimed_until=until_
+                    claimed=holder == run_id and released_at is None,
+                    claimed_by=holder,
+                    claimed_until=claimed_until,
+                    released_at=released_at,
                 )
         raise StoreError(
             f"PostgreSQL could not claim account {account_id}: its claim changed"
@@ -478,8 +488,8 @@ class PostgresStore(TableRows):
             "could not renew claims", RENEW_CLAIMS, {"run_id": run_id, "until": until}
         )
 
-    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID) -> bool:
-        params = {"u_id": u_id, "account_id": account_id, "run_id": run_id}
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID, now: datetime) -> bool:
+        params = {"u_id": u_id, "account_id": account_id, "run_id": run_id, "now": now}
         return await self._write("could not release a claim", RELEASE_CLAIM, params) == 1
 
 

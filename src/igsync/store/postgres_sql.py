@@ -135,10 +135,10 @@ values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %
 """
 
 # Account claims (igsync.claims). Taking one is one statement: insert the claim, or take over
-# one that has expired (ON CONFLICT … WHERE runs under the row's lock, so two runs cannot both
-# take it), and say who holds it. When a concurrent claim committed after this statement's
-# snapshot, its row is invisible to the second select and nothing comes back: the store asks
-# again.
+# one whose run crashed (expired, never released) or that was released before this run
+# started (ON CONFLICT … WHERE runs under the row's lock, so two runs cannot both take it), and
+# say who holds it. When a concurrent claim committed after this statement's snapshot, its row
+# is invisible to the second select and nothing comes back: the store asks again.
 CLAIM_ACCOUNT = """
 with taken as (
     insert into igsync_claims (u_id, account_id, claimed_by, claimed_at, claimed_until)
@@ -146,21 +146,26 @@ with taken as (
     on conflict (u_id, account_id) do update set
         claimed_by = excluded.claimed_by,
         claimed_at = excluded.claimed_at,
-        claimed_until = excluded.claimed_until
-    where igsync_claims.claimed_until <= excluded.claimed_at
-    returning claimed_by, claimed_until
+        claimed_until = excluded.claimed_until,
+        released_at = null
+    where case when igsync_claims.released_at is null
+        then igsync_claims.claimed_until <= excluded.claimed_at
+        else igsync_claims.released_at <= %(run_started)s end
+    returning claimed_by, claimed_until, released_at
 )
-select claimed_by, claimed_until from taken
+select claimed_by, claimed_until, released_at from taken
 union all
-select claimed_by, claimed_until from igsync_claims
+select claimed_by, claimed_until, released_at from igsync_claims
 where u_id = %(u_id)s and account_id = %(account_id)s and not exists (select from taken)
 """
 
 RENEW_CLAIMS = """
-update igsync_claims set claimed_until = %(until)s where claimed_by = %(run_id)s
+update igsync_claims set claimed_until = %(until)s
+where claimed_by = %(run_id)s and released_at is null
 """
 
 RELEASE_CLAIM = """
-delete from igsync_claims
+update igsync_claims set claimed_until = %(now)s, released_at = %(now)s
 where u_id = %(u_id)s and account_id = %(account_id)s and claimed_by = %(run_id)s
+  and released_at is null
 """
