@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     igsync_metrics: str | None = None
     igsync_streams: str | None = None
     igsync_http_timeout: float = 30.0
+    #: the PostgreSQL of the job queue (igsync.queue); None: the store's, if PostgreSQL
+    igsync_queue_url: SecretStr | None = None
 
     @field_validator("igsync_graph_url", "igsync_instagram_url", "supabase_url")
     @classmethod

@@ -34,6 +34,7 @@ from igsync.cli._common import (
     window_plan,
 )
 from igsync.cli._common import settings as load
+from igsync.cli._queue import worker
 from igsync.cli._sync import sync_all
 from igsync.cli._tokens import accounts_app, refresh_token
 
@@ -165,6 +166,7 @@ async def _fetch(
 
 
 app.command("sync-all")(sync_all)
+app.command("worker")(worker)
 
 
 @app.command()

@@ -67,6 +67,14 @@ def sync_all(
             "--ndjson", help='One FetchResult per line as each account ends, then {"summary": …}.'
         ),
     ] = False,
+    enqueue: Annotated[
+        bool,
+        typer.Option(
+            "--enqueue",
+            help="Queue one job per account for `igsync worker` instead of syncing here "
+            "(needs PostgreSQL and igsync[queue]).",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -96,6 +104,13 @@ def sync_all(
     settings = load()
     chosen, plan = selection(settings, streams, metrics), window_plan(days, since, until)
     db = open_db(ctx, settings)
+    if enqueue:
+        from igsync.cli._queue import enqueue_all
+
+        if dry_run or ndjson:
+            raise InputError("--enqueue: not with --dry-run or --ndjson")
+        enqueue_all(ctx, out, settings, db, chosen, (days, since, until), part)
+        return
     with out.progress("syncing accounts") as advance:
 
         def on_result(result: FetchResult) -> None:
