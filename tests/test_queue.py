@@ -134,6 +134,14 @@ def test_enqueue_defers_one_job_per_account_and_never_two_while_one_waits(
     assert len({lock for lock, _ in jobs}) == 6
     assert {status for _, status in jobs} == {"todo"}
     assert synced_accounts(fresh_postgres_url) == Counter()  # nothing synced by enqueueing
+    # Supabase's REST roles get nothing of the queue: RLS on, as on the igsync tables
+    flags = query(
+        fresh_postgres_url,
+        "select bool_and(relrowsecurity), count(*) from pg_class"
+        " where relname like 'procrastinate%' and relkind = 'r'",
+    )
+    assert flags[0][0] is True
+    assert int(str(flags[0][1])) >= 4
 
 
 def test_two_workers_process_each_account_once(

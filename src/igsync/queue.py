@@ -96,6 +96,23 @@ def queue_url(database_url: str | None, configured: str | None) -> str:
     )
 
 
+_QUEUE_RLS = """
+do $$
+declare
+    name text;
+begin
+    for name in
+        select c.relname from pg_class c
+        where c.relnamespace = current_schema()::regnamespace and c.relkind = 'r'
+            and c.relname like 'procrastinate%'
+    loop
+        execute format('alter table %I enable row level security', name);
+    end loop;
+end
+$$;
+"""
+
+
 @dataclass
 class Runtime:
     """What a worker's jobs share: the store, the Graph client, the app's credentials."""
@@ -169,7 +186,9 @@ def make_app(
 
 
 async def ensure_schema(app: procrastinate.App) -> None:
-    """Create procrastinate's tables unless they exist, one process at a time."""
+    """Create procrastinate's tables unless they exist, one process at a time, with RLS on
+    (no policy: only their owner and BYPASSRLS roles such as Supabase's service role use
+    them)."""
     connector: Any = app.connector
     async with connector.pool.connection() as conn, conn.transaction():
         await conn.execute("select pg_advisory_xact_lock(hashtext('igsync queue schema'))")
@@ -178,6 +197,11 @@ async def ensure_schema(app: procrastinate.App) -> None:
         if row is not None and row[0]:
             return
         await conn.execute(app.schema_manager.get_schema())
+        # Supabase serves every table of `public` to `anon` and `authenticated` through its
+        # REST API, with every privilege: RLS without a policy shuts them out, as for the
+        # igsync tables. The owner (the role that made them, which runs the workers) is not
+        # subject to it.
+        await conn.execute(_QUEUE_RLS)
 
 
 async def enqueue_accounts(
