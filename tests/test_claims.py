@@ -245,3 +245,19 @@ async def test_a_dry_run_takes_no_claims(tmp_path: Path) -> None:
 
     assert (report.accounts_ok, report.accounts_skipped) == (1, 0)
     assert holder.claimed_by == other
+
+
+async def test_a_running_run_keeps_its_claims_alive_and_a_stopped_one_loses_them(
+    store: Store,
+) -> None:
+    row = UserToken(u_id=ALICE, access_token=SecretStr("EAAG-x"), account_id=ACCOUNT)
+    running = Claims(store, uuid4(), ttl_s=0.6)
+    await running.take(row)
+
+    async with running.renewing():
+        await asyncio.sleep(1.0)  # past the first expiry: renewed every 0.2 s
+        later = Claims(store, uuid4())
+        assert (await later.take(row) or pytest.fail("no claim")).claimed is False
+
+    await asyncio.sleep(0.8)  # renewals stopped, as when a run dies: the claim lapses
+    assert (await Claims(store, uuid4()).take(row) or pytest.fail("no claim")).claimed is True

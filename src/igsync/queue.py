@@ -22,6 +22,7 @@ an account id and the window, never a token: workers read tokens from the store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ SYNC_TASK = "igsync.sync_account"
 #: seconds without a worker heartbeat after which its jobs are put back (procrastinate's
 #: default stalled-worker timeout)
 STALLED_AFTER_S = 30.0
+#: jobs deferred at once by `sync-all --enqueue`, and the queue's pool size
+DEFER_AT_ONCE = 8
 
 
 class JobWindow(BaseModel):
@@ -144,7 +147,12 @@ def make_app(
         ) from None
 
     # Supabase's transaction pooler has no prepared statements (as for the store).
-    connector = procrastinate.PsycopgConnector(conninfo=url, kwargs={"prepare_threshold": None})
+    connector = procrastinate.PsycopgConnector(
+        conninfo=url,
+        kwargs={"prepare_threshold": None},
+        min_size=1,
+        max_size=DEFER_AT_ONCE,
+    )
     app = procrastinate.App(connector=connector)
 
     @app.task(name=SYNC_TASK, queue=QUEUE, pass_context=False)
@@ -213,6 +221,29 @@ async def enqueue_accounts(
     total = enqueued = already = bad = 0
     task = app.tasks[SYNC_TASK]
     args = window.model_dump(mode="json")
+
+    async def defer(token: UserToken, account_id: str) -> bool:
+        """True when deferred, False when the account's job was already waiting."""
+        lock = account_lock(token.u_id, account_id)
+        try:
+            await task.configure(lock=lock, queueing_lock=lock).defer_async(
+                u_id=str(token.u_id), account_id=account_id, window=args
+            )
+        except AlreadyEnqueued:
+            return False
+        return True
+
+    # Each job its own locks, so no batch insert: DEFER_AT_ONCE defers in flight instead, each
+    # one insert and commit on a pooled connection (a commit's fsync is most of its time).
+    pending: list[tuple[UserToken, str]] = []
+
+    async def flush() -> None:
+        nonlocal enqueued, already
+        done = await asyncio.gather(*(defer(t, a) for t, a in pending))
+        enqueued += sum(done)
+        already += len(done) - sum(done)
+        pending.clear()
+
     async for token in iter_tokens(store):
         if shard is not None and not shard.holds(token):
             continue
@@ -220,14 +251,10 @@ async def enqueue_accounts(
         if not isinstance(token, UserToken) or token.account_id is None:
             bad += 1
             continue
-        lock = account_lock(token.u_id, token.account_id)
-        try:
-            await task.configure(lock=lock, queueing_lock=lock).defer_async(
-                u_id=str(token.u_id), account_id=token.account_id, window=args
-            )
-            enqueued += 1
-        except AlreadyEnqueued:
-            already += 1
+        pending.append((token, token.account_id))
+        if len(pending) >= DEFER_AT_ONCE:
+            await flush()
+    await flush()
     return EnqueueReport(
         accounts_total=total, enqueued=enqueued, already_queued=already, not_queued=bad
     )
