@@ -9,6 +9,7 @@ the queue is refused with one line and exit 2.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -218,3 +219,49 @@ def test_the_queue_without_postgresql_is_one_line_and_exit_2(
         assert proc.stderr.count("\n") == 1
         assert "the job queue needs PostgreSQL" in proc.stderr
         assert "IGSYNC_QUEUE_URL" in proc.stderr
+
+
+@pytest.mark.anyio
+async def test_a_worker_schedule_enqueues_every_account_and_runs_them(
+    fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    from igsync.graph import GraphClient
+    from igsync.queue import Runtime, run_worker
+
+    sim = Simulator([SimAccount(a) for a in ACCOUNTS[:3]])
+    await asyncio.to_thread(seed, fresh_postgres_url, ACCOUNTS[:3])
+    async with (
+        PostgresStore(fresh_postgres_url) as store,
+        GraphClient(base_url="http://sim", version="v27.0", transport=sim.transport()) as graph,
+    ):
+        runtime = Runtime(store, graph, None, stalled_after_s=3)
+        worker = asyncio.create_task(
+            run_worker(runtime, fresh_postgres_url, concurrency=2, schedule="* * * * * */1")
+        )
+        try:
+            for _ in range(150):  # the first tick comes within a second or two
+                if len(synced_accounts(fresh_postgres_url)) == 3:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    synced = synced_accounts(fresh_postgres_url)
+    assert set(synced) == set(ACCOUNTS[:3])
+    scheduled = query(
+        fresh_postgres_url,
+        "select count(*) from procrastinate_jobs where task_name = 'igsync.enqueue_all'",
+    )
+    assert int(str(scheduled[0][0])) >= 1
+
+
+def test_a_schedule_that_is_not_cron_is_refused_with_exit_2(
+    fresh_postgres_url: str, served: Served, tmp_path: Path
+) -> None:
+    env = env_for(fresh_postgres_url, served, tmp_path)
+    proc = igsync(env, "worker", "--schedule", "every day", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "--schedule 'every day': not a cron expression" in proc.stderr
