@@ -283,9 +283,11 @@ async def sync_one(
         metrics=_list(window.metrics),
         app=runtime.app,
     )
-    # a claim that lapses with the worker's heartbeat: a killed worker's job, retried, finds
-    # its account free again
-    claims = Claims(store, ctx.run_id, ttl_s=runtime.stalled_after_s)
+    # A claim that lapses before the job counts as stalled: killed at K, the worker's claim
+    # (renewed every s/6) is gone by K + s/2, while its job is seen stalled no sooner than
+    # K + 2s/3 (heartbeats every s/3, stalled after s), so the retried job finds its account
+    # free instead of skipping it.
+    claims = Claims(store, ctx.run_id, ttl_s=runtime.stalled_after_s / 2)
     async with claims.renewing():
         skipped = await _isolated(ctx, token, claims.check(token, plan.requested))
         if skipped is not None:
