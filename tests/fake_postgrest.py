@@ -44,7 +44,7 @@ SUPABASE_URL = "https://fake-project.supabase.co"
 SERVICE_KEY = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.fake-sig-42"
 MAX_ROWS = 1000  # Supabase's default `max-rows`
 
-UUIDS = {"u_id", "token_id", "run_id"}
+UUIDS = {"u_id", "token_id", "run_id", "claimed_by"}
 TIMESTAMPS = {
     "end_time",
     "fetched_at",
@@ -56,6 +56,9 @@ TIMESTAMPS = {
     "finished_at",
     "applied_at",
     "timestamp",  # instagram_media: when the media was posted
+    "claimed_at",
+    "claimed_until",
+    "released_at",
 }
 DATES = {"local_date", "captured_on"}
 JSONB = {"value_json", "errors", "streams"}  # instagram_sync_logs.streams is jsonb too

@@ -754,6 +754,7 @@ async def test_init_schema_finds_the_tables_and_creates_nothing(
         "/rest/v1/instagram_audience",
         "/rest/v1/instagram_media",
         "/rest/v1/instagram_media_insights",
+        "/rest/v1/igsync_claims",
     }
     assert all(r.method == "GET" and r.url.params["limit"] == "0" for r in probes)
 

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     igsync_http_timeout: float = 30.0
     #: Fernet keys for tokens at rest, comma-separated (token_crypto.py); checked on load
     igsync_token_keys: SecretStr | None = None
+    #: the PostgreSQL of the job queue (igsync.queue); None: the store's, if PostgreSQL
+    igsync_queue_url: SecretStr | None = None
 
     @field_validator("igsync_graph_url", "igsync_instagram_url", "supabase_url")
     @classmethod

@@ -209,6 +209,9 @@ class FetchResult(BaseModel):
     #: False when `sync-all` never started this account because the store had stopped
     #: answering: no Graph call was made for it, and no sync-log row could be written
     attempted: bool = True
+    #: not synced by this run because another run holds its claim (igsync.claims): not a
+    #: failure, the other run reports the account; `notes` says until when
+    skipped: bool = False
 
 
 class SyncReport(BaseModel):
@@ -235,6 +238,9 @@ class SyncReport(BaseModel):
     accounts_not_attempted: int = 0
     #: why the run stopped before every account was attempted (None: it did not)
     stopped: str | None = None
+    #: accounts another run was syncing (FetchResult.skipped): in accounts_total, neither ok
+    #: nor failed
+    accounts_skipped: int = 0
 
 
 class UserToken(BaseModel):
@@ -361,3 +367,22 @@ class AccountInfo(BaseModel):
     last_sync_at: datetime | None = None
     last_sync_status: SyncStatus | None = None
     last_sync_rows: int | None = None
+
+
+class AccountClaim(BaseModel):
+    """Who holds an account's claim in `igsync_claims` after a claim attempt (igsync.claims).
+
+    `claimed` is True when the run that asked holds it now. Otherwise `claimed_by` is the run
+    that does, until `claimed_until` (UTC), after which any run may take it over; or, with
+    `released_at` set, the run that finished the account then, after the asking run started.
+    """
+
+    claimed: bool
+    claimed_by: UUID
+    claimed_until: datetime
+    released_at: datetime | None = None
+
+    @field_validator("claimed_until", "released_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)

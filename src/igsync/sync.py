@@ -333,11 +333,13 @@ class Tally:
         self._results: list[FetchResult] = []
         self.total = self.ok = self.inserted = self.errors = self.logs_failed = 0
         self.not_attempted = 0
+        self.skipped = 0
         self.log_error: str | None = None
 
     def add(self, result: FetchResult) -> None:
         self.total += 1
-        self.ok += result.success
+        self.skipped += result.skipped
+        self.ok += result.success and not result.skipped
         self.inserted += result.total_inserted
         self.errors += result.total_errors
         self.not_attempted += not result.attempted
@@ -350,10 +352,11 @@ class Tally:
     def report(self, duration_s: float, *, stopped: str | None = None) -> SyncReport:
         """The totals so far; `stopped` says why the run ended early (it then failed)."""
         return SyncReport(
-            success=self.ok == self.total and stopped is None,
+            # another run syncing an account is not a failure of this one (igsync.claims)
+            success=self.ok + self.skipped == self.total and stopped is None,
             accounts_total=self.total,
             accounts_ok=self.ok,
-            accounts_failed=self.total - self.ok,
+            accounts_failed=self.total - self.ok - self.skipped,
             total_inserted=self.inserted,
             total_errors=self.errors,
             duration_s=round(duration_s, 3),
@@ -362,6 +365,7 @@ class Tally:
             sync_log_error=self.log_error,
             accounts_not_attempted=self.not_attempted,
             stopped=stopped,
+            accounts_skipped=self.skipped,
         )
 
 

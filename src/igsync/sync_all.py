@@ -14,10 +14,12 @@ import logging
 import re
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from igsync.claims import CLAIM_TTL_S, Claims
 from igsync.errors import IgsyncError, InputError, StoreError, StoreUnavailableError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, TokenRow
@@ -85,6 +87,7 @@ async def sync_all(
     on_result: Callable[[FetchResult], None] | None = None,
     keep_results: bool = True,
     on_queued: Callable[[int, bool], None] | None = None,
+    claim_ttl_s: float | None = CLAIM_TTL_S,
 ) -> SyncReport:
     """Fetch and store every instagram row of `user_tokens` (of `shard`), `concurrency` at once.
 
@@ -107,6 +110,10 @@ async def sync_all(
     `on_queued(n, final)` hears how many accounts of this run (of this shard) are known so
     far, as pages of rows are read, and once more with `final=True` when every page is in: a
     progress bar's N.
+
+    Each account is claimed before its first call (igsync.claims, claims lasting `claim_ttl_s`
+    seconds and renewed; None: no claims): one another run holds is a skipped result, not
+    synced. A dry run takes no claims.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
@@ -119,6 +126,9 @@ async def sync_all(
         graph, store, plan=plan, streams=streams, metrics=metrics, app=app, dry_run=dry_run, now=now
     )
     started = time.monotonic()
+    claims = None
+    if not dry_run and claim_ttl_s is not None:
+        claims = Claims(store, ctx.run_id, ttl_s=claim_ttl_s)
 
     async def read() -> None:
         queued = 0
@@ -146,13 +156,24 @@ async def sync_all(
             if ctx.health.reason is not None:
                 await gathered.put((token, _not_attempted(ctx, token, ctx.health.reason)))
                 continue
-            await gathered.put((token, await _isolated(ctx, token, _gather(ctx, token))))
+            skipped = None
+            if claims is not None:  # another run's account ends here as skipped
+                skipped = await _isolated(ctx, token, claims.check(token, ctx.plan.requested))
+                if ctx.health.reason is not None and skipped is not None and not skipped.skipped:
+                    # the claim met a dead store: nothing went to Meta for this account
+                    skipped = _not_attempted(ctx, token, ctx.health.reason)
+            if skipped is not None:
+                await gathered.put((token, skipped))
+            else:
+                await gathered.put((token, await _isolated(ctx, token, _gather(ctx, token))))
 
     async def write() -> None:
         while (item := await gathered.get()) is not None:
             token, done = item
             if isinstance(done, Gathered):
                 done = await _isolated(ctx, token, record(ctx, done), done.started_at)
+            if claims is not None:
+                await claims.release(token)
             tally.add(done)
             if on_result is not None:
                 on_result(done)
@@ -161,7 +182,7 @@ async def sync_all(
             # grow with the accounts of a run.
             _release(token)
 
-    async with asyncio.TaskGroup() as writers:
+    async with _renewing(claims), asyncio.TaskGroup() as writers:
         for _ in range(concurrency):
             writers.create_task(write())
         async with asyncio.TaskGroup() as gatherers:
@@ -171,6 +192,10 @@ async def sync_all(
         for _ in range(concurrency):
             await gathered.put(None)  # one end-of-work mark per writer
     return tally.report(time.monotonic() - started, stopped=ctx.health.reason)
+
+
+def _renewing(claims: Claims | None) -> AbstractAsyncContextManager[object]:
+    return nullcontext() if claims is None else claims.renewing()
 
 
 def _release(token: TokenRow) -> None:

@@ -39,6 +39,7 @@ from igsync.cli._common import (
 from igsync.cli._common import settings as load
 from igsync.cli._doctor import doctor
 from igsync.cli._export import export
+from igsync.cli._queue import worker
 from igsync.cli._sync import sync_all
 from igsync.cli._tokens import accounts_app, refresh_token
 
@@ -199,6 +200,7 @@ async def _fetch(
 
 
 app.command("sync-all")(sync_all)
+app.command("worker")(worker)
 
 
 @app.command()

@@ -348,8 +348,13 @@ def sync_summary(report: SyncReport, *, dry_run: bool) -> tuple[str, dict[str, A
 
 def report_footer(output: Output, report: SyncReport, after_rows: str, after_time: str) -> None:
     """One line of totals, then one line per error, each named by its account."""
+    skipped = (
+        f" ({report.accounts_skipped} skipped: being synced by another run)"
+        if report.accounts_skipped
+        else ""
+    )
     output.print(
-        f"{report.accounts_ok}/{report.accounts_total} accounts ok, "
+        f"{report.accounts_ok}/{report.accounts_total} accounts ok{skipped}, "
         f"{report.total_inserted} rows written and verified{after_rows}, "
         f"in {report.duration_s:.2f} s{after_time}"
     )

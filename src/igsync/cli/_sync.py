@@ -76,18 +76,27 @@ def sync_all(
             "--ndjson", help='One FetchResult per line as each account ends, then {"summary": …}.'
         ),
     ] = False,
+    enqueue: Annotated[
+        bool,
+        typer.Option(
+            "--enqueue",
+            help="Queue one job per account for `igsync worker` instead of syncing here "
+            "(needs PostgreSQL and igsync[queue]).",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Fetch and store every Instagram account in user_tokens, each isolated from the others.
 
     Only user_tokens rows are synced: the IG_ACCOUNT_ID/IG_LONG_TOKEN fallback is not used.
-    Writes one instagram_sync_logs row per account. Exit 0 when every account succeeded, 1
-    when any failed or when this role sees no account at all (unless --allow-empty; a shard
-    that holds none of the accounts is fine), 2 on bad input. A reader that stops reading
-    (`| head -1`) ends the output, never the work: every account is still synced and logged,
-    and the exit code is the run's. On a terminal a bar counts the accounts; off one (cron),
-    one summary line goes to stderr at the end (-q: none). Examples:
+    Writes one instagram_sync_logs row per account. An account another run is syncing is
+    skipped and reported so (not a failure). Exit 0 when every account succeeded or was
+    skipped, 1 when any failed or when this role sees no account at all (unless
+    --allow-empty; a shard that holds none of the accounts is fine), 2 on bad input. A reader
+    that stops reading (`| head -1`) ends the output, never the work: every account is still
+    synced and logged, and the exit code is the run's. On a terminal a bar counts the
+    accounts; off one (cron), one summary line goes to stderr at the end (-q: none). Examples:
 
     \b
         igsync sync-all --days 7 --concurrency 8
@@ -106,6 +115,13 @@ def sync_all(
     settings = load()
     chosen, plan = selection(settings, streams, metrics), window_plan(days, since, until)
     db = open_db(ctx, settings)
+    if enqueue:
+        from igsync.cli._queue import enqueue_all
+
+        if dry_run or ndjson:
+            raise InputError("--enqueue: not with --dry-run or --ndjson")
+        enqueue_all(ctx, out, settings, db, chosen, (days, since, until), part)
+        return
     with out.progress("syncing") as bar:
 
         def on_result(result: FetchResult) -> None:

@@ -8,6 +8,7 @@ SQLite and PostgreSQL apply pending migrations (schema.py), Supabase says which 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -15,6 +16,7 @@ from uuid import UUID
 
 from igsync.errors import ConfigError
 from igsync.models import (
+    AccountClaim,
     AudienceRow,
     InsightRow,
     MediaInsightRow,
@@ -191,6 +193,36 @@ class Store(Protocol):
         that each unique index the upserts rely on is there and valid; Supabase the schema
         version and columns. Raises StoreError when the check itself cannot run.
         """
+        ...
+
+    async def claim_account(
+        self,
+        u_id: UUID,
+        account_id: str,
+        run_id: UUID,
+        now: datetime,
+        until: datetime,
+        run_started: datetime,
+    ) -> AccountClaim:
+        """Compare-and-swap on the account's `igsync_claims` row (igsync.claims): run `run_id`,
+        started at `run_started`, takes the account until `until`, unless another run holds
+        it or finished it after `run_started`.
+
+        Takes a missing claim, one whose `claimed_until` is at or before `now` and never
+        released (its run crashed), or one released at or before `run_started`. Times are UTC,
+        from the caller's clock; holding the claim already counts as taking it. Two runs asking
+        at once never both get it. Returns who holds it afterwards. Raises StoreError when the
+        store fails.
+        """
+        ...
+
+    async def renew_claims(self, run_id: UUID, until: datetime) -> int:
+        """Move every unreleased claim of `run_id` to expire at `until`; returns how many."""
+        ...
+
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID, now: datetime) -> bool:
+        """Mark the account's claim released at `now` if `run_id` holds it; False when it did
+        not (it expired and another run took it over, or it was never taken)."""
         ...
 
 

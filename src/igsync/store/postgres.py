@@ -40,14 +40,17 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from igsync.errors import StoreConfigError, StoreError, StoreUnavailableError
-from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken
+from igsync.models import AccountClaim, SyncLog, TokenRow, TokenUpdate, UserToken
 from igsync.redact import MASK, redact, register_secret
 from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, AccountKey
 from igsync.store.postgres_sql import (
+    CLAIM_ACCOUNT,
     COUNT_TOKENS,
     DELETE_TOKENS,
     LIST_TOKENS,
     RECORDED_VERSION,
+    RELEASE_CLAIM,
+    RENEW_CLAIMS,
     ROW_SECURITY_APPLIES,
     SAVE_TOKEN,
     SCHEMA_LOCK,
@@ -656,3 +659,50 @@ class PostgresStore(TableRows):
             if not valid
         ]
         return problems
+
+    # --- account claims (igsync.claims) ---
+
+    async def claim_account(
+        self,
+        u_id: UUID,
+        account_id: str,
+        run_id: UUID,
+        now: datetime,
+        until: datetime,
+        run_started: datetime,
+    ) -> AccountClaim:
+        params = {
+            "u_id": u_id,
+            "account_id": account_id,
+            "run_id": run_id,
+            "now": now,
+            "until": until,
+            "run_started": run_started,
+        }
+        for _ in range(_CLAIM_ATTEMPTS):
+            rows = await self._fetch("could not claim the account", CLAIM_ACCOUNT, params)
+            if rows:
+                holder, claimed_until, released_at = rows[0]
+                return AccountClaim(
+                    claimed=holder == run_id and released_at is None,
+                    claimed_by=holder,
+                    claimed_until=claimed_until,
+                    released_at=released_at,
+                )
+        raise StoreError(
+            f"PostgreSQL could not claim account {account_id}: its claim changed"
+            f" {_CLAIM_ATTEMPTS} times while igsync read it"
+        )
+
+    async def renew_claims(self, run_id: UUID, until: datetime) -> int:
+        return await self._write(
+            "could not renew claims", RENEW_CLAIMS, {"run_id": run_id, "until": until}
+        )
+
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID, now: datetime) -> bool:
+        params = {"u_id": u_id, "account_id": account_id, "run_id": run_id, "now": now}
+        return await self._write("could not release a claim", RELEASE_CLAIM, params) == 1
+
+
+#: a claim whose row another run changes this many times in a row is a store fault
+_CLAIM_ATTEMPTS = 5

@@ -176,3 +176,39 @@ where c.relnamespace = (select oid from pg_namespace where nspname = current_sch
   and c.relname = any(%(tables)s)
 order by 1, 2
 """
+
+# Account claims (igsync.claims). Taking one is one statement: insert the claim, or take over
+# one whose run crashed (expired, never released) or that was released before this run
+# started (ON CONFLICT … WHERE runs under the row's lock, so two runs cannot both take it), and
+# say who holds it. When a concurrent claim committed after this statement's snapshot, its row
+# is invisible to the second select and nothing comes back: the store asks again.
+CLAIM_ACCOUNT = """
+with taken as (
+    insert into igsync_claims (u_id, account_id, claimed_by, claimed_at, claimed_until)
+    values (%(u_id)s, %(account_id)s, %(run_id)s, %(now)s, %(until)s)
+    on conflict (u_id, account_id) do update set
+        claimed_by = excluded.claimed_by,
+        claimed_at = excluded.claimed_at,
+        claimed_until = excluded.claimed_until,
+        released_at = null
+    where case when igsync_claims.released_at is null
+        then igsync_claims.claimed_until <= excluded.claimed_at
+        else igsync_claims.released_at <= %(run_started)s end
+    returning claimed_by, claimed_until, released_at
+)
+select claimed_by, claimed_until, released_at from taken
+union all
+select claimed_by, claimed_until, released_at from igsync_claims
+where u_id = %(u_id)s and account_id = %(account_id)s and not exists (select from taken)
+"""
+
+RENEW_CLAIMS = """
+update igsync_claims set claimed_until = %(until)s
+where claimed_by = %(run_id)s and released_at is null
+"""
+
+RELEASE_CLAIM = """
+update igsync_claims set claimed_until = %(now)s, released_at = %(now)s
+where u_id = %(u_id)s and account_id = %(account_id)s and claimed_by = %(run_id)s
+  and released_at is null
+"""

@@ -316,6 +316,42 @@ _SQLITE_5 = """\
 -- nothing to change: SQLite has no roles or column privileges
 """
 
+# Which run is syncing which account now, until when (issue 12, igsync.claims): overlapping
+# runs take an account with a compare-and-swap on this row, so none is synced twice; a crashed
+# run's rows expire. A finished account's row stays, released (`released_at`): a run that
+# started before that release skips the account too, or runs walking the accounts side by side
+# would sync again what the run just ahead had finished. One row per account ever synced.
+# A table of igsync's own rather than columns on user_tokens: that table belongs to the app
+# (no DDL, no trigger, no extra write per run there), and a claim is not a token's property.
+# Keyed like the data it guards, (u_id, account_id). No foreign key to user_tokens: it would
+# add triggers to the app's table. RLS on and no policy: a Supabase user or `anon` sees and
+# changes nothing; the service role and the owner (igsync's writers) are not subject to it.
+_POSTGRES_6 = """\
+create table if not exists igsync_claims (
+    u_id uuid not null,
+    account_id text not null,
+    claimed_by uuid not null,
+    claimed_at timestamptz not null,
+    claimed_until timestamptz not null,
+    released_at timestamptz,
+    primary key (u_id, account_id)
+);
+alter table igsync_claims enable row level security;
+"""
+
+# Timestamps always with microseconds, so that text order is time order.
+_SQLITE_6 = """\
+create table igsync_claims (
+    u_id text not null,
+    account_id text not null,
+    claimed_by text not null,
+    claimed_at text not null,
+    claimed_until text not null,
+    released_at text,
+    primary key (u_id, account_id)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -351,6 +387,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgres=_POSTGRES_5,
         sqlite=_SQLITE_5,
         supabase_file="20261130000300_igsync_token_column_privileges.sql",
+    ),
+    Migration(
+        version=6,
+        name="account claims",
+        postgres=_POSTGRES_6,
+        sqlite=_SQLITE_6,
+        supabase_file="20261130000400_igsync_claims.sql",
     ),
 )
 #: the schema version this igsync reads and writes

@@ -30,7 +30,15 @@ from igsync.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from igsync.models import InsightRow, SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
+from igsync.models import (
+    AccountClaim,
+    InsightRow,
+    SyncLog,
+    TokenRow,
+    TokenUpdate,
+    UserToken,
+    as_utc,
+)
 from igsync.redact import redact, register_secret
 from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, AccountKey
 from igsync.store.postgres_sql import SYNC_LOG_COLUMNS
@@ -594,3 +602,70 @@ class SQLiteStore(TableRows):
             for table, rowid, parent, _ in broken
         ]
         return problems
+
+    # --- account claims (igsync.claims): compare-and-swap under SQLite's write lock ---
+
+    async def claim_account(
+        self,
+        u_id: UUID,
+        account_id: str,
+        run_id: UUID,
+        now: datetime,
+        until: datetime,
+        run_started: datetime,
+    ) -> AccountClaim:
+        conn = self._connect()
+        key = (str(u_id), account_id)
+        try:
+            # One transaction holding the write lock: the claim and the read of its holder
+            # see the same row.
+            conn.execute("begin immediate")
+            conn.execute(
+                "insert into igsync_claims (u_id, account_id, claimed_by, claimed_at,"
+                " claimed_until) values (?, ?, ?, ?, ?)"
+                " on conflict (u_id, account_id) do update set claimed_by = excluded.claimed_by,"
+                " claimed_at = excluded.claimed_at, claimed_until = excluded.claimed_until,"
+                " released_at = null"
+                " where case when igsync_claims.released_at is null"
+                " then igsync_claims.claimed_until <= excluded.claimed_at"
+                " else igsync_claims.released_at <= ? end",
+                (*key, str(run_id), _claim_ts(now), _claim_ts(until), _claim_ts(run_started)),
+            )
+            row = conn.execute(
+                "select claimed_by, claimed_until, released_at from igsync_claims"
+                " where u_id = ? and account_id = ?",
+                key,
+            ).fetchone()
+            conn.execute("commit")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("rollback")
+            raise StoreError(f"SQLite could not claim the account: {redact(str(exc))}") from None
+        holder, released = UUID(row[0]), row[2]
+        return AccountClaim(
+            claimed=holder == run_id and released is None,
+            claimed_by=holder,
+            claimed_until=datetime.fromisoformat(row[1]),
+            released_at=None if released is None else datetime.fromisoformat(released),
+        )
+
+    async def renew_claims(self, run_id: UUID, until: datetime) -> int:
+        cursor = self._run(
+            "update igsync_claims set claimed_until = ?"
+            " where claimed_by = ? and released_at is null",
+            (_claim_ts(until), str(run_id)),
+        )
+        return cursor.rowcount
+
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID, now: datetime) -> bool:
+        cursor = self._run(
+            "update igsync_claims set claimed_until = ?, released_at = ?"
+            " where u_id = ? and account_id = ? and claimed_by = ? and released_at is null",
+            (_claim_ts(now), _claim_ts(now), str(u_id), account_id, str(run_id)),
+        )
+        return cursor.rowcount == 1
+
+
+def _claim_ts(value: datetime) -> str:
+    """A claim's time as text whose order is time order: UTC, always with microseconds."""
+    return as_utc(value).isoformat(timespec="microseconds")

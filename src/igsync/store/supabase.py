@@ -31,13 +31,8 @@ from postgrest.types import CountMethod
 from pydantic import BaseModel, SecretStr, ValidationError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from igsync.errors import (
-    SchemaMissingError,
-    StoreConfigError,
-    StoreError,
-    StoreUnavailableError,
-)
-from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
+from igsync.errors import SchemaMissingError, StoreConfigError, StoreError, StoreUnavailableError
+from igsync.models import AccountClaim, SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store import SYNC_LOG_SCAN, AccountKey
 from igsync.store.schema import LATEST, VERSION_TABLE
@@ -71,7 +66,10 @@ _TABLES = {
     "instagram_sync_logs": "id,run_id,u_id,account_id,started_at,finished_at,status,"
     "total_inserted,total_errors,errors,token_refreshed,streams",
     **{t.name: ",".join(("id", *t.names, t.stamp)) for t in UPSERTED},
+    "igsync_claims": "u_id,account_id,claimed_by,claimed_at,claimed_until,released_at",
 }
+#: a claim whose row other runs change this many times in a row is a store fault
+_CLAIM_ATTEMPTS = 5
 # The status of the last response in this task: postgrest's APIError does not carry it.
 _last_status: ContextVar[int | None] = ContextVar("igsync_supabase_status", default=None)
 
@@ -536,3 +534,84 @@ class SupabaseStore(TableRows):
         except SchemaMissingError as exc:
             return [str(exc)]
         return []
+
+    # --- account claims (igsync.claims) ---
+
+    async def claim_account(
+        self,
+        u_id: UUID,
+        account_id: str,
+        run_id: UUID,
+        now: datetime,
+        until: datetime,
+        run_started: datetime,
+    ) -> AccountClaim:
+        # The token CAS's pattern over PostgREST, which has no ON CONFLICT … WHERE: insert the
+        # claim unless one exists; else read it, and take it over (crashed, or released before
+        # this run started) only while it still holds the holder and expiry read. Every step
+        # is safe to resend: a step whose answer was lost shows up in the next read as this
+        # run's own claim.
+        key = {"u_id": str(u_id), "account_id": account_id}
+        mine = {"claimed_by": str(run_id), "claimed_at": _ts(now), "claimed_until": _ts(until)}
+
+        def insert(c: AsyncClient) -> Any:
+            query = c.table("igsync_claims").upsert(
+                [{**key, **mine}], on_conflict="u_id,account_id", ignore_duplicates=True
+            )
+            return query.select("claimed_by").execute()
+
+        def read(c: AsyncClient) -> Any:
+            query = c.table("igsync_claims").select("claimed_by,claimed_until,released_at")
+            return query.eq("u_id", key["u_id"]).eq("account_id", account_id).execute()
+
+        for _ in range(_CLAIM_ATTEMPTS):
+            if _rows(await self._run("claim the account", insert)):
+                return AccountClaim(claimed=True, claimed_by=run_id, claimed_until=until)
+            found = _rows(await self._run("read the account's claim", read))
+            if not found:
+                continue  # deleted between the two requests: try to insert again
+            held = found[0]
+            released = held.get("released_at")
+            claim = AccountClaim(
+                claimed=str(held["claimed_by"]) == str(run_id) and released is None,
+                claimed_by=UUID(str(held["claimed_by"])),
+                claimed_until=datetime.fromisoformat(str(held["claimed_until"])),
+                released_at=None if released is None else datetime.fromisoformat(str(released)),
+            )
+            if claim.claimed:
+                return claim
+            if claim.released_at is None and claim.claimed_until > as_utc(now):
+                return claim  # another run is on it
+            if claim.released_at is not None and claim.released_at > as_utc(run_started):
+                return claim  # another run finished it while this one ran
+
+            def take_over(c: AsyncClient, seen: dict[str, Any] = held) -> Any:
+                query = c.table("igsync_claims").update({**mine, "released_at": None})
+                query = query.eq("u_id", key["u_id"]).eq("account_id", account_id)
+                query = query.eq("claimed_by", str(seen["claimed_by"]))
+                query = query.eq("claimed_until", str(seen["claimed_until"]))
+                return query.select("claimed_by").execute()
+
+            if _rows(await self._run("take over a claim", take_over)):
+                return AccountClaim(claimed=True, claimed_by=run_id, claimed_until=until)
+        raise StoreError(
+            f"Supabase could not claim account {account_id}: its claim changed"
+            f" {_CLAIM_ATTEMPTS} times while igsync read it"
+        )
+
+    async def renew_claims(self, run_id: UUID, until: datetime) -> int:
+        def renew(c: AsyncClient) -> Any:
+            query = c.table("igsync_claims").update({"claimed_until": _ts(until)})
+            query = query.eq("claimed_by", str(run_id)).is_("released_at", "null")
+            return query.select("account_id").execute()
+
+        return _confirmed(await self._run("renew claims", renew))
+
+    async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID, now: datetime) -> bool:
+        def release(c: AsyncClient) -> Any:
+            changes = {"claimed_until": _ts(now), "released_at": _ts(now)}
+            query = c.table("igsync_claims").update(changes).eq("u_id", str(u_id))
+            query = query.eq("account_id", account_id).eq("claimed_by", str(run_id))
+            return query.is_("released_at", "null").select("account_id").execute()
+
+        return _confirmed(await self._run("release a claim", release)) == 1
