@@ -404,3 +404,28 @@ def test_sync_all_cli(kind: FaultKind, exit_code: int, faulted_log: str, tmp_pat
     for secret in [*tokens, APP_SECRET]:
         for text in (proc.stdout, proc.stderr, dump):
             assert secret not in text, "a secret reached the output"
+
+
+async def test_a_refused_batch_of_one_does_not_pace_every_later_call() -> None:
+    """A throttle (code 4) carries x-app-usage at 100 %. Sent alone, the refusal never set
+    the app's pace; sent as a batch of one (a token's lone call when batching without app
+    credentials) it did, so every later call of every account paused 30 s on top of the
+    backoff (found by benchmarks/soak.py: one throttled account made a run take 112 s)."""
+    sim = sim_of()
+    sim.faults.append(Fault("throttle", account_id=FAULTED))
+    token = sim.issue_token(FAULTED)
+    async with GraphClient(
+        base_url="http://sim", version="v27.0", transport=sim.transport(), batch=True
+    ) as graph:
+        items = await graph.get_insights(
+            FAULTED,
+            token,
+            metrics=["reach"],
+            metric_type="time_series",
+            since=datetime(2026, 11, 20, tzinfo=UTC),
+            until=datetime(2026, 11, 22, tzinfo=UTC),
+        )
+    assert [i.name for i in items] == ["reach"]
+    assert [r.status for r in sim.requests] == [400, 200]  # refused, then retried
+    assert graph.paced_s == 0
+    assert graph.last_usage is None
