@@ -145,11 +145,12 @@ RETRIED = frozenset(
 def inject(
     sim: Simulator, accounts: list[str], rate: float, rng: random.Random, *, quick: bool
 ) -> Counter[str]:
-    """Fresh faults for this run: one each on `rate` of the accounts, every kind in turn;
+    """Fresh faults for this run: one each on `rate` of the accounts (at least one of every
+    kind, unless `rate` is 0), every kind in turn;
     half strike once, half on every request (with `quick`, retried kinds strike once)."""
     sim.faults.clear()
     # every kind at least once, even on a small run
-    count = min(len(accounts), max(round(len(accounts) * rate), len(KINDS)))
+    count = min(len(accounts), max(round(len(accounts) * rate), len(KINDS))) if rate else 0
     chosen = rng.sample(accounts, count)
     kinds: Counter[str] = Counter()
     for i, account in enumerate(chosen):
@@ -360,7 +361,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--fault-rate", type=float, default=0.1)
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.1, help="share of accounts faulted (0: none)"
+    )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per round trip")
     parser.add_argument("--seed", type=int, default=None, help="default: a random one")
     parser.add_argument("--postgres-url", help="also soak a fresh database on this server")
