@@ -156,7 +156,8 @@ def trials(
     rng = random.Random(f"{seed}-{backend}")
     killed = 0
     for trial in range(TRIALS):
-        delay = rng.uniform(0.0, took)
+        # the first ~third of a run is the interpreter starting: no need to kill there often
+        delay = rng.uniform(0.3, 1.0) * took
         label = f"IGSYNC_KILL_SEED={seed} {backend} trial {trial} (kill after {delay:.3f} s)"
         killed += kill_and_resume(served, next(trial_urls), home, clean, delay, label)
     print(f"{backend}: clean run {took:.2f} s; {killed} of {TRIALS} runs killed mid-way")
