@@ -174,7 +174,8 @@ def _total_value_required(fault: Fault, metrics: tuple[str, ...], app_id: str) -
 class _CutResponse(Response):
     """Headers and the first half of a body whose Content-Length promises all of it; then the
     app returns. Over loopback the server closes the connection (the client reads a body cut
-    short: httpx's RemoteProtocolError); in-process the client gets the half body."""
+    short: httpx's RemoteProtocolError). Loopback only: in-process, httpx's ASGITransport
+    fails the unfinished response with an AssertionError no real network raises."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
