@@ -168,7 +168,10 @@ class GraphClient:
         api = self._apis["facebook_login"]
         if len(requests) == 1:
             answer = await self._alone(requests[0])
-            self.last_usage = app_usage(answer.headers)
+            if answer.is_success:
+                # as in _retrying: a refusal's usage figure (x-app-usage at 100 % on a code 4)
+                # must not pace every later call; the backoff already decides its wait
+                self.last_usage = app_usage(answer.headers)
             return [answer]
         data = {
             "batch": json.dumps([batch_item(r, api) for r in requests], separators=(",", ":")),

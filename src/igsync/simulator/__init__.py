@@ -34,8 +34,11 @@ What it fakes:
 
     token checks (missing, expired, logged out, unknown, `appsecret_proof`); per-account usage
     headers and code 80002 at the limit; latency; injected faults (throttles with their usage
-    headers, 5xx, 502 HTML from a proxy, held responses, expired, invalid or logged-out tokens,
-    missing objects), on any endpoint, batch items included.
+    headers, 5xx, 502 and 503 HTML from a proxy, an HTML page with 200, truncated JSON, empty
+    data, a connection cut mid-answer (over loopback), held responses, expired, invalid,
+    logged-out, password-changed (190/460) or app-removed (190/458) tokens, a metric Meta no
+    longer lists, metric_type=total_value required, code 10, missing objects), on any
+    endpoint, batch items included (`FaultKind`).
 
     Both of Meta's hosts (GRAPH_API §7), each refusing the other login's tokens with 190
     "Cannot parse access token": the Facebook host (insights, media, stories, batch, the

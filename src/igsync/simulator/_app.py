@@ -340,7 +340,14 @@ class Simulator:
             return None
         if node is None:
             node = account_id if endpoint == "insights" and account_id else endpoint
-        return fault_response(fault, account_id=account_id, node=node, now=self._now())
+        return fault_response(
+            fault,
+            account_id=account_id,
+            node=node,
+            now=self._now(),
+            metrics=metrics,
+            app_id=self.app_id,
+        )
 
     def _authenticate(
         self, request: Request, params: Mapping[str, str], account_id: str, host: Host

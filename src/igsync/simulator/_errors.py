@@ -97,6 +97,16 @@ USER_LOGGED_OUT: JSON = {
         "error_subcode": 467,
     }
 }
+# 190/458 and 190/460 have no live body in graph_samples/ (the 460 sample is Meta's generic
+# envelope, "Message describing the error"); the messages are Graph's wording as users quote
+# it, in the envelope of the 463 sample. {app_id} is the app the user removed.
+APP_NOT_AUTHORIZED = (
+    "Error validating access token: The user has not authorized application {app_id}."
+)
+SESSION_INVALIDATED = (
+    "Error validating access token: The session has been invalidated because the user changed "
+    "their password or Facebook has changed the session for security reasons."
+)
 # error_100_subcode_33_graphmethodexception_airbyte_issue4028.json (live); {method}, {id} filled in
 UNSUPPORTED_REQUEST: JSON = {
     "error": {

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from ._errors import (
+    APP_NOT_AUTHORIZED,
     APP_REQUEST_LIMIT,
     CANNOT_PARSE_TOKEN,
     INVALID_ACCESS_TOKEN,
     JSON,
+    METRIC_MUST_BE_ONE_OF,
+    NO_PERMISSION,
     PAGE_REQUEST_LIMIT,
     RATE_LIMIT_613,
+    SESSION_INVALIDATED,
+    TOTAL_VALUE_REQUIRED,
     UNEXPECTED_TRANSIENT,
     USER_LOGGED_OUT,
     USER_REQUEST_LIMIT,
@@ -39,6 +46,7 @@ _SAMPLE_FAULTS: dict[str, tuple[JSON, int]] = {
     "rate_limit_613": (RATE_LIMIT_613, 400),
     "transient": (UNEXPECTED_TRANSIENT, 500),
     "logged_out": (USER_LOGGED_OUT, 400),
+    "no_permission": (NO_PERMISSION, 400),
 }
 # invented: 80002 is Instagram's throttle code (GRAPH_API §3) but no body was captured
 IG_THROTTLE_MESSAGE = (
@@ -49,6 +57,21 @@ _BAD_GATEWAY_HTML = (
     "<html><head><title>502 Bad Gateway</title></head>"
     "<body><center><h1>502 Bad Gateway</h1></center></body></html>"
 )
+# invented: what a proxy or load balancer answers while Graph is unavailable
+_UNAVAILABLE_HTML = (
+    "<html><head><title>503 Service Unavailable</title></head>"
+    "<body><center><h1>503 Service Unavailable</h1></center></body></html>"
+)
+# invented: a page a captive portal or corporate proxy serves with status 200 in Graph's place
+_PORTAL_HTML = (
+    "<!DOCTYPE html><html><head><title>Sign in to the network</title></head>"
+    "<body><form method='post'><input name='user'></form></body></html>"
+)
+# the first half of an insights answer (insights_time_series_follower_count_reach_day_airbyte
+# shape), as a body cut off in transit looks
+_TRUNCATED_INSIGHTS = '{"data":[{"name":"reach","period":"day","values":[{"value":1,"end_time":"20'
+# insights_empty_data_documented.json: "no data", not zero (GRAPH_API §1)
+_EMPTY_DATA: JSON = {"data": []}
 # A throttle fault reports the app at its limit (header_x_app_usage_*.json shape).
 _APP_USAGE_AT_LIMIT = usage_header({"call_count": 100, "total_cputime": 25, "total_time": 25})
 
@@ -88,8 +111,19 @@ def take_fault(
     return None
 
 
-def fault_response(fault: Fault, *, account_id: str | None, node: str, now: datetime) -> Response:
-    """What `fault` answers; `node` is the object a 100/33 names (the account, or the edge)."""
+def fault_response(
+    fault: Fault,
+    *,
+    account_id: str | None,
+    node: str,
+    now: datetime,
+    metrics: tuple[str, ...] = (),
+    app_id: str = "sim-app-id",
+) -> Response:
+    """What `fault` answers; `node` is the object a 100/33 names (the account, or the edge);
+    `metrics` are those the request asked for (a 100 about a metric names its position)."""
+    if fault.kind in _OTHER_FAULTS:
+        return _OTHER_FAULTS[fault.kind](fault, metrics, app_id)
     if fault.kind in _SAMPLE_FAULTS:
         sample, status = _SAMPLE_FAULTS[fault.kind]
         headers = {"x-app-usage": _APP_USAGE_AT_LIMIT} if fault.kind == "throttle" else {}
@@ -119,6 +153,60 @@ def fault_response(fault: Fault, *, account_id: str | None, node: str, now: date
         return GraphReject(unsupported_request("GET", node)).response()
     msg = f"fault kind {fault.kind!r} has no answer"  # "timeout" is handled by the caller
     raise AssertionError(msg)
+
+
+def _must_be_one_of(fault: Fault, metrics: tuple[str, ...], app_id: str) -> Response:
+    # Meta lists the metrics it accepts today; a retired one is missing from the list
+    # (error_100_metric_must_be_one_of_partial.json, GRAPH_API §1, §7).
+    gone = fault.metric or (metrics[0] if metrics else "")
+    index = metrics.index(gone) if gone in metrics else 0
+    message = METRIC_MUST_BE_ONE_OF.format(index=index)
+    prefix, listed = message.split(": ", 1)
+    kept = ", ".join(m for m in listed.split(", ") if m != gone)
+    return JSONResponse(graph_error(100, f"{prefix}: {kept}"), status_code=400)
+
+
+def _total_value_required(fault: Fault, metrics: tuple[str, ...], app_id: str) -> Response:
+    named = fault.metric or ", ".join(metrics)
+    return JSONResponse(graph_error(100, TOTAL_VALUE_REQUIRED.format(metrics=named)), 400)
+
+
+class _CutResponse(Response):
+    """Headers and the first half of a body whose Content-Length promises all of it; then the
+    app returns. Over loopback the server closes the connection (the client reads a body cut
+    short: httpx's RemoteProtocolError). Loopback only: in-process, httpx's ASGITransport
+    fails the unfinished response with an AssertionError no real network raises."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": self.body[: len(self.body) // 2],
+                "more_body": True,
+            }
+        )
+
+
+_OTHER_FAULTS: dict[str, Callable[[Fault, tuple[str, ...], str], Response]] = {
+    "app_removed": lambda f, m, app_id: JSONResponse(
+        graph_error(190, APP_NOT_AUTHORIZED.format(app_id=app_id), subcode=458), 400
+    ),
+    "password_changed": lambda f, m, a: JSONResponse(
+        graph_error(190, SESSION_INVALIDATED, subcode=460), 400
+    ),
+    "unknown_metric": _must_be_one_of,
+    "metric_type_required": _total_value_required,
+    "service_unavailable": lambda f, m, a: HTMLResponse(_UNAVAILABLE_HTML, status_code=503),
+    "html_page": lambda f, m, a: HTMLResponse(_PORTAL_HTML, status_code=200),
+    "truncated_json": lambda f, m, a: Response(
+        _TRUNCATED_INSIGHTS, status_code=200, media_type="application/json"
+    ),
+    "empty_data": lambda f, m, a: JSONResponse(_EMPTY_DATA),
+    "connection_reset": lambda f, m, a: _CutResponse(
+        json.dumps(_EMPTY_DATA | {"paging": {}}), media_type="application/json"
+    ),
+}
 
 
 async def client_left_while_held(request: Request, delay: float) -> bool:

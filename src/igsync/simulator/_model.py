@@ -23,6 +23,16 @@ FaultKind = Literal[
     "invalid_token",
     "unparseable_token",
     "batch_timeout",  # a batch item answered `null` (Meta timed it out); batch items only
+    "app_removed",  # 190/458: the user removed the app
+    "password_changed",  # 190/460: the session was invalidated (password changed)
+    "unknown_metric",  # 100 "must be one of", the list without `metric` (Meta retired it)
+    "metric_type_required",  # 100 "should be specified with parameter metric_type=total_value"
+    "no_permission",  # 10 "Application does not have permission for this action"
+    "service_unavailable",  # HTTP 503 with a proxy's HTML page
+    "html_page",  # HTTP 200 with an HTML page (a captive portal or proxy login page)
+    "truncated_json",  # HTTP 200 whose JSON body ends halfway
+    "empty_data",  # HTTP 200 {"data": []}: Meta had no data for the request
+    "connection_reset",  # headers sent, then the connection closed halfway through the body
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 # What a fault can hit, matched against the end of the request path: the versioned and the
