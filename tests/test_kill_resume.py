@@ -20,19 +20,22 @@ import asyncio
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import NAMESPACE_URL, uuid5
 
+import psycopg
 import pytest
 from pydantic import SecretStr
 
 from igsync.models import UserToken
 from igsync.simulator import Served, SimAccount, Simulator, serve_in_thread
-from igsync.store import open_store
+from igsync.store import open_store, sqlite_path
 from postgres_server import fresh_database
 from test_cli_e2e import IGSYNC
 
@@ -93,6 +96,19 @@ def stored(url: str) -> dict[Key, int | None]:
     return asyncio.run(read())
 
 
+def expire_claims(url: str) -> None:
+    """What six minutes do to a killed run's claims (igsync.claims: CLAIM_TTL_S): they expire,
+    and the next run may take those accounts. Without this the resume would skip them."""
+    past = "2000-01-01T00:00:00.000000+00:00"
+    query = "update igsync_claims set claimed_until = {} where released_at is null"
+    if url.startswith("sqlite:"):
+        with closing(sqlite3.connect(sqlite_path(url))) as conn, conn:
+            conn.execute(query.format("?"), (past,))
+    else:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(query.format("%s").encode(), (past,))
+
+
 def sync_all(served: Served, url: str, home: Path) -> subprocess.Popen[bytes]:
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -141,6 +157,7 @@ def kill_and_resume(
         proc.wait(timeout=30)
         killed = True
     at_kill = len(stored(url))
+    expire_claims(url)
     assert sync_all(served, url, home).wait(timeout=120) == 0, label
     after = stored(url)
     assert set(after) == set(clean), f"{label}: keys differ"
