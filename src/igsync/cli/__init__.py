@@ -35,6 +35,7 @@ from igsync.cli._common import (
 )
 from igsync.cli._common import settings as load
 from igsync.cli._export import export
+from igsync.cli._report import report
 from igsync.cli._sync import sync_all
 from igsync.cli._tokens import accounts_app, refresh_token
 
@@ -223,6 +224,7 @@ def metrics_command(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
 
 app.command("export")(export)
+app.command("report")(report)
 app.add_typer(db_app, name="db")
 
 
