@@ -151,16 +151,24 @@ def _mean(values: Sequence[int | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-async def _newest_date(store: Store, u_id: UUID | None) -> date | None:
-    """The newest local_date stored (of the user's rows, when given)."""
-    newest: date | None = None
-    rows = RowFilter(u_id=u_id)
-    async with aclosing(store.stream_rows(INSIGHTS, rows=rows, order=("local_date",))) as found:
-        async for row in found:
-            # ascending order with nulls wherever the store puts them: keep the max seen
-            if row.local_date is not None and (newest is None or row.local_date > newest):
-                newest = row.local_date
-    return newest
+#: how far back the newest stored local date is looked for, widening only while none is found:
+#: a store synced lately answers from its last week of rows, not from its whole history
+_LOOKBACK_DAYS = (7, 62, 800)
+
+
+async def _newest_date(store: Store, u_id: UUID | None, today: date) -> date | None:
+    """The newest local_date stored (of the user's rows, when given); None when there is none."""
+    for back in (*_LOOKBACK_DAYS, None):
+        since = None if back is None else today - timedelta(days=back)
+        newest: date | None = None
+        rows = RowFilter(u_id=u_id, since=since)
+        async with aclosing(store.stream_rows(INSIGHTS, rows=rows)) as found:
+            async for row in found:
+                if row.local_date is not None and (newest is None or row.local_date > newest):
+                    newest = row.local_date
+        if newest is not None:
+            return newest
+    return None
 
 
 async def build_report(
@@ -185,7 +193,8 @@ async def build_report(
         raise ValueError("days must be at least 1")
     chosen = tuple(streams) if streams else REPORT_STREAMS
     if until is None:
-        until = await _newest_date(store, u_id) or datetime.now(UTC).date() - timedelta(days=1)
+        today = datetime.now(UTC).date()
+        until = await _newest_date(store, u_id, today) or today - timedelta(days=1)
     since = until - timedelta(days=days - 1)
     previous_until = since - timedelta(days=1)
     previous_since = previous_until - timedelta(days=days - 1)
