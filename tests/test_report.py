@@ -238,6 +238,7 @@ def test_cli_report_html(
     [
         (["--streams", "account,clicks"], "--streams: unknown clicks"),
         (["--metrics", "impressions"], "--metrics:"),
+        (["--metrics", "reach,follower_demographics"], "not a daily account metric"),
         (["--days", "0"], "--days"),
         (["--until", "2026-13-01"], "--until"),
     ],

@@ -123,15 +123,23 @@ def _list(option: str, text: str | None, allowed: Sequence[str]) -> tuple[str, .
 
 
 def _metric_list(text: str | None) -> tuple[str, ...] | None:
-    from igsync.catalogue import parse_metric_list
+    from igsync.catalogue import METRIC_CONFIG, parse_metric_list
     from igsync.errors import InputError
 
     if text is None:
         return None
     try:
-        return parse_metric_list(text)
+        names = parse_metric_list(text)
     except InputError as exc:
         raise InputError(f"--metrics: {exc}") from None
+    for name in names:
+        spec = METRIC_CONFIG[name]
+        if spec.stream != "account" or spec.period != "day":
+            raise InputError(
+                f"--metrics: {name} is not a daily account metric; its breakdowns show with"
+                " --streams audience"
+            )
+    return names
 
 
 async def _build(
