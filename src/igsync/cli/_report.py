@@ -101,7 +101,7 @@ def report(
     if not result.accounts:
         out.print(
             f"no rows stored for {result.since} to {result.until}: run `igsync fetch` "
-            "(or `igsync demo --db URL`) first, or choose --until"
+            "(or `igsync --db URL demo`) first, or choose --until"
         )
     if html is not None and out.chatty:
         out.err.print(f"charts written to {html}", highlight=False, markup=False)

@@ -133,7 +133,7 @@ def render_html(report: Report) -> str:
 
     body = "\n".join(_account_html(a, report) for a in report.accounts) or (
         "<p>No rows stored for these dates: run <code>igsync fetch</code> or"
-        " <code>igsync demo --db …</code> first.</p>"
+        " <code>igsync --db URL demo</code> first.</p>"
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
