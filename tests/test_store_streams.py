@@ -321,28 +321,30 @@ async def test_instagram_daily_has_one_row_per_account_and_local_date(
             insight("accounts_engaged", la_day1, 12),
             insight("follower_count", la_day1, 500),
             insight("views", la_day1, 900),
-            insight("website_clicks", la_day1, 3),  # not a column of the view
+            insight("website_clicks", la_day1, 3),  # a column since migration 7
             insight("reach", la_day2, 110),
             insight("profile_views", la_day2, None),  # Meta had no value: null, not 0
             insight("reach", kolkata, 40, account_id="kolkata"),
             insight("reach", kolkata, 41, account_id="kolkata", u_id=BOB),
             insight("reach", la_day1, 1, account_id="lifetime", period="lifetime"),  # no local date
-            insight("website_clicks", la_day1, 3, account_id="other"),  # no metric of the view
+            insight("likes", la_day1, 3, account_id="other"),  # a day of one metric
+            insight("online_followers", la_day1, 9, account_id="other"),  # no column
         ]
     )
 
     daily = await kit.sql(
         "select cast(u_id as text), account_id, cast(local_date as text), reach, profile_views,"
-        " accounts_engaged, follower_count, views from instagram_daily"
+        " accounts_engaged, follower_count, views, website_clicks, likes from instagram_daily"
         " order by account_id, local_date, u_id"
     )
 
     alice, bob = str(ALICE), str(BOB)
     assert daily == [
-        (bob, "kolkata", "2026-11-20", 41, None, None, None, None),
-        (alice, "kolkata", "2026-11-20", 40, None, None, None, None),
-        (alice, "la", "2026-11-19", 100, 7, 12, 500, 900),
-        (alice, "la", "2026-11-20", 110, None, None, None, None),
+        (bob, "kolkata", "2026-11-20", 41, None, None, None, None, None, None),
+        (alice, "kolkata", "2026-11-20", 40, None, None, None, None, None, None),
+        (alice, "la", "2026-11-19", 100, 7, 12, 500, 900, 3, None),
+        (alice, "la", "2026-11-20", 110, None, None, None, None, None, None),
+        (alice, "other", "2026-11-19", None, None, None, None, None, None, 3),
     ]
 
 

@@ -40,6 +40,7 @@ from igsync.cli._common import settings as load
 from igsync.cli._doctor import doctor
 from igsync.cli._export import export
 from igsync.cli._queue import worker
+from igsync.cli._report import report
 from igsync.cli._sync import sync_all
 from igsync.cli._tokens import accounts_app, refresh_token
 
@@ -261,6 +262,7 @@ def metrics_command(
 
 
 app.command("export")(export)
+app.command("report")(report)
 app.add_typer(db_app, name="db")
 app.command("doctor")(doctor)
 

@@ -4,7 +4,8 @@ Each migration is applied once, in order, in a transaction of its own, and recor
 `igsync_schema_migrations` (the schema-version record). No migration drops or rewrites a stored
 value: they add tables, columns and indexes, and fill new columns from existing ones.
 
-Migration 3 (the stream tables and the modelled views) lives in schema_streams.py.
+Migration 3 (the stream tables and the modelled views) lives in schema_streams.py; the
+daily view's column per account metric (issue 13) in schema_daily.py.
 
 Migration 1 is the schema igsync created before it had migrations, unchanged: a database made by
 that igsync holds its tables and no version record, and counts as version 1. A published
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from igsync.store.schema_daily import POSTGRES_DAILY, SQLITE_DAILY
 from igsync.store.schema_streams import POSTGRES_3, SQLITE_3
 
 Dialect = Literal["postgres", "sqlite"]
@@ -394,6 +396,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgres=_POSTGRES_6,
         sqlite=_SQLITE_6,
         supabase_file="20261130000400_igsync_claims.sql",
+    ),
+    Migration(
+        version=7,
+        name="daily view of every account metric",
+        postgres=POSTGRES_DAILY,
+        sqlite=SQLITE_DAILY,
+        supabase_file="20261130000500_igsync_daily_metrics.sql",
     ),
 )
 #: the schema version this igsync reads and writes

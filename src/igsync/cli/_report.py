@@ -1,0 +1,230 @@
+"""`igsync report`: the last N local days per account and metric, on the terminal, as JSON,
+or as one self-contained HTML page of charts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+from uuid import UUID
+
+import typer
+
+from igsync.cli._common import JsonOpt, QuietOpt, VerboseOpt, make_output, open_db, run
+from igsync.cli._common import settings as load
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.table import Table
+
+    from igsync.report import AccountReport, Report
+    from igsync.store import Store
+
+
+def report(
+    ctx: typer.Context,
+    days: Annotated[
+        int, typer.Option(min=1, max=366, help="How many account-local days to show.")
+    ] = 14,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
+            help="Last local date shown (inclusive); default: the newest one stored.",
+        ),
+    ] = None,
+    user: Annotated[
+        UUID | None, typer.Option(help="Only this user's accounts (users.u_id).")
+    ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(help="Comma list of daily account metrics; default: every one stored."),
+    ] = None,
+    streams: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of account, audience, media, stories; default: all (a stream "
+            "with no stored rows shows nothing)."
+        ),
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Also write FILE: one self-contained HTML page of charts (opens offline; "
+            "needs the extra: pip install 'igsync[report]').",
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Show the stored numbers: per account and metric, the latest value, the change of the
+    mean daily value against the previous period, and a sparkline (a blank is a day with no
+    value, never a zero). Examples:
+
+        igsync report --days 30 --metrics reach,views
+
+        igsync report --html report.html
+    """
+    from igsync.report import REPORT_STREAMS, require_plotly
+
+    out = make_output(ctx, json_, quiet, verbose)
+    chosen_metrics = _metric_list(metrics)
+    chosen_streams = _list("--streams", streams, REPORT_STREAMS)
+    if html is not None:
+        if html.is_dir():
+            from igsync.errors import InputError
+
+            raise InputError(f"--html {html} is a directory; name a file")
+        require_plotly()
+    db = open_db(ctx, load())
+    result = run(
+        _build(db, days, until.date() if until else None, user, chosen_metrics, chosen_streams)
+    )
+    if html is not None:
+        from igsync.export import atomic_output
+        from igsync.report import render_html
+
+        page = render_html(result).encode()
+        with atomic_output(html) as file:
+            file.write(page)
+    if out.json_mode:
+        document = result.model_dump(mode="json")
+        if html is not None:
+            document["html"] = str(html)
+        out.emit_json(document)
+        return
+    for table in _tables(result):
+        out.print(table)
+    if not result.accounts:
+        out.print(
+            f"no rows stored for {result.since} to {result.until}: run `igsync fetch` "
+            "(or `igsync --db URL demo`) first, or choose --until"
+        )
+    if html is not None and out.chatty:
+        out.err.print(f"charts written to {html}", highlight=False, markup=False)
+
+
+def _list(option: str, text: str | None, allowed: Sequence[str]) -> tuple[str, ...] | None:
+    from igsync.errors import InputError
+
+    if text is None:
+        return None
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in allowed]
+    if not names or unknown:
+        raise InputError(
+            f"{option}: unknown {', '.join(unknown) or '(empty list)'}; choose from"
+            f" {', '.join(allowed)}"
+        )
+    return names
+
+
+def _metric_list(text: str | None) -> tuple[str, ...] | None:
+    from igsync.catalogue import METRIC_CONFIG, parse_metric_list
+    from igsync.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        names = parse_metric_list(text)
+    except InputError as exc:
+        raise InputError(f"--metrics: {exc}") from None
+    for name in names:
+        spec = METRIC_CONFIG[name]
+        if spec.stream != "account" or spec.period != "day":
+            raise InputError(
+                f"--metrics: {name} is not a daily account metric; its breakdowns show with"
+                " --streams audience"
+            )
+    return names
+
+
+async def _build(
+    db: Store,
+    days: int,
+    until: date | None,
+    user: UUID | None,
+    metrics: Sequence[str] | None,
+    streams: Sequence[str] | None,
+) -> Report:
+    from igsync.report import build_report
+
+    async with db as store:
+        return await build_report(
+            store, days=days, until=until, u_id=user, metrics=metrics, streams=streams
+        )
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _tables(result: Report) -> list[Table]:
+    from rich.table import Table
+    from rich.text import Text
+
+    tables = []
+    for account in result.accounts:
+        table = Table(
+            title=f"account {account.account_id}",
+            title_justify="left",
+            caption_justify="left",
+            caption=f"user {account.u_id}\n{result.since} … {result.until}; change: mean per"
+            f" day vs {result.previous_since} … {result.previous_until}",
+        )
+        table.add_column("metric")
+        table.add_column("latest", justify="right")
+        table.add_column("on")
+        table.add_column("change", justify="right")
+        table.add_column("oldest → newest", no_wrap=True)
+        from igsync.report import sparkline
+
+        for series in account.metrics:
+            change = "-" if series.change_pct is None else f"{series.change_pct:+.1f}%"
+            table.add_row(
+                series.metric,
+                _number(series.latest),
+                str(series.latest_date or "-"),
+                change,
+                Text(f"│{sparkline(series.values)}│"),
+            )
+        tables.append(table)
+        tables.extend(_extras(account))
+    return tables
+
+
+def _extras(account: AccountReport) -> list[Table]:
+    from rich.table import Table
+
+    found = []
+    if account.audience:
+        table = Table(title=f"audience of {account.account_id} (newest snapshot, top 3)")
+        for name in ("metric", "breakdown", "captured", "top values"):
+            table.add_column(name)
+        for b in account.audience:
+            top = ", ".join(f"{label} {value:,}" for label, value in b.top[:3])
+            table.add_row(b.metric, f"{b.breakdown} ({b.timeframe})", str(b.captured_on), top)
+        found.append(table)
+    for title, items in (("top media", account.top_media), ("top stories", account.top_stories)):
+        if not items:
+            continue
+        table = Table(title=f"{title} of {account.account_id}")
+        for name in ("media", "type", "posted (UTC)", "metric", "value"):
+            table.add_column(name, justify="right" if name == "value" else "left")
+        for m in items:
+            table.add_row(
+                m.media_id,
+                m.media_product_type or "",
+                (m.timestamp or "")[:16],
+                m.metric,
+                f"{m.value:,}",
+            )
+        found.append(table)
+    return found
