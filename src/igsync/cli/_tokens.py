@@ -23,6 +23,7 @@ from igsync.cli._common import (
     run,
 )
 from igsync.cli._common import settings as load
+from igsync.cli._onboarding import accounts_import
 
 if TYPE_CHECKING:
     from igsync.config import Settings
@@ -184,6 +185,9 @@ async def _add(
             kind=kind,
             app=app_credentials(settings),
         )
+
+
+accounts_app.command("import")(accounts_import)
 
 
 @accounts_app.command("remove")

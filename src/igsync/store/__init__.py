@@ -134,6 +134,15 @@ class Store(Protocol):
     async def write_sync_log(self, entry: SyncLog) -> None:
         """Append one row to `instagram_sync_logs`."""
 
+    async def save_tokens(self, tokens: Sequence[UserToken]) -> int:
+        """`save_token` for many rows in one transaction (Supabase: one upsert): all or none.
+
+        Returns how many rows were saved (one per (u_id, platform, account_id); a later row of
+        the same key wins). Users missing from `users` are added first. A replaced row keeps
+        its token_id and created_at. Raises StoreError, nothing saved, when any row is refused.
+        """
+        ...
+
 
 #: tokens read per page when every account is walked (sync-all)
 TOKEN_PAGE = 500
