@@ -29,9 +29,8 @@ from igsync.errors import InputError, StoreError
 from igsync.models import TokenKind, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store import Store
+from igsync.token_shape import infer_token_kind, token_shape_problem
 
-#: shorter than any token Meta issues; a typo or a truncated paste, not a token
-MIN_TOKEN_LENGTH = 32
 #: rows saved per transaction: large enough that 2,000 accounts take a handful of round
 #: trips, small enough that PostgREST's request size limit and a failed chunk stay small
 IMPORT_CHUNK = 500
@@ -39,43 +38,7 @@ IMPORT_CHUNK = 500
 IMPORT_KEYS = ("user_id", "account_id", "access_token", "token_kind", "expires_at")
 REQUIRED_KEYS = ("user_id", "account_id", "access_token")
 TOKEN_KINDS: tuple[TokenKind, ...] = ("facebook_login", "instagram_login")
-#: Meta's token prefixes as integrations observe them (graph/_login.py has the sources)
-_PREFIXES: tuple[tuple[str, TokenKind], ...] = (
-    ("EAA", "facebook_login"),
-    ("IG", "instagram_login"),
-)
-
 Format = Literal["ndjson", "csv"]
-
-
-def token_shape_problem(token: str) -> str | None:
-    """What is wrong with a pasted token, or None when it could be one of Meta's.
-
-    Meta documents no token format; these are the mistakes of a copy and paste: empty, white
-    space inside (two values on one line), characters outside printable ASCII (which cannot
-    travel in an HTTP header), or too short. The text never contains the token.
-    """
-    if not token:
-        return "is empty"
-    if any(c.isspace() for c in token):
-        return "has white space inside"
-    if not (token.isascii() and token.isprintable()):
-        return "has characters no Meta token has (non-ASCII or control characters)"
-    if len(token) < MIN_TOKEN_LENGTH:
-        return (
-            f"is {len(token)} characters long, too short for a Meta access token "
-            "(they run to 100 or more)"
-        )
-    return None
-
-
-def kind_of_shape(token: str) -> TokenKind | None:
-    """The login a token's prefix shows (`EAA…` Facebook, `IG…` Instagram); None: unknown.
-
-    The same convention as `igsync.graph.infer_token_kind`, here without importing the HTTP
-    client, so that checking a file of tokens starts fast.
-    """
-    return next((kind for prefix, kind in _PREFIXES if token.startswith(prefix)), None)
 
 
 def is_account_id(text: str) -> bool:
@@ -234,7 +197,7 @@ def check_row(values: Mapping[str, Any], now: datetime) -> UserToken:
 
 
 def _kind(token: str, given: str | None) -> TokenKind:
-    shape = kind_of_shape(token)
+    shape = infer_token_kind(token)
     if given is None:
         if shape is None:
             raise _RowError(

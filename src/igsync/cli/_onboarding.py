@@ -82,17 +82,19 @@ def _show_import(out: Output, report: ImportReport) -> None:
     if out.json_mode:
         out.emit_json(report)
         return
+    lines = []
     for r in report.rows:
         who = f"user {r.user_id or '?'} account {r.account_id or '?'}"
         if r.status == "ok":
             verb = "valid" if report.dry_run else "saved"
-            out.print(f"row {r.row}: {who}: [green]{verb}[/] ({r.token_kind})")
+            lines.append(f"row {r.row}: {who}: [green]{verb}[/] ({r.token_kind})")
         else:
-            out.print(f"row {r.row}: {who}: [red]error[/] {escape(r.error or '')}")
+            lines.append(f"row {r.row}: {who}: [red]error[/] {escape(r.error or '')}")
     if report.dry_run:
         summary = f"{report.valid} of {report.total} rows valid (dry run: nothing saved)"
     else:
         summary = f"saved {report.saved} of {report.total} rows"
     if report.failed:
         summary += f"; {report.failed} failed"
-    out.print(summary)
+    # one print: rich renders 2,000 calls of one line each ten times slower than one of 2,000
+    out.print("\n".join([*lines, summary]))
