@@ -24,7 +24,7 @@ from igsync.cli._common import (
     run,
 )
 from igsync.cli._common import settings as load
-from igsync.cli._onboarding import accounts_import
+from igsync.cli._onboarding import accounts_discover, accounts_import
 
 if TYPE_CHECKING:
     from igsync.config import Settings
@@ -184,6 +184,7 @@ async def _add(
 
 
 accounts_app.command("import")(accounts_import)
+accounts_app.command("discover")(accounts_discover)
 
 
 @accounts_app.command("remove")
