@@ -1,6 +1,7 @@
 """Onboarding time: `igsync accounts import` of N accounts, and one `igsync accounts add`.
 
     uv run python benchmarks/import.py [--accounts 2000] [--adds 3] [--postgres-url URL]
+                                       [--igsync PATH] [--no-import]
 
 Runs the installed `igsync` as a user would (a subprocess, stdin from a file), so the figure
 includes start-up, checking every row and the writes:
@@ -12,7 +13,10 @@ includes start-up, checking every row and the writes:
   read-only install without .pyc files does) and with one (`uv tool install
   --compile-bytecode`, or any install where Python may write `__pycache__`). The cache is
   steered with PYTHONPYCACHEPREFIX, so the project's own files are left alone.
-Prints seconds. Goal: N=2,000 accounts in seconds.
+`--igsync` times another installation's igsync (e.g. an older checkout's, for a before/after
+of `accounts add`; `--no-import` then skips the import, which older versions lack).
+Prints seconds, wall and CPU (CPU time moves less when other work shares the machine).
+Goal: N=2,000 accounts in seconds.
 """
 
 from __future__ import annotations
@@ -58,11 +62,17 @@ def _cpu() -> float:
 
 
 def timed(args: list[str], stdin: str, env: dict[str, str]) -> tuple[float, float]:
+    return timed_with(IGSYNC, args, stdin, env)
+
+
+def timed_with(
+    igsync: str, args: list[str], stdin: str, env: dict[str, str]
+) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one `igsync ARGS` run; CPU time moves less than wall
     time when other work shares the machine."""
     started, cpu = time.perf_counter(), _cpu()
     done = subprocess.run(
-        [IGSYNC, *args], input=stdin, capture_output=True, text=True, env=env, check=False
+        [igsync, *args], input=stdin, capture_output=True, text=True, env=env, check=False
     )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
@@ -79,6 +89,8 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--adds", type=int, default=3)
     parser.add_argument("--postgres-url", default=os.environ.get("IGSYNC_TEST_POSTGRES_URL"))
+    parser.add_argument("--igsync", default=IGSYNC, help="the igsync whose `accounts add` to time")
+    parser.add_argument("--no-import", action="store_true", help="time `accounts add` only")
     options = parser.parse_args()
     data = rows(options.accounts)
     with ExitStack() as stack:
@@ -87,18 +99,22 @@ def main() -> None:
         env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")  # warmed by the first run below
         env.pop("PYTHONDONTWRITEBYTECODE", None)
 
+        igsync = options.igsync
         sqlite_url = f"sqlite:///{tmp / 'import.db'}"
-        timed(["--db", f"sqlite:///{tmp / 'warm.db'}", "accounts", "list"], "", env)
-        seconds = timed(["--db", sqlite_url, "accounts", "import"], data, env)
-        print(f"accounts import, {options.accounts} accounts, SQLite:     {shown(seconds)}")
+        # the schema created, and the bytecode cache filled, before anything is timed
+        timed_with(igsync, ["--db", sqlite_url, "accounts", "list"], "", env)
+        if not options.no_import:
+            seconds = timed(["--db", sqlite_url, "accounts", "import"], data, env)
+            print(f"accounts import, {options.accounts} accounts, SQLite:     {shown(seconds)}")
 
         server = options.postgres_url or stack.enter_context(
             postgres_server.postgres_server(settings={})
         )
         pg_url = stack.enter_context(postgres_server.fresh_database(server))
-        timed(["--db", pg_url, "accounts", "list"], "", env)  # the schema, created once
-        seconds = timed(["--db", pg_url, "accounts", "import"], data, env)
-        print(f"accounts import, {options.accounts} accounts, PostgreSQL: {shown(seconds)}")
+        timed_with(igsync, ["--db", pg_url, "accounts", "list"], "", env)
+        if not options.no_import:
+            seconds = timed(["--db", pg_url, "accounts", "import"], data, env)
+            print(f"accounts import, {options.accounts} accounts, PostgreSQL: {shown(seconds)}")
 
         token = "EAAGbenchadd" + "y" * 150
         for store, url in (("SQLite", sqlite_url), ("PostgreSQL", pg_url)):
@@ -113,7 +129,7 @@ def main() -> None:
                         run_env["PYTHONPYCACHEPREFIX"] = str(tmp / f"empty-{store}-{n}")
                     args = ["--db", url, "accounts", "add", "--user", str(USER)]
                     args += ["--account-id", f"99{n}", "--token-stdin"]
-                    times.append(timed(args, token, run_env))
+                    times.append(timed_with(igsync, args, token, run_env))
                 wall, cpu = median(t[0] for t in times), median(t[1] for t in times)
                 print(
                     f"accounts add, one account, {store + ',':11} {label:18} "

@@ -38,7 +38,7 @@ def simulator(**kwargs: object) -> Simulator:
 
 
 def agency_pages() -> list[SimPage]:
-    """Six Pages: four linked to Instagram accounts, two (the 2nd and 5th) not."""
+    """Seven Pages: five linked to four Instagram accounts, two (the 2nd and 5th) to none."""
     return [
         SimPage("101", "Bakery", IDS[0], "bakery"),
         SimPage("102", "Old page"),
@@ -46,6 +46,7 @@ def agency_pages() -> list[SimPage]:
         SimPage("104", "Gym", IDS[2], "gym"),
         SimPage("105", "Events only"),
         SimPage("106", "Cafe", IDS[3], None),
+        SimPage("107", "Cafe (old page)", IDS[3], None),  # the same account, linked twice
     ]
 
 
@@ -90,7 +91,7 @@ async def test_me_accounts_pages_with_cursors_like_meta() -> None:
         "after": first["paging"]["cursors"]["after"],
     }
     last = (await get(sim, first["paging"]["next"])).json()
-    assert [p["id"] for p in last["data"]] == ["105", "106"]
+    assert [p["id"] for p in last["data"]] == ["105", "106", "107"]
     assert last["data"][1]["instagram_business_account"] == {"id": IDS[3]}  # no username
     # the last page: no `next`, no `after` (graph_samples/me_accounts_…_before_only_airbyte)
     assert set(last["paging"]) == {"cursors", "previous"}
@@ -165,7 +166,7 @@ async def test_listing_follows_every_page_and_skips_pages_without_instagram() ->
     ]
     assert without == 2
     calls = [r for r in sim.requests if r.path.endswith("/me/accounts")]
-    assert len(calls) == 3
+    assert len(calls) == 4
     assert calls[0].query["fields"] == "instagram_business_account{id,username},name"
 
 

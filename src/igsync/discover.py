@@ -62,9 +62,9 @@ class DiscoverReport(BaseModel):
 async def list_instagram_accounts(
     graph: GraphClient, token: str, *, page_size: int = PAGE_SIZE
 ) -> tuple[list[DiscoveredAccount], int]:
-    """Every Instagram account linked to a Page of the user `token`, following the cursors,
-    and how many Pages had none. Raises GraphError as `GraphClient.call` does, and for an
-    answer without a `data` list."""
+    """Every Instagram account linked to a Page of the user `token` (once each, in Meta's
+    order), following the cursors, and how many Pages had none. Raises GraphError as
+    `GraphClient.call` does, and for an answer without a `data` list."""
     from igsync.graph import GraphRequest
 
     found: list[DiscoveredAccount] = []
@@ -84,6 +84,8 @@ async def list_instagram_accounts(
             if not is_account_id(account_id):
                 without += 1
                 continue
+            if any(a.account_id == account_id for a in found):
+                continue  # linked to two Pages of this user: one account, saved once
             assert isinstance(linked, dict)
             username = linked.get("username")
             name = page.get("name")
