@@ -159,27 +159,14 @@ def open_db(ctx: typer.Context, current: Settings) -> Store:
 
 
 def graph_client(current: Settings, *, batch: bool = False, accounts: int = 1) -> GraphClient:
-    """The Graph client for the configured hosts and apps.
+    """The Graph client for the configured hosts and apps (`igsync._api.graph_from_settings`).
 
     `batch`: share Graph batch requests between concurrent calls; `accounts`: how many
     accounts are synced at once, which sizes the connection pool and the calls in flight.
     """
-    from igsync.graph import GraphClient, pool_sizes
+    from igsync._api import graph_from_settings
 
-    secret, ig_secret = current.ig_app_secret, current.ig_instagram_app_secret
-    calls, connections = pool_sizes(accounts, batch=batch)
-    return GraphClient(
-        base_url=current.igsync_graph_url,
-        instagram_url=current.igsync_instagram_url,
-        version=current.igsync_graph_version,
-        app_secret=secret.get_secret_value() if secret else None,
-        instagram_app_secret=ig_secret.get_secret_value() if ig_secret else None,
-        app_id=current.ig_app_id,
-        batch=batch,
-        max_in_flight=calls,
-        connections=connections,
-        timeout=current.igsync_http_timeout,
-    )
+    return graph_from_settings(current, batch=batch, accounts=accounts)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -7,7 +7,7 @@ SQLite and PostgreSQL apply pending migrations (schema.py), Supabase says which 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -24,7 +24,8 @@ from igsync.models import (
     TokenUpdate,
     UserToken,
 )
-from igsync.store.tables import Keyed, dedupe_by_key
+from igsync.store.streaming import RowFilter
+from igsync.store.tables import Keyed, Row, Table, dedupe_by_key
 
 __all__ = ["Keyed", "Store", "dedupe_by_key", "iter_tokens", "open_store", "open_supabase_store"]
 
@@ -141,6 +142,23 @@ class Store(Protocol):
         Returns how many rows were saved (one per (u_id, platform, account_id); a later row of
         the same key wins). Users missing from `users` are added first. A replaced row keeps
         its token_id and created_at. Raises StoreError, nothing saved, when any row is refused.
+        """
+        ...
+
+    def stream_rows(
+        self,
+        table: Table[Row],
+        *,
+        rows: RowFilter | None = None,
+        order: Sequence[str] | None = None,
+    ) -> AsyncGenerator[Row, None]:
+        """Rows of `table` (tables.py) matching `rows` (None: all), in `order` (default: its
+        key), fetched STREAM_BATCH at a time (store/streaming.py): memory stays flat however
+        many there are.
+
+        Close the iterator (`contextlib.aclosing`) when stopping early: it holds a cursor or
+        a pooled connection until then. Raises StoreError when the read fails, ValueError for
+        a column `table` does not have.
         """
         ...
 

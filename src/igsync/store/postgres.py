@@ -21,7 +21,7 @@ through `redact`, and the URL's password is masked wherever it shows up.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import datetime
 from operator import attrgetter
 from types import TracebackType
@@ -53,6 +53,7 @@ from igsync.store.postgres_sql import (
     WRITE_SYNC_LOG,
 )
 from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE, step_sql
+from igsync.store.streaming import STREAM_BATCH, RowFilter, select_sql
 from igsync.store.tables import Keyed, Row, Table, TableRows, dedupe_by_key
 from igsync.store.token_rows import token_row
 
@@ -459,3 +460,27 @@ class PostgresStore(TableRows):
         except psycopg.Error as exc:
             raise self._error("could not save the tokens", exc) from None
         return len(batch)
+
+    async def stream_rows(
+        self,
+        table: Table[Row],
+        *,
+        rows: RowFilter | None = None,
+        order: Sequence[str] | None = None,
+    ) -> AsyncGenerator[Row, None]:
+        """A server-side (named) cursor inside a read transaction, STREAM_BATCH rows per
+        round trip; it works through Supabase's transaction pooler too (one transaction)."""
+        sql, params = select_sql(table, rows or RowFilter(), order, "postgres")
+        try:
+            async with (
+                self._open_pool().connection() as conn,
+                conn.transaction(),
+                conn.cursor(name="igsync_stream") as cursor,
+            ):
+                await cursor.execute(sql, params)
+                names, validate = table.names, table.model.model_validate
+                while batch := await cursor.fetchmany(STREAM_BATCH):
+                    for r in batch:
+                        yield validate(dict(zip(names, r, strict=True)))
+        except psycopg.Error as exc:
+            raise self._error(f"could not read {table.noun}", exc) from None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -26,6 +26,7 @@ from igsync.errors import ConfigError, StoreError
 from igsync.models import InsightRow, SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
+from igsync.store.streaming import STREAM_BATCH, RowFilter, select_sql
 from igsync.store.tables import (
     INSIGHTS,
     UPSERTED,
@@ -436,3 +437,31 @@ class SQLiteStore(TableRows):
                 conn.execute("rollback")
             raise StoreError(f"SQLite could not save the tokens: {redact(str(exc))}") from None
         return len(batch)
+
+    async def stream_rows(
+        self,
+        table: Table[Row],
+        *,
+        rows: RowFilter | None = None,
+        order: Sequence[str] | None = None,
+    ) -> AsyncGenerator[Row, None]:
+        sql, params = select_sql(table, rows or RowFilter(), order, "sqlite")
+        cursor = self._run(sql, params)
+        json_at = [i for i, kind in enumerate(table.types) if kind == "jsonb"]
+        names, validate = table.names, table.model.model_validate
+        try:
+            while True:
+                try:
+                    batch = cursor.fetchmany(STREAM_BATCH)
+                except sqlite3.Error as exc:
+                    raise StoreError(f"SQLite: {redact(str(exc))}") from None
+                if not batch:
+                    return
+                for r in batch:
+                    values = list(r)
+                    for i in json_at:
+                        if values[i] is not None:
+                            values[i] = json.loads(values[i])
+                    yield validate(dict(zip(names, values, strict=True)))
+        finally:
+            cursor.close()

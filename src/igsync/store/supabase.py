@@ -17,7 +17,7 @@ compare-and-swap filter carries the expected token in the query string).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
@@ -35,6 +35,7 @@ from igsync.errors import SchemaMissingError, StoreError
 from igsync.models import SyncLog, TokenRow, TokenUpdate, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store.schema import LATEST, VERSION_TABLE
+from igsync.store.streaming import RowFilter, checked_order
 from igsync.store.supabase_errors import (
     MISSING_SCHEMA,
     NO_TABLE_CODES,
@@ -478,3 +479,34 @@ class SupabaseStore(TableRows):
                 f"Supabase confirmed {saved} of {len(rows)} tokens written; run the import again"
             )
         return saved
+
+    async def stream_rows(
+        self,
+        table: Table[Row],
+        *,
+        rows: RowFilter | None = None,
+        order: Sequence[str] | None = None,
+    ) -> AsyncGenerator[Row, None]:
+        """PostgREST range pages of PAGE_ROWS, each one request; an empty page ends it (a
+        server max-rows below PAGE_ROWS shortens pages, never the read). Text sorts in the
+        database's collation here: Meta's ids are digits, which every collation orders alike."""
+        conditions = (rows or RowFilter()).conditions(table)
+        ordered = checked_order(table, order)
+        operators = {"=": "eq", ">=": "gte", "<=": "lte"}
+        start = 0
+        while True:
+
+            def page(c: AsyncClient, start: int = start) -> Awaitable[APIResponse]:
+                query = c.table(table.name).select(",".join(table.names))
+                for column, operator, value in conditions:
+                    query = query.filter(column, operators[operator], str(value))
+                for column in ordered:
+                    query = query.order(column)
+                return query.range(start, start + PAGE_ROWS - 1).execute()
+
+            got = _rows(await self._run(f"read {table.noun}", page))
+            if not got:
+                return
+            for r in got:
+                yield _parse(table.model, r, table.noun)
+            start += len(got)

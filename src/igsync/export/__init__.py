@@ -1,0 +1,103 @@
+"""`igsync export`: stored rows handed on as CSV, NDJSON or Parquet, streamed from the store.
+
+    export_rows     one stream's rows (long or wide) from an open store to a binary file
+    atomic_output   a file that appears complete, or not at all
+    ExportSummary   what was written
+
+Which rows and columns each stream gives: `_shapes.py`; how each format writes them:
+`_writers.py`. Memory stays flat in the number of rows (benchmarks/export.py measures it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import aclosing
+from pathlib import Path
+from typing import BinaryIO
+
+from pydantic import BaseModel
+
+from igsync.errors import InputError
+from igsync.export._shapes import EXPORT_STREAMS, ExportStream, export_shape
+from igsync.export._writers import EXPORT_FORMATS, WRITERS, ExportFormat, require_pyarrow
+from igsync.store import Store
+from igsync.store.streaming import RowFilter
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "EXPORT_STREAMS",
+    "ExportFormat",
+    "ExportStream",
+    "ExportSummary",
+    "RowFilter",
+    "atomic_output",
+    "export_rows",
+    "require_pyarrow",
+]
+
+
+class ExportSummary(BaseModel):
+    """What an export wrote: `rows` data rows (the header not counted) of `columns`."""
+
+    stream: ExportStream
+    format: ExportFormat
+    wide: bool
+    rows: int
+    columns: list[str]
+    #: the file written; None for stdout
+    output: str | None = None
+
+
+async def export_rows(
+    store: Store,
+    stream: ExportStream,
+    fmt: ExportFormat,
+    out: BinaryIO,
+    *,
+    rows: RowFilter | None = None,
+    wide: bool = False,
+) -> ExportSummary:
+    """Write `stream`'s rows matching `rows` from the open `store` to `out` in `fmt`.
+
+    Long shape: one line per stored value; `wide`: one per key with a column per metric (see
+    `igsync.export._shapes`). Raises ConfigError for Parquet without pyarrow (before reading
+    anything), StoreError when the store fails, and whatever writing to `out` raises
+    (BrokenPipeError from a reader that left).
+    """
+    if fmt == "parquet":
+        require_pyarrow()
+    shape = await export_shape(store, stream, rows=rows, wide=wide)
+    async with aclosing(shape.rows) as found:
+        count = await WRITERS[fmt](shape.columns, found, out)
+    return ExportSummary(
+        stream=stream, format=fmt, wide=wide, rows=count, columns=[n for n, _ in shape.columns]
+    )
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that becomes `path` only when the block ends without an error: written
+    as a temporary file beside it, then renamed over it (atomic on one file system), so a
+    reader never sees half an export and a failed one leaves the old file in place.
+
+    Raises InputError when the directory does not exist or cannot be written.
+    """
+    directory = path.parent if str(path.parent) else Path()
+    try:
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise InputError(
+            f"--output {path}: cannot write in {directory}: {exc.strerror or exc}"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would surprise whoever reads the export
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
