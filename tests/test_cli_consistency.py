@@ -121,7 +121,7 @@ def readme_commands() -> list[list[str]]:
                 continue  # `python -m igsync.simulator`, a path with igsync in it
             command = []
             for word in words[starts[0] + 1 :]:
-                if word in {"|", ">", ">>", "&&", ";", "&", "||"}:
+                if word in {"|", ">", ">>", "<", "2>", "2>>", "&&", ";", "&", "||"}:
                     break
                 command.append(word)
             commands.append(command)

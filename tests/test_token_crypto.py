@@ -162,6 +162,21 @@ async def test_a_token_igsync_saves_is_stored_encrypted_and_read_back_plain(
     assert token not in stored
 
 
+async def test_tokens_saved_in_bulk_by_accounts_import_are_stored_encrypted(
+    store: Store, kit: StoreKit
+) -> None:
+    use_keys(TokenKeys(NEW))
+    tokens = {account: secret() for account in ("101", "102")}
+    assert await store.save_tokens([row(token, account) for account, token in tokens.items()]) == 2
+
+    read = {t.account_id: t for t in await store.list_tokens() if isinstance(t, UserToken)}
+    assert {a: t.access_token.get_secret_value() for a, t in read.items()} == tokens
+    stored = await stored_values(kit)
+    for account, token in tokens.items():
+        assert is_sealed(stored[account])
+        assert token not in stored[account]
+
+
 async def test_a_refresh_swaps_an_encrypted_token_for_an_encrypted_one(
     store: Store, kit: StoreKit
 ) -> None:

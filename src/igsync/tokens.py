@@ -13,20 +13,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from pydantic import SecretStr
 
 from igsync.config import Settings
 from igsync.errors import GraphError, IgsyncError, InputError, StoreError
-from igsync.graph import (
-    KIND_HOSTS,
-    GraphClient,
-    TokenGrant,
-    TokenProblem,
-    infer_token_kind,
-    token_problem,
-)
 from igsync.models import (
     Account,
     AccountInfo,
@@ -44,6 +37,12 @@ from igsync.models import (
 from igsync.redact import redact
 from igsync.store import Store
 from igsync.token_crypto import is_sealed
+from igsync.token_shape import KIND_HOSTS, infer_token_kind
+
+if TYPE_CHECKING:
+    # igsync.graph (httpx, h2) is imported only where a call to Meta is made: `accounts add`
+    # without one starts a third faster (benchmarks/import.py)
+    from igsync.graph import GraphClient, TokenGrant
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +246,16 @@ def resolve_kind(token: str, kind: TokenKind | None) -> TokenKind:
     return kind
 
 
+def asks_meta_on_add(
+    expires_at: datetime | None, kind: TokenKind, app: AppCredentials | None
+) -> bool:
+    """Whether `add_account` calls debug_token: a Facebook-Login token with no expiry given,
+    when app credentials are set. Otherwise it needs no Graph client (pass None)."""
+    return expires_at is None and app is not None and kind == "facebook_login"
+
+
 async def add_account(
-    graph: GraphClient,
+    graph: GraphClient | None,
     store: Store,
     *,
     user_id: UUID,
@@ -266,11 +273,15 @@ async def add_account(
     unknown until `refresh-token` asks Meta. `last_refreshed_at` is only ever what Meta said
     (debug_token's `issued_at`), never the time of saving: a token's age is Meta's to tell.
     Raises InputError for a token Meta calls invalid, or a kind that cannot be told or fits not.
+    `graph` may be None when `asks_meta_on_add` says no call is made (ValueError if one is).
     """
     kind = resolve_kind(token, kind)
     now = datetime.now(UTC)
     issued_at = None
-    if expires_at is None and app is not None and kind == "facebook_login":
+    if asks_meta_on_add(expires_at, kind, app):
+        assert app is not None
+        if graph is None:
+            raise ValueError("add_account needs a Graph client to ask debug_token")
         try:
             info = await graph.debug_token(token, app_id=app.app_id, app_secret=app.app_secret)
         except GraphError as error:
@@ -386,6 +397,8 @@ async def refresh_now(
             assert app is not None  # check_refreshable refused facebook_login without it
             grant = await graph.exchange_token(old, app_id=app.app_id, app_secret=app.app_secret)
     except GraphError as error:
+        from igsync.graph import TokenProblem, token_problem
+
         problem = token_problem(error)
         if problem == TokenProblem.UNPARSEABLE:
             # The host cannot read it: a token of the other kind, not a dead one (kept as is).

@@ -7,6 +7,7 @@ on standard input with --token-stdin, from env, or from the database.
 from __future__ import annotations
 
 import sys
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Literal
 from uuid import UUID
@@ -23,15 +24,13 @@ from igsync.cli._common import (
     run,
 )
 from igsync.cli._common import settings as load
+from igsync.cli._onboarding import accounts_discover, accounts_import
 
 if TYPE_CHECKING:
     from igsync.config import Settings
     from igsync.models import AccountInfo, RefreshReport
     from igsync.rekey import RekeyReport
     from igsync.store import Store
-
-#: shorter than any token Meta issues; a typo or a truncated paste, not a token
-MIN_TOKEN_LENGTH = 32
 
 accounts_app = typer.Typer(
     help="List, add and remove the Instagram accounts (and their tokens) igsync syncs.",
@@ -109,6 +108,7 @@ def accounts_add(
     """
     from igsync.errors import InputError
     from igsync.redact import register_secret
+    from igsync.token_shape import token_shape_problem
     from igsync.tokens import resolve_kind
 
     out = make_output(ctx, json_, quiet, verbose)
@@ -124,18 +124,9 @@ def accounts_add(
     token = sys.stdin.read().strip()
     if not token:
         raise InputError("--token-stdin: standard input was empty; pipe the token in")
-    if any(c.isspace() for c in token):
-        raise InputError("--token-stdin: the token has white space inside; pipe only the token")
-    if not (token.isascii() and token.isprintable()):
-        # Meta's tokens are ASCII; anything else cannot travel in an HTTP header
+    if problem := token_shape_problem(token):
         raise InputError(
-            "--token-stdin: the token has characters no Meta token has (non-ASCII or control "
-            "characters); copy it again from Meta"
-        )
-    if len(token) < MIN_TOKEN_LENGTH:
-        raise InputError(
-            f"--token-stdin: {len(token)} characters is too short for a Meta access token "
-            "(they run to 100 or more); pipe the whole token"
+            f"--token-stdin: the token {problem}; pipe only the token, copied whole from Meta"
         )
     register_secret(token)
     resolve_kind(token, kind)  # a kind that cannot be told or fits not: exit 2 before any I/O
@@ -160,9 +151,15 @@ async def _add(
     expires_at: datetime | None,
     kind: Literal["facebook_login", "instagram_login"] | None,
 ) -> AccountInfo:
-    from igsync.tokens import add_account, app_credentials
+    from igsync.tokens import add_account, app_credentials, asks_meta_on_add, resolve_kind
 
-    async with db as store, graph_client(settings) as graph:
+    app = app_credentials(settings)
+    async with AsyncExitStack() as stack:
+        store = await stack.enter_async_context(db)
+        graph = None
+        if asks_meta_on_add(expires_at, resolve_kind(token, kind), app):
+            # only then an HTTP client: without one `accounts add` starts a third faster
+            graph = await stack.enter_async_context(graph_client(settings))
         return await add_account(
             graph,
             store,
@@ -171,8 +168,12 @@ async def _add(
             token=token,
             expires_at=expires_at,
             kind=kind,
-            app=app_credentials(settings),
+            app=app,
         )
+
+
+accounts_app.command("import")(accounts_import)
+accounts_app.command("discover")(accounts_discover)
 
 
 @accounts_app.command("remove")

@@ -14,34 +14,13 @@ import hmac
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from igsync.token_shape import KIND_HOSTS, infer_token_kind
+
+__all__ = ["KIND_HOSTS", "LoginApi", "appsecret_proof", "infer_token_kind"]
+
 if TYPE_CHECKING:
     from igsync.catalogue import MetricSpec
     from igsync.models import TokenKind
-
-#: Meta's token prefixes as integrations observe them (Meta calls tokens opaque and documents
-#: no format): Facebook Login user tokens start "EAA", Instagram Login tokens "IGAA" (older
-#: graph.instagram.com tokens "IGQV"/"IGQW"). docs/instagram-login.md lists the sources.
-_PREFIXES: tuple[tuple[str, TokenKind], ...] = (
-    ("EAA", "facebook_login"),
-    ("IG", "instagram_login"),
-)
-KIND_HOSTS: dict[TokenKind, str] = {
-    "facebook_login": "graph.facebook.com",
-    "instagram_login": "graph.instagram.com",
-}
-
-
-def infer_token_kind(token: str) -> TokenKind | None:
-    """The login kind a token's shape shows (`EAA…` Facebook, `IG…` Instagram); None: unknown.
-
-    Meta documents no token format; this is the convention integrations rely on
-    (docs/instagram-login.md). Use it to fill in a kind nobody gave, or to refuse a kind that
-    contradicts the token, never to override a kind that was stated and fits.
-    """
-    for prefix, kind in _PREFIXES:
-        if token.startswith(prefix):
-            return kind
-    return None
 
 
 def appsecret_proof(token: str, app_secret: str) -> str:

@@ -31,6 +31,10 @@ What it fakes:
     business conversion (`SimAccount.media_before_conversion`), the action_type and
     story_navigation_action_type breakdowns, story insights for 24 hours only; `me` as the
     token's account. `Simulator.media()` and `Simulator.stories()` show what is listed now.
+    `GET /me/accounts` (`_pages`, Facebook host): the Pages of a Facebook-Login user token
+    (`issue_user_token(pages)`; else the Page of the token's account, or in permissive mode
+    one Page for every account), each with its `instagram_business_account{id,username}`
+    when one is linked, with Meta's cursor paging.
 
     token checks (missing, expired, logged out, unknown, `appsecret_proof`); per-account usage
     headers and code 80002 at the limit; latency; injected faults (throttles with their usage
@@ -84,6 +88,7 @@ from ._model import (
     TokenKind,
     demo_accounts,
 )
+from ._pages import SimPage
 from ._server import Served, serve_in_thread
 
 __all__ = [
@@ -93,6 +98,7 @@ __all__ = [
     "Served",
     "SimAccount",
     "SimMedia",
+    "SimPage",
     "SimRequest",
     "Simulator",
     "TokenInfo",

@@ -57,6 +57,7 @@ from ._model import (
     TokenKind,
 )
 from ._oauth import TokenEndpoints
+from ._pages import PagesEndpoint, SimPage
 from ._posts import media_timeline, parse_media_id
 from ._routing import VERSION, is_unknown_alias, token_of, unknown_path
 from ._stories import live_stories
@@ -108,6 +109,7 @@ class Simulator:
         self._anchor = datetime.combine(self._now().astimezone(UTC).date(), time(0), tzinfo=UTC)
         self._numbers: dict[str, int] = {}  # account id -> its position, as media ids carry it
         self._media_endpoints = MediaEndpoints(self)
+        self._pages = PagesEndpoint(self)
         self._registry = TokenRegistry()
         self._calls: dict[str, deque[datetime]] = {}
         for token, account_id in (tokens or {}).items():
@@ -212,6 +214,22 @@ class Simulator:
         issued_at = issued_at or self._now()
         return self._registry.issue(account_id, kind, issued_at=issued_at, expires_at=expires_at)
 
+    def issue_user_token(
+        self,
+        pages: Sequence[SimPage],
+        *,
+        issued_at: datetime | None = None,
+        expires_at: datetime | None = None,
+    ) -> str:
+        """Register and return a Facebook-Login user token that manages `pages`: `GET
+        /me/accounts` lists them, and (strict mode too) it reads the insights of every
+        Instagram account linked to them, as a user token does (`_pages`)."""
+        token = self._registry.issue(
+            None, "facebook_login", issued_at=issued_at or self._now(), expires_at=expires_at
+        )
+        self._pages.granted[token] = tuple(pages)
+        return token
+
     def token_info(self, token: str) -> TokenInfo | None:
         """What the simulator knows of `token` (None: it never issued or was given it)."""
         return self._registry.get(token)
@@ -265,6 +283,7 @@ class Simulator:
             *TokenEndpoints(self).routes(host),
             # Meta documents batch requests on graph.facebook.com only (GRAPH_API §5).
             *(BatchEndpoint(self).routes() if host == "facebook" else []),
+            *(self._pages.routes() if host == "facebook" else []),  # a Facebook Login edge
             *self._media_endpoints.routes(host),  # last: /{version}/{node} matches much
         ]
         app = Starlette(
@@ -350,9 +369,12 @@ class Simulator:
         )
 
     def _authenticate(
-        self, request: Request, params: Mapping[str, str], account_id: str, host: Host
+        self, request: Request, params: Mapping[str, str], account_id: str | None, host: Host
     ) -> str:
-        """The caller's token, or the error Graph answers instead (GRAPH_API §4, §7)."""
+        """The caller's token, or the error Graph answers instead (GRAPH_API §4, §7).
+
+        `account_id`: the account the call reads (None: the token's own user, `/me/accounts`);
+        strict mode lets a token read only its own account, or one of its Pages' accounts."""
         token = token_of(request, params)
         if token is None:
             raise GraphReject(graph_error(104, TOKEN_REQUIRED))
@@ -364,7 +386,14 @@ class Simulator:
         problem = self._registry.problem(token, self._now())  # logged out or expired
         if problem is not None:
             raise GraphReject(problem)
-        if self.strict_tokens and (info is None or info.account_id != account_id):
+        if self.strict_tokens and (
+            info is None
+            or (
+                account_id is not None
+                and info.account_id != account_id
+                and account_id not in self._pages.accounts_of(token)
+            )
+        ):
             raise GraphReject(graph_error(190, CANNOT_PARSE_TOKEN))
         self._check_appsecret_proof(token, params, host)
         return token

@@ -48,25 +48,38 @@ _CURSOR_PREFIX = "sim:"
 
 
 def parse_fields(raw: str | None) -> Fields:
-    """`a,b,children{c,d}` as ((a, None), (b, None), (children, ((c, None), (d, None))))."""
+    """`a,b,children{c,d}` as ((a, None), (b, None), (children, ((c, None), (d, None)))),
+    each name a media field (else Graph's "nonexisting field" error)."""
     if not raw or not raw.strip():
         return (("id", None),)
+    fields = parse_fields_of(raw)
+    _check_media_fields(fields)
+    return fields
+
+
+def parse_fields_of(raw: str) -> Fields:
+    """Graph's `fields` syntax, `a,b,c{d,e}`, parsed without judging the names."""
     fields: list[tuple[str, Fields | None]] = []
     depth, start = 0, 0
     for position, char in enumerate(f"{raw},"):
         depth += {"{": 1, "}": -1}.get(char, 0)
         if char == "," and depth == 0:
-            fields.append(_field(raw[start:position].strip()))
+            name, brace, rest = raw[start:position].strip().partition("{")
+            if name.strip():
+                inner = rest.rstrip("}")
+                # `children{}` asks for the default of a node: its id
+                sub = (parse_fields_of(inner) or (("id", None),)) if brace else None
+                fields.append((name.strip(), sub))
             start = position + 1
-    return tuple(field for field in fields if field[0])
+    return tuple(fields)
 
 
-def _field(text: str) -> tuple[str, Fields | None]:
-    name, brace, rest = text.partition("{")
-    name = name.strip()
-    if name and name not in MEDIA_FIELDS:
-        raise invalid_parameter(_NONEXISTING.format(field=name))
-    return name, parse_fields(rest.rstrip("}")) if brace else None
+def _check_media_fields(fields: Fields) -> None:
+    for name, sub in fields:
+        if name not in MEDIA_FIELDS:
+            raise invalid_parameter(_NONEXISTING.format(field=name))
+        if sub is not None:
+            _check_media_fields(sub)
 
 
 def _timestamp(moment: datetime) -> str:

@@ -38,7 +38,8 @@ FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 # What a fault can hit, matched against the end of the request path: the versioned and the
 # unversioned (graph.instagram.com style) spellings of a token endpoint are the same endpoint.
 # "insights" is an account's insights; "media" the media edge and media nodes (GET /{id},
-# /{id}/children); "stories" the stories edge; "media_insights" a media object's insights.
+# /{id}/children); "stories" the stories edge; "media_insights" a media object's insights;
+# "me/accounts" the Pages of a user token.
 Endpoint = Literal[
     "insights",
     "oauth/access_token",
@@ -47,6 +48,7 @@ Endpoint = Literal[
     "media",
     "stories",
     "media_insights",
+    "me/accounts",
 ]
 ENDPOINTS: frozenset[str] = frozenset(get_args(Endpoint))
 # Facebook Login user tokens (graph.facebook.com) and Instagram Login tokens

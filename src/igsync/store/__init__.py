@@ -149,6 +149,16 @@ class Store(Protocol):
     async def write_sync_log(self, entry: SyncLog) -> None:
         """Append one row to `instagram_sync_logs`."""
 
+    async def save_tokens(self, tokens: Sequence[UserToken]) -> int:
+        """`save_token` for many rows in one transaction: all or none (Supabase: one upsert of
+        `user_tokens`, after one of the missing `users`; PostgREST runs each in a transaction).
+
+        Returns how many rows were saved (one per (u_id, platform, account_id); a later row of
+        the same key wins). Users missing from `users` are added first. A replaced row keeps
+        its token_id and created_at. Raises StoreError, nothing saved, when any row is refused.
+        """
+        ...
+
     def stream_rows(
         self,
         table: Table[Row],

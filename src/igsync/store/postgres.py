@@ -98,6 +98,24 @@ class _TimestampOrText(TimestamptzLoader):
             return bytes(data).decode()
 
 
+def _token_params(token: UserToken) -> dict[str, Any]:
+    """The parameters of SAVE_TOKEN; the token is registered as a secret first."""
+    secret = token.access_token.get_secret_value()
+    register_secret(secret)
+    return {
+        "token_id": token.token_id,
+        "u_id": token.u_id,
+        "platform": token.platform,
+        "access_token": seal(secret),
+        "account_id": token.account_id,
+        "expires_at": token.expires_at,
+        "token_kind": token.token_kind,
+        "status": token.status,
+        "last_refreshed_at": token.last_refreshed_at,
+        "created_at": token.created_at,
+    }
+
+
 def _token(r: Sequence[Any]) -> TokenRow:
     return token_row(dict(zip(_TOKEN_NAMES, r, strict=True)))
 
@@ -494,24 +512,7 @@ class PostgresStore(TableRows):
         return await self._fetch_tokens(TOKEN_PAGE, params)
 
     async def save_token(self, token: UserToken) -> None:
-        secret = token.access_token.get_secret_value()
-        register_secret(secret)
-        await self._write(
-            "could not save the token",
-            SAVE_TOKEN,
-            {
-                "token_id": token.token_id,
-                "u_id": token.u_id,
-                "platform": token.platform,
-                "access_token": seal(secret),
-                "account_id": token.account_id,
-                "expires_at": token.expires_at,
-                "token_kind": token.token_kind,
-                "status": token.status,
-                "last_refreshed_at": token.last_refreshed_at,
-                "created_at": token.created_at,
-            },
-        )
+        await self._write("could not save the token", SAVE_TOKEN, _token_params(token))
 
     async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
         new_token = update.access_token.get_secret_value() if update.access_token else None
@@ -558,6 +559,19 @@ class PostgresStore(TableRows):
                 "streams": Jsonb(entry.streams),
             },
         )
+
+    async def save_tokens(self, tokens: Sequence[UserToken]) -> int:
+        batch = list({(t.u_id, t.platform, t.account_id): t for t in tokens}.values())
+        if not batch:
+            return 0
+        try:
+            # executemany pipelines the statements: one round trip for the chunk, not one a row
+            pool = self._open_pool()
+            async with pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(SAVE_TOKEN, [_token_params(t) for t in batch])
+        except psycopg.Error as exc:
+            raise self._error("could not save the tokens", exc) from None
+        return len(batch)
 
     async def stream_rows(
         self,

@@ -82,6 +82,33 @@ _TOKEN_COLUMNS = (
     "token_id, u_id, platform, access_token, account_id, expires_at, token_kind, status,"
     " last_refreshed_at, created_at, updated_at"
 )
+# Insert, or replace in place: token_id and created_at of a replaced row survive.
+_SAVE_TOKEN = (
+    f"insert into user_tokens ({_TOKEN_COLUMNS})"  # noqa: S608 - constant columns
+    " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " on conflict (u_id, platform, account_id) do update set"
+    " access_token = excluded.access_token, expires_at = excluded.expires_at,"
+    " token_kind = excluded.token_kind, status = excluded.status,"
+    " last_refreshed_at = excluded.last_refreshed_at,"
+    " updated_at = excluded.updated_at"
+)
+
+
+def _token_values(token: UserToken, now: str) -> tuple[str | None, ...]:
+    """The parameters of _SAVE_TOKEN; `now` (ISO text) stamps updated_at."""
+    return (
+        str(token.token_id),
+        str(token.u_id),
+        token.platform,
+        seal(token.access_token.get_secret_value()),
+        token.account_id,
+        _ts(token.expires_at),
+        token.token_kind,
+        token.status,
+        _ts(token.last_refreshed_at),
+        _ts(token.created_at) or now,
+        now,
+    )
 
 
 #: seconds a write waits for another process's write lock (sqlite3's timeout, busy_timeout)
@@ -433,28 +460,7 @@ class SQLiteStore(TableRows):
         try:
             conn.execute("begin immediate")
             conn.execute("insert or ignore into users (u_id) values (?)", (str(token.u_id),))
-            conn.execute(
-                f"insert into user_tokens ({_TOKEN_COLUMNS})"  # noqa: S608 - constant columns
-                " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " on conflict (u_id, platform, account_id) do update set"
-                " access_token = excluded.access_token, expires_at = excluded.expires_at,"
-                " token_kind = excluded.token_kind, status = excluded.status,"
-                " last_refreshed_at = excluded.last_refreshed_at,"
-                " updated_at = excluded.updated_at",
-                (
-                    str(token.token_id),
-                    str(token.u_id),
-                    token.platform,
-                    seal(token.access_token.get_secret_value()),
-                    token.account_id,
-                    _ts(token.expires_at),
-                    token.token_kind,
-                    token.status,
-                    _ts(token.last_refreshed_at),
-                    _ts(token.created_at) or now,
-                    now,
-                ),
-            )
+            conn.execute(_SAVE_TOKEN, _token_values(token, now))
             conn.execute("commit")
         except sqlite3.Error as exc:
             _rollback(conn)
@@ -514,6 +520,26 @@ class SQLiteStore(TableRows):
                 json.dumps(entry.streams),
             ),
         )
+
+    async def save_tokens(self, tokens: Sequence[UserToken]) -> int:
+        batch = list({(t.u_id, t.platform, t.account_id): t for t in tokens}.values())
+        if not batch:
+            return 0
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        conn = self._connect()
+        try:
+            conn.execute("begin immediate")
+            conn.executemany(
+                "insert or ignore into users (u_id) values (?)",
+                [(u,) for u in dict.fromkeys(str(t.u_id) for t in batch)],
+            )
+            conn.executemany(_SAVE_TOKEN, [_token_values(t, now) for t in batch])
+            conn.execute("commit")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("rollback")
+            raise StoreError(f"SQLite could not save the tokens: {redact(str(exc))}") from None
+        return len(batch)
 
     async def stream_rows(
         self,

@@ -462,6 +462,48 @@ class SupabaseStore(TableRows):
         if _confirmed(await self._run("write the sync log", insert, idempotent=False)) != 1:
             raise StoreError("Supabase did not confirm the sync log row")
 
+    async def save_tokens(self, tokens: Sequence[UserToken]) -> int:
+        batch = list({(t.u_id, t.platform, t.account_id): t for t in tokens}.values())
+        if not batch:
+            return 0
+        now = _now()
+        rows = []
+        for token in batch:
+            secret = token.access_token.get_secret_value()
+            register_secret(secret)
+            # token_id and created_at are left out: a new row gets the columns' defaults, a
+            # replaced one keeps its own, as save_token's update in place does
+            rows.append(
+                {
+                    "u_id": str(token.u_id),
+                    "platform": token.platform,
+                    "account_id": token.account_id,
+                    "access_token": seal(secret),
+                    "expires_at": _ts(token.expires_at),
+                    "token_kind": token.token_kind,
+                    "status": token.status,
+                    "last_refreshed_at": _ts(token.last_refreshed_at),
+                    "updated_at": now,
+                }
+            )
+        users = [{"u_id": u} for u in dict.fromkeys(row["u_id"] for row in rows)]
+
+        def add_users(c: AsyncClient) -> Any:
+            query = c.table("users").upsert(users, on_conflict="u_id", ignore_duplicates=True)
+            return query.execute()
+
+        def upsert(c: AsyncClient) -> Any:
+            query = c.table("user_tokens").upsert(rows, on_conflict=_TOKEN_KEY)
+            return query.select("token_id").execute()
+
+        await self._run("add the users", add_users)
+        saved = _confirmed(await self._run("save the tokens", upsert))
+        if saved != len(rows):
+            raise StoreError(
+                f"Supabase confirmed {saved} of {len(rows)} tokens written; run the import again"
+            )
+        return saved
+
     async def stream_rows(
         self,
         table: Table[Row],
