@@ -26,7 +26,9 @@ def _instant_retries() -> Iterator[None]:
 def _no_user_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """igsync reads a user config file and IGSYNC_ENV_FILE (README, Configuration): a test
-    never reads the developer's own."""
+    """igsync reads a user config file and IGSYNC_ENV_FILE (README, Configuration) and the
+    demo writes to the user data dir: a test never touches the developer's own."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    # `igsync demo` keeps its rows in the user data dir (config.demo_database_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
     monkeypatch.delenv("IGSYNC_ENV_FILE", raising=False)

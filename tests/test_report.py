@@ -6,8 +6,10 @@ what the command prints on the terminal, as JSON and as HTML, in-process.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -15,6 +17,7 @@ from uuid import UUID
 import pytest
 
 from cli_runner import run_cli
+from igsync.config import demo_database_path
 from igsync.models import AudienceRow, InsightRow, MediaInsightRow, MediaRow
 from igsync.report import build_report, sparkline
 from igsync.store import Store, open_store
@@ -241,6 +244,8 @@ def test_cli_report_html(
         (["--metrics", "reach,follower_demographics"], "not a daily account metric"),
         (["--days", "0"], "--days"),
         (["--until", "2026-13-01"], "--until"),
+        (["--until", "2026-11-31"], "--until"),
+        (["--demo"], "--demo"),
     ],
 )
 def test_cli_report_bad_input(
@@ -277,3 +282,29 @@ def test_cli_report_empty_store(
     )
     assert code == 0
     assert "no rows stored" in out
+
+
+def test_cli_report_demo_shows_what_the_last_demo_stored(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(monkeypatch, capsys, "report", "--demo")
+    assert (code, out) == (2, "")
+    assert "run `igsync demo` first" in err
+    code, out, err = run_cli(monkeypatch, capsys, "demo", "--accounts", "2", "--days", "4")
+    assert code == 0, err
+    assert "see them: igsync report --demo" in out
+    code, out, err = run_cli(monkeypatch, capsys, "report", "--demo", "--json")
+    assert code == 0, err
+    accounts = json.loads(out)["accounts"]
+    assert len(accounts) == 2
+    # a second demo replaces the first one's database: still two accounts, no stale days
+    code, _, _ = run_cli(monkeypatch, capsys, "demo", "--accounts", "2", "--days", "2")
+    assert code == 0
+    code, out, _ = run_cli(monkeypatch, capsys, "report", "--demo", "--json", "--days", "30")
+    assert len(json.loads(out)["accounts"]) == 2
+    with closing(sqlite3.connect(demo_database_path())) as conn:
+        query = "select count(distinct local_date) from instagram_insights group by account_id"
+        assert [n for (n,) in conn.execute(query)] == [2, 2]
+    code, out, err = run_cli(monkeypatch, capsys, "--db", "sqlite:///x.db", "report", "--demo")
+    assert (code, out) == (2, "")
+    assert "drop --db" in err

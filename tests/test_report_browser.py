@@ -55,12 +55,10 @@ def test_report_html_renders_every_chart_offline(
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    db = f"sqlite:///{tmp_path / 'igsync.db'}"
+    # the README's path: `igsync demo`, then `igsync report --demo --html FILE`
     code, _, err = run_cli(
         monkeypatch,
         capsys,
-        "--db",
-        db,
         "demo",
         "--accounts",
         "1",
@@ -72,7 +70,7 @@ def test_report_html_renders_every_chart_offline(
     )
     assert code == 0, err
     page_file = tmp_path / "report.html"
-    code, _, err = run_cli(monkeypatch, capsys, "--db", db, "report", "--html", str(page_file))
+    code, _, err = run_cli(monkeypatch, capsys, "report", "--demo", "--html", str(page_file))
     assert code == 0, err
     # the page loads no script from elsewhere (plotly.js itself names CDN URLs it never uses
     # here: the requests the browser makes are checked below)

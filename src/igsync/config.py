@@ -212,6 +212,15 @@ def database_url(settings: Settings, override: str | None = None) -> str:
     return f"sqlite:///{Path(user_data_dir('igsync')) / 'igsync.db'}"
 
 
+def demo_database_path() -> Path:
+    """Where `igsync demo` keeps its simulated data when no --db is given (replaced by each
+    demo run), for `igsync report --demo`: `demo.db` in the user data dir (platformdirs),
+    beside the default database, never the default database itself."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("igsync")) / "demo.db"
+
+
 def _check_database_url(url: str, source: str) -> str:
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         return url

@@ -214,21 +214,38 @@ def demo(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Run the whole job offline: simulated Graph API, a throwaway SQLite store (or --db)."""
+    """Run the whole job offline: a simulated Graph API and accounts in three time zones.
+
+    The rows go to --db when given, else to demo.db in the user data dir (replaced by each
+    demo, never your own database), where `igsync report --demo` shows them. Examples:
+
+    \b
+        igsync demo --streams account,audience,media,stories
+        igsync report --demo --html report.html
+    """
     from igsync.catalogue import DEFAULT_METRICS
     from igsync.cli._render import demo_render
+    from igsync.config import demo_database_path
     from igsync.demo import run_demo
+    from igsync.store import open_store
 
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
     chosen, _ = selection(settings, streams, None)
-    keep = open_db(ctx, settings) if globals_of(ctx).db else None
+    demo_path = None
+    if globals_of(ctx).db:
+        keep = open_db(ctx, settings)
+    else:
+        demo_path = demo_database_path()
+        for stale in (demo_path, *(demo_path.with_name(f"demo.db{x}") for x in ("-wal", "-shm"))):
+            stale.unlink(missing_ok=True)  # a fresh file: yesterday's demo days do not linger
+        keep = open_store(f"sqlite:///{demo_path}")
     with out.status(f"syncing {accounts} simulated accounts…"):
         result = run(run_demo(accounts=accounts, days=days, keep_in=keep, streams=chosen))
     if out.json_mode:
         out.emit_json(result.report)
     else:
-        demo_render(out, result, DEFAULT_METRICS)
+        demo_render(out, result, DEFAULT_METRICS, demo_path)
     if not result.report.success:
         raise typer.Exit(1)
 

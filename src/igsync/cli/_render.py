@@ -21,6 +21,8 @@ from igsync.cli._progress import SyncProgress
 from igsync.redact import redact
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from igsync.catalogue import MetricListing
     from igsync.cli._logs import LogFormat
     from igsync.demo import DemoReport
@@ -394,7 +396,10 @@ def values_table(rows: Sequence[InsightRow], metrics: Sequence[str]) -> Table:
     return table
 
 
-def demo_render(output: Output, demo: DemoReport, metrics: Sequence[str]) -> None:
+def demo_render(
+    output: Output, demo: DemoReport, metrics: Sequence[str], demo_path: Path | None = None
+) -> None:
+    """The demo's tables and footer; `demo_path` is the demo database (None: --db's)."""
     output.print(report_table(demo.report, demo.zones))
     output.print(values_table(demo.rows, metrics))
     written: Counter[str] = Counter()
@@ -404,12 +409,10 @@ def demo_render(output: Output, demo: DemoReport, metrics: Sequence[str]) -> Non
         output.print(
             "rows per stream: " + ", ".join(f"{name} {n:,}" for name, n in written.items())
         )
-    where = (
-        " in the --db database"
-        if demo.kept
-        else " in a throwaway database (pass --db sqlite:///demo.db to keep it)"
-    )
+    where = " in the --db database" if demo_path is None else f" in {demo_path}"
     report_footer(output, demo.report, where, "")
+    if demo_path is not None:
+        output.print("see them: igsync report --demo (charts: igsync report --demo --html r.html)")
 
 
 def accounts_table(infos: Sequence[AccountInfo]) -> Table:

@@ -3,14 +3,22 @@ or as one self-contained HTML page of charts."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
 
-from igsync.cli._common import JsonOpt, QuietOpt, VerboseOpt, make_output, open_db, run
+from igsync.cli._common import (
+    JsonOpt,
+    QuietOpt,
+    VerboseOpt,
+    globals_of,
+    make_output,
+    open_db,
+    run,
+)
 from igsync.cli._common import settings as load
 
 if TYPE_CHECKING:
@@ -28,9 +36,8 @@ def report(
         int, typer.Option(min=1, max=366, help="How many account-local days to show.")
     ] = 14,
     until: Annotated[
-        datetime | None,
+        str | None,
         typer.Option(
-            formats=["%Y-%m-%d"],
             metavar="YYYY-MM-DD",
             help="Last local date shown (inclusive); default: the newest one stored.",
         ),
@@ -58,6 +65,12 @@ def report(
             "needs the extra: pip install 'igsync[report]').",
         ),
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Show what `igsync demo` stored last (its demo.db), not --db's data."
+        ),
+    ] = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
@@ -66,10 +79,12 @@ def report(
     mean daily value against the previous period, and a sparkline (a blank is a day with no
     value, never a zero). Examples:
 
+    \b
         igsync report --days 30 --metrics reach,views
-
         igsync report --html report.html
+        igsync report --demo
     """
+    from igsync.inputs import parse_day
     from igsync.report import REPORT_STREAMS, require_plotly
 
     out = make_output(ctx, json_, quiet, verbose)
@@ -81,10 +96,9 @@ def report(
 
             raise InputError(f"--html {html} is a directory; name a file")
         require_plotly()
-    db = open_db(ctx, load())
-    result = run(
-        _build(db, days, until.date() if until else None, user, chosen_metrics, chosen_streams)
-    )
+    last = None if until is None else parse_day(until, "--until")
+    db = _demo_store(ctx) if demo else open_db(ctx, load())
+    result = run(_build(db, days, last, user, chosen_metrics, chosen_streams))
     if html is not None:
         from igsync.export import atomic_output
         from igsync.report import render_html
@@ -102,11 +116,25 @@ def report(
         out.print(table)
     if not result.accounts:
         out.print(
-            f"no rows stored for {result.since} to {result.until}: run `igsync fetch` "
-            "(or `igsync --db URL demo`) first, or choose --until"
+            f"no rows stored for {result.since} to {result.until}: run `igsync fetch` first,"
+            " or choose --until (the demo's rows: `igsync report --demo`)"
         )
     if html is not None and out.chatty:
         out.err.print(f"charts written to {html}", highlight=False, markup=False)
+
+
+def _demo_store(ctx: typer.Context) -> Store:
+    """The database `igsync demo` keeps its rows in (config.demo_database_path)."""
+    from igsync.config import demo_database_path
+    from igsync.errors import InputError
+    from igsync.store import open_store
+
+    if globals_of(ctx).db:
+        raise InputError("--demo reads the demo's own database: drop --db, or drop --demo")
+    path = demo_database_path()
+    if not path.exists():
+        raise InputError(f"--demo: no demo database yet ({path}); run `igsync demo` first")
+    return open_store(f"sqlite:///{path}")
 
 
 def _list(option: str, text: str | None, allowed: Sequence[str]) -> tuple[str, ...] | None:

@@ -132,8 +132,8 @@ def render_html(report: Report) -> str:
     from plotly.offline import get_plotlyjs
 
     body = "\n".join(_account_html(a, report) for a in report.accounts) or (
-        "<p>No rows stored for these dates: run <code>igsync fetch</code> or"
-        " <code>igsync --db URL demo</code> first.</p>"
+        "<p>No rows stored for these dates: run <code>igsync fetch</code> first (the demo's"
+        " rows: <code>igsync demo</code>, then <code>igsync report --demo --html FILE</code>).</p>"
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
