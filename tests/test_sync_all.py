@@ -385,3 +385,22 @@ async def test_bad_token_rows_fail_their_own_accounts_before_any_request(
     assert sorted(status for _, _, status, _ in logs) == sorted(
         ["ok"] * len(ACCOUNTS) + ["failed"] * bad_count
     )
+
+
+async def test_a_dry_runs_summary_counts_the_rows_it_fetched(
+    sim: Simulator, store: SQLiteStore, tokens: dict[str, UserToken]
+) -> None:
+    from igsync.cli._render import sync_summary
+
+    report = await run_sync(sim, store, dry_run=True)
+    fetched = sum(sum(r.metrics_fetched.values()) for r in report.results)
+    assert report.total_inserted == 0
+    assert report.total_fetched == fetched > 0
+    message, fields = sync_summary(report, dry_run=True)
+    assert f" {fetched:,} rows fetched (dry run)" in message
+    assert fields["total_fetched"] == fetched
+
+    written = await run_sync(sim, store)
+    assert written.total_fetched == written.total_inserted > 0
+    message, _ = sync_summary(written, dry_run=False)
+    assert f" {written.total_inserted:,} rows written and verified" in message

@@ -334,6 +334,7 @@ class Tally:
         self.total = self.ok = self.inserted = self.errors = self.logs_failed = 0
         self.not_attempted = 0
         self.skipped = 0
+        self.fetched = 0
         self.log_error: str | None = None
 
     def add(self, result: FetchResult) -> None:
@@ -341,6 +342,7 @@ class Tally:
         self.skipped += result.skipped
         self.ok += result.success and not result.skipped
         self.inserted += result.total_inserted
+        self.fetched += sum(result.metrics_fetched.values())
         self.errors += result.total_errors
         self.not_attempted += not result.attempted
         if result.sync_log_error is not None:
@@ -366,6 +368,7 @@ class Tally:
             accounts_not_attempted=self.not_attempted,
             stopped=stopped,
             accounts_skipped=self.skipped,
+            total_fetched=self.fetched,
         )
 
 
