@@ -280,8 +280,6 @@ def metrics_table(lines: Sequence[MetricListing]) -> Table:
         retired = line.status == "retired"
         status = f"retired {line.retired_in}" if retired and line.retired_in else line.status
         instead = line.replacement or ("none" if retired else "")
-        if retired and line.replacement == line.name:  # only one form was retired
-            instead = "the other form"
         table.add_row(
             line.name,
             f"[dim]{status}[/dim]" if retired else status,
@@ -294,6 +292,18 @@ def metrics_table(lines: Sequence[MetricListing]) -> Table:
             line.stream or "-",
             instead,
         )
+    for line in lines:  # after every current metric, as the retired ones are
+        for form in line.retired_forms:
+            status = f"retired {form.retired_in}" if form.retired_in else "retired"
+            table.add_row(
+                line.name,
+                f"[dim]{status}[/dim]",
+                form.metric_type,
+                *("-",) * 4,  # period, breakdowns, timeframes, logins
+                "",
+                "-",
+                "the other form",
+            )
     return table
 
 
