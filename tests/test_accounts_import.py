@@ -140,6 +140,7 @@ def test_csv_rows_are_numbered_as_a_spreadsheet_does_and_bad_values_never_echoed
     assert by_row[7].error.startswith("expires_at: in the past")
     assert by_row[8].error is not None
     assert by_row[8].error.startswith("access_token: the token is 7 characters long")
+    assert "shorter than 32 characters" in by_row[8].error  # the rule it applies, no other
     assert by_row[9].error == "the same user_id and account_id as row 2; that row was kept"
     dumped = report.model_dump_json()
     for secret in (FB, IG, fb(2), fb(5), fb(8), "EAAq7Zk"):
@@ -333,3 +334,18 @@ def test_import_then_list_shows_every_account(
     assert len(listed) == 30
     assert {a["days_left"] for a in listed} == {49}
     assert all(a["status"] == "ok" for a in listed)
+
+
+@pytest.mark.parametrize(("length", "refused"), [(24, True), (31, True), (32, False), (38, False)])
+def test_the_short_token_rule_is_the_one_its_message_states(length: int, refused: bool) -> None:
+    short = ("EAAGm0PX4ZCps" + "s" * 40)[:length]
+    row = {"user_id": str(ALICE), "account_id": "17841400000000001", "access_token": short}
+    (checked,) = check_import(ndjson(row), NOW).report(dry_run=True).rows
+    if not refused:
+        assert checked.status == "ok", checked.error
+        return
+    assert checked.error == (
+        f"access_token: the token is {length} characters long, too short: igsync refuses a"
+        " token shorter than 32 characters as a typo or a truncated paste (copy the whole token)"
+    )
+    assert short not in checked.model_dump_json()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -282,3 +283,60 @@ def test_open_store_reads_the_configured_url(monkeypatch: pytest.MonkeyPatch, ur
     assert type(store).__name__ == "SQLiteStore"
     with pytest.raises(igsync.ConfigError, match="SUPABASE_URL and SUPABASE_KEY"):
         igsync.open_store("supabase", settings=Settings(supabase_url=None, supabase_key=None))
+
+
+def test_metrics_and_streams_may_be_a_comma_separated_str(
+    sim: Simulator, url: str, settings: Settings, graphs: list[GraphClient]
+) -> None:
+    user = uuid4()
+    token = sim.issue_token(ACCOUNT, expires_at=datetime.now(UTC) + timedelta(days=50))
+    save(url, UserToken(u_id=user, access_token=SecretStr(token), account_id=ACCOUNT))
+
+    result = igsync.fetch_and_store_instagram_insights(
+        user,
+        metrics="reach",
+        streams="account",
+        days=2,
+        store=url,
+        settings=settings,
+        graph=graph_on(sim, graphs),
+    )
+    assert result.success, result.errors
+    assert set(result.metrics_inserted) == {"reach"}
+    both = igsync.fetch_and_store_instagram_insights(
+        user,
+        metrics="reach, follower_count",
+        days=2,
+        dry_run=True,
+        store=url,
+        settings=settings,
+        graph=graph_on(sim, graphs),
+    )
+    assert set(both.metrics_fetched) == {"reach", "follower_count"}
+
+
+def test_a_blocking_calls_error_is_not_chained_after_the_loop_check_and_names_parameters(
+    url: str, settings: Settings
+) -> None:
+    with pytest.raises(igsync.InputError) as raised:
+        igsync.fetch_and_store_instagram_insights(uuid4(), days=0, store=url, settings=settings)
+    assert not any(isinstance(e, RuntimeError) for e in contexts(raised.value))
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "During handling" not in shown
+    assert "no running event loop" not in shown
+    assert str(raised.value).startswith("days must be between 1 and")
+    with pytest.raises(igsync.InputError, match=r"^until needs since") as raised:
+        igsync.fetch_and_store_instagram_insights(
+            uuid4(), until=datetime.now(UTC).date(), store=url, settings=settings
+        )
+    assert "--" not in str(raised.value)
+    assert not any(isinstance(e, RuntimeError) for e in contexts(raised.value))
+
+
+def contexts(error: BaseException) -> list[BaseException]:
+    """Every exception `error` was raised while handling, innermost last."""
+    found: list[BaseException] = []
+    while error.__context__ is not None:
+        error = error.__context__
+        found.append(error)
+    return found

@@ -185,7 +185,12 @@ def test_the_listing_holds_every_current_and_retired_metric() -> None:
     current = [line.name for line in lines if line.status == "current"]
     assert current == list(METRIC_CONFIG)
     retired = [line for line in lines if line.status == "retired"]
-    assert len(retired) == len(RETIRED_METRICS)
+    assert len({line.name for line in lines}) == len(lines)  # one entry per name
+    listed = {(line.name, None) for line in retired} | {
+        (line.name, form.metric_type) for line in lines for form in line.retired_forms
+    }
+    assert listed == {(r.name, r.form) for r in RETIRED_METRICS}  # each one, once
+    assert all(line.status == "current" for line in lines if line.retired_forms)
     impressions = next(line for line in retired if line.name == "impressions")
     assert impressions.replacement == "views"
 

@@ -77,13 +77,17 @@ def test_metrics_json_lists_current_then_retired_metrics(
         "stream",
         "replacement",
         "source",
+        "retired_forms",
     }
     assert all(keys <= set(line) for line in lines)
+    names = [line["name"] for line in lines]
+    assert len(names) == len(set(names))  # one entry per name: jq can key on .name
     current = [line for line in lines if line["status"] == "current"]
     retired = [line for line in lines if line["status"] == "retired"]
     assert [line["name"] for line in current] == list(METRIC_CONFIG)
     assert tuple(line["name"] for line in current if line["default"]) == DEFAULT_METRICS
-    assert len(retired) == len(RETIRED_METRICS)
+    assert {line["name"] for line in retired} == {r.name for r in RETIRED_METRICS if not r.form}
+    assert all(line["retired_forms"] == [] for line in retired)
     by_name = {line["name"]: line for line in current}
     assert by_name["likes"]["stream"] == "account"
     assert by_name["follower_demographics"]["stream"] == "audience"
@@ -92,6 +96,11 @@ def test_metrics_json_lists_current_then_retired_metrics(
     impressions = next(line for line in retired if line["name"] == "impressions")
     assert (impressions["replacement"], impressions["retired_in"]) == ("views", "v22.0")
     assert impressions["retired_everywhere"] == "2025-04-21"
+    for name in ("profile_views", "website_clicks"):  # current, but time_series was retired
+        (form,) = by_name[name]["retired_forms"]
+        assert by_name[name]["metric_type"] == "total_value"
+        assert (form["metric_type"], form["retired_in"]) == ("time_series", "v21.0")
+        assert form["retired_everywhere"] == "2025-01-08"
     assert env.sim.requests == []
 
 
@@ -104,6 +113,11 @@ def test_metrics_table_shows_retired_metrics_and_their_replacement(
     impressions = next(line for line in out.splitlines() if "impressions" in line)
     assert "retired v22.0" in impressions
     assert "views" in impressions
+    cells = [[c.strip() for c in line.split("│")] for line in out.splitlines()]
+    forms = [" ".join(row) for row in cells if row[1:2] == ["profile_views"]]
+    assert len(forms) == 2  # the current metric, and its retired time_series form
+    assert "retired v21.0" in forms[1]
+    assert "time_series" in forms[1]
     assert "audience" in next(line for line in out.splitlines() if "online_followers" in line)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -23,7 +24,7 @@ from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import InputError, StoreError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, UserToken
-from igsync.simulator import SimAccount, Simulator
+from igsync.simulator import Fault, SimAccount, Simulator
 from igsync.store.sqlite import SQLiteStore
 from igsync.sync_all import Shard, parse_shard, sync_all
 from igsync.window import plan_window
@@ -384,4 +385,60 @@ async def test_bad_token_rows_fail_their_own_accounts_before_any_request(
     assert len(logs) == total
     assert sorted(status for _, _, status, _ in logs) == sorted(
         ["ok"] * len(ACCOUNTS) + ["failed"] * bad_count
+    )
+
+
+async def test_a_dry_runs_summary_counts_the_rows_it_fetched(
+    sim: Simulator, store: SQLiteStore, tokens: dict[str, UserToken]
+) -> None:
+    from igsync.cli._render import sync_summary
+
+    report = await run_sync(sim, store, dry_run=True)
+    fetched = sum(sum(r.metrics_fetched.values()) for r in report.results)
+    assert report.total_inserted == 0
+    assert report.total_fetched == fetched > 0
+    message, fields = sync_summary(report, dry_run=True)
+    assert f" {fetched:,} rows fetched (dry run)" in message
+    assert fields["total_fetched"] == fetched
+
+    written = await run_sync(sim, store)
+    assert written.total_fetched == written.total_inserted > 0
+    message, _ = sync_summary(written, dry_run=False)
+    assert f" {written.total_inserted:,} rows written and verified" in message
+
+
+async def test_each_accounts_writes_are_logged_as_a_sentence_right_for_a_failure_too(
+    sim: Simulator,
+    store: SQLiteStore,
+    tokens: dict[str, UserToken],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = ACCOUNTS[0]
+    sim.faults.append(Fault("invalid_token", times=100, account_id=broken))
+    with caplog.at_level(logging.INFO, logger="igsync.sync"):
+        report = await run_sync(sim, store)
+    (failed,) = [r for r in report.results if not r.success]
+    lines = {
+        r.getMessage().split(":", 1)[0]: r.getMessage()
+        for r in caplog.records
+        if r.name == "igsync.sync" and "written and verified" in r.getMessage()
+    }
+    assert lines[f"account {broken}"] == (
+        f"account {broken}: 0 rows written and verified; failed with 1 error: {failed.errors[0]}"
+    )
+    ok = next(r for r in report.results if r.success)
+    assert lines[f"account {ok.account_id}"] == (
+        f"account {ok.account_id}: {ok.total_inserted} rows written and verified"
+    )
+    assert not any("{" in line for line in lines.values())  # no Python dict
+
+
+def test_the_written_line_names_each_stream_and_counts_errors() -> None:
+    from igsync.sync import written_line
+
+    assert written_line("1784", {"account": 9, "audience": 3}, []) == (
+        "account 1784: 12 rows written and verified (account 9, audience 3)"
+    )
+    assert written_line("1784", {"account": 1}, ["a", "b"]) == (
+        "account 1784: 1 row written and verified; failed with 2 errors: a (and more)"
     )

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from pydantic import SecretStr
@@ -36,6 +37,9 @@ from igsync.models import AccountInfo, FetchResult, InsightRow, TokenKind, UserT
 from igsync.redact import register_secret
 from igsync.store import Store
 
+if TYPE_CHECKING:
+    from igsync.window import WindowPlan
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -45,14 +49,14 @@ def _blocking(name: str, work: Callable[P, Coroutine[Any, Any, T]], /) -> Callab
 
     @functools.wraps(work)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(work(*args, **kwargs))
-        raise RuntimeError(
-            f"igsync.{name}() blocks, and an event loop is running in this thread:"
-            f" use `await igsync.{work.__name__}(...)` here instead"
-        )
+        if _loop_running():
+            raise RuntimeError(
+                f"igsync.{name}() blocks, and an event loop is running in this thread:"
+                f" use `await igsync.{work.__name__}(...)` here instead"
+            )
+        # Outside any `except` block, so the caller's errors are not chained after
+        # get_running_loop's "no running event loop".
+        return asyncio.run(work(*args, **kwargs))
 
     run.__name__ = run.__qualname__ = name
     run.__doc__ = (
@@ -60,6 +64,38 @@ def _blocking(name: str, work: Callable[P, Coroutine[Any, Any, T]], /) -> Callab
         f" in async code, await that instead.\n\n{work.__doc__ or ''}"
     )
     return run
+
+
+def _loop_running() -> bool:
+    """Whether an event loop runs in this thread (a notebook cell, an async web app)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _names(given: str | Sequence[str] | None) -> Sequence[str] | None:
+    """A metric or stream list as a sequence: a str is the CLI's comma list (`"reach"`,
+    `"reach,follower_count"`), not a sequence of one-letter names."""
+    if isinstance(given, str):
+        return [n.strip() for n in given.split(",") if n.strip()]
+    return given
+
+
+#: the CLI flags the shared core names in its InputError messages, and the API's parameters
+_FLAG = re.compile(r"--(days|since|until)\b( N\b)?")
+
+
+def _plan(days: int | None, since: date | None, until: date | None) -> WindowPlan:
+    """plan_window for API callers: its InputError names the parameter (`days`), not the
+    CLI flag (`--days`)."""
+    from igsync.window import plan_window
+
+    try:
+        return plan_window(datetime.now().astimezone(), days=days, since=since, until=until)
+    except InputError as err:
+        raise InputError(_FLAG.sub(r"\1", str(err))) from None
 
 
 def _settings(settings: Settings | None) -> Settings:
@@ -143,8 +179,8 @@ async def fetch_and_store_instagram_insights_async(
     user_id: UUID | str,
     *,
     account_id: str | None = None,
-    metrics: Sequence[str] | None = None,
-    streams: Sequence[str] | None = None,
+    metrics: str | Sequence[str] | None = None,
+    streams: str | Sequence[str] | None = None,
     days: int | None = None,
     since: date | None = None,
     until: date | None = None,
@@ -157,7 +193,8 @@ async def fetch_and_store_instagram_insights_async(
 
     The account and token come from the user's `user_tokens` row (platform instagram), else
     IG_ACCOUNT_ID / IG_LONG_TOKEN (the seed's secrets fallback). `streams` (account,
-    audience, media, stories) and `metrics` (catalogue names, `igsync metrics`) default as
+    audience, media, stories) and `metrics` (catalogue names, `igsync metrics`), each a
+    sequence of names or a comma-separated str (`"reach,follower_count"`), default as
     for the CLI; the window is `days` (default 3) most recent complete account-local days,
     or the inclusive local dates `since`..`until`. The token is refreshed first when it
     expires within 7 days and app credentials are set. `dry_run` fetches and writes nothing.
@@ -169,18 +206,20 @@ async def fetch_and_store_instagram_insights_async(
     """
     from igsync.sync import fetch_account, resolve_account
     from igsync.tokens import app_credentials
-    from igsync.window import plan_window
 
     current = _settings(settings)
-    plan = plan_window(datetime.now().astimezone(), days=days, since=since, until=until)
+    plan = _plan(days, since, until)
     async with _store(store, current) as opened, _graph(graph, current) as client:
-        account = await resolve_account(opened, current, _user(user_id), account_id)
+        try:
+            account = await resolve_account(opened, current, _user(user_id), account_id)
+        except InputError as err:
+            raise InputError(str(err).replace("pass --account-id", "pass account_id")) from None
         return await fetch_account(
             client,
             opened,
             account,
-            streams=streams,
-            metrics=metrics,
+            streams=_names(streams),
+            metrics=_names(metrics),
             plan=plan,
             app=app_credentials(current),
             dry_run=dry_run,

@@ -241,6 +241,9 @@ class SyncReport(BaseModel):
     #: accounts another run was syncing (FetchResult.skipped): in accounts_total, neither ok
     #: nor failed
     accounts_skipped: int = 0
+    #: rows fetched from Meta, written or not: sum of every result's metrics_fetched (what a
+    #: dry run reports, as it writes nothing)
+    total_fetched: int = 0
 
 
 class UserToken(BaseModel):

@@ -56,8 +56,9 @@ def token_shape_problem(token: str) -> str | None:
     if not (token.isascii() and token.isprintable()):
         return "has characters no Meta token has (non-ASCII or control characters)"
     if len(token) < MIN_TOKEN_LENGTH:
+        # Meta documents no token length (GRAPH_API.md); the message states igsync's own rule
         return (
-            f"is {len(token)} characters long, too short for a Meta access token "
-            "(they run to 100 or more)"
+            f"is {len(token)} characters long, too short: igsync refuses a token shorter than "
+            f"{MIN_TOKEN_LENGTH} characters as a typo or a truncated paste (copy the whole token)"
         )
     return None

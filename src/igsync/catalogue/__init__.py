@@ -92,7 +92,9 @@ def parse_stream_list(text: str) -> tuple[str, ...]:
 
 
 def metric_listing() -> list[MetricListing]:
-    """Every current metric, then every retired one: what `igsync metrics` shows."""
-    return [MetricListing.current(s) for s in METRIC_CONFIG.values()] + [
-        MetricListing.retired(r) for r in RETIRED_METRICS
-    ]
+    """Every current metric, then every retired one, one entry per name: what `igsync metrics`
+    shows. A retired form of a current metric is inside that metric's entry (`retired_forms`)."""
+    return [
+        MetricListing.current(s, tuple(r for r in RETIRED_METRICS if r.name == s.name))
+        for s in METRIC_CONFIG.values()
+    ] + [MetricListing.retired(r) for r in RETIRED_METRICS if r.name not in METRIC_CONFIG]

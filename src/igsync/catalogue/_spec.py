@@ -93,8 +93,22 @@ class RetiredMetric(BaseModel):
         return f"{self.name} is {when}: {self.note}; {instead}"
 
 
+class RetiredForm(BaseModel):
+    """A form of a current metric that Meta retired (profile_views' time_series form)."""
+
+    metric_type: MetricType
+    retired_in: str | None
+    retired_everywhere: date | None
+    description: str
+    source: str
+
+
 class MetricListing(BaseModel):
-    """One line of `igsync metrics`: a current metric or a retired one."""
+    """One entry of `igsync metrics`: a current metric or a retired one, one per name.
+
+    A current metric one of whose forms Meta retired keeps `status` current and describes
+    that form in `retired_forms`, so `name` is unique across the listing.
+    """
 
     name: str
     status: Literal["current", "retired"]
@@ -113,9 +127,13 @@ class MetricListing(BaseModel):
     retired_in: str | None
     retired_everywhere: date | None
     source: str
+    #: current metrics only: forms of this name Meta retired (empty: none)
+    retired_forms: tuple[RetiredForm, ...] = ()
 
     @classmethod
-    def current(cls, spec: MetricSpec) -> MetricListing:
+    def current(
+        cls, spec: MetricSpec, retired_forms: tuple[RetiredMetric, ...] = ()
+    ) -> MetricListing:
         return cls(
             name=spec.name,
             status="current",
@@ -133,6 +151,17 @@ class MetricListing(BaseModel):
             retired_in=None,
             retired_everywhere=None,
             source=spec.source,
+            retired_forms=tuple(
+                RetiredForm(
+                    metric_type=gone.form,
+                    retired_in=gone.retired_in,
+                    retired_everywhere=gone.retired_everywhere,
+                    description=gone.note,
+                    source=gone.source,
+                )
+                for gone in retired_forms
+                if gone.form is not None
+            ),
         )
 
     @classmethod

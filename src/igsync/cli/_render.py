@@ -280,8 +280,6 @@ def metrics_table(lines: Sequence[MetricListing]) -> Table:
         retired = line.status == "retired"
         status = f"retired {line.retired_in}" if retired and line.retired_in else line.status
         instead = line.replacement or ("none" if retired else "")
-        if retired and line.replacement == line.name:  # only one form was retired
-            instead = "the other form"
         table.add_row(
             line.name,
             f"[dim]{status}[/dim]" if retired else status,
@@ -294,6 +292,18 @@ def metrics_table(lines: Sequence[MetricListing]) -> Table:
             line.stream or "-",
             instead,
         )
+    for line in lines:  # after every current metric, as the retired ones are
+        for form in line.retired_forms:
+            status = f"retired {form.retired_in}" if form.retired_in else "retired"
+            table.add_row(
+                line.name,
+                f"[dim]{status}[/dim]",
+                form.metric_type,
+                *("-",) * 4,  # period, breakdowns, timeframes, logins
+                "",
+                "-",
+                "the other form",
+            )
     return table
 
 
@@ -335,10 +345,15 @@ def sync_summary(report: SyncReport, *, dry_run: bool) -> tuple[str, dict[str, A
     fields: dict[str, Any] = report.model_dump(mode="json", exclude={"results"})
     rate = report.accounts_total / report.duration_s if report.duration_s > 0 else 0.0
     fields["accounts_per_s"] = round(rate, 2)
-    rows = "rows fetched (dry run)" if dry_run else "rows written and verified"
+    # a dry run writes nothing: what it did is fetch
+    rows = (
+        f"{report.total_fetched:,} rows fetched (dry run)"
+        if dry_run
+        else f"{report.total_inserted:,} rows written and verified"
+    )
     message = (
         f"igsync sync-all: {report.accounts_ok:,}/{report.accounts_total:,} accounts ok, "
-        f"{report.accounts_failed:,} failed, {report.total_inserted:,} {rows}, "
+        f"{report.accounts_failed:,} failed, {rows}, "
         f"{report.total_errors:,} errors, in {report.duration_s:.1f} s ({rate:.1f} accounts/s)"
     )
     if report.sync_logs_failed:
