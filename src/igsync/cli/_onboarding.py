@@ -43,6 +43,25 @@ def read_stdin_text(what: str) -> str:
         ) from None
 
 
+def read_token_stdin() -> str:
+    """The access token for --token-stdin, stripped; "" when none was given.
+
+    At a terminal the token is read with getpass (prompt on the terminal, input hidden) so a
+    pasted token is never echoed to the screen or a screen recording; from a pipe or file it
+    is standard input as UTF-8 text. Raises InputError (exit 2) on non-UTF-8 piped input.
+    """
+    import getpass
+
+    if sys.stdin is None:  # started with standard input closed
+        return ""
+    if sys.stdin.isatty():
+        try:
+            return getpass.getpass("Access token (input hidden): ").strip()
+        except EOFError:  # Ctrl-D at the prompt: no token, reported as an empty input
+            return ""
+    return read_stdin_text("--token-stdin").strip()
+
+
 def accounts_import(
     ctx: typer.Context,
     dry_run: DryRunOpt = False,
@@ -137,7 +156,7 @@ def accounts_discover(
         raise InputError(
             "give the token on standard input with --token-stdin (never as an argument)"
         )
-    token = read_stdin_text("--token-stdin").strip()
+    token = read_token_stdin()
     if not token:
         raise InputError("--token-stdin: standard input was empty; pipe the token in")
     if problem := token_shape_problem(token):
