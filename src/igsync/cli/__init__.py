@@ -470,8 +470,10 @@ def main() -> None:
     """Console entry point: one line on stderr for every error we expect, never a traceback."""
     from typer._click.exceptions import NoArgsIsHelpError
 
+    from igsync.cli import _stdout
     from igsync.errors import IgsyncError
 
+    _stdout.install()
     try:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as exc:
@@ -490,7 +492,11 @@ def main() -> None:
         _fail(str(exc), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    _stdout.finish()
+    if (failed := _stdout.message()) is not None:
+        _fail(failed, max(code, 1))
+    sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:

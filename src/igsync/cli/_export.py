@@ -119,9 +119,16 @@ def _to_stdout(
     db: Store, stream: ExportStream, fmt: ExportFormat, rows: RowFilter, wide: bool
 ) -> ExportSummary | None:
     """The export on stdout; None when its reader stopped reading (`| head`), which ends the
-    export quietly: stdout then points at /dev/null, so Python's flush at exit finds no pipe."""
+    export quietly: stdout then points at /dev/null, so Python's flush at exit finds no pipe.
+    None too when stdout cannot be written (full disk, closed): main() then says so, exit 1."""
+    from igsync.cli import _stdout
+
     try:
-        return run(_export(db, stream, fmt, sys.stdout.buffer, rows, wide))
+        with _stdout.guarded():
+            summary = run(_export(db, stream, fmt, sys.stdout.buffer, rows, wide))
+            sys.stdout.buffer.flush()  # a full disk shows on the last write, not at exit
+            return summary
+        return None
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
