@@ -32,9 +32,8 @@ Instagram host.
 """
 _EPILOG = """\
 example:
-  %(prog)s --port 8765 --accounts 2
-  export IGSYNC_GRAPH_URL=http://127.0.0.1:8765 IG_ACCOUNT_ID=17841400000000001 IG_LONG_TOKEN=x
-  export IGSYNC_INSTAGRAM_URL=<the second line it printed>
+  %(prog)s --port 8765 --accounts 2 &
+  # paste the `export …` line it prints on stderr, then (any token will do):
   curl "$IGSYNC_GRAPH_URL/v27.0/$IG_ACCOUNT_ID/insights?metric=reach&period=day&access_token=x"
   curl "$IGSYNC_GRAPH_URL/v27.0/$IG_ACCOUNT_ID/media?fields=id,timestamp&access_token=x"
 """
