@@ -221,6 +221,8 @@ ROWS = [
     # --- accounts remove, rekey ---
     Bad("remove_nothing_stored", ("accounts", "remove", "--user", USER), USER),
     Bad("rekey_without_keys", ("accounts", "rekey"), "IGSYNC_TOKEN_KEYS"),
+    # --- report ---
+    Bad("report_html_no_dir", ("report", "--html", "no-dir/x.html"), "--html no-dir/x.html"),
     # --- db ---
     Bad("schema_migration_unknown", ("db", "schema", "--migration", "99"), "--migration"),
     Bad("schema_migration_zero", ("db", "schema", "--migration", "0"), "--migration"),

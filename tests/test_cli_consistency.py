@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -176,6 +177,13 @@ def test_help_shows_no_count_default_and_examples_stay_whole(
         if paragraph.startswith("\b\n"):
             for line in paragraph.splitlines()[1:]:
                 assert line.strip() in {shown.strip() for shown in out.splitlines()}, line
+        else:  # examples outside a `\b` paragraph are run together and rewrapped
+            examples = re.findall(r"^\s+(\S.*igsync .*)$", paragraph, re.MULTILINE)
+            assert len(examples) <= 1, paragraph
+            for line in examples:
+                assert line.strip() in {shown.strip() for shown in out.splitlines()}, line
+    if not any("--metrics" in getattr(p, "opts", ()) for p in command.params):  # demo
+        assert "of --metrics" not in " ".join(out.split())
 
 
 def test_json_before_db_schema_is_one_json_document(

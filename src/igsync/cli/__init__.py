@@ -209,7 +209,14 @@ def demo(
     ctx: typer.Context,
     accounts: Annotated[int, typer.Option(min=1, max=50, help="How many simulated accounts.")] = 3,
     days: Annotated[int, typer.Option(min=1, max=29, help="Days per account.")] = 3,
-    streams: StreamsOpt = None,
+    streams: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of streams to simulate and sync: account (daily metrics), audience "
+            "(demographics, online_followers), media (posts, reels and their insights), stories "
+            "(live stories); default IGSYNC_STREAMS, else account."
+        ),
+    ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,

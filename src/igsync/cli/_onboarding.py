@@ -59,6 +59,8 @@ def read_token_stdin() -> str:
             return getpass.getpass("Access token (input hidden): ").strip()
         except EOFError:  # Ctrl-D at the prompt: no token, reported as an empty input
             return ""
+    if not hasattr(sys.stdin, "buffer"):  # a text stream of our caller's (no bytes beneath)
+        return sys.stdin.read().strip()
     return read_stdin_text("--token-stdin").strip()
 
 
@@ -76,6 +78,7 @@ def accounts_import(
     Each row is checked as `accounts add` checks; valid rows are saved, bad ones reported
     (never with the token). Exit 1 if any row failed, 2 if the input cannot be read.
 
+    \b
         igsync accounts import < accounts.csv
         jq -c '.[]' accounts.json | igsync accounts import --dry-run --json
     """
@@ -145,7 +148,9 @@ def accounts_discover(
     with the user token as a facebook_login token. With IG_APP_ID/IG_APP_SECRET the token's
     expiry is asked of debug_token first.
 
-        pass show fb/user-token | igsync accounts discover --user UUID --token-stdin --dry-run
+    \b
+        pass show fb/user-token |
+          igsync accounts discover --user UUID --token-stdin --dry-run
     """
     from igsync.errors import InputError
     from igsync.redact import register_secret
