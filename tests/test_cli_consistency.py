@@ -292,3 +292,21 @@ def test_the_demo_needs_no_simulator_extra(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["accounts_ok"] == 1
+
+
+def test_install_hints_say_what_the_readme_install_section_says(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 17: the parquet and simulator errors suggested installs the README does not
+    (`uv tool install 'igsync[parquet]'`, `--with uvicorn .`). Each hint's install command
+    must be one the README's "Install" section gives."""
+    from igsync.export._writers import PARQUET_MISSING
+
+    install = README.read_text().split("## Install", 1)[1].split("\n## ", 1)[0]
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    _, _, simulator_error = run_cli(monkeypatch, capsys, "simulator", "--port", "0")
+    for hint in (PARQUET_MISSING, simulator_error):
+        commands = re.findall(r"(?:uv tool|pipx) install '[^']+'", hint)
+        assert commands, hint
+        for command in commands:
+            assert command in install, command

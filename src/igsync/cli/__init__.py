@@ -306,7 +306,8 @@ def simulator_command(ctx: typer.Context) -> None:
     except ModuleNotFoundError:
         raise ConfigError(
             "the simulator server needs the simulator extra (uvicorn): "
-            "uv tool install --with uvicorn . or pipx install '.[simulator]'"
+            "uv tool install '.[simulator]' in the igsync checkout (or pipx install "
+            "'.[simulator]'), as README \"Install\" says"
         ) from None
     from igsync.simulator.__main__ import main as serve
 

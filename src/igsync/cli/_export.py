@@ -26,7 +26,7 @@ def export(
         typer.Option(
             "--format",
             help="csv (RFC 4180, with a header), ndjson, or parquet "
-            "(needs the extra: pip install 'igsync[parquet]').",
+            "(needs the parquet extra: uv tool install '.[parquet]').",
         ),
     ] = "csv",
     stream: Annotated[
