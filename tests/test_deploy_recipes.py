@@ -539,18 +539,18 @@ def test_every_recipe_is_referenced_from_the_readme() -> None:
 
 @pytest.mark.e2e
 def test_the_crontab_sync_line_says_skipped_only_for_a_held_lock(tmp_path: Path) -> None:
-    """igsync's own failure (here a bad database URL, exit 2) goes to the .err file as before;
+    """igsync's own failure (here a missing env file, exit 2) goes to the .err file as before;
     the "skipped" line is for flock's conflict exit (75) alone."""
     _, jobs = _crontab()
     command = _cron_command(next(c for _, c in jobs if " sync-all " in c), tmp_path)
     done = subprocess.run(
         ["/bin/sh", "-c", command],
         cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "IGSYNC_DATABASE_URL": "mysql://h/igsync"},
+        env={"PATH": "/usr/bin:/bin"},  # no igsync.env: igsync exits 2 at once
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
     )
     assert (done.stdout, done.stderr) == ("", "")  # nothing for cron to mail but the .err file
-    assert "IGSYNC_DATABASE_URL" in (tmp_path / "sync.err").read_text()
+    assert "IGSYNC_ENV_FILE" in (tmp_path / "sync.err").read_text()
