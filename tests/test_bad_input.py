@@ -111,6 +111,13 @@ ROWS = [
         "IGSYNC_HTTP_TIMEOUT",
         files={".env": b"IGSYNC_HTTP_TIMEOUT=nan\n"},
     ),
+    Bad("dotenv_unparsable_line", LIST, ".env, line 2", files={".env": b"A=1\nnot a line\n"}),
+    Bad(
+        "dotenv_unclosed_quote",
+        LIST,
+        ".env, line 1",
+        files={".env": f'IG_LONG_TOKEN="{TOKEN}\n'.encode()},  # the token is not shown
+    ),
     # --- global options ---
     Bad("db_mysql", ("--db", "mysql://h/db", *LIST), "--db"),
     Bad("db_bare_sqlite_schema", ("--db", "sqlite", "db", "schema"), "--db"),
