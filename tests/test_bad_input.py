@@ -229,6 +229,8 @@ ROWS = [
     Bad("remove_nothing_stored", ("accounts", "remove", "--user", USER), USER),
     Bad("rekey_without_keys", ("accounts", "rekey"), "IGSYNC_TOKEN_KEYS"),
     # --- report ---
+    Bad("export_since_month_13", ("export", "--since", "2026-13-01"), "not a day of the calendar"),
+    Bad("export_until_words", ("export", "--until", "yesterday"), "--until: expected a date"),
     Bad("report_html_no_dir", ("report", "--html", "no-dir/x.html"), "--html no-dir/x.html"),
     # --- db ---
     Bad("schema_migration_unknown", ("db", "schema", "--migration", "99"), "--migration"),
