@@ -231,6 +231,11 @@ ROWS = [
     # --- report ---
     Bad("export_since_month_13", ("export", "--since", "2026-13-01"), "not a day of the calendar"),
     Bad("export_until_words", ("export", "--until", "yesterday"), "--until: expected a date"),
+    Bad(
+        "export_since_after_until",
+        ("export", "--since", "2026-11-10", "--until", "2026-11-01"),
+        "--since 2026-11-10 is after --until 2026-11-01",
+    ),
     Bad("report_html_no_dir", ("report", "--html", "no-dir/x.html"), "--html no-dir/x.html"),
     # --- db ---
     Bad("schema_migration_unknown", ("db", "schema", "--migration", "99"), "--migration"),
