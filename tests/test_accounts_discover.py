@@ -350,3 +350,59 @@ def test_discover_after_a_server_error_that_persists_exits_1(
     assert (code, out) == (1, "")
     assert err.startswith("igsync: error: ")
     assert token not in err
+
+
+class _Terminal(io.StringIO):
+    """Standard input at a terminal: reading it directly would echo what is typed."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        raise AssertionError("a token at a terminal must be read with getpass, not echoed")
+
+
+def _prompted(monkeypatch: pytest.MonkeyPatch, token: str) -> list[str]:
+    """Standard input is a terminal where the user types `token`; returns the prompts shown."""
+    prompts: list[str] = []
+
+    def getpass(prompt: str = "Password: ", stream: object = None) -> str:
+        prompts.append(prompt)
+        return token
+
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr("getpass.getpass", getpass)
+    return prompts
+
+
+def test_discover_at_a_terminal_reads_the_token_hidden(
+    sim: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    token = sim.issue_user_token(agency_pages())
+    prompts = _prompted(monkeypatch, token + "\n")
+    code, out, err = run_cli(
+        monkeypatch, capsys, "--db", f"sqlite:///{tmp_path / 'igsync.db'}", "accounts",
+        "discover", "--user", str(ALICE), "--token-stdin", "--dry-run",
+    )  # fmt: skip
+    assert (code, err) == (0, ""), err
+    assert prompts == ["Access token (input hidden): "]
+    assert "4 Instagram account(s) found" in out
+    assert token not in out
+
+
+def test_accounts_add_at_a_terminal_reads_the_token_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a token cut short while pasting: refused by its shape, before any I/O
+    prompts = _prompted(monkeypatch, "IGQVJ")
+    code, out, err = run_cli(
+        monkeypatch, capsys, "--db", f"sqlite:///{tmp_path / 'igsync.db'}", "accounts", "add",
+        "--user", str(ALICE), "--account-id", IDS[0], "--token-stdin",
+    )  # fmt: skip
+    assert prompts == ["Access token (input hidden): "]
+    assert (code, out) == (2, "")
+    assert err.startswith("igsync: error: --token-stdin: the token ")
+    assert "IGQVJ" not in err

@@ -111,6 +111,13 @@ ROWS = [
         "IGSYNC_HTTP_TIMEOUT",
         files={".env": b"IGSYNC_HTTP_TIMEOUT=nan\n"},
     ),
+    Bad("dotenv_unparsable_line", LIST, ".env, line 2", files={".env": b"A=1\nnot a line\n"}),
+    Bad(
+        "dotenv_unclosed_quote",
+        LIST,
+        ".env, line 1",
+        files={".env": f'IG_LONG_TOKEN="{TOKEN}\n'.encode()},  # the token is not shown
+    ),
     # --- global options ---
     Bad("db_mysql", ("--db", "mysql://h/db", *LIST), "--db"),
     Bad("db_bare_sqlite_schema", ("--db", "sqlite", "db", "schema"), "--db"),
@@ -221,6 +228,15 @@ ROWS = [
     # --- accounts remove, rekey ---
     Bad("remove_nothing_stored", ("accounts", "remove", "--user", USER), USER),
     Bad("rekey_without_keys", ("accounts", "rekey"), "IGSYNC_TOKEN_KEYS"),
+    # --- report ---
+    Bad("export_since_month_13", ("export", "--since", "2026-13-01"), "not a day of the calendar"),
+    Bad("export_until_words", ("export", "--until", "yesterday"), "--until: expected a date"),
+    Bad(
+        "export_since_after_until",
+        ("export", "--since", "2026-11-10", "--until", "2026-11-01"),
+        "--since 2026-11-10 is after --until 2026-11-01",
+    ),
+    Bad("report_html_no_dir", ("report", "--html", "no-dir/x.html"), "--html no-dir/x.html"),
     # --- db ---
     Bad("schema_migration_unknown", ("db", "schema", "--migration", "99"), "--migration"),
     Bad("schema_migration_zero", ("db", "schema", "--migration", "0"), "--migration"),

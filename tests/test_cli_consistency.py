@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -176,6 +177,13 @@ def test_help_shows_no_count_default_and_examples_stay_whole(
         if paragraph.startswith("\b\n"):
             for line in paragraph.splitlines()[1:]:
                 assert line.strip() in {shown.strip() for shown in out.splitlines()}, line
+        else:  # examples outside a `\b` paragraph are run together and rewrapped
+            examples = re.findall(r"^\s+(\S.*igsync .*)$", paragraph, re.MULTILINE)
+            assert len(examples) <= 1, paragraph
+            for line in examples:
+                assert line.strip() in {shown.strip() for shown in out.splitlines()}, line
+    if not any("--metrics" in getattr(p, "opts", ()) for p in command.params):  # demo
+        assert "of --metrics" not in " ".join(out.split())
 
 
 def test_json_before_db_schema_is_one_json_document(
@@ -284,3 +292,21 @@ def test_the_demo_needs_no_simulator_extra(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["accounts_ok"] == 1
+
+
+def test_install_hints_say_what_the_readme_install_section_says(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 17: the parquet and simulator errors suggested installs the README does not
+    (`uv tool install 'igsync[parquet]'`, `--with uvicorn .`). Each hint's install command
+    must be one the README's "Install" section gives."""
+    from igsync.export._writers import PARQUET_MISSING
+
+    install = README.read_text().split("## Install", 1)[1].split("\n## ", 1)[0]
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    _, _, simulator_error = run_cli(monkeypatch, capsys, "simulator", "--port", "0")
+    for hint in (PARQUET_MISSING, simulator_error):
+        commands = re.findall(r"(?:uv tool|pipx) install '[^']+'", hint)
+        assert commands, hint
+        for command in commands:
+            assert command in install, command

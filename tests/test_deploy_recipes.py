@@ -137,16 +137,17 @@ def test_crontab_lines_have_valid_schedules_absolute_paths_env_file_and_flock() 
         assert all(CRON_FIELD.match(f) for f in schedule), schedule
         words = shlex.split(command.split(">>")[0])
         assert words[0].startswith("IGSYNC_ENV_FILE=/")
-        assert words[1:3] == ["/usr/bin/flock", "-n"]
-        assert re.fullmatch(r"/\S+\.lock", words[3])
-        assert re.fullmatch(r"/\S+/igsync", words[4])  # absolute: not on cron's PATH
+        # a skipped run exits 75 (flock -E), which the line turns into a mailed line
+        assert words[1:5] == ["/usr/bin/flock", "-n", "-E", "75"]
+        assert re.fullmatch(r"/\S+\.lock", words[5])
+        assert re.fullmatch(r"/\S+/igsync", words[6])  # absolute: not on cron's PATH
         assert "--json" in words
-        commands[words[5]] = command
+        commands[words[7]] = command
         for target in re.findall(r">>\s*(\S+)", command):
             assert target.startswith("/")
     assert set(commands) == {"sync-all", "refresh-token"}
     # the two jobs never share a lock: a long sync must not stop the token refresh
-    locks = {shlex.split(c)[3] for c in commands.values()}
+    locks = {shlex.split(c)[5] for c in commands.values()}
     assert len(locks) == 2
 
 
@@ -197,7 +198,7 @@ def test_the_crontab_sync_line_does_nothing_while_the_last_run_holds_the_lock(
 ) -> None:
     _, jobs = _crontab()
     command = _cron_command(next(c for _, c in jobs if " sync-all " in c), tmp_path)
-    lock = shlex.split(command)[3]
+    lock = shlex.split(command)[5]
     with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # flock(1) takes the same flock(2) lock
         done = subprocess.run(
@@ -209,8 +210,11 @@ def test_the_crontab_sync_line_does_nothing_while_the_last_run_holds_the_lock(
             check=False,
             timeout=60,
         )
-    assert done.returncode == 1  # cron mails a failed run
+    # cron mails output, not exit codes: the skip is one line on the job's own stderr
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr == (f"igsync sync-all: skipped, the previous run still holds {lock}\n")
     assert (tmp_path / "sync.jsonl").read_text() == ""  # igsync did not run
+    assert (tmp_path / "sync.err").read_text() == ""
     assert not (tmp_path / "never.db").exists()
 
 
@@ -531,3 +535,22 @@ def test_every_recipe_is_referenced_from_the_readme() -> None:
     assert "deploy/README.md" in (ROOT / "README.md").read_text()
     for recipe in sorted(p for p in DEPLOY.rglob("*") if p.is_file() and p.name != "README.md"):
         assert str(recipe.relative_to(ROOT)) in readme, recipe
+
+
+@pytest.mark.e2e
+def test_the_crontab_sync_line_says_skipped_only_for_a_held_lock(tmp_path: Path) -> None:
+    """igsync's own failure (here a missing env file, exit 2) goes to the .err file as before;
+    the "skipped" line is for flock's conflict exit (75) alone."""
+    _, jobs = _crontab()
+    command = _cron_command(next(c for _, c in jobs if " sync-all " in c), tmp_path)
+    done = subprocess.run(
+        ["/bin/sh", "-c", command],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},  # no igsync.env: igsync exits 2 at once
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.stdout, done.stderr) == ("", "")  # nothing for cron to mail but the .err file
+    assert "IGSYNC_ENV_FILE" in (tmp_path / "sync.err").read_text()

@@ -374,5 +374,5 @@ def test_parquet_without_pyarrow_says_how_to_install_it(
     )
     assert (code, out) == (2, "")
     assert err.count("\n") == 1
-    assert "pip install 'igsync[parquet]'" in err
+    assert "uv tool install '.[parquet]'" in err  # as README "Install" says
     assert not target.exists()

@@ -82,3 +82,64 @@ def test_head_1_ends_the_output_never_the_work(env: tuple[Env, dict[str, str]]) 
     assert stored == 60
     for token in tokens.values():
         assert token not in proc.stdout + proc.stderr
+
+
+def _closed_stdout() -> None:
+    os.close(1)  # `igsync … >&-`: Python then starts with sys.stdout None
+
+
+def test_sync_all_with_stdout_closed_syncs_every_account_then_says_so(
+    env: tuple[Env, dict[str, str]],
+) -> None:
+    e, environ = env
+    e.sim.latency = 0
+    e.seed(*ACCOUNTS)
+    proc = subprocess.run(
+        [IGSYNC, "sync-all", "--ndjson", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_closed_stdout,
+        text=True,
+        env=environ,
+        cwd=e.db.parent,
+        timeout=120,
+        check=False,
+    )
+    assert (proc.returncode, proc.stderr) == (
+        1,
+        "igsync: error: cannot write the output: stdout is closed\n",
+    )
+    with closing(sqlite3.connect(e.db)) as conn:
+        logs = conn.execute("select status from instagram_sync_logs").fetchall()
+    assert logs == [("ok",)] * len(ACCOUNTS)
+
+
+@pytest.mark.parametrize(
+    ("args", "where", "reason"),
+    [
+        ((), "/dev/full", "No space left on device"),
+        ((), None, "stdout is closed"),
+        (("--format", "parquet"), None, "stdout is closed"),
+    ],
+)
+def test_export_to_a_stdout_it_cannot_write_is_one_line_and_exit_1(
+    env: tuple[Env, dict[str, str]], args: tuple[str, ...], where: str | None, reason: str
+) -> None:
+    e, environ = env
+    e.seed(*ACCOUNTS[:1])
+    with e.db.parent.joinpath("out").open("w") if where is None else open(where, "w") as out:
+        proc = subprocess.run(
+            [IGSYNC, "export", *args],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            preexec_fn=_closed_stdout if where is None else None,
+            text=True,
+            env=environ,
+            cwd=e.db.parent,
+            timeout=120,
+            check=False,
+        )
+    assert (proc.returncode, proc.stderr) == (
+        1,
+        f"igsync: error: cannot write the output: {reason}\n",
+    )

@@ -251,7 +251,7 @@ def _check_env_file(env_file: Path | str | None) -> None:
     if _exists(path) and path.is_dir():
         raise ConfigError(f"{path} is a directory, not a settings file; remove or rename it")
     try:
-        path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return  # no .env is the common case: the environment alone
     except OSError as exc:
@@ -260,6 +260,24 @@ def _check_env_file(env_file: Path | str | None) -> None:
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    _check_env_lines(path, text)
+
+
+def _check_env_lines(path: Path, text: str) -> None:
+    """Raise ConfigError (exit 2) naming `path` and the line of the first statement dotenv
+    cannot parse. python-dotenv would only warn (without the file's name) and skip it, so a
+    variable set there would silently fall back to its default; that is a setting to fix,
+    as any other bad setting. The line itself is not shown: it may hold a token."""
+    import io
+
+    from dotenv.parser import parse_stream
+
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(
+                f"{path}, line {binding.original.line}: not a VARIABLE=value line (dotenv"
+                " format: quote a value with spaces, # starts a comment); fix or remove it"
+            )
 
 
 def load_settings(

@@ -209,7 +209,14 @@ def demo(
     ctx: typer.Context,
     accounts: Annotated[int, typer.Option(min=1, max=50, help="How many simulated accounts.")] = 3,
     days: Annotated[int, typer.Option(min=1, max=29, help="Days per account.")] = 3,
-    streams: StreamsOpt = None,
+    streams: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of streams to simulate and sync: account (daily metrics), audience "
+            "(demographics, online_followers), media (posts, reels and their insights), stories "
+            "(live stories); default IGSYNC_STREAMS, else account."
+        ),
+    ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
@@ -299,7 +306,8 @@ def simulator_command(ctx: typer.Context) -> None:
     except ModuleNotFoundError:
         raise ConfigError(
             "the simulator server needs the simulator extra (uvicorn): "
-            "uv tool install --with uvicorn . or pipx install '.[simulator]'"
+            "uv tool install '.[simulator]' in the igsync checkout (or pipx install "
+            "'.[simulator]'), as README \"Install\" says"
         ) from None
     from igsync.simulator.__main__ import main as serve
 
@@ -470,8 +478,10 @@ def main() -> None:
     """Console entry point: one line on stderr for every error we expect, never a traceback."""
     from typer._click.exceptions import NoArgsIsHelpError
 
+    from igsync.cli import _stdout
     from igsync.errors import IgsyncError
 
+    _stdout.install()
     try:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as exc:
@@ -490,7 +500,11 @@ def main() -> None:
         _fail(str(exc), exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    _stdout.finish()
+    if (failed := _stdout.message()) is not None:
+        _fail(failed, max(code, 1))
+    sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:

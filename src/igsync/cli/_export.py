@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal
 from uuid import UUID
@@ -26,7 +25,7 @@ def export(
         typer.Option(
             "--format",
             help="csv (RFC 4180, with a header), ndjson, or parquet "
-            "(needs the extra: pip install 'igsync[parquet]').",
+            "(needs the parquet extra: uv tool install '.[parquet]').",
         ),
     ] = "csv",
     stream: Annotated[
@@ -39,18 +38,15 @@ def export(
     ] = "account",
     user: Annotated[UUID | None, typer.Option(help="Only this user's rows (users.u_id).")] = None,
     since: Annotated[
-        datetime | None,
+        str | None,
         typer.Option(
-            formats=["%Y-%m-%d"],
             metavar="YYYY-MM-DD",
             help="First account-local date (local_date, or captured_on), inclusive.",
         ),
     ] = None,
     until: Annotated[
-        datetime | None,
-        typer.Option(
-            formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Last account-local date, inclusive."
-        ),
+        str | None,
+        typer.Option(metavar="YYYY-MM-DD", help="Last account-local date, inclusive."),
     ] = None,
     wide: Annotated[
         bool,
@@ -83,10 +79,13 @@ def export(
     """
     from igsync.errors import InputError
     from igsync.export import RowFilter, require_pyarrow
+    from igsync.inputs import parse_day
 
     out = make_output(ctx, json_, quiet, verbose)
-    if since and until and since > until:
-        raise InputError(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}")
+    first = None if since is None else parse_day(since, "--since")
+    last = None if until is None else parse_day(until, "--until")
+    if first and last and first > last:
+        raise InputError(f"--since {first} is after --until {last}")
     if output is None and out.json_mode:
         raise InputError("--json needs --output FILE: without it, stdout carries the export")
     if output is not None and output.is_dir():
@@ -95,9 +94,7 @@ def export(
         raise InputError("Parquet is binary: redirect stdout (> file.parquet) or use --output")
     if format_ == "parquet":
         require_pyarrow()
-    rows = RowFilter(
-        u_id=user, since=since.date() if since else None, until=until.date() if until else None
-    )
+    rows = RowFilter(u_id=user, since=first, until=last)
     db = open_db(ctx, load())
     if output is None:
         summary = _to_stdout(db, stream, format_, rows, wide)
@@ -119,9 +116,16 @@ def _to_stdout(
     db: Store, stream: ExportStream, fmt: ExportFormat, rows: RowFilter, wide: bool
 ) -> ExportSummary | None:
     """The export on stdout; None when its reader stopped reading (`| head`), which ends the
-    export quietly: stdout then points at /dev/null, so Python's flush at exit finds no pipe."""
+    export quietly: stdout then points at /dev/null, so Python's flush at exit finds no pipe.
+    None too when stdout cannot be written (full disk, closed): main() then says so, exit 1."""
+    from igsync.cli import _stdout
+
     try:
-        return run(_export(db, stream, fmt, sys.stdout.buffer, rows, wide))
+        with _stdout.guarded():
+            summary = run(_export(db, stream, fmt, sys.stdout.buffer, rows, wide))
+            sys.stdout.buffer.flush()  # a full disk shows on the last write, not at exit
+            return summary
+        return None
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

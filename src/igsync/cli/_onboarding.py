@@ -43,6 +43,27 @@ def read_stdin_text(what: str) -> str:
         ) from None
 
 
+def read_token_stdin() -> str:
+    """The access token for --token-stdin, stripped; "" when none was given.
+
+    At a terminal the token is read with getpass (prompt on the terminal, input hidden) so a
+    pasted token is never echoed to the screen or a screen recording; from a pipe or file it
+    is standard input as UTF-8 text. Raises InputError (exit 2) on non-UTF-8 piped input.
+    """
+    import getpass
+
+    if sys.stdin is None:  # started with standard input closed
+        return ""
+    if sys.stdin.isatty():
+        try:
+            return getpass.getpass("Access token (input hidden): ").strip()
+        except EOFError:  # Ctrl-D at the prompt: no token, reported as an empty input
+            return ""
+    if not hasattr(sys.stdin, "buffer"):  # a text stream of our caller's (no bytes beneath)
+        return sys.stdin.read().strip()
+    return read_stdin_text("--token-stdin").strip()
+
+
 def accounts_import(
     ctx: typer.Context,
     dry_run: DryRunOpt = False,
@@ -57,6 +78,7 @@ def accounts_import(
     Each row is checked as `accounts add` checks; valid rows are saved, bad ones reported
     (never with the token). Exit 1 if any row failed, 2 if the input cannot be read.
 
+    \b
         igsync accounts import < accounts.csv
         jq -c '.[]' accounts.json | igsync accounts import --dry-run --json
     """
@@ -126,7 +148,9 @@ def accounts_discover(
     with the user token as a facebook_login token. With IG_APP_ID/IG_APP_SECRET the token's
     expiry is asked of debug_token first.
 
-        pass show fb/user-token | igsync accounts discover --user UUID --token-stdin --dry-run
+    \b
+        pass show fb/user-token |
+          igsync accounts discover --user UUID --token-stdin --dry-run
     """
     from igsync.errors import InputError
     from igsync.redact import register_secret
@@ -137,7 +161,7 @@ def accounts_discover(
         raise InputError(
             "give the token on standard input with --token-stdin (never as an argument)"
         )
-    token = read_stdin_text("--token-stdin").strip()
+    token = read_token_stdin()
     if not token:
         raise InputError("--token-stdin: standard input was empty; pipe the token in")
     if problem := token_shape_problem(token):

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from igsync.cli import _stdout
 from igsync.cli._progress import SyncProgress
 from igsync.redact import redact
 
@@ -169,6 +170,9 @@ class Output:
         except (BrokenPipeError, ConnectionResetError):
             self.reader_gone = True
             _silence(sys.stdout)
+        except OSError as exc:  # a full disk, a closed stdout: said once, by main(), exit 1
+            self.reader_gone = True
+            _stdout.note(exc)
 
     def flush_stdout(self) -> None:
         """Flush stdout now, so that a reader gone meanwhile is noticed here, not at exit."""

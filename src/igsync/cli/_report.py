@@ -104,7 +104,7 @@ def report(
         from igsync.report import render_html
 
         page = render_html(result).encode()
-        with atomic_output(html) as file:
+        with atomic_output(html, "--html") as file:
             file.write(page)
     if out.json_mode:
         document = result.model_dump(mode="json")

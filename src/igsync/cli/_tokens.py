@@ -6,7 +6,6 @@ on standard input with --token-stdin, from env, or from the database.
 
 from __future__ import annotations
 
-import sys
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -24,7 +23,7 @@ from igsync.cli._common import (
     run,
 )
 from igsync.cli._common import settings as load
-from igsync.cli._onboarding import accounts_discover, accounts_import
+from igsync.cli._onboarding import accounts_discover, accounts_import, read_token_stdin
 
 if TYPE_CHECKING:
     from igsync.config import Settings
@@ -121,7 +120,7 @@ def accounts_add(
             f"--account-id: expected the numeric Instagram account id, got {account_id!r}"
         )
     when = _expiry(expires_at)
-    token = sys.stdin.read().strip()
+    token = read_token_stdin()
     if not token:
         raise InputError("--token-stdin: standard input was empty; pipe the token in")
     if problem := token_shape_problem(token):

@@ -78,19 +78,20 @@ async def export_rows(
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
+def atomic_output(path: Path, option: str = "--output") -> Iterator[BinaryIO]:
     """A binary file that becomes `path` only when the block ends without an error: written
     as a temporary file beside it, then renamed over it (atomic on one file system), so a
     reader never sees half an export and a failed one leaves the old file in place.
 
-    Raises InputError when the directory does not exist or cannot be written.
+    Raises InputError, naming `option` (the command's flag for `path`), when the directory
+    does not exist or cannot be written.
     """
     directory = path.parent if str(path.parent) else Path()
     try:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".part")
     except OSError as exc:
         raise InputError(
-            f"--output {path}: cannot write in {directory}: {exc.strerror or exc}"
+            f"{option} {path}: cannot write in {directory}: {exc.strerror or exc}"
         ) from None
     try:
         with os.fdopen(fd, "wb") as file:

@@ -35,8 +35,8 @@ FLUSH_ROWS = 1000
 ROW_GROUP = 50_000
 
 PARQUET_MISSING = (
-    "Parquet export needs pyarrow, an optional extra: pip install 'igsync[parquet]'"
-    " (or uv tool install 'igsync[parquet]')"
+    "Parquet export needs pyarrow, the parquet extra: uv tool install '.[parquet]'"
+    ' in the igsync checkout, as README "Install" says'
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
@@ -12,6 +13,9 @@ from types import FrameType
 from ._app import Simulator
 from ._model import demo_accounts
 from ._server import serve_in_thread
+
+#: the token the `export` line sets: the simulator accepts any non-empty token
+SIM_TOKEN = "sim-token"
 
 _DESCRIPTION = """\
 Serve a fake Graph API (account insights and audience, media, stories, media insights)
@@ -28,12 +32,22 @@ Instagram host.
 """
 _EPILOG = """\
 example:
-  python -m igsync.simulator --port 8765 --accounts 2
-  export IGSYNC_GRAPH_URL=http://127.0.0.1:8765 IG_ACCOUNT_ID=17841400000000001 IG_LONG_TOKEN=x
-  export IGSYNC_INSTAGRAM_URL=<the second line it printed>
+  %(prog)s --port 8765 --accounts 2 &
+  # paste the `export …` line it prints on stderr, then (any token will do):
   curl "$IGSYNC_GRAPH_URL/v27.0/$IG_ACCOUNT_ID/insights?metric=reach&period=day&access_token=x"
   curl "$IGSYNC_GRAPH_URL/v27.0/$IG_ACCOUNT_ID/media?fields=id,timestamp&access_token=x"
 """
+
+
+def export_line(graph_url: str, instagram_url: str, account_id: str | None) -> str:
+    """The shell line that points igsync at the simulator, runnable as printed (pasted into
+    bash, sh or zsh): its token is a placeholder the simulator accepts, since it takes any
+    non-empty token. Without an account (`--accounts 0`), no IG_ACCOUNT_ID."""
+    words = [f"IGSYNC_GRAPH_URL={graph_url}", f"IGSYNC_INSTAGRAM_URL={instagram_url}"]
+    if account_id is not None:
+        words.append(f"IG_ACCOUNT_ID={account_id}")
+    words.append(f"IG_LONG_TOKEN={SIM_TOKEN}")
+    return "export " + " ".join(shlex.quote(word) for word in words)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -90,13 +104,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m igsync.simula
         print(served.graph_url, served.instagram_url, sep="\n", flush=True)
         for account in accounts:
             print(f"account {account.account_id}  zone {account.tz}", file=sys.stderr)
-        first = accounts[0].account_id if accounts else "<none: use --accounts 1>"
-        hint = (
-            f"export IGSYNC_GRAPH_URL={served.graph_url} "
-            f"IGSYNC_INSTAGRAM_URL={served.instagram_url} IG_ACCOUNT_ID={first} "
-            "IG_LONG_TOKEN=<any non-empty string>"
+        first = accounts[0].account_id if accounts else None
+        print(
+            export_line(served.graph_url, served.instagram_url, first), file=sys.stderr, flush=True
         )
-        print(hint, file=sys.stderr, flush=True)
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stop.wait(0.2):
             pass
