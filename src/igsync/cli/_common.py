@@ -193,14 +193,18 @@ def db_url(ctx: typer.Context, current: Settings) -> str:
     return database_url(current, globals_of(ctx).db)
 
 
-def open_db(ctx: typer.Context, current: Settings) -> Store:
-    """The configured store, not yet entered (`async with open_db(...) as store`)."""
+def open_db(ctx: typer.Context, current: Settings, *, create: bool = True) -> Store:
+    """The configured store, not yet entered (`async with open_db(...) as store`).
+
+    `create=False` for the commands that only read: a missing SQLite file is exit 2 naming
+    its path, not a new empty database at a mistyped path (store.open_store).
+    """
     from igsync.errors import ConfigError
     from igsync.store import open_store, open_supabase_store
 
     url = db_url(ctx, current)
     if url != "supabase":
-        return open_store(url)
+        return open_store(url, create=create)
     if not (current.supabase_url and current.supabase_key):
         raise ConfigError("SUPABASE_URL and SUPABASE_KEY: both are needed for the supabase store")
     return open_supabase_store(current.supabase_url, current.supabase_key.get_secret_value())

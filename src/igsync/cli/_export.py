@@ -98,7 +98,7 @@ def export(
     rows = RowFilter(
         u_id=user, since=since.date() if since else None, until=until.date() if until else None
     )
-    db = open_db(ctx, load())
+    db = open_db(ctx, load(), create=False)
     if output is None:
         summary = _to_stdout(db, stream, format_, rows, wide)
     else:

@@ -97,7 +97,7 @@ def report(
             raise InputError(f"--html {html} is a directory; name a file")
         require_plotly()
     last = None if until is None else parse_day(until, "--until")
-    db = _demo_store(ctx) if demo else open_db(ctx, load())
+    db = _demo_store(ctx) if demo else open_db(ctx, load(), create=False)
     result = run(_build(db, days, last, user, chosen_metrics, chosen_streams))
     if html is not None:
         from igsync.export import atomic_output
@@ -134,7 +134,7 @@ def _demo_store(ctx: typer.Context) -> Store:
     path = demo_database_path()
     if not path.exists():
         raise InputError(f"--demo: no demo database yet ({path}); run `igsync demo` first")
-    return open_store(f"sqlite:///{path}")
+    return open_store(f"sqlite:///{path}", create=False)
 
 
 def _list(option: str, text: str | None, allowed: Sequence[str]) -> tuple[str, ...] | None:

@@ -21,6 +21,7 @@ from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 from uuid import UUID
 
 from igsync.errors import (
@@ -228,11 +229,25 @@ def _migrate(conn: sqlite3.Connection) -> None:
             raise
 
 
-def _owner_only(path: Path) -> None:
-    """Create the parent dir (0700) and the file (0600) before SQLite opens it."""
-    if not path.parent.exists():
+def _missing_error(path: Path) -> ConfigError:
+    """What to say when a command that only reads finds no file at `path` (a mistyped --db)."""
+    return ConfigError(
+        f"no SQLite database at {path}: check --db / IGSYNC_DATABASE_URL, or create it with"
+        " `igsync db init` or a first `igsync fetch`"
+    )
+
+
+def _owner_only(path: Path, *, create: bool = True) -> None:
+    """Create the parent dir (0700) and the file (0600) before SQLite opens it; with
+    `create=False` only check the file is there (ConfigError when not), creating nothing."""
+    if create and not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+    except FileNotFoundError:
+        if create:
+            raise
+        raise _missing_error(path) from None
     os.close(fd)
     # An existing file keeps its mode on open: tighten it, tokens live in here.
     os.chmod(path, 0o600)
@@ -241,8 +256,11 @@ def _owner_only(path: Path) -> None:
 class SQLiteStore(TableRows):
     """`Store` on a SQLite file (`:memory:` for tests)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        """`create=False`: a missing file is a ConfigError (exit 2) when the store is entered,
+        and neither it nor its directory is created (the commands that only read)."""
         self.path = Path(path)
+        self.create = create
         self._conn: sqlite3.Connection | None = None
 
     async def __aenter__(self) -> Self:
@@ -263,9 +281,18 @@ class SQLiteStore(TableRows):
         if self._conn is None:
             memory = str(self.path) == ":memory:"
             try:
+                target: str | Path = self.path
                 if not memory:
-                    _owner_only(self.path)
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+                    _owner_only(self.path, create=self.create)
+                    if not self.create:
+                        # mode=rw: SQLite itself never creates it, even if it vanished since
+                        target = f"file:{quote(str(self.path))}?mode=rw"
+                conn = sqlite3.connect(
+                    target,
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT_S,
+                    uri=isinstance(target, str),
+                )
                 conn.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
                 if not memory:
                     conn.execute("pragma journal_mode = wal")
