@@ -8,6 +8,7 @@ the database on first use.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,54 @@ def test_a_store_opened_for_reading_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no SQLite database at"):
         asyncio.run(enter())
     assert _tree(tmp_path) == []
+
+
+NOT_A_DATABASE = b"<!doctype html>\n<html><body>my report</body></html>\n" * 50
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["accounts", "list"], id="accounts-list"),
+        pytest.param(["report", "--json"], id="report"),
+        pytest.param(["export"], id="export"),
+        pytest.param(["db", "init"], id="db-init"),
+        pytest.param(
+            ["accounts", "remove", "--user", "7d6f3b8e-1c2a-4f5e-9a0b-123456789abc"],
+            id="accounts-remove",
+        ),
+    ],
+)
+def test_a_file_that_is_not_a_database_is_a_wrong_setting(
+    in_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    """Review finding 5: `--db sqlite:///r.html` is exit 2 saying what it is, not "damaged,
+    restore from a backup" exit 1; the file is left as it was."""
+    (in_tmp / "r.html").write_bytes(NOT_A_DATABASE)
+    code, out, err = run_cli(monkeypatch, capsys, "--db", "sqlite:///r.html", *command)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert err.startswith("igsync: error: r.html is not a SQLite database (file is not a ")
+    assert "point --db or IGSYNC_DATABASE_URL at an igsync database" in err
+    assert "stop writing to it" not in err  # not the damaged database's message
+    assert (in_tmp / "r.html").read_bytes() == NOT_A_DATABASE
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["r.html"]  # no -wal, no -shm
+
+
+def test_db_check_reports_a_file_that_is_not_a_database_as_a_problem(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """db check is where a user goes to ask "is this sound?": it answers no (exit 1), in its
+    report, since a SQLite header a failing disk overwrote looks the same."""
+    (in_tmp / "r.html").write_bytes(NOT_A_DATABASE)
+    code, out, err = run_cli(
+        monkeypatch, capsys, "--db", "sqlite:///r.html", "db", "check", "--json"
+    )
+    assert (code, err) == (1, "")
+    report = json.loads(out)
+    assert report["ok"] is False
+    (problem,) = report["problems"]
+    assert problem.startswith("r.html is not a SQLite database")

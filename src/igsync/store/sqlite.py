@@ -26,6 +26,7 @@ from uuid import UUID
 
 from igsync.errors import (
     ConfigError,
+    NotADatabaseError,
     StoreConfigError,
     StoreCorruptError,
     StoreError,
@@ -127,6 +128,35 @@ _GONE = frozenset({_BUSY, _IOERR}) | _NOT_WRITABLE
 def _primary_code(exc: sqlite3.Error) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+: the extended code
     return code & 0xFF if isinstance(code, int) else None
+
+
+# The file format (https://www.sqlite.org/fileformat.html): every database starts with this
+# header string, its size is a whole number of pages (512 bytes at least, a power of two), and
+# page 1 holds the sqlite_schema b-tree, whose page header starts at byte 100 with its type:
+# 0x0D a leaf, 0x05 an interior table page.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_MIN_PAGE = 512
+_SCHEMA_PAGE_TYPES = frozenset({0x05, 0x0D})
+_SCHEMA_PAGE_TYPE_AT = 100
+
+
+def _not_sqlite(path: Path) -> bool:
+    """True when `path` is another kind of file (an HTML page, a CSV), not a damaged database:
+    it lacks SQLite's header string, and is not a database whose header alone was overwritten
+    (whole pages, a sqlite_schema page header at byte 100). Unreadable: False (cannot tell)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            start = file.read(_SCHEMA_PAGE_TYPE_AT + 1)
+    except OSError:
+        return False
+    if start.startswith(_SQLITE_HEADER):
+        return False
+    whole_pages = size >= _MIN_PAGE and size % _MIN_PAGE == 0
+    schema_page = len(start) > _SCHEMA_PAGE_TYPE_AT and start[_SCHEMA_PAGE_TYPE_AT] in (
+        _SCHEMA_PAGE_TYPES
+    )
+    return not (whole_pages and schema_page)
 
 
 def _damaged_error(path: Path, exc: sqlite3.Error) -> StoreCorruptError:
@@ -338,9 +368,18 @@ class SQLiteStore(TableRows):
             ) from None
 
     def _open_failure(self, exc: sqlite3.Error) -> StoreError:
-        """Why the file cannot be opened: a read-only file or directory is a setting to fix
-        (StoreConfigError, exit 2), a damaged one StoreCorruptError."""
+        """Why the file cannot be opened: a read-only file or directory, or a file that is
+        not a SQLite database (NotADatabaseError), is a setting to fix (StoreConfigError,
+        exit 2); a damaged database StoreCorruptError."""
         code = _primary_code(exc)
+        if code == _NOTADB and _not_sqlite(self.path):
+            # SQLite checks the header as it opens: another kind of file is a wrong --db,
+            # not a damaged database to restore
+            return NotADatabaseError(
+                f"{self.path} is not a SQLite database ({redact(str(exc))}); point --db or"
+                " IGSYNC_DATABASE_URL at an igsync database (if this file was one, its"
+                " header is damaged: restore it from a backup)"
+            )
         if code in _DAMAGED:
             return _damaged_error(self.path, exc)
         if code in _NOT_WRITABLE:
