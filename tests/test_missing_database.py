@@ -83,7 +83,12 @@ def test_an_empty_variable_is_unset_and_the_default_database_is_not_created(
     monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
     code, out, err = run_cli(monkeypatch, capsys, "accounts", "list")
     assert (code, out) == (2, "")
-    assert f"no SQLite database at {data_home / 'igsync' / 'igsync.db'}" in err
+    default = data_home / "igsync" / "igsync.db"
+    assert err == (
+        f"igsync: error: no SQLite database at {default}, the default (IGSYNC_DATABASE_URL and"
+        " SUPABASE_URL are unset or empty): point --db or IGSYNC_DATABASE_URL at your"
+        " database, or create this one with `igsync db init` or a first `igsync fetch`\n"
+    )
     assert _tree(in_tmp) == []
 
 
