@@ -151,6 +151,7 @@ def test_a_file_that_is_not_a_database_is_a_wrong_setting(
     """Review finding 5: `--db sqlite:///r.html` is exit 2 saying what it is, not "damaged,
     restore from a backup" exit 1; the file is left as it was."""
     (in_tmp / "r.html").write_bytes(NOT_A_DATABASE)
+    (in_tmp / "r.html").chmod(0o644)
     code, out, err = run_cli(monkeypatch, capsys, "--db", "sqlite:///r.html", *command)
     assert (code, out) == (2, "")
     assert err.count("\n") == 1
@@ -158,6 +159,7 @@ def test_a_file_that_is_not_a_database_is_a_wrong_setting(
     assert "point --db or IGSYNC_DATABASE_URL at an igsync database" in err
     assert "stop writing to it" not in err  # not the damaged database's message
     assert (in_tmp / "r.html").read_bytes() == NOT_A_DATABASE
+    assert (in_tmp / "r.html").stat().st_mode & 0o777 == 0o644  # its mode too
     assert sorted(p.name for p in in_tmp.iterdir()) == ["r.html"]  # no -wal, no -shm
 
 
@@ -175,3 +177,31 @@ def test_db_check_reports_a_file_that_is_not_a_database_as_a_problem(
     assert report["ok"] is False
     (problem,) = report["problems"]
     assert problem.startswith("r.html is not a SQLite database")
+
+
+def test_doctor_says_which_setting_to_fix_for_a_file_that_is_not_a_database(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (in_tmp / "r.html").write_bytes(NOT_A_DATABASE)
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "--db", "sqlite:///r.html", "doctor", "--no-graph", "--json"
+    )
+    assert code == 1
+    (database,) = [c for c in json.loads(out)["checks"] if c["name"] == "database"]
+    assert database["status"] == "fail"
+    assert database["detail"].startswith("r.html is not a SQLite database")
+    assert "--db or IGSYNC_DATABASE_URL" in database["fix"]
+    assert "password" not in database["fix"]
+    assert (in_tmp / "r.html").read_bytes() == NOT_A_DATABASE
+
+
+def test_an_existing_database_is_still_tightened_to_0600_by_a_read(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tokens live in it: opening it to read still makes it owner-only (only a file SQLite
+    refuses is left as it was)."""
+    assert run_cli(monkeypatch, capsys, "--db", "sqlite:///a.db", "db", "init")[0] == 0
+    (in_tmp / "a.db").chmod(0o644)
+    code, _, _ = run_cli(monkeypatch, capsys, "--db", "sqlite:///a.db", "accounts", "list")
+    assert code == 0
+    assert (in_tmp / "a.db").stat().st_mode & 0o777 == 0o600

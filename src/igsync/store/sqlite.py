@@ -279,8 +279,6 @@ def _owner_only(path: Path, *, create: bool = True) -> None:
             raise
         raise _missing_error(path) from None
     os.close(fd)
-    # An existing file keeps its mode on open: tighten it, tokens live in here.
-    os.chmod(path, 0o600)
 
 
 class SQLiteStore(TableRows):
@@ -328,6 +326,11 @@ class SQLiteStore(TableRows):
                     conn.execute("pragma journal_mode = wal")
                 conn.execute("pragma synchronous = normal")
                 conn.execute("pragma foreign_keys = on")
+                if not memory:
+                    # An existing file keeps its mode on open: tighten it, tokens live in
+                    # here. Only once SQLite has read it as a database: a wrong --db
+                    # (an HTML page) is left as it was.
+                    os.chmod(self.path, 0o600)
             except OSError as exc:
                 # A path that cannot hold a database is a setting to fix, not a failed run.
                 raise ConfigError(
