@@ -102,6 +102,7 @@ ROWS = [
         env={"IGSYNC_DATABASE_URL": "sqlite:///a-file/igsync.db"},
         files={"a-file": b""},
     ),
+    Bad("list_no_database", LIST, "no SQLite database at"),
     # --- the settings file ---
     Bad("dotenv_not_utf8", LIST, ".env", files={".env": b"IG_APP_ID=\xff\xfe1\n"}),
     Bad("dotenv_directory", LIST, ".env", files={".env": None}),
@@ -226,7 +227,14 @@ ROWS = [
     Bad("add_kind_unknown", (*ADD, "--token-stdin", "--kind", "tiktok"), "--kind", stdin=TOKEN),
     Bad("add_token_as_argument", (*ADD, TOKEN), "tokens go on stdin"),
     # --- accounts remove, rekey ---
-    Bad("remove_nothing_stored", ("accounts", "remove", "--user", USER), USER),
+    # an empty file is an empty SQLite database: remove only reads a missing one (exit 2)
+    Bad(
+        "remove_nothing_stored",
+        ("accounts", "remove", "--user", USER),
+        USER,
+        files={"igsync.db": b""},
+    ),
+    Bad("remove_no_database", ("accounts", "remove", "--user", USER), "no SQLite database at"),
     Bad("rekey_without_keys", ("accounts", "rekey"), "IGSYNC_TOKEN_KEYS"),
     # --- report ---
     Bad("export_since_month_13", ("export", "--since", "2026-13-01"), "not a day of the calendar"),

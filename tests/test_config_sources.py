@@ -102,22 +102,24 @@ def test_env_file_lets_a_run_from_another_directory_find_its_database(
 ) -> None:
     """The cron case: the working directory's .env is not there, the named file is."""
     db = tmp_path / "accounts.db"
+    assert run_cli(monkeypatch, capsys, "--db", f"sqlite:///{db}", "db", "init")[0] == 0
     settings_file = write(tmp_path / "etc" / "igsync.env", IGSYNC_DATABASE_URL=f"sqlite:///{db}")
+    # `accounts list` only reads: the default database, which does not exist, would be exit 2
     code, out, err = run_cli(
         monkeypatch, capsys, "--env-file", str(settings_file), "accounts", "list", "--json"
     )
     assert (code, out, err) == (0, "[]\n", "")
-    assert db.exists()  # that database, not the default one in the data dir
 
 
 def test_the_user_config_file_is_read_from_any_directory(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     db = tmp_path / "user.db"
+    assert run_cli(monkeypatch, capsys, "--db", f"sqlite:///{db}", "db", "init")[0] == 0
     write(user_config_file(), IGSYNC_DATABASE_URL=f"sqlite:///{db}")
+    # `accounts list` only reads: the default database, which does not exist, would be exit 2
     code, out, _ = run_cli(monkeypatch, capsys, "accounts", "list", "--json")
     assert (code, out) == (0, "[]\n")
-    assert db.exists()
 
 
 @pytest.mark.parametrize(

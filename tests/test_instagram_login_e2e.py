@@ -204,6 +204,7 @@ def test_accounts_add_refuses_a_dead_or_truncated_token(
 
 def test_accounts_list_shows_the_env_tokens_kind_as_fetch_uses_it(env: Env) -> None:
     fallback = {"IG_ACCOUNT_ID": ACCOUNT, "IG_LONG_TOKEN": "IGAA" + "z" * 60}
+    env.run("db", "init")  # accounts list only reads: a missing database is exit 2
     proc = env.run("accounts", "list", "--json", extra_env=fallback)
     (row,) = json.loads(proc.stdout)
     assert (row["source"], row["token_kind"]) == ("env", "instagram_login")

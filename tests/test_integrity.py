@@ -127,12 +127,30 @@ def test_doctor_runs_the_quick_check_and_fails_on_a_damaged_table(
 
 @pytest.mark.anyio
 async def test_a_file_that_is_not_a_database_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    """db check reports it (its header may be what a failing disk overwrote); every other
+    command refuses it as a wrong --db, exit 2 (tests/test_missing_database.py)."""
     path = tmp_path / "notes.db"
     path.write_bytes(b"these are my notes, not a database\n" * 200)
     report = await check_database(SQLiteStore(path), f"sqlite:///{path}")
     assert not report.ok
     (problem,) = report.problems
-    assert "is damaged (file is not a database)" in problem
+    assert "notes.db is not a SQLite database (file is not a database)" in problem
+    assert "point --db or IGSYNC_DATABASE_URL at an igsync database" in problem
+    assert "restore it from a backup" in problem
+
+
+@pytest.mark.anyio
+async def test_a_file_with_sqlites_header_and_garbage_after_it_is_damaged(tmp_path: Path) -> None:
+    """SQLite's header string, then bytes SQLite refuses (SQLITE_NOTADB): a damaged
+    database, not another kind of file."""
+    path = tmp_path / "half.db"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)
+    with pytest.raises(StoreCorruptError, match="is damaged \\(file is not a database\\)"):
+        async with SQLiteStore(path):
+            pass
+    report = await check_database(SQLiteStore(path), f"sqlite:///{path}")
+    (problem,) = report.problems
+    assert "is damaged" in problem
     assert "restore it from a backup" in problem
 
 
@@ -171,6 +189,8 @@ async def test_a_damaged_table_stops_sync_all_with_what_to_do(tmp_path: Path) ->
 
 @pytest.mark.anyio
 async def test_opening_a_file_damaged_where_it_starts_says_so(tmp_path: Path) -> None:
+    """Its header string is gone, but the rest is still a database's (whole pages, the
+    schema page after the header): damaged, not "not a SQLite database"."""
     path = tmp_path / "damaged.db"
     await filled_database(path)
     with path.open("r+b") as file:

@@ -277,9 +277,10 @@ def test_cli_report_html_without_plotly(
 def test_cli_report_empty_store(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, out, _ = run_cli(
-        monkeypatch, capsys, "--db", f"sqlite:///{tmp_path / 'empty.db'}", "report"
-    )
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    # report only reads: the database must exist first (a missing one is exit 2)
+    assert run_cli(monkeypatch, capsys, "--db", url, "db", "init")[0] == 0
+    code, out, _ = run_cli(monkeypatch, capsys, "--db", url, "report")
     assert code == 0
     assert "no rows stored" in out
 

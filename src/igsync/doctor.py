@@ -132,7 +132,7 @@ def _open(url: str, settings: Settings) -> Store:
     from igsync.store import open_store, open_supabase_store
 
     if url != "supabase":
-        return open_store(url)
+        return open_store(url, create=False)  # doctor changes nothing
     if not (settings.supabase_url and settings.supabase_key):
         raise ConfigError(settings.supabase_problem() or "SUPABASE_URL and SUPABASE_KEY: unset")
     return open_supabase_store(settings.supabase_url, settings.supabase_key.get_secret_value())
@@ -261,7 +261,11 @@ async def _store_checks(
                     filtered = await store.row_security_role()
     except IgsyncError as error:
         if stage == "database" and isinstance(error, ConfigError | StoreConfigError):
-            fix = "check the URL, the password and that the server is up"
+            fix = (
+                "point --db or IGSYNC_DATABASE_URL at an igsync database file this user may write"
+                if kind == "sqlite"
+                else "check the URL, the password and that the server is up"
+            )
             checks.append(Check(name="database", status="fail", detail=str(error), fix=fix))
             checks.append(Check(name="schema", status="skip", detail="no database to read"))
         elif stage in ("database", "schema"):

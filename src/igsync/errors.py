@@ -7,6 +7,7 @@
     ├── GraphError              the Graph API answered with an error, or could not be reached
     └── StoreError              the database refused, failed or could not confirm a write
         ├── StoreConfigError    the store cannot be opened as configured (exit 2)
+        │   └── NotADatabaseError  the SQLite path names a file that is not a SQLite database
         ├── SchemaMissingError  the igsync tables are not there (and igsync cannot create them)
         └── StoreUnavailableError  the store stopped answering: a run stops sending accounts
             └── StoreCorruptError  the database file is damaged
@@ -114,6 +115,13 @@ class StoreConfigError(StoreError):
     that does not answer, a read-only file. A setting to fix before any work: exit 2."""
 
     exit_code = 2
+
+
+class NotADatabaseError(StoreConfigError):
+    """The file --db names is not a SQLite database: SQLITE_NOTADB as it opens, and its first
+    16 bytes are not SQLite's header string (https://www.sqlite.org/fileformat.html). A
+    setting to fix (exit 2); `igsync db check` reports it as a problem, since a header
+    overwritten by a failing disk looks the same."""
 
 
 class SchemaMissingError(StoreError):

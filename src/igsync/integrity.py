@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from igsync.errors import SchemaMissingError, StoreCorruptError
+from igsync.errors import NotADatabaseError, SchemaMissingError, StoreCorruptError
 from igsync.redact import redact
 from igsync.store import Store
 
@@ -42,13 +42,14 @@ async def check_database(db: Store, database: str, *, quick: bool = False) -> In
     """Open `db` (not yet entered) and run its integrity check.
 
     `database` names it in the report (redacted here). A file SQLite finds damaged as it opens,
-    or a Supabase schema missing or behind, is a problem of the report; any other failure to
+    one that is not a SQLite database (its header may be what was damaged), or a Supabase
+    schema missing or behind, is a problem of the report; any other failure to
     open or check raises its StoreError (StoreConfigError, exit 2, for a wrong setting).
     """
     try:
         async with db as store:
             problems = await store.check_integrity(quick=quick)
-    except (StoreCorruptError, SchemaMissingError) as exc:
+    except (StoreCorruptError, NotADatabaseError, SchemaMissingError) as exc:
         problems = [str(exc)]
     return IntegrityReport(
         ok=not problems, database=redact(database), quick=quick, problems=problems

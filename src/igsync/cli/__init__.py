@@ -455,7 +455,7 @@ def db_check(
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
     url = db_url(ctx, settings)
-    report = run(check_database(open_db(ctx, settings), url, quick=quick))
+    report = run(check_database(open_db(ctx, settings, create=False), url, quick=quick))
     if out.json_mode:
         out.emit_json(report)
     elif report.ok:

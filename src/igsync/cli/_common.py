@@ -193,14 +193,28 @@ def db_url(ctx: typer.Context, current: Settings) -> str:
     return database_url(current, globals_of(ctx).db)
 
 
-def open_db(ctx: typer.Context, current: Settings) -> Store:
-    """The configured store, not yet entered (`async with open_db(...) as store`)."""
+def open_db(ctx: typer.Context, current: Settings, *, create: bool = True) -> Store:
+    """The configured store, not yet entered (`async with open_db(...) as store`).
+
+    `create=False` for the commands that only read: a missing SQLite file is exit 2 naming
+    its path, not a new empty database at a mistyped path (store.open_store).
+    """
     from igsync.errors import ConfigError
-    from igsync.store import open_store, open_supabase_store
+    from igsync.store import SQLITE_PREFIX, open_store, open_supabase_store, sqlite_path
 
     url = db_url(ctx, current)
+    chosen = globals_of(ctx).db is not None or current.igsync_database_url
+    default_sqlite = not chosen and url.startswith(SQLITE_PREFIX)
+    # The default path is no typo of the user's: say why it is the one looked at (an empty
+    # IGSYNC_DATABASE_URL= reads as unset, as .env.example ships it).
+    if not create and default_sqlite and not (path := sqlite_path(url)).exists():
+        raise ConfigError(
+            f"no SQLite database at {path}, the default (IGSYNC_DATABASE_URL and"
+            " SUPABASE_URL are unset or empty): point --db or IGSYNC_DATABASE_URL at your"
+            " database, or create this one with `igsync db init` or a first `igsync fetch`"
+        )
     if url != "supabase":
-        return open_store(url)
+        return open_store(url, create=create)
     if not (current.supabase_url and current.supabase_key):
         raise ConfigError("SUPABASE_URL and SUPABASE_KEY: both are needed for the supabase store")
     return open_supabase_store(current.supabase_url, current.supabase_key.get_secret_value())

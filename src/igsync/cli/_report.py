@@ -91,13 +91,17 @@ def report(
     chosen_metrics = _metric_list(metrics)
     chosen_streams = _list("--streams", streams, REPORT_STREAMS)
     if html is not None:
-        if html.is_dir():
-            from igsync.errors import InputError
+        from igsync.errors import InputError
 
+        if html.is_dir():
             raise InputError(f"--html {html} is a directory; name a file")
+        if not html.absolute().parent.is_dir():  # before the store is read, not after
+            raise InputError(
+                f"--html {html}: cannot write in {html.absolute().parent}: no such directory"
+            )
         require_plotly()
     last = None if until is None else parse_day(until, "--until")
-    db = _demo_store(ctx) if demo else open_db(ctx, load())
+    db = _demo_store(ctx) if demo else open_db(ctx, load(), create=False)
     result = run(_build(db, days, last, user, chosen_metrics, chosen_streams))
     if html is not None:
         from igsync.export import atomic_output
@@ -134,7 +138,7 @@ def _demo_store(ctx: typer.Context) -> Store:
     path = demo_database_path()
     if not path.exists():
         raise InputError(f"--demo: no demo database yet ({path}); run `igsync demo` first")
-    return open_store(f"sqlite:///{path}")
+    return open_store(f"sqlite:///{path}", create=False)
 
 
 def _list(option: str, text: str | None, allowed: Sequence[str]) -> tuple[str, ...] | None:

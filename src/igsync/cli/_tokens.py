@@ -51,7 +51,7 @@ def accounts_list(
 
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
-    db = open_db(ctx, settings)
+    db = open_db(ctx, settings, create=False)
 
     async def listing() -> list[AccountInfo]:
         async with db as store:
@@ -190,7 +190,7 @@ def accounts_remove(
     from igsync.errors import InputError
 
     out = make_output(ctx, json_, quiet, verbose)
-    db = open_db(ctx, load())
+    db = open_db(ctx, load(), create=False)  # nothing to remove from a database not there
 
     async def remove() -> int:
         async with db as store:

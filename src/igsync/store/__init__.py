@@ -269,12 +269,17 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix(SQLITE_PREFIX)).expanduser()
 
 
-def open_store(url: str) -> Store:
-    """A store for a checked URL; imports only the driver it needs (keeps `--help` fast)."""
+def open_store(url: str, *, create: bool = True) -> Store:
+    """A store for a checked URL; imports only the driver it needs (keeps `--help` fast).
+
+    `create=False` (the commands that only read): a SQLite file that does not exist is a
+    ConfigError (exit 2) when the store is entered, and neither the file nor its directory
+    is created. PostgreSQL and Supabase never create a database.
+    """
     if url.startswith(SQLITE_PREFIX):
         from igsync.store.sqlite import SQLiteStore
 
-        return SQLiteStore(sqlite_path(url))
+        return SQLiteStore(sqlite_path(url), create=create)
     if url.startswith(("postgresql://", "postgres://")):
         from igsync.store.postgres import PostgresStore
 

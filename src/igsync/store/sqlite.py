@@ -21,10 +21,12 @@ from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 from uuid import UUID
 
 from igsync.errors import (
     ConfigError,
+    NotADatabaseError,
     StoreConfigError,
     StoreCorruptError,
     StoreError,
@@ -128,6 +130,35 @@ def _primary_code(exc: sqlite3.Error) -> int | None:
     return code & 0xFF if isinstance(code, int) else None
 
 
+# The file format (https://www.sqlite.org/fileformat.html): every database starts with this
+# header string, its size is a whole number of pages (512 bytes at least, a power of two), and
+# page 1 holds the sqlite_schema b-tree, whose page header starts at byte 100 with its type:
+# 0x0D a leaf, 0x05 an interior table page.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_MIN_PAGE = 512
+_SCHEMA_PAGE_TYPES = frozenset({0x05, 0x0D})
+_SCHEMA_PAGE_TYPE_AT = 100
+
+
+def _not_sqlite(path: Path) -> bool:
+    """True when `path` is another kind of file (an HTML page, a CSV), not a damaged database:
+    it lacks SQLite's header string, and is not a database whose header alone was overwritten
+    (whole pages, a sqlite_schema page header at byte 100). Unreadable: False (cannot tell)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            start = file.read(_SCHEMA_PAGE_TYPE_AT + 1)
+    except OSError:
+        return False
+    if start.startswith(_SQLITE_HEADER):
+        return False
+    whole_pages = size >= _MIN_PAGE and size % _MIN_PAGE == 0
+    schema_page = len(start) > _SCHEMA_PAGE_TYPE_AT and start[_SCHEMA_PAGE_TYPE_AT] in (
+        _SCHEMA_PAGE_TYPES
+    )
+    return not (whole_pages and schema_page)
+
+
 def _damaged_error(path: Path, exc: sqlite3.Error) -> StoreCorruptError:
     """What to say when SQLite finds `path` damaged: stop, check, restore."""
     return StoreCorruptError(
@@ -228,21 +259,36 @@ def _migrate(conn: sqlite3.Connection) -> None:
             raise
 
 
-def _owner_only(path: Path) -> None:
-    """Create the parent dir (0700) and the file (0600) before SQLite opens it."""
-    if not path.parent.exists():
+def _missing_error(path: Path) -> ConfigError:
+    """What to say when a command that only reads finds no file at `path` (a mistyped --db)."""
+    return ConfigError(
+        f"no SQLite database at {path}: check --db / IGSYNC_DATABASE_URL, or create it with"
+        " `igsync db init` or a first `igsync fetch`"
+    )
+
+
+def _owner_only(path: Path, *, create: bool = True) -> None:
+    """Create the parent dir (0700) and the file (0600) before SQLite opens it; with
+    `create=False` only check the file is there (ConfigError when not), creating nothing."""
+    if create and not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+    except FileNotFoundError:
+        if create:
+            raise
+        raise _missing_error(path) from None
     os.close(fd)
-    # An existing file keeps its mode on open: tighten it, tokens live in here.
-    os.chmod(path, 0o600)
 
 
 class SQLiteStore(TableRows):
     """`Store` on a SQLite file (`:memory:` for tests)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        """`create=False`: a missing file is a ConfigError (exit 2) when the store is entered,
+        and neither it nor its directory is created (the commands that only read)."""
         self.path = Path(path)
+        self.create = create
         self._conn: sqlite3.Connection | None = None
 
     async def __aenter__(self) -> Self:
@@ -263,14 +309,28 @@ class SQLiteStore(TableRows):
         if self._conn is None:
             memory = str(self.path) == ":memory:"
             try:
+                target: str | Path = self.path
                 if not memory:
-                    _owner_only(self.path)
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+                    _owner_only(self.path, create=self.create)
+                    if not self.create:
+                        # mode=rw: SQLite itself never creates it, even if it vanished since
+                        target = f"file:{quote(str(self.path))}?mode=rw"
+                conn = sqlite3.connect(
+                    target,
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT_S,
+                    uri=isinstance(target, str),
+                )
                 conn.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
                 if not memory:
                     conn.execute("pragma journal_mode = wal")
                 conn.execute("pragma synchronous = normal")
                 conn.execute("pragma foreign_keys = on")
+                if not memory:
+                    # An existing file keeps its mode on open: tighten it, tokens live in
+                    # here. Only once SQLite has read it as a database: a wrong --db
+                    # (an HTML page) is left as it was.
+                    os.chmod(self.path, 0o600)
             except OSError as exc:
                 # A path that cannot hold a database is a setting to fix, not a failed run.
                 raise ConfigError(
@@ -311,9 +371,18 @@ class SQLiteStore(TableRows):
             ) from None
 
     def _open_failure(self, exc: sqlite3.Error) -> StoreError:
-        """Why the file cannot be opened: a read-only file or directory is a setting to fix
-        (StoreConfigError, exit 2), a damaged one StoreCorruptError."""
+        """Why the file cannot be opened: a read-only file or directory, or a file that is
+        not a SQLite database (NotADatabaseError), is a setting to fix (StoreConfigError,
+        exit 2); a damaged database StoreCorruptError."""
         code = _primary_code(exc)
+        if code == _NOTADB and _not_sqlite(self.path):
+            # SQLite checks the header as it opens: another kind of file is a wrong --db,
+            # not a damaged database to restore
+            return NotADatabaseError(
+                f"{self.path} is not a SQLite database ({redact(str(exc))}); point --db or"
+                " IGSYNC_DATABASE_URL at an igsync database (if this file was one, its"
+                " header is damaged: restore it from a backup)"
+            )
         if code in _DAMAGED:
             return _damaged_error(self.path, exc)
         if code in _NOT_WRITABLE:
