@@ -244,6 +244,7 @@ ROWS = [
         ("export", "--since", "2026-11-10", "--until", "2026-11-01"),
         "--since 2026-11-10 is after --until 2026-11-01",
     ),
+    Bad("quiet_and_verbose", ("-q", "metrics", "-v"), "-q/--quiet and -v/--verbose"),
     Bad("report_html_no_dir", ("report", "--html", "no-dir/x.html"), "--html no-dir/x.html"),
     # --- db ---
     Bad("schema_migration_unknown", ("db", "schema", "--migration", "99"), "--migration"),

@@ -205,3 +205,17 @@ def test_an_existing_database_is_still_tightened_to_0600_by_a_read(
     code, _, _ = run_cli(monkeypatch, capsys, "--db", "sqlite:///a.db", "accounts", "list")
     assert code == 0
     assert (in_tmp / "a.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_empty_accounts_list_says_how_to_add_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("IG_ACCOUNT_ID", "IG_LONG_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert run_cli(monkeypatch, capsys, "--db", url, "db", "init")[0] == 0
+    code, out, err = run_cli(monkeypatch, capsys, "--db", url, "accounts", "list")
+    assert (code, err) == (0, "")
+    assert out.startswith("no accounts in this database: add one with `igsync accounts add")
+    code, out, _ = run_cli(monkeypatch, capsys, "--db", url, "accounts", "list", "--json")
+    assert (code, out) == (0, "[]\n")

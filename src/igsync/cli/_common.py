@@ -116,6 +116,10 @@ def make_output(ctx: typer.Context, json_: bool, quiet: bool = False, verbose: i
     from igsync.cli._render import Output
 
     g = globals_of(ctx)
+    if (quiet or g.quiet) and verbose + g.verbose:
+        from igsync.errors import InputError
+
+        raise InputError("-q/--quiet and -v/--verbose contradict each other: pass one of them")
     return Output(
         json_mode=json_ or g.json,
         quiet=quiet or g.quiet,

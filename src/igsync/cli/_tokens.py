@@ -60,6 +60,11 @@ def accounts_list(
     infos = run(listing())
     if out.json_mode:
         out.emit_json(infos)
+    elif not infos:
+        out.print(
+            "no accounts in this database: add one with `igsync accounts add --user UUID"
+            " --account-id ID --token-stdin`, or many with `igsync accounts import`"
+        )
     else:
         out.print(accounts_table(infos))
 
