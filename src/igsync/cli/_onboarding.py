@@ -64,6 +64,27 @@ def read_token_stdin() -> str:
     return read_stdin_text("--token-stdin").strip()
 
 
+def checked_token_stdin() -> str:
+    """The --token-stdin token, read by read_token_stdin, checked and registered as a secret.
+
+    Raises InputError (exit 2) when it is empty or not token-shaped (token_shape_problem), so
+    every command that takes --token-stdin refuses the same input with the same line.
+    """
+    from igsync.errors import InputError
+    from igsync.redact import register_secret
+    from igsync.token_shape import token_shape_problem
+
+    token = read_token_stdin()
+    if not token:
+        raise InputError("--token-stdin: standard input was empty; pipe the token in")
+    if problem := token_shape_problem(token):
+        raise InputError(
+            f"--token-stdin: the token {problem}; pipe only the token, copied whole from Meta"
+        )
+    register_secret(token)
+    return token
+
+
 def accounts_import(
     ctx: typer.Context,
     dry_run: DryRunOpt = False,
@@ -153,22 +174,14 @@ def accounts_discover(
           igsync accounts discover --user UUID --token-stdin --dry-run
     """
     from igsync.errors import InputError
-    from igsync.redact import register_secret
-    from igsync.token_shape import infer_token_kind, token_shape_problem
+    from igsync.token_shape import infer_token_kind
 
     out = make_output(ctx, json_, quiet, verbose)
     if not token_stdin:
         raise InputError(
             "give the token on standard input with --token-stdin (never as an argument)"
         )
-    token = read_token_stdin()
-    if not token:
-        raise InputError("--token-stdin: standard input was empty; pipe the token in")
-    if problem := token_shape_problem(token):
-        raise InputError(
-            f"--token-stdin: the token {problem}; pipe only the token, copied whole from Meta"
-        )
-    register_secret(token)
+    token = checked_token_stdin()
     if infer_token_kind(token) == "instagram_login":
         raise InputError(
             "--token-stdin: this is an Instagram Login token (IG…), which belongs to one "

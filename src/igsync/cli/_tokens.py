@@ -23,7 +23,7 @@ from igsync.cli._common import (
     run,
 )
 from igsync.cli._common import settings as load
-from igsync.cli._onboarding import accounts_discover, accounts_import, read_token_stdin
+from igsync.cli._onboarding import accounts_discover, accounts_import, checked_token_stdin
 
 if TYPE_CHECKING:
     from igsync.config import Settings
@@ -111,8 +111,6 @@ def accounts_add(
         pass show instagram/token | igsync accounts add --user UUID --account-id 1784… --token-stdin
     """
     from igsync.errors import InputError
-    from igsync.redact import register_secret
-    from igsync.token_shape import token_shape_problem
     from igsync.tokens import resolve_kind
 
     out = make_output(ctx, json_, quiet, verbose)
@@ -125,14 +123,7 @@ def accounts_add(
             f"--account-id: expected the numeric Instagram account id, got {account_id!r}"
         )
     when = _expiry(expires_at)
-    token = read_token_stdin()
-    if not token:
-        raise InputError("--token-stdin: standard input was empty; pipe the token in")
-    if problem := token_shape_problem(token):
-        raise InputError(
-            f"--token-stdin: the token {problem}; pipe only the token, copied whole from Meta"
-        )
-    register_secret(token)
+    token = checked_token_stdin()
     resolve_kind(token, kind)  # a kind that cannot be told or fits not: exit 2 before any I/O
     settings = load()
     info = run(_add(settings, open_db(ctx, settings), user, account_id, token, when, kind))
