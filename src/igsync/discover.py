@@ -22,6 +22,7 @@ from igsync.errors import ErrorKind, GraphError, InputError
 from igsync.models import UserToken
 from igsync.onboarding import is_account_id
 from igsync.store import Store
+from igsync.tokens import checked_token_times
 
 if TYPE_CHECKING:
     from igsync.graph import GraphClient
@@ -125,15 +126,7 @@ async def discover_accounts(
     """
     expires_at = issued_at = None
     if app is not None:
-        try:
-            info = await graph.debug_token(token, app_id=app.app_id, app_secret=app.app_secret)
-        except GraphError as error:
-            raise InputError(f"could not check the token with debug_token: {error}") from None
-        if not info.is_valid:
-            raise InputError(
-                f"the token is not valid ({info.error or 'debug_token'}); log in again"
-            )
-        expires_at, issued_at = info.expires_at, info.issued_at
+        expires_at, issued_at = await checked_token_times(graph, token, app)
     try:
         accounts, without = await list_instagram_accounts(graph, token)
     except GraphError as error:

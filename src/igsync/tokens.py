@@ -254,6 +254,20 @@ def asks_meta_on_add(
     return expires_at is None and app is not None and kind == "facebook_login"
 
 
+async def checked_token_times(
+    graph: GraphClient, token: str, app: AppCredentials
+) -> tuple[datetime | None, datetime | None]:
+    """The token's (expires_at, issued_at), UTC, from Meta's debug_token (None where Meta gives
+    none). Raises InputError when Meta says the token is not valid or cannot be asked."""
+    try:
+        info = await graph.debug_token(token, app_id=app.app_id, app_secret=app.app_secret)
+    except GraphError as error:
+        raise InputError(f"could not check the token with debug_token: {error}") from None
+    if not info.is_valid:
+        raise InputError(f"the token is not valid ({info.error or 'debug_token'}); log in again")
+    return info.expires_at, info.issued_at
+
+
 async def add_account(
     graph: GraphClient | None,
     store: Store,
@@ -282,15 +296,7 @@ async def add_account(
         assert app is not None
         if graph is None:
             raise ValueError("add_account needs a Graph client to ask debug_token")
-        try:
-            info = await graph.debug_token(token, app_id=app.app_id, app_secret=app.app_secret)
-        except GraphError as error:
-            raise InputError(f"could not check the token with debug_token: {error}") from None
-        if not info.is_valid:
-            raise InputError(
-                f"the token is not valid ({info.error or 'debug_token'}); log in again"
-            )
-        expires_at, issued_at = info.expires_at, info.issued_at
+        expires_at, issued_at = await checked_token_times(graph, token, app)
     row = UserToken(
         u_id=user_id,
         access_token=SecretStr(token),
