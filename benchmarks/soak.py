@@ -26,7 +26,7 @@ values the simulator knows, so after each run the database is checked against th
   an empty-data fault, and not counted) (0);
 * sync logs missing: an account of the run with no sync-log row (0);
 * secrets seen: any token or the app secret in stdout, stderr or the sync logs (0);
-* peak RSS of the child (os.wait4), and its wall time.
+* peak RSS of the child (as it saw it: benchmarks/peak_rss.py), and its wall time.
 
 Exits 1 if any of lost, duplicates, wrong values, missing sync logs or secrets is not 0.
 """
@@ -64,7 +64,9 @@ from igsync.store import open_store
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import postgres_server  # the tests' throwaway databases, shared with this script
 
-IGSYNC = str(Path(sys.executable).parent / "igsync")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_rss import igsync_command, peak_env, read_peak_mb
+
 APP_ID, APP_SECRET = "sim-app-id", "sim-app-secret"
 ZONES = ("America/Los_Angeles", "Asia/Kolkata", "Europe/London", "Pacific/Auckland", "UTC")
 HTTP_TIMEOUT = 2.0  # seconds; a `timeout` fault holds its answer longer than this
@@ -227,17 +229,17 @@ def run_igsync(served: Served, url: str, home: Path) -> tuple[int, str, str, flo
         "IGSYNC_HTTP_TIMEOUT": str(HTTP_TIMEOUT),
     }
     window = ["--since", SINCE.isoformat(), "--until", UNTIL.isoformat()]
-    args = [IGSYNC, "-v", "sync-all", "--ndjson", *window]
+    args = igsync_command("-v", "sync-all", "--ndjson", *window)
+    peak = home / "peak-rss"
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, stdout=out, stderr=err, env=env, cwd=home)
-        # wait4: this child's own peak RSS, not the running maximum of all children
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(args, stdout=out, stderr=err, env=peak_env(env, peak), cwd=home)
+        status = proc.wait()
         wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
-    return os.waitstatus_to_exitcode(status), stdout, stderr, wall, usage.ru_maxrss / 1024
+    return status, stdout, stderr, wall, read_peak_mb(peak)
 
 
 def soak_run(

@@ -8,7 +8,8 @@ The simulator serves both of Meta's hosts over loopback (in this process, in a t
 (4 default metrics, `--days 1`, SQLite, app credentials set so that batches may mix accounts)
 it runs the installed `igsync sync-all` as a user would: batched (the default) and with
 `--no-batch`, with `--json`, and batched with `--ndjson` (the cron form), and measures each
-child process alone (os.wait4): wall, CPU seconds, peak RSS.
+child process alone: wall and CPU seconds (os.wait4), and peak RSS as the child saw it
+(benchmarks/peak_rss.py: wait4's figure would be this script's own size).
 The simulator counts HTTP round trips and Graph calls (a batch item is one call). The seed's
 sequential way (one request per metric, one account after another) is run by this script on a
 sample of accounts and extrapolated. Then the batched run on PostgreSQL (a throwaway server
@@ -50,9 +51,10 @@ from igsync.store import open_store
 from igsync.store.sqlite import SQLiteStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from peak_rss import igsync_command, peak_env, read_peak_mb
+
 import postgres_server  # the tests' throwaway server, shared with this script
 
-IGSYNC = str(Path(sys.executable).parent / "igsync")
 APP_ID, APP_SECRET = "sim-app-id", "sim-app-secret"
 
 
@@ -98,13 +100,17 @@ def run_igsync(served: Served, url: str, home: Path, *args: str) -> tuple[float,
         "IG_APP_ID": APP_ID,
         "IG_APP_SECRET": APP_SECRET,
     }
+    peak = home / "peak-rss"
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         output = [] if "--ndjson" in args else ["--json"]
         proc = subprocess.Popen(
-            [IGSYNC, *args, *output], stdout=out, stderr=subprocess.DEVNULL, env=env
+            igsync_command(*args, *output),
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            env=peak_env(env, peak),
         )
-        # wait4: this child's own CPU and peak RSS, not the running maximum of all children
+        # wait4: this child's own CPU, not the running total of all children
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
@@ -113,7 +119,7 @@ def run_igsync(served: Served, url: str, home: Path, *args: str) -> tuple[float,
     cpu = usage.ru_utime + usage.ru_stime
     last = text.strip().splitlines()[-1] if text.strip() else "{}"
     document = json.loads(last)  # --json: the report; --ndjson: the summary line ends it
-    return wall, cpu, usage.ru_maxrss / 1024, document.get("summary", document)
+    return wall, cpu, read_peak_mb(peak), document.get("summary", document)
 
 
 @contextmanager
