@@ -6,6 +6,7 @@ next to each), so these tests check the simulator against the samples, not again
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -977,3 +978,26 @@ def test_module_help_teaches_usage(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert "--port" in text
     assert "IGSYNC_GRAPH_URL" in text
+
+
+async def test_latency_is_the_whole_round_trip_of_a_call_and_of_a_batch(
+    sim: Simulator, client: httpx.AsyncClient
+) -> None:
+    """A call, or a batch as one round trip, is answered `latency` seconds after it came in,
+    its calls counted in flight all along: the simulator's own work is part of that time
+    (as Meta's is), not added to it."""
+    sim.latency = 0.3
+    query = {"metric": "reach", "period": "day", "metric_type": "total_value"}
+    relative = f"v27.0/{LA}/insights?metric=reach&period=day&metric_type=total_value"
+    batch = json.dumps([{"method": "GET", "relative_url": relative}] * 3)
+    for send, calls in (
+        (client.get(f"/v27.0/{LA}/insights", params={**query, "access_token": "t"}), 1),
+        (client.post("/v27.0/", data={"batch": batch, "access_token": "t"}), 3),
+    ):
+        started = time.monotonic()
+        answer = asyncio.ensure_future(send)
+        await asyncio.sleep(0.1)
+        assert sim.in_flight == calls  # computed at once, held for the rest of the latency
+        assert (await answer).status_code == 200
+        assert time.monotonic() - started >= 0.3
+        assert sim.in_flight == 0
