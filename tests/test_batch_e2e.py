@@ -3,19 +3,23 @@ the calls in flight stay within their bound, and `--ndjson` holds no results."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 import tracemalloc
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
 from igsync.catalogue import DEFAULT_METRICS
-from igsync.graph import GraphClient, pool_sizes
+from igsync.graph import GraphClient, GraphRequest, pool_sizes
+from igsync.graph._batch import Answer, Batcher
 from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.simulator import Fault, SimAccount, Simulator, serve_in_thread
 from igsync.store.sqlite import SQLiteStore
@@ -58,7 +62,7 @@ async def run(sim: Simulator, path: Path, *, batch: bool, **options: Any) -> Syn
     store = await seeded(sim, path)
     try:
         with serve_in_thread(sim) as served:
-            calls, connections = pool_sizes(options.get("concurrency", 4), batch=batch)
+            sizes = pool_sizes(options.get("concurrency", 4), batch=batch)
             async with GraphClient(
                 base_url=served.graph_url,
                 instagram_url=served.instagram_url,
@@ -66,8 +70,9 @@ async def run(sim: Simulator, path: Path, *, batch: bool, **options: Any) -> Syn
                 app_id=APP.app_id,
                 app_secret=APP.app_secret,
                 batch=batch,
-                max_in_flight=calls,
-                connections=connections,
+                max_in_flight=sizes.calls,
+                connections=sizes.connections,
+                batch_size=sizes.batch_size,
             ) as graph:
                 return await sync_all(
                     graph, store, metrics=DEFAULT_METRICS, plan=plan_window(NOW), app=APP, **options
@@ -133,7 +138,7 @@ async def test_a_run_never_holds_more_calls_in_flight_than_its_bound(tmp_path: P
     for batch in (True, False):
         sim = make_sim(accounts, latency=0.02)
         report = await run(sim, tmp_path / f"bound-{batch}.db", batch=batch, concurrency=3)
-        bound, _ = pool_sizes(3, batch=batch)
+        bound = pool_sizes(3, batch=batch).calls
         assert report.accounts_ok == 40
         assert 1 < sim.max_in_flight <= bound
 
@@ -176,3 +181,31 @@ async def test_ndjson_holds_no_results_so_memory_does_not_grow_with_accounts(
     streamed = await held(400, False) - await held(100, False)
     assert kept > 300 * 1000  # a FetchResult is over a kilobyte
     assert streamed < kept / 4
+
+
+async def test_a_batch_leaves_with_its_size_of_calls_or_when_its_linger_runs_out() -> None:
+    sent: list[int] = []
+
+    async def post(top: str, requests: Sequence[GraphRequest]) -> list[Answer | None]:
+        sent.append(len(requests))
+        return [Answer(200, httpx.Headers(), "{}") for _ in requests]
+
+    batcher = Batcher(post, "app|token", linger=0.01, size=16)
+    calls = [GraphRequest("facebook_login", f"{i}/insights", {}, "t") for i in range(40)]
+    answers = await asyncio.gather(*(batcher.submit(c) for c in calls))
+    assert len(answers) == 40
+    assert sent == [16, 16, 8]  # two full batches at once; the rest when its linger ran out
+    with pytest.raises(ValueError, match="batch size 51"):
+        Batcher(post, "app|token", linger=0.01, size=51)
+
+
+def test_batches_are_meta_s_50_for_one_account_and_a_quarter_of_many() -> None:
+    """One account's backfill fills Meta's 50 per round trip; many accounts share batches
+    of a quarter of them, so that several batches are on the wire at once."""
+    assert pool_sizes(1, batch=True).batch_size == 50
+    assert pool_sizes(8, batch=True).batch_size == 10
+    assert pool_sizes(64, batch=True).batch_size == 16
+    assert pool_sizes(256, batch=True).batch_size == 50
+    sizes = pool_sizes(64, batch=True)
+    # two connections for each batch its calls in flight fill
+    assert sizes.connections == 2 * sizes.calls // sizes.batch_size

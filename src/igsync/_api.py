@@ -144,7 +144,7 @@ def graph_from_settings(
     accounts are synced at once, which sizes the connection pool and the calls in flight.
     """
     secret, ig_secret = settings.ig_app_secret, settings.ig_instagram_app_secret
-    calls, connections = pool_sizes(accounts, batch=batch)
+    sizes = pool_sizes(accounts, batch=batch)
     return GraphClient(
         base_url=settings.igsync_graph_url,
         instagram_url=settings.igsync_instagram_url,
@@ -153,8 +153,9 @@ def graph_from_settings(
         instagram_app_secret=ig_secret.get_secret_value() if ig_secret else None,
         app_id=settings.ig_app_id,
         batch=batch,
-        max_in_flight=calls,
-        connections=connections,
+        max_in_flight=sizes.calls,
+        connections=sizes.connections,
+        batch_size=sizes.batch_size,
         timeout=settings.igsync_http_timeout,
     )
 

@@ -4,7 +4,13 @@ Knows nothing of storage. Facts it relies on are in GRAPH_API.md; section number
 refer to it.
 """
 
-from igsync.graph._batch import MAX_BATCH, GraphRequest, per_account_calls, pool_sizes
+from igsync.graph._batch import (
+    MAX_BATCH,
+    GraphRequest,
+    PoolSizes,
+    per_account_calls,
+    pool_sizes,
+)
 from igsync.graph._client import GraphClient
 from igsync.graph._errors import (
     TokenProblem,
@@ -28,6 +34,7 @@ __all__ = [
     "LoginApi",
     "MetricValues",
     "Point",
+    "PoolSizes",
     "RetryPolicy",
     "TokenDebug",
     "TokenGrant",

@@ -17,7 +17,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import httpx
@@ -38,16 +38,37 @@ def per_account_calls(*, batch: bool) -> int:
     return MAX_BATCH if batch else PER_ACCOUNT_CALLS
 
 
-def pool_sizes(accounts: int, *, batch: bool) -> tuple[int, int]:
-    """`(max_in_flight, connections)` for a GraphClient serving `accounts` at once.
+#: the least calls a batch shared by many accounts leaves with, unless `linger` runs out first
+MIN_SHARED_BATCH = 10
 
-    Calls in flight: 4 per account, and at least what one account may have. Connections: one
-    per call in flight sent alone; batched, two per batch those calls fill, so a batch never
-    waits for a connection while another is being read.
+
+class PoolSizes(NamedTuple):
+    """How a GraphClient serving some accounts at once is sized (`pool_sizes`)."""
+
+    #: Graph calls in flight at once, alone or as batch items
+    calls: int
+    #: pooled, kept-alive HTTP connections
+    connections: int
+    #: calls a batch leaves with at once (it leaves sooner when its linger runs out)
+    batch_size: int
+
+
+def pool_sizes(accounts: int, *, batch: bool) -> PoolSizes:
+    """How to size a GraphClient serving `accounts` at once.
+
+    Calls in flight: 4 per account, and at least what one account may have. Batch size: for
+    one account (a backfill is 365 one-day calls at once) Meta's 50, the fewest round trips;
+    for many, whose calls come one or two at a time each, a quarter of the accounts (at least
+    10): about four batches are then on the wire at once, and igsync reads one batch's answers
+    while the others travel instead of all the accounts waiting in step for one batch
+    (benchmarks/sync_all.py: wall / ideal 1.9 with batches of 50 at 64 accounts). Connections:
+    one per call in flight sent alone; batched, two per batch those calls fill, so a batch
+    never waits for a connection while another is being read.
     """
     calls = max(per_account_calls(batch=batch), accounts * PER_ACCOUNT_CALLS)
-    connections = max(2, 2 * -(-calls // MAX_BATCH)) if batch else calls
-    return calls, connections
+    size = MAX_BATCH if accounts <= 1 else min(MAX_BATCH, max(MIN_SHARED_BATCH, -(-accounts // 4)))
+    connections = max(2, 2 * -(-calls // size)) if batch else calls
+    return PoolSizes(calls, connections, size)
 
 
 @dataclass(frozen=True)
@@ -123,7 +144,8 @@ PostBatch = Callable[[str, Sequence[GraphRequest]], Awaitable[list[Answer | None
 
 
 class Batcher:
-    """Gathers the calls that share one top-level token into batches of at most 50.
+    """Gathers the calls that share one top-level token into batches of at most `size` (at
+    most Meta's 50): a batch leaves when `size` calls wait, or `linger` seconds after its first.
 
     `post(top_token, requests)` sends one batch. A failure of the whole batch (transport,
     5xx, throttling of the batch itself) reaches every call in it, whose own retry policy then
@@ -136,9 +158,13 @@ class Batcher:
         top_token: str,
         *,
         linger: float,
+        size: int = MAX_BATCH,
         on_idle: Callable[[Batcher], None] | None = None,
     ) -> None:
+        if not 1 <= size <= MAX_BATCH:
+            raise ValueError(f"batch size {size}: expected 1 to {MAX_BATCH}")
         self._post = post
+        self._size = size
         self._on_idle = on_idle
         self._top = top_token
         self._linger = linger
@@ -152,7 +178,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
         self._pending.append((request, future))
-        if len(self._pending) >= MAX_BATCH:
+        if len(self._pending) >= self._size:
             self._flush()
         elif self._timer is None:
             self._timer = loop.call_later(self._linger, self._flush)
@@ -163,7 +189,7 @@ class Batcher:
             self._timer.cancel()
             self._timer = None
         while self._pending:
-            items, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            items, self._pending = self._pending[: self._size], self._pending[self._size :]
             task = asyncio.get_running_loop().create_task(self._send(items))
             self._sending.add(task)
             task.add_done_callback(self._sent)

@@ -15,7 +15,14 @@ import httpx
 import stamina
 
 from igsync.errors import ErrorKind, GraphError
-from igsync.graph._batch import Answer, Batcher, GraphRequest, batch_item, parse_batch
+from igsync.graph._batch import (
+    MAX_BATCH,
+    Answer,
+    Batcher,
+    GraphRequest,
+    batch_item,
+    parse_batch,
+)
 from igsync.graph._errors import (
     OBJECT_MISSING_SUBCODE,
     app_usage,
@@ -46,7 +53,8 @@ class GraphClient:
     the app token; without, each token's calls share batches of their own. Instagram-Login
     calls are always sent alone: Meta documents no batch endpoint on graph.instagram.com.
     At most `max_in_flight` calls (alone or batch items) are in flight at once, over at most
-    `connections` pooled, kept-alive connections.
+    `connections` pooled, kept-alive connections; a batch leaves with `batch_size` calls (or
+    `batch_linger` seconds after its first): `pool_sizes` sizes all three for some accounts.
     """
 
     def __init__(
@@ -60,6 +68,7 @@ class GraphClient:
         app_id: str | None = None,
         batch: bool = False,
         batch_linger: float = 0.005,
+        batch_size: int = MAX_BATCH,
         max_in_flight: int = 256,
         connections: int = 64,
         timeout: float = 30.0,
@@ -85,6 +94,7 @@ class GraphClient:
         )
         self._batch = batch
         self._linger = batch_linger
+        self._batch_size = batch_size
         self._app_token = f"{app_id}|{app_secret}" if app_id and app_secret else None
         self._batchers: dict[str, Batcher] = {}
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -148,7 +158,11 @@ class GraphClient:
         batcher = self._batchers.get(top)
         if batcher is None:
             batcher = self._batchers[top] = Batcher(
-                self._post_batch, top, linger=self._linger, on_idle=self._forget(top)
+                self._post_batch,
+                top,
+                linger=self._linger,
+                size=self._batch_size,
+                on_idle=self._forget(top),
             )
         return batcher
 
