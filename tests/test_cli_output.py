@@ -30,14 +30,15 @@ from cli_runner import run_cli
 from igsync.catalogue import DEFAULT_METRICS
 from igsync.cli._logs import LineHandler, TextFormatter, json_formatter
 from igsync.cli._progress import SyncProgress, sync_bar
-from igsync.cli._render import ErrSink, collapse_errors
+from igsync.cli._render import ErrSink, Output, collapse_errors
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient
 from igsync.graph._retry_log import retried_call, retry_sentence
-from igsync.models import FetchResult, UserToken
+from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.redact import register_secret
 from igsync.simulator import Fault, SimAccount, Simulator, serve_in_thread
 from igsync.store.sqlite import SQLiteStore
+from igsync.sync import summarize
 from igsync.sync_all import Shard, sync_all
 from igsync.window import plan_window
 
@@ -395,3 +396,61 @@ def test_a_missing_account_is_one_error_line_and_its_json_keeps_every_metric(
     code, out, _ = run_cli(monkeypatch, capsys, "sync-all", "--json", "--no-batch")
     (result,) = json.loads(out)["results"]
     assert len(result["errors"]) == len(DEFAULT_METRICS)  # DESIGN §5: one per failed metric
+
+
+def test_sync_all_json_prints_the_results_it_kept_as_text_exactly_as_one_document(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json` keeps each result as the text it prints (Output.json_text) and splices them
+    into the report: the document is the one `emit_json` would print for the whole report,
+    the same results `--ndjson` prints line by line."""
+    env.seed(LA, KOLKATA)
+    code, out, err = run_cli(monkeypatch, capsys, "sync-all", "--json")
+    assert code == 0, err
+    assert out.count("\n") == 1  # one document, on one line
+    document = json.loads(out)
+    code, lines, err = run_cli(monkeypatch, capsys, "sync-all", "--ndjson")
+    assert code == 0, err
+    *results, summary = map(json.loads, lines.splitlines())
+
+    def steady(result: dict[str, object]) -> dict[str, object]:
+        return {k: v for k, v in result.items() if k != "duration_s"}
+
+    assert sorted(map(steady, document.pop("results")), key=str) == sorted(
+        map(steady, results), key=str
+    )
+    assert document.keys() == summary["summary"].keys()
+    report = SyncReport.model_validate({**document, "results": []})
+    assert report.accounts_ok == 2
+
+
+def test_a_report_spliced_from_kept_texts_is_the_text_of_the_whole(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = "EAAG" + "s" * 40
+    register_secret(secret)
+    results = [
+        FetchResult(
+            success=i % 2 == 0,
+            total_inserted=i,
+            total_errors=i % 2,
+            metrics_inserted={"reach": i},
+            errors=[f"account: bad token {secret} ✓"] * (i % 2),
+            account_id=f"1784140000000000{i}",
+            user_id=str(uuid5(NAMESPACE_URL, str(i))),
+            duration_s=0.5,
+        )
+        for i in range(3)
+    ]
+    report = summarize(results, 1.5)
+    out = Output(json_mode=True, quiet=True, verbose=0)
+    out.emit_json(report)
+    whole = capsys.readouterr().out
+    out.emit_json_with(
+        report.model_copy(update={"results": []}),
+        "results",
+        [out.json_text(r) for r in results],
+    )
+    assert capsys.readouterr().out == whole
+    assert secret not in whole
+    assert "✓" in whole  # not escaped: the same text as emit_json

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
+from uuid import uuid4
 
 from pydantic import BaseModel
 from rich.console import Console
@@ -143,6 +144,30 @@ class Output:
             self._write_json(document)
         else:
             self._write_json([item.model_dump(mode="json") for item in document])
+
+    @staticmethod
+    def json_text(item: BaseModel) -> str:
+        """`item` as the (redacted) JSON text `emit_json` prints for it inside a document:
+        what `sync-all --json` keeps of each result as its account ends, instead of the
+        result itself, so that the run holds only what it prints and renders it meanwhile."""
+        return redact(json.dumps(item.model_dump(mode="json"), ensure_ascii=False))
+
+    def emit_json_with(self, document: BaseModel, field: str, texts: Sequence[str]) -> None:
+        """`document` as exactly one JSON document whose `field` is the list of `texts` (each
+        from `json_text`): the text `emit_json` would print had `field` held those items."""
+        data = document.model_dump(mode="json")
+        mark = f"igsync-{uuid4().hex}"
+        data[field] = mark
+        head, tail = redact(json.dumps(data, ensure_ascii=False)).split(f'"{mark}"')
+
+        def write() -> None:
+            file = self.out.file
+            file.write(head + "[")
+            for number, text in enumerate(texts):
+                file.write(f", {text}" if number else text)
+            file.write("]" + tail + "\n")
+
+        self._to_stdout(write)
 
     def emit_line(self, data: BaseModel | dict[str, Any]) -> None:
         """One NDJSON line on stdout, flushed at once so that a reader sees it as it happens."""

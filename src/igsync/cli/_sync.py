@@ -122,11 +122,15 @@ def sync_all(
             raise InputError("--enqueue: not with --dry-run or --ndjson")
         enqueue_all(ctx, out, settings, db, chosen, (days, since, until), part)
         return
+    # --json keeps each result as the text it prints, rendered as its account ends
+    printed: list[str] = []
     with out.progress("syncing") as bar:
 
         def on_result(result: FetchResult) -> None:
             if ndjson:
                 out.emit_line(result)
+            elif out.json_mode:
+                printed.append(out.json_text(result))
             bar.finished(result)
 
         report = run(
@@ -139,7 +143,7 @@ def sync_all(
                 part,
                 dry_run,
                 batch=not no_batch,
-                keep=not ndjson,  # NDJSON lines are printed as accounts end: none is held
+                keep=not out.json_mode,  # (ND)JSON: only the printed text is held, or none
                 on_result=on_result,
                 on_queued=bar.queued,
             )
@@ -150,7 +154,7 @@ def sync_all(
     if ndjson:
         out.emit_line({"summary": report.model_dump(mode="json", exclude={"results"})})
     elif out.json_mode:
-        out.emit_json(report)
+        out.emit_json_with(report, "results", printed)
     elif empty is not None:
         if not empty.problem:
             out.print(empty.message)
