@@ -74,11 +74,12 @@ class BatchEndpoint:
             answers = await asyncio.gather(
                 *(self._answer(request, item, top, version, include_headers) for item in items)
             )
+            response = JSONResponse(answers)
             # one round trip for the lot, the simulator's own work included (RecordingApp)
             await until(started + sim.latency)
         finally:
             sim.exit_calls(len(items))
-        return JSONResponse(answers)
+        return response
 
     def _top_token(self, request: Request, params: dict[str, str]) -> str:
         """The fallback token every batch needs; invalid, the whole batch is refused."""
