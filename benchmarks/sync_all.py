@@ -1,7 +1,7 @@
 """`igsync sync-all`: batched, unbatched and the seed's sequential way, side by side.
 
-    uv run python benchmarks/sync_all.py [--accounts 1000] [--latency 0.1] [--big N]
-                                         [--postgres-url URL] [--no-postgres]
+    uv run python benchmarks/sync_all.py [--accounts 1000] [--many 10000] [--big]
+                                         [--latency 0.1] [--postgres-url URL] [--no-postgres]
 
 The simulator serves both of Meta's hosts over loopback (in this process, in a thread) with
 `--latency` seconds per HTTP round trip; a batch is one round trip. For `--accounts` accounts
@@ -14,13 +14,16 @@ The simulator counts HTTP round trips and Graph calls (a batch item is one call)
 sequential way (one request per metric, one account after another) is run by this script on a
 sample of accounts and extrapolated. Then the batched run on PostgreSQL (a throwaway server
 started like the tests' one, tests/postgres_server.py, or a fresh database on `--postgres-url`),
-memory at `--big` accounts (`--ndjson`), and one account's 365-day backfill (`igsync fetch
+the same at `--many` accounts (SQLite `--ndjson` and `--json`, PostgreSQL `--ndjson`) and, with
+`--big`, SQLite `--ndjson` at 100,000, and one account's 365-day backfill (`igsync fetch
 --since`), in round trips.
 
-Figures that travel: speed-up against the seed's way, wall / ideal (round trips x latency /
-round trips in flight), CPU seconds per 1,000 accounts, peak RSS. Goals (issue 9): >= 40x at
-the default settings, wall / ideal <= 1.25, <= 2 CPU-s per 1,000 accounts, <= 150 MB flat in
-N, <= 25 round trips for a 365-day backfill.
+Figures that travel: speed-up against the seed's way, wall / ideal (ideal: Graph calls x
+latency / calls in flight, the time the calls would take were every slot always busy),
+the same for the calls alone ("on wire": the simulator's first call to its last answer,
+without igsync's startup and exit), CPU seconds per 1,000 accounts, peak RSS. Goals (issue
+9): >= 40x at the default settings, wall / ideal <= 1.25, <= 2 CPU-s per 1,000 accounts,
+<= 150 MB flat in N, <= 25 round trips for a 365-day backfill.
 """
 
 from __future__ import annotations
@@ -33,8 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -69,21 +71,28 @@ class Run:
     calls: int
     max_in_flight: int
     ok: int
+    #: seconds from the simulator's first call to its last answer
+    on_wire: float
 
-    def ideal(self, latency: float, slots: int) -> float:
-        return self.round_trips * latency / max(1, slots)
+    def ideal(self, latency: float) -> float:
+        """Seconds the calls would take were every slot always busy."""
+        return self.calls * latency / max(1, self.max_in_flight)
 
 
 def seed_tokens(url: str, accounts: list[SimAccount]) -> None:
     async def save() -> None:
         async with open_store(url) as store:
             await store.init_schema()
-            for account in accounts:
-                token = f"EAAG-bench-{account.account_id}-{'x' * 40}"
-                row = UserToken(
-                    u_id=uuid4(), access_token=SecretStr(token), account_id=account.account_id
+            rows = [
+                UserToken(
+                    u_id=uuid4(),
+                    access_token=SecretStr(f"EAAG-bench-{account.account_id}-{'x' * 40}"),
+                    account_id=account.account_id,
                 )
-                await store.save_token(row)
+                for account in accounts
+            ]
+            for start in range(0, len(rows), 5000):
+                await store.save_tokens(rows[start : start + 5000])
 
     asyncio.run(save())
 
@@ -122,15 +131,6 @@ def run_igsync(served: Served, url: str, home: Path, *args: str) -> tuple[float,
     return wall, cpu, read_peak_mb(peak), document.get("summary", document)
 
 
-@contextmanager
-def postgres_database(url: str | None) -> Iterator[str]:
-    """A fresh database on `url`'s server, or on a throwaway one; dropped afterwards."""
-    with ExitStack() as stack:
-        # settings={}: the server's durable defaults, not the tests' fsync=off.
-        server = url or stack.enter_context(postgres_server.postgres_server(settings={}))
-        yield stack.enter_context(postgres_server.fresh_database(server))
-
-
 def sync_all(
     name: str, n: int, latency: float, extra: list[str], tmp: Path, url: str | None = None
 ) -> Run:
@@ -143,9 +143,9 @@ def sync_all(
         wall, cpu, rss, report = run_igsync(served, url, tmp, "sync-all", "--days", "1", *extra)
     round_trips = sum(1 for r in sim.requests if not r.in_batch)
     calls = sum(1 for r in sim.requests if r.path.endswith("/insights"))
-    return Run(
-        name, n, wall, cpu, rss, round_trips, calls, sim.max_in_flight, report.get("accounts_ok", 0)
-    )
+    on_wire = (sim.last_answer_at or 0.0) - (sim.first_call_at or 0.0)
+    ok = report.get("accounts_ok", 0)
+    return Run(name, n, wall, cpu, rss, round_trips, calls, sim.max_in_flight, ok, on_wire)
 
 
 def seed_way(n: int, sample: int, latency: float) -> float:
@@ -199,14 +199,15 @@ def backfill(latency: float, tmp: Path) -> tuple[int, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--many", type=int, default=10_000, help="accounts of the memory runs")
+    parser.add_argument("--big", action="store_true", help="also SQLite --ndjson at 100,000")
     parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--big", type=int, default=10_000, help="accounts for the memory run")
     parser.add_argument("--sample", type=int, default=20, help="accounts the seed's way runs")
     parser.add_argument("--postgres-url", default=os.environ.get(postgres_server.URL_ENV))
-    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL run")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs")
     args = parser.parse_args()
-    n, latency = args.accounts, args.latency
-    with tempfile.TemporaryDirectory(prefix="igsync-bench-") as name:
+    n, many, latency = args.accounts, args.many, args.latency
+    with tempfile.TemporaryDirectory(prefix="igsync-bench-") as name, ExitStack() as stack:
         tmp = Path(name)
         seed = seed_way(n, args.sample, latency)
         runs = [
@@ -214,28 +215,40 @@ def main() -> None:
             sync_all("--no-batch", n, latency, ["--no-batch"], tmp),
             sync_all("--ndjson", n, latency, ["--ndjson"], tmp),
         ]
+        server = None
         if not args.no_postgres:
-            with postgres_database(args.postgres_url) as url:
+            # settings={}: the server's durable defaults, not the tests' fsync=off.
+            server = args.postgres_url or stack.enter_context(
+                postgres_server.postgres_server(settings={})
+            )
+            with postgres_server.fresh_database(server) as url:
                 runs.append(sync_all("postgres", n, latency, [], tmp, url))
-        # memory flat in N: the cron form, --ndjson, holds no results
-        big = sync_all("--ndjson", args.big, latency, ["--ndjson"], tmp) if args.big else None
+        # memory flat in N: --ndjson holds no result, --json only the text it prints
+        if many:
+            runs.append(sync_all("--ndjson", many, latency, ["--ndjson"], tmp))
+            runs.append(sync_all("--json", many, latency, [], tmp))
+            if server is not None:
+                with postgres_server.fresh_database(server) as url:
+                    runs.append(sync_all("pg --ndjson", many, latency, ["--ndjson"], tmp, url))
+        if args.big:
+            runs.append(sync_all("--ndjson", 100_000, latency, ["--ndjson"], tmp))
         trips, calls, wall = backfill(latency, tmp)
     print(f"{n} accounts, 4 metrics, --days 1, {latency * 1000:.0f} ms per round trip")
-    print("SQLite but for the postgres row (the batched run, default settings, on PostgreSQL)")
+    print("SQLite but for the postgres and pg rows; batched (the default) but for --no-batch")
     print(f"seed's sequential way (extrapolated from {args.sample}): {seed:.1f} s\n")
     header = (
         f"{'case':<12} {'accounts':>8} {'wall s':>7} {'speed-up':>8} {'trips':>6} {'calls':>6} "
-        f"{'in flight':>9} {'wall/ideal':>10} {'CPU s/1k':>8} {'RSS MB':>7} {'ok':>6}"
+        f"{'in flight':>9} {'wall/ideal':>10} {'on wire/ideal':>13} {'CPU s/1k':>8} "
+        f"{'RSS MB':>7} {'ok':>6}"
     )
     print(header)
     print("-" * len(header))
-    for run in [*runs, *([big] if big else [])]:
-        per_trip = run.calls / max(1, run.round_trips)
-        slots = max(1, round(run.max_in_flight / max(1.0, per_trip)))
+    for run in runs:
+        ideal = run.ideal(latency)
         print(
             f"{run.name:<12} {run.accounts:>8} {run.wall:>7.1f} "
             f"{seed / run.wall * run.accounts / n:>7.0f}x {run.round_trips:>6} {run.calls:>6} "
-            f"{run.max_in_flight:>9} {run.wall / run.ideal(latency, slots):>10.2f} "
+            f"{run.max_in_flight:>9} {run.wall / ideal:>10.2f} {run.on_wire / ideal:>13.2f} "
             f"{run.cpu / run.accounts * 1000:>8.2f} {run.rss_mb:>7.0f} {run.ok:>6}"
         )
     print(f"\n365-day backfill of one account: {trips} round trips, {calls} calls, {wall:.1f} s")

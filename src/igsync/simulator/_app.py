@@ -8,6 +8,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic as time_now
 from types import MappingProxyType
 
 import httpx
@@ -126,6 +127,10 @@ class Simulator:
         #: Graph calls (alone or batch items) being answered now, and the most there ever were
         self.in_flight = 0
         self.max_in_flight = 0
+        #: time.monotonic() as the first Graph call came in and as the last was answered: a
+        #: run's time on the wire, without its client's startup (benchmarks)
+        self.first_call_at: float | None = None
+        self.last_answer_at: float | None = None
         #: (host, port) pairs served as the Instagram host over loopback (`serve_in_thread`)
         self.instagram_servers: set[tuple[str, int]] = set()
         self.facebook_app: ASGIApp = RecordingApp(self._build_routes("facebook"), self, "facebook")
@@ -243,11 +248,14 @@ class Simulator:
         self._registry.revoke(token)
 
     def enter_calls(self, count: int) -> None:
+        if self.first_call_at is None:
+            self.first_call_at = time_now()
         self.in_flight += count
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def exit_calls(self, count: int) -> None:
         self.in_flight -= count
+        self.last_answer_at = time_now()
 
     # -- values -----------------------------------------------------------------------------
 
