@@ -170,10 +170,13 @@ async def sync_all(
     async def write() -> None:
         while (item := await gathered.get()) is not None:
             token, done = item
-            if isinstance(done, Gathered):
-                done = await _isolated(ctx, token, record(ctx, done), done.started_at)
-            if claims is not None:
-                await claims.release(token)
+            # The account's upserts, sync log and claim release on one pooled connection
+            # (PostgreSQL), not a checkout each; the claim before its Graph calls is apart.
+            async with store.session():
+                if isinstance(done, Gathered):
+                    done = await _isolated(ctx, token, record(ctx, done), done.started_at)
+                if claims is not None:
+                    await claims.release(token)
             tally.add(done)
             if on_result is not None:
                 on_result(done)

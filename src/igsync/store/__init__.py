@@ -8,6 +8,7 @@ SQLite and PostgreSQL apply pending migrations (schema.py), Supabase says which 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -233,6 +234,21 @@ class Store(Protocol):
     async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID, now: datetime) -> bool:
         """Mark the account's claim released at `now` if `run_id` holds it; False when it did
         not (it expired and another run took it over, or it was never taken)."""
+        ...
+
+    def session(self) -> AbstractAsyncContextManager[None]:
+        """`async with store.session():` every call the current asyncio task makes on the
+        store inside it uses one database connection (PostgreSQL: one connection of the
+        pool, taken at the first call and given back at exit) instead of one checkout each;
+        SQLite and Supabase hold nothing (one connection; HTTP requests) and do nothing.
+
+        For a run of short calls in a row, such as one account's upserts, sync log and claim
+        release. Each call stays its own transaction: one that fails rolls back alone and the
+        next call goes on. Tasks never share a session's connection: one created inside it
+        takes its own. Do not hold one across slow work that makes no store calls (Graph
+        requests): its connection is out of the pool meanwhile. The context itself raises
+        nothing; each call inside raises as it would outside.
+        """
         ...
 
 
