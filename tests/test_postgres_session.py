@@ -10,6 +10,7 @@ back to the pool to be discarded, and the session's next call takes another.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,13 +20,14 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
+from cli_runner import run_cli
 from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import StoreError, StoreUnavailableError
 from igsync.graph import GraphClient
 from igsync.models import AudienceRow, InsightRow, SyncLog, UserToken
 from igsync.simulator import SimAccount, Simulator
 from igsync.store.postgres import PostgresStore
-from igsync.sync_all import sync_all
+from igsync.sync_all import MAX_CONCURRENCY, MAX_STORE_CONNECTIONS, store_connections, sync_all
 from igsync.window import plan_window
 
 pytestmark = pytest.mark.anyio
@@ -234,3 +236,47 @@ async def test_a_session_without_calls_takes_no_connection(store: PostgresStore)
     async with store.session():
         pass
     assert checkouts(store) == before
+
+
+def test_the_pool_is_sized_to_the_accounts_in_flight_and_capped() -> None:
+    assert [store_connections(c) for c in (1, 2, 4, 5, 64, MAX_CONCURRENCY)] == [
+        4,
+        6,
+        10,
+        12,
+        12,
+        12,
+    ]
+    assert MAX_STORE_CONNECTIONS < 15  # Supabase's session pooler admits 15 on small computes
+
+
+@pytest.mark.parametrize("concurrency", [2, 64])
+def test_sync_all_opens_a_pool_sized_to_its_concurrency(
+    fresh_postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    concurrency: int,
+) -> None:
+    sizes: list[int] = []
+    entered = PostgresStore.__aenter__
+
+    async def recording(self: PostgresStore) -> PostgresStore:
+        opened = await entered(self)
+        sizes.append(opened._open_pool().max_size)
+        return opened
+
+    monkeypatch.setattr(PostgresStore, "__aenter__", recording)
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "--db",
+        fresh_postgres_url,
+        "sync-all",
+        "--concurrency",
+        str(concurrency),
+        "--allow-empty",
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["accounts_total"] == 0
+    assert sizes == [store_connections(concurrency)]

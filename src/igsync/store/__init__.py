@@ -285,12 +285,14 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix(SQLITE_PREFIX)).expanduser()
 
 
-def open_store(url: str, *, create: bool = True) -> Store:
+def open_store(url: str, *, create: bool = True, connections: int | None = None) -> Store:
     """A store for a checked URL; imports only the driver it needs (keeps `--help` fast).
 
     `create=False` (the commands that only read): a SQLite file that does not exist is a
     ConfigError (exit 2) when the store is entered, and neither the file nor its directory
-    is created. PostgreSQL and Supabase never create a database.
+    is created. PostgreSQL and Supabase never create a database. `connections`: the most
+    PostgreSQL connections the store opens at once (its pool's size; None: PostgresStore's
+    default); SQLite has one, Supabase speaks HTTP.
     """
     if url.startswith(SQLITE_PREFIX):
         from igsync.store.sqlite import SQLiteStore
@@ -299,6 +301,8 @@ def open_store(url: str, *, create: bool = True) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from igsync.store.postgres import PostgresStore
 
+        if connections is not None:
+            return PostgresStore(url, max_connections=connections)
         return PostgresStore(url)
     if url == "supabase":
         # The URL alone does not say which project: the caller passes SUPABASE_URL/_KEY.
