@@ -263,8 +263,11 @@ async def _write(store: Store, outcome: StreamOutcome) -> int:
 
 async def sync_account(ctx: RunContext, account: Account) -> FetchResult:
     """`gather_account`, then `record`: one account fetched and stored; never raises for a
-    metric (Graph and store failures are entries of `errors`)."""
-    return await record(ctx, await gather_account(ctx, account))
+    metric (Graph and store failures are entries of `errors`). The writes share one store
+    session (`Store.session`); the Graph calls before them hold no connection."""
+    gathered = await gather_account(ctx, account)
+    async with ctx.store.session():
+        return await record(ctx, gathered)
 
 
 async def fetch_account(

@@ -39,6 +39,13 @@ T = TypeVar("T")
 DEFAULT_CONCURRENCY = 64
 MAX_CONCURRENCY = 256
 
+#: the most PostgreSQL connections sync-all opens, whatever its concurrency: Supabase's session
+#: pooler admits as many clients per role and database as its pool size (15 on its smaller
+#: computes; the next client queues up to a minute, then fails: supabase/supabase discussion
+#: 22305), and PostgreSQL's default max_connections of 100 must hold N shards side by side
+#: (4 x 12 = 48) and every other client.
+MAX_STORE_CONNECTIONS = 12
+
 _SHARD = re.compile(r"(\d+)/(\d+)", re.ASCII)
 
 
@@ -170,10 +177,13 @@ async def sync_all(
     async def write() -> None:
         while (item := await gathered.get()) is not None:
             token, done = item
-            if isinstance(done, Gathered):
-                done = await _isolated(ctx, token, record(ctx, done), done.started_at)
-            if claims is not None:
-                await claims.release(token)
+            # The account's upserts, sync log and claim release on one pooled connection
+            # (PostgreSQL), not a checkout each; the claim before its Graph calls is apart.
+            async with store.session():
+                if isinstance(done, Gathered):
+                    done = await _isolated(ctx, token, record(ctx, done), done.started_at)
+                if claims is not None:
+                    await claims.release(token)
             tally.add(done)
             if on_result is not None:
                 on_result(done)
@@ -192,6 +202,15 @@ async def sync_all(
         for _ in range(concurrency):
             await gathered.put(None)  # one end-of-work mark per writer
     return tally.report(time.monotonic() - started, stopped=ctx.health.reason)
+
+
+def store_connections(concurrency: int) -> int:
+    """The PostgreSQL pool size for a run of `concurrency` accounts at once: each account in
+    flight needs a connection twice, briefly (its claim, then one session for its writes),
+    plus the user_tokens page reader and the claims' renewal, so 2 x concurrency + 2, at
+    most MAX_STORE_CONNECTIONS; an account waiting for one waits microseconds to
+    milliseconds, never a Graph round trip."""
+    return max(1, min(MAX_STORE_CONNECTIONS, 2 * concurrency + 2))
 
 
 def _renewing(claims: Claims | None) -> AbstractAsyncContextManager[object]:

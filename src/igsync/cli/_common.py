@@ -197,11 +197,14 @@ def db_url(ctx: typer.Context, current: Settings) -> str:
     return database_url(current, globals_of(ctx).db)
 
 
-def open_db(ctx: typer.Context, current: Settings, *, create: bool = True) -> Store:
+def open_db(
+    ctx: typer.Context, current: Settings, *, create: bool = True, connections: int | None = None
+) -> Store:
     """The configured store, not yet entered (`async with open_db(...) as store`).
 
     `create=False` for the commands that only read: a missing SQLite file is exit 2 naming
-    its path, not a new empty database at a mistyped path (store.open_store).
+    its path, not a new empty database at a mistyped path (store.open_store). `connections`:
+    the PostgreSQL pool's size for the work (None: the store's default).
     """
     from igsync.errors import ConfigError
     from igsync.store import SQLITE_PREFIX, open_store, open_supabase_store, sqlite_path
@@ -218,7 +221,7 @@ def open_db(ctx: typer.Context, current: Settings, *, create: bool = True) -> St
             " database, or create this one with `igsync db init` or a first `igsync fetch`"
         )
     if url != "supabase":
-        return open_store(url, create=create)
+        return open_store(url, create=create, connections=connections)
     if not (current.supabase_url and current.supabase_key):
         raise ConfigError("SUPABASE_URL and SUPABASE_KEY: both are needed for the supabase store")
     return open_supabase_store(current.supabase_url, current.supabase_key.get_secret_value())

@@ -106,7 +106,7 @@ def sync_all(
     """
     from igsync.cli._render import sync_all_render, sync_summary
     from igsync.errors import InputError, NothingToSyncError
-    from igsync.sync_all import parse_shard
+    from igsync.sync_all import parse_shard, store_connections
 
     if ndjson and (json_ or globals_of(ctx).json):
         raise InputError("--json and --ndjson: choose one")
@@ -114,7 +114,7 @@ def sync_all(
     part = parse_shard(shard) if shard is not None else None
     settings = load()
     chosen, plan = selection(settings, streams, metrics), window_plan(days, since, until)
-    db = open_db(ctx, settings)
+    db = open_db(ctx, settings, connections=store_connections(concurrency))
     if enqueue:
         from igsync.cli._queue import enqueue_all
 

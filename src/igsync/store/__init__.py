@@ -8,6 +8,7 @@ SQLite and PostgreSQL apply pending migrations (schema.py), Supabase says which 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -235,6 +236,21 @@ class Store(Protocol):
         not (it expired and another run took it over, or it was never taken)."""
         ...
 
+    def session(self) -> AbstractAsyncContextManager[None]:
+        """`async with store.session():` every call the current asyncio task makes on the
+        store inside it uses one database connection (PostgreSQL: one connection of the
+        pool, taken at the first call and given back at exit) instead of one checkout each;
+        SQLite and Supabase hold nothing (one connection; HTTP requests) and do nothing.
+
+        For a run of short calls in a row, such as one account's upserts, sync log and claim
+        release. Each call stays its own transaction: one that fails rolls back alone and the
+        next call goes on. Tasks never share a session's connection: one created inside it
+        takes its own. Do not hold one across slow work that makes no store calls (Graph
+        requests): its connection is out of the pool meanwhile. The context itself raises
+        nothing; each call inside raises as it would outside.
+        """
+        ...
+
 
 #: an account as the sync logs name it: (u_id as canonical UUID text, account_id)
 AccountKey = tuple[str, str | None]
@@ -269,12 +285,14 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix(SQLITE_PREFIX)).expanduser()
 
 
-def open_store(url: str, *, create: bool = True) -> Store:
+def open_store(url: str, *, create: bool = True, connections: int | None = None) -> Store:
     """A store for a checked URL; imports only the driver it needs (keeps `--help` fast).
 
     `create=False` (the commands that only read): a SQLite file that does not exist is a
     ConfigError (exit 2) when the store is entered, and neither the file nor its directory
-    is created. PostgreSQL and Supabase never create a database.
+    is created. PostgreSQL and Supabase never create a database. `connections`: the most
+    PostgreSQL connections the store opens at once (its pool's size; None: PostgresStore's
+    default); SQLite has one, Supabase speaks HTTP.
     """
     if url.startswith(SQLITE_PREFIX):
         from igsync.store.sqlite import SQLiteStore
@@ -283,6 +301,8 @@ def open_store(url: str, *, create: bool = True) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from igsync.store.postgres import PostgresStore
 
+        if connections is not None:
+            return PostgresStore(url, max_connections=connections)
         return PostgresStore(url)
     if url == "supabase":
         # The URL alone does not say which project: the caller passes SUPABASE_URL/_KEY.

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 from datetime import datetime
 from operator import attrgetter
 from types import TracebackType
@@ -35,6 +36,7 @@ from uuid import UUID
 import psycopg
 from psycopg.abc import Buffer
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
@@ -414,7 +416,7 @@ class PostgresStore(TableRows):
 
     async def _fetch(self, action: str, query: str, params: dict[str, Any]) -> list[Any]:
         try:
-            async with self._open_pool().connection() as conn:
+            async with self._connection() as conn:
                 cursor = await conn.execute(query, params)
                 return await cursor.fetchall()
         except psycopg.Error as exc:
@@ -422,7 +424,7 @@ class PostgresStore(TableRows):
 
     async def _fetch_tokens(self, query: str, params: dict[str, Any]) -> list[TokenRow]:
         try:
-            async with self._open_pool().connection() as conn:
+            async with self._connection() as conn:
                 cursor = conn.cursor()
                 cursor.adapters.register_loader("timestamptz", _TimestampOrText)
                 await cursor.execute(query, params)
@@ -433,7 +435,7 @@ class PostgresStore(TableRows):
 
     async def _write(self, action: str, query: str, params: dict[str, Any]) -> int:
         try:
-            async with self._open_pool().connection() as conn:
+            async with self._connection() as conn:
                 cursor = await conn.execute(query, params)
                 return cursor.rowcount
         except psycopg.Error as exc:
@@ -445,7 +447,7 @@ class PostgresStore(TableRows):
         Raises StoreError, saying what to run, when this role may not run the DDL.
         """
         try:
-            async with self._open_pool().connection() as conn:
+            async with self._connection() as conn:
                 await self._ensure_schema(conn)
         except psycopg.Error as exc:
             raise await self._failed("schema", exc) from None
@@ -462,7 +464,7 @@ class PostgresStore(TableRows):
         statements = TABLE_SQL[table.name]
         values = _row_values(table)
         try:
-            async with self._open_pool().connection() as conn, conn.transaction():
+            async with self._connection() as conn, conn.transaction():
                 cursor = conn.cursor()
                 if len(batch) < COPY_MIN_ROWS:
                     columns = zip(*map(values, batch), strict=True)
@@ -566,8 +568,7 @@ class PostgresStore(TableRows):
             return 0
         try:
             # executemany pipelines the statements: one round trip for the chunk, not one a row
-            pool = self._open_pool()
-            async with pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            async with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
                 await cursor.executemany(SAVE_TOKEN, [_token_params(t) for t in batch])
         except psycopg.Error as exc:
             raise self._error("could not save the tokens", exc) from None
@@ -585,7 +586,7 @@ class PostgresStore(TableRows):
         sql, params = select_sql(table, rows or RowFilter(), order, "postgres")
         try:
             async with (
-                self._open_pool().connection() as conn,
+                self._open_pool().connection() as conn,  # never the session's: see session()
                 conn.transaction(),
                 conn.cursor(name="igsync_stream") as cursor,
             ):
@@ -717,6 +718,92 @@ class PostgresStore(TableRows):
         params = {"u_id": u_id, "account_id": account_id, "run_id": run_id, "now": now}
         return await self._write("could not release a claim", RELEASE_CLAIM, params) == 1
 
+    # --- sessions: one pooled connection for a task's calls ---
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        """Within it, every call this asyncio task makes on the store uses one pooled
+        connection: taken from the pool at the first call (a session that makes none takes
+        none) and given back at exit. See `Store.session`.
+
+        Each call keeps its own transaction (autocommit, `conn.transaction()` per write): a
+        refused upsert rolls back alone and the next call goes on on the same connection. A
+        connection a call leaves broken, or mid-transaction or mid-query (a cancelled call), is
+        given back at once, so psycopg_pool discards or resets it, before `_failed` probes the
+        server; the session's next call takes another. The session is the task's own (a
+        ContextVar, copied into every task created inside it): a task created inside it, which
+        could run calls concurrently with it, takes its own connections instead. A session
+        inside a session of the same task and store is the outer one. `stream_rows` always
+        takes its own connection: its transaction spans the reader's other calls. Raises
+        nothing itself; the calls inside raise as they would outside.
+        """
+        task = asyncio.current_task()
+        current = _SESSION.get()
+        if current is not None and current.store is self and current.task is task:
+            yield
+            return
+        held = _Session(self, task)
+        reset = _SESSION.set(held)
+        try:
+            yield
+        finally:
+            _SESSION.reset(reset)
+            await held.give_back()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The connection for one call: the session's (`session`), else one from the pool
+        for this call alone. Raises StoreUnavailableError once the store is known dead,
+        PoolTimeout when no connection came within POOL_TIMEOUT_S."""
+        pool = self._open_pool()
+        held = _SESSION.get()
+        if held is None or held.store is not self or held.task is not asyncio.current_task():
+            async with pool.connection() as conn:
+                yield conn
+            return
+        conn = await held.connection(pool)
+        try:
+            yield conn
+        except BaseException:
+            if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+                await held.give_back()
+            raise
+
 
 #: a claim whose row another run changes this many times in a row is a store fault
 _CLAIM_ATTEMPTS = 5
+
+
+class _Session:
+    """The connection one task's `PostgresStore.session` holds, checked out at first use."""
+
+    def __init__(self, store: PostgresStore, task: asyncio.Task[Any] | None) -> None:
+        self.store = store
+        self.task = task
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def connection(
+        self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+    ) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None:
+            self._conn = await pool.getconn()
+            self._pool = pool
+        return self._conn
+
+    async def give_back(self) -> None:
+        """Return the connection to its pool, which discards a broken one, rolls back one
+        left mid-transaction and closes one left mid-query (psycopg_pool's putconn); never
+        raises: each call made on it already succeeded or raised its own error."""
+        pool, conn, self._pool, self._conn = self._pool, self._conn, None, None
+        if pool is not None and conn is not None:
+            try:
+                await pool.putconn(conn)
+            except psycopg.Error as exc:
+                log.debug("a session's connection went back to its pool with %r", exc)
+
+
+#: the session of the running task (asyncio copies the context into each task it creates)
+_SESSION: contextvars.ContextVar[_Session | None] = contextvars.ContextVar(
+    "igsync_postgres_session", default=None
+)
