@@ -153,7 +153,8 @@ async def gather_account(ctx: RunContext, account: Account) -> Gathered:
 
 
 async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
-    """Upsert what `gather_account` gathered, verified, and log the run; the account's result.
+    """Upsert what `gather_account` gathered, verified, and log the run; the account's result
+    (`not_attempted` when the store had stopped answering before its first stream).
 
     Never raises for a metric or a store failure: those are entries of `errors`, and the rows
     that could be fetched are stored all the same. Writes a sync-log row unless dry_run. Once
@@ -161,6 +162,12 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     error "store: not written: …", never counted as inserted.
     """
     account, outcomes = gathered.account, gathered.outcomes
+    reason = ctx.health.reason
+    started = outcomes or gathered.token_error or gathered.token_refreshed
+    if reason is not None and not started and not ctx.dry_run:
+        # the store stopped answering before this account's first stream: nothing was sent
+        # to Meta for it
+        return not_attempted(ctx, account.account_id, str(account.user_id), reason)
     errors = [gathered.token_error] if gathered.token_error else []
     errors += [e for o in outcomes for e in o.errors]
     notes = gathered.notes + [n for o in outcomes for n in o.notes]
@@ -218,6 +225,26 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     if not ctx.dry_run:
         await write_run_log(ctx, result, gathered.started_at)
     return result
+
+
+def not_attempted(
+    ctx: RunContext, account_id: str | None, user_id: str, reason: str
+) -> FetchResult:
+    """The failed result of an account never started because the store stopped answering
+    (`reason`): nothing was sent to Meta for it, and its sync-log row cannot be written."""
+    return FetchResult(
+        success=False,
+        total_inserted=0,
+        total_errors=1,
+        metrics_inserted={},
+        errors=[redact(f"not attempted: {reason}")],
+        account_id=account_id,
+        user_id=user_id,
+        window=ctx.plan.requested,
+        duration_s=0.0,
+        dry_run=ctx.dry_run,
+        attempted=False,
+    )
 
 
 def written_line(account_id: str | None, written: Mapping[str, int], errors: Sequence[str]) -> str:

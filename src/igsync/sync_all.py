@@ -25,7 +25,15 @@ from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, TokenRow
 from igsync.redact import redact, release_secret
 from igsync.store import TOKEN_PAGE, Store, iter_tokens
-from igsync.sync import Gathered, RunContext, Tally, gather_account, record, write_run_log
+from igsync.sync import (
+    Gathered,
+    RunContext,
+    Tally,
+    gather_account,
+    not_attempted,
+    record,
+    write_run_log,
+)
 from igsync.tokens import AppCredentials, account_from_token
 from igsync.window import WindowPlan
 
@@ -265,18 +273,4 @@ async def _isolated(
 
 
 def _not_attempted(ctx: RunContext, token: TokenRow, reason: str) -> FetchResult:
-    """The failed result of an account never started because the store stopped answering:
-    nothing was sent to Meta for it, and its sync-log row cannot be written."""
-    return FetchResult(
-        success=False,
-        total_inserted=0,
-        total_errors=1,
-        metrics_inserted={},
-        errors=[redact(f"not attempted: {reason}")],
-        account_id=token.account_id,
-        user_id=str(token.u_id),
-        window=ctx.plan.requested,
-        duration_s=0.0,
-        dry_run=ctx.dry_run,
-        attempted=False,
-    )
+    return not_attempted(ctx, token.account_id, str(token.u_id), reason)
