@@ -1,12 +1,13 @@
-"""Soak: `igsync sync-all` three times in a row over many accounts, ~10 % of them faulted.
+"""Soak: `igsync sync-all` `--runs` times in a row over many accounts, ~10 % of them faulted.
 
     uv run python benchmarks/soak.py [--accounts 2000] [--runs 3] [--fault-rate 0.1]
                                      [--latency 0.05] [--seed N] [--quick] [--logs DIR]
                                      [--postgres | --postgres-url URL]
 
 The simulator serves both of Meta's hosts over loopback (in this process, in a thread). Before
-each run, `--fault-rate` of the accounts (drawn afresh, seeded) get one injected fault each,
-cycling through every kind the simulator has (throttles 4/17/32/613/80002, codes 1 and 2,
+each run, `--fault-rate` of the accounts (drawn afresh, seeded; at least one account per kind,
+so 25 of a small run's accounts) get one injected fault each, cycling through every kind the
+simulator has (throttles 4/17/32/613/80002, codes 1 and 2,
 HTTP 502/503 pages, an HTML page with 200, truncated JSON, empty data, a cut connection, a
 held answer past the client timeout, a `null` batch item, 100 unknown metric / metric_type /
 100/33, 10, and 190 with subcodes 458/460/463/467, invalid and unparseable tokens), half of
@@ -17,13 +18,14 @@ them striking once (retried and recovered, or the token refreshed) and half on e
 calls share batches. The window is pinned to four complete days (--since/--until), whose
 values the simulator knows, so after each run the database is checked against them:
 
-* accounts ok / failed, as igsync reported them;
+* accounts ok / failed, as igsync reported them (failures grow run by run: a token a 190
+  fault marked needs_reauth stays failed, as designed);
 * rows lost: a row an account reported ok lacks, or a row stored by an earlier run that is
   gone (0);
 * duplicates: a key (u_id, account_id, metric, end_time) stored twice, or an account logged
   twice in one run (0);
-* wrong values: a stored value that is not the simulator's (NULL is "no data", the answer to
-  an empty-data fault, and not counted) (0);
+* wrong values: a stored value that is not the simulator's (0); NULL is "no data", the
+  answer to an empty-data fault, counted apart as no-data;
 * sync logs missing: an account of the run with no sync-log row (0);
 * secrets seen: any token or the app secret in stdout, stderr or the sync logs (0);
 * peak RSS of the child (as it saw it: benchmarks/peak_rss.py), and its wall time.
@@ -386,7 +388,8 @@ def main() -> int:
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**32)
     print(
-        f"soak: {args.accounts} accounts, {args.runs} runs, {args.fault_rate:.0%} faulted, "
+        f"soak: {args.accounts} accounts, {args.runs} runs, {args.fault_rate:.0%} faulted"
+        " (at least one account per fault kind), "
         f"{args.latency * 1000:.0f} ms per round trip, seed {args.seed}, "
         f"days {SINCE}..{UNTIL}",
         flush=True,

@@ -20,7 +20,7 @@ the same at `--many` accounts (SQLite `--ndjson` and `--json`, PostgreSQL `--ndj
 
 Figures that travel: speed-up against the seed's way, wall / ideal (ideal: Graph calls x
 latency / calls in flight, the time the calls would take were every slot always busy),
-the same for the calls alone ("on wire": the simulator's first call to its last answer,
+the same for the calls alone (the simulator's first call to its last answer,
 without igsync's startup and exit), CPU seconds per 1,000 accounts, peak RSS. Goals (issue
 9): >= 40x at the default settings, wall / ideal <= 1.25, <= 2 CPU-s per 1,000 accounts,
 <= 150 MB flat in N, <= 25 round trips for a 365-day backfill.
@@ -198,10 +198,16 @@ def backfill(latency: float, tmp: Path) -> tuple[int, int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--many", type=int, default=10_000, help="accounts of the memory runs")
+    parser.add_argument(
+        "--accounts", type=int, default=1000, help="accounts of the side-by-side runs"
+    )
+    parser.add_argument(
+        "--many", type=int, default=10_000, help="accounts of the memory runs (0: none)"
+    )
     parser.add_argument("--big", action="store_true", help="also SQLite --ndjson at 100,000")
-    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument(
+        "--latency", type=float, default=0.1, help="seconds per HTTP round trip (default 0.1)"
+    )
     parser.add_argument("--sample", type=int, default=20, help="accounts the seed's way runs")
     parser.add_argument("--postgres-url", default=os.environ.get(postgres_server.URL_ENV))
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs")
@@ -209,6 +215,8 @@ def main() -> None:
     n, many, latency = args.accounts, args.many, args.latency
     with tempfile.TemporaryDirectory(prefix="igsync-bench-") as name, ExitStack() as stack:
         tmp = Path(name)
+        # unreported: the first run of a fresh clone compiles every module it imports
+        sync_all("warm-up", 5, 0.0, [], tmp)
         seed = seed_way(n, args.sample, latency)
         runs = [
             sync_all("batched", n, latency, [], tmp),
@@ -234,11 +242,18 @@ def main() -> None:
             runs.append(sync_all("--ndjson", 100_000, latency, ["--ndjson"], tmp))
         trips, calls, wall = backfill(latency, tmp)
     print(f"{n} accounts, 4 metrics, --days 1, {latency * 1000:.0f} ms per round trip")
-    print("SQLite but for the postgres and pg rows; batched (the default) but for --no-batch")
-    print(f"seed's sequential way (extrapolated from {args.sample}): {seed:.1f} s\n")
+    store = "SQLite but for the postgres and pg rows; " if server is not None else "SQLite; "
+    print(f"{store}batched (the default) but for --no-batch; --json unless it says --ndjson")
+    print(f"seed's sequential way (extrapolated from {args.sample}): {seed:.1f} s")
+    print(
+        "trips: HTTP round trips; calls: Graph calls (a batch item is one); in flight: the most"
+        " calls in flight at once;\nideal: calls x latency / in flight; calls alone: the"
+        " simulator's first call to its last answer (no startup or exit);\nCPU s/1k: the"
+        " igsync process's CPU seconds per 1,000 accounts; RSS: its peak, as it saw it\n"
+    )
     header = (
         f"{'case':<12} {'accounts':>8} {'wall s':>7} {'speed-up':>8} {'trips':>6} {'calls':>6} "
-        f"{'in flight':>9} {'wall/ideal':>10} {'on wire/ideal':>13} {'CPU s/1k':>8} "
+        f"{'in flight':>9} {'wall/ideal':>10} {'calls alone/ideal':>17} {'CPU s/1k':>8} "
         f"{'RSS MB':>7} {'ok':>6}"
     )
     print(header)
@@ -248,7 +263,7 @@ def main() -> None:
         print(
             f"{run.name:<12} {run.accounts:>8} {run.wall:>7.1f} "
             f"{seed / run.wall * run.accounts / n:>7.0f}x {run.round_trips:>6} {run.calls:>6} "
-            f"{run.max_in_flight:>9} {run.wall / ideal:>10.2f} {run.on_wire / ideal:>13.2f} "
+            f"{run.max_in_flight:>9} {run.wall / ideal:>10.2f} {run.on_wire / ideal:>17.2f} "
             f"{run.cpu / run.accounts * 1000:>8.2f} {run.rss_mb:>7.0f} {run.ok:>6}"
         )
     print(f"\n365-day backfill of one account: {trips} round trips, {calls} calls, {wall:.1f} s")

@@ -44,8 +44,9 @@ def sync_all(
         typer.Option(
             min=1,
             max=256,
-            help="Accounts fetched at the same time; with batching their calls share Graph "
-            "batch requests.",
+            help="Accounts fetched at the same time. Batched, their calls share Graph batch "
+            "requests of about a quarter of them; calls of different accounts share a batch "
+            "only with IG_APP_ID and IG_APP_SECRET set (the app token carries the batch).",
         ),
     ] = 64,
     days: DaysOpt = None,
