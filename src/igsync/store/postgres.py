@@ -737,12 +737,10 @@ class PostgresStore(TableRows):
         takes its own connection: its transaction spans the reader's other calls. Raises
         nothing itself; the calls inside raise as they would outside.
         """
-        task = asyncio.current_task()
-        current = _SESSION.get()
-        if current is not None and current.store is self and current.task is task:
+        if self._own_session() is not None:
             yield
             return
-        held = _Session(self, task)
+        held = _Session(self, asyncio.current_task())
         reset = _SESSION.set(held)
         try:
             yield
@@ -750,14 +748,21 @@ class PostgresStore(TableRows):
             _SESSION.reset(reset)
             await held.give_back()
 
+    def _own_session(self) -> _Session | None:
+        """The session this task holds on this store (None: none)."""
+        held = _SESSION.get()
+        if held is None or held.store is not self or held.task is not asyncio.current_task():
+            return None
+        return held
+
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """The connection for one call: the session's (`session`), else one from the pool
         for this call alone. Raises StoreUnavailableError once the store is known dead,
         PoolTimeout when no connection came within POOL_TIMEOUT_S."""
         pool = self._open_pool()
-        held = _SESSION.get()
-        if held is None or held.store is not self or held.task is not asyncio.current_task():
+        held = self._own_session()
+        if held is None:
             async with pool.connection() as conn:
                 yield conn
             return

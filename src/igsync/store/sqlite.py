@@ -760,10 +760,6 @@ class SQLiteStore(TableRows):
         )
         return cursor.rowcount == 1
 
-    def session(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Nothing to hold: the store has one connection (see `Store.session`)."""
-        return contextlib.nullcontext()
-
 
 def _claim_ts(value: datetime) -> str:
     """A claim's time as text whose order is time order: UTC, always with microseconds."""

@@ -18,7 +18,6 @@ compare-and-swap filter carries the expected token in the query string).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
@@ -658,8 +657,3 @@ class SupabaseStore(TableRows):
             return query.is_("released_at", "null").select("account_id").execute()
 
         return _confirmed(await self._run("release a claim", release)) == 1
-
-    def session(self) -> AbstractAsyncContextManager[None]:
-        """Nothing to hold: each call is its own HTTP request to PostgREST, over the client's
-        keep-alive connections (see `Store.session`)."""
-        return nullcontext()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 from uuid import UUID
@@ -185,7 +186,13 @@ UPSERTED: tuple[Table[Any], ...] = (INSIGHTS, AUDIENCE, MEDIA, MEDIA_INSIGHTS)
 
 class TableRows(ABC):
     """The row methods of `Store` (its docstrings say what each guarantees), one table each:
-    a store implements `_upsert` and `_read` once, for any Table."""
+    a store implements `_upsert` and `_read` once, for any Table. Also `Store.session` for
+    the stores that hold nothing per task (SQLite: one connection; Supabase: HTTP requests).
+    """
+
+    def session(self) -> AbstractAsyncContextManager[None]:
+        """Nothing to hold (see `Store.session`); PostgreSQL holds a pooled connection."""
+        return nullcontext()
 
     @abstractmethod
     async def _upsert(self, table: Table[Any], rows: Sequence[Keyed]) -> int:
