@@ -73,7 +73,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--latency",
         type=float,
         default=0.0,
-        help="seconds added to every answer (default: %(default)s)",
+        help="seconds each answer takes from its request, the simulator's own work included;"
+        " a batch is one answer (default: %(default)s)",
     )
     parser.add_argument(
         "--require-appsecret-proof",
