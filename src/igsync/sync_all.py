@@ -32,6 +32,7 @@ from igsync.sync import (
     gather_account,
     not_attempted,
     record,
+    unkept,
     write_run_log,
 )
 from igsync.tokens import AppCredentials, account_from_token
@@ -183,22 +184,45 @@ async def sync_all(
                 await gathered.put((token, await _isolated(ctx, token, _gather(ctx, token))))
 
     async def write() -> None:
-        while (item := await gathered.get()) is not None:
-            token, done = item
-            # The account's upserts, sync log and claim release on one pooled connection
-            # (PostgreSQL), not a checkout each; the claim before its Graph calls is apart.
+        ended = False
+        while not ended and (item := await gathered.get()) is not None:
+            group = [item]
+            # the accounts that ended meanwhile, up to the store's `write_group`
+            while len(group) < store.write_group and not gathered.empty():
+                more = gathered.get_nowait()
+                if more is None:
+                    ended = True  # this writer's end mark: write what it holds, then stop
+                    break
+                group.append(more)
+            for token, done in await write_group(group):
+                tally.add(done)
+                if on_result is not None:
+                    on_result(done)
+                # Its result is out and its sync log written: the token the store registered
+                # when it read the row can reach no output any more, so the redaction index
+                # does not grow with the accounts of a run.
+                _release(token)
+
+    async def write_group(
+        group: list[tuple[TokenRow, Gathered | FetchResult]],
+    ) -> list[tuple[TokenRow, FetchResult]]:
+        # The accounts' upserts, sync logs and claim releases in one store session (one
+        # pooled connection on PostgreSQL, one transaction on SQLite); the claims before
+        # their Graph calls are apart.
+        written: list[tuple[TokenRow, FetchResult]] = []
+        try:
             async with store.session():
-                if isinstance(done, Gathered):
-                    done = await _isolated(ctx, token, record(ctx, done), done.started_at)
-                if claims is not None:
-                    await claims.release(token)
-            tally.add(done)
-            if on_result is not None:
-                on_result(done)
-            # Its result is out and its sync log written: the token the store registered when
-            # it read the row can reach no output any more, so the redaction index does not
-            # grow with the accounts of a run.
-            _release(token)
+                for token, done in group:
+                    if isinstance(done, Gathered):
+                        done = await _isolated(ctx, token, record(ctx, done), done.started_at)
+                    if claims is not None:
+                        await claims.release(token)
+                    written.append((token, done))
+        except StoreError as error:  # the session's commit: nothing of the group was kept
+            ctx.health.saw(error)
+            log.warning("%d accounts' writes were not kept: %s", len(written), error)
+            return [(token, unkept(done, error)) for token, done in written]
+        return written
 
     async with _renewing(claims), asyncio.TaskGroup() as writers:
         for _ in range(concurrency):

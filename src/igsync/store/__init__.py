@@ -44,6 +44,11 @@ __all__ = [
 class Store(Protocol):
     """What sync needs from a database. All methods are async; all stores share one test suite."""
 
+    #: how many accounts' writes `sync_all` puts in one `session()`: SQLite's is one
+    #: transaction, so a group shares one commit; the others' calls wait on the network, so
+    #: accounts are written side by side, one each (1)
+    write_group: int
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -240,14 +245,17 @@ class Store(Protocol):
         """`async with store.session():` every call the current asyncio task makes on the
         store inside it uses one database connection (PostgreSQL: one connection of the
         pool, taken at the first call and given back at exit) instead of one checkout each;
-        SQLite and Supabase hold nothing (one connection; HTTP requests) and do nothing.
+        SQLite: one transaction, committed at exit, instead of a commit per call; Supabase
+        holds nothing (HTTP requests) and does nothing.
 
-        For a run of short calls in a row, such as one account's upserts, sync log and claim
-        release. Each call stays its own transaction: one that fails rolls back alone and the
-        next call goes on. Tasks never share a session's connection: one created inside it
-        takes its own. Do not hold one across slow work that makes no store calls (Graph
-        requests): its connection is out of the pool meanwhile. The context itself raises
-        nothing; each call inside raises as it would outside.
+        For a run of short calls in a row, such as a few accounts' upserts, sync logs and
+        claim releases. Each call stays all or nothing on its own: one that fails rolls back
+        alone and the next call goes on. Tasks never share a session: PostgreSQL gives one
+        created inside it its own connection; SQLite refuses another task's call inside it
+        (RuntimeError), so the body must not wait on anything but the store. Do not hold one
+        across slow work that makes no store calls (Graph requests). Each call inside raises
+        as it would outside; SQLite's may also raise StoreError at exit, when its commit
+        failed and nothing written inside it was kept.
         """
         ...
 
