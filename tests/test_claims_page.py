@@ -249,20 +249,20 @@ async def test_sync_all_claims_the_accounts_it_queues_a_page_per_call(
 
 async def test_accounts_waiting_in_the_queue_keep_their_claims(tmp_path: Path) -> None:
     accounts = [account() for _ in range(6)]
-    # one account at a time, each at least one 0.15 s round trip: the last one waits in the
-    # queue for 0.75 s or more, its claim (0.3 s) renewed every 0.1 s meanwhile
-    sim = Simulator([SimAccount(a) for a in accounts], now=lambda: NOW, latency=0.15)
+    # one account at a time, each at least one 0.3 s round trip: the last one waits in the
+    # queue for 1.5 s or more, its claim (0.6 s) renewed every 0.2 s meanwhile
+    sim = Simulator([SimAccount(a) for a in accounts], now=lambda: NOW, latency=0.3)
     async with SQLiteStore(tmp_path / "igsync.db") as store:
         await seed(store, sim, accounts)
         rows = [t for t in await store.list_tokens() if t.account_id == accounts[-1]]
         probe = Claims(store, uuid4())
 
         async def probe_later() -> AccountClaim | None:
-            await asyncio.sleep(0.5)  # past the first expiry of the run's first page
+            await asyncio.sleep(1.0)  # past the first expiry of the run's first page
             return await probe.take(rows[0])
 
         report, probed = await asyncio.gather(
-            run_sync(sim, store, concurrency=1, claim_ttl_s=0.3), probe_later()
+            run_sync(sim, store, concurrency=1, claim_ttl_s=0.6), probe_later()
         )
 
     assert probed is not None
