@@ -181,6 +181,15 @@ async def test_sync_all_reports_the_accounts_of_a_lost_commit_failed_and_counts_
     assert report.total_inserted == stored(path, "select count(*) from instagram_insights")
     assert stored(path, "select count(*) from instagram_sync_logs") == report.accounts_ok
     lost_ids = ",".join(f"'{r.account_id}'" for r in lost)
+    # their releases were lost with the rest: the run ended their claims as it stopped, so
+    # the next run takes them at once (not released: none counts them done)
+    with closing(sqlite3.connect(path)) as other:
+        claims = other.execute(
+            f"select released_at, claimed_until from igsync_claims where account_id in ({lost_ids})"
+        ).fetchall()
+    assert len(claims) == len(lost)
+    assert all(released is None for released, _ in claims)
+    assert all(datetime.fromisoformat(until) <= datetime.now(UTC) for _, until in claims)
     assert (
         stored(path, f"select count(*) from instagram_insights where account_id in ({lost_ids})")
         == 0

@@ -211,24 +211,26 @@ class Store(Protocol):
         """
         ...
 
-    async def claim_account(
+    async def claim_accounts(
         self,
-        u_id: UUID,
-        account_id: str,
+        keys: Sequence[tuple[UUID, str]],
         run_id: UUID,
         now: datetime,
         until: datetime,
         run_started: datetime,
-    ) -> AccountClaim:
-        """Compare-and-swap on the account's `igsync_claims` row (igsync.claims): run `run_id`,
-        started at `run_started`, takes the account until `until`, unless another run holds
-        it or finished it after `run_started`.
+    ) -> dict[tuple[UUID, str], AccountClaim]:
+        """Compare-and-swap on each account's `igsync_claims` row (igsync.claims): run
+        `run_id`, started at `run_started`, takes each account of `keys` (u_id, account_id)
+        until `until`, unless another run holds it or finished it after `run_started`.
 
         Takes a missing claim, one whose `claimed_until` is at or before `now` and never
         released (its run crashed), or one released at or before `run_started`. Times are UTC,
         from the caller's clock; holding the claim already counts as taking it. Two runs asking
-        at once never both get it. Returns who holds it afterwards. Raises StoreError when the
-        store fails.
+        at once never both get one account. Returns who holds each account afterwards, one
+        entry per distinct key (an empty `keys`: {} and no store call). SQLite and PostgreSQL
+        decide all keys at once (one transaction; one statement), so a failure takes none;
+        Supabase asks account by account (see SupabaseStore). Raises StoreError when the
+        store fails (StoreUnavailableError when it stopped answering).
         """
         ...
 

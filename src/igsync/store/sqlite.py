@@ -772,49 +772,48 @@ class SQLiteStore(TableRows):
 
     # --- account claims (igsync.claims): compare-and-swap under SQLite's write lock ---
 
-    async def claim_account(
+    async def claim_accounts(
         self,
-        u_id: UUID,
-        account_id: str,
+        keys: Sequence[tuple[UUID, str]],
         run_id: UUID,
         now: datetime,
         until: datetime,
         run_started: datetime,
-    ) -> AccountClaim:
+    ) -> dict[tuple[UUID, str], AccountClaim]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
         conn = self._connect()
-        key = (str(u_id), account_id)
+        mine = (str(run_id), _claim_ts(now), _claim_ts(until), _claim_ts(run_started))
         try:
-            # One transaction holding the write lock: the claim and the read of its holder
-            # see the same row.
-            conn.execute("begin immediate")
-            conn.execute(
-                "insert into igsync_claims (u_id, account_id, claimed_by, claimed_at,"
-                " claimed_until) values (?, ?, ?, ?, ?)"
-                " on conflict (u_id, account_id) do update set claimed_by = excluded.claimed_by,"
-                " claimed_at = excluded.claimed_at, claimed_until = excluded.claimed_until,"
-                " released_at = null"
-                " where case when igsync_claims.released_at is null"
-                " then igsync_claims.claimed_until <= excluded.claimed_at"
-                " else igsync_claims.released_at <= ? end",
-                (*key, str(run_id), _claim_ts(now), _claim_ts(until), _claim_ts(run_started)),
-            )
-            row = conn.execute(
-                "select claimed_by, claimed_until, released_at from igsync_claims"
-                " where u_id = ? and account_id = ?",
-                key,
-            ).fetchone()
-            conn.execute("commit")
+            # One transaction holding the write lock: every claim and the read of its holder
+            # see the same rows, and a page of accounts costs one commit, not one each.
+            with self._atomic(conn):
+                conn.executemany(
+                    "insert into igsync_claims (u_id, account_id, claimed_by, claimed_at,"
+                    " claimed_until) values (?, ?, ?, ?, ?)"
+                    " on conflict (u_id, account_id) do update set"
+                    " claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at,"
+                    " claimed_until = excluded.claimed_until, released_at = null"
+                    " where case when igsync_claims.released_at is null"
+                    " then igsync_claims.claimed_until <= excluded.claimed_at"
+                    " else igsync_claims.released_at <= ? end",
+                    [(str(u_id), account_id, *mine) for u_id, account_id in wanted],
+                )
+                read = "select claimed_by, claimed_until, released_at from igsync_claims"
+                read += " where u_id = ? and account_id = ?"
+                rows = [conn.execute(read, (str(u), a)).fetchone() for u, a in wanted]
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("rollback")
-            raise StoreError(f"SQLite could not claim the account: {redact(str(exc))}") from None
-        holder, released = UUID(row[0]), row[2]
-        return AccountClaim(
-            claimed=holder == run_id and released is None,
-            claimed_by=holder,
-            claimed_until=datetime.fromisoformat(row[1]),
-            released_at=None if released is None else datetime.fromisoformat(released),
-        )
+            raise _failure(self.path, " could not claim accounts", exc) from None
+        claims = {}
+        for key, (holder, claimed_until, released) in zip(wanted, rows, strict=True):
+            claims[key] = AccountClaim(
+                claimed=UUID(holder) == run_id and released is None,
+                claimed_by=UUID(holder),
+                claimed_until=datetime.fromisoformat(claimed_until),
+                released_at=None if released is None else datetime.fromisoformat(released),
+            )
+        return claims
 
     async def renew_claims(self, run_id: UUID, until: datetime) -> int:
         cursor = self._run(
