@@ -188,13 +188,17 @@ class GraphClient:
                 # must not pace every later call; the backoff already decides its wait
                 self.last_usage = app_usage(answer.headers)
             return [answer]
-        data = {
+        fields = {
             "batch": json.dumps([batch_item(r, api) for r in requests], separators=(",", ":")),
             "include_headers": "true",
             "access_token": top,
             **api.proof(top),
         }
-        response = await self._round_trip("a batch", self._http.post(api.url(""), data=data))
+        # multipart/form-data, as Meta's `curl -F 'batch=[…]'` examples send it: its fields
+        # travel as they are, where a urlencoded body percent-encodes the batch's JSON
+        # character by character (0.5 ms of CPU a batch of 16, 4x the multipart body).
+        form = {name: (None, value) for name, value in fields.items()}
+        response = await self._round_trip("a batch", self._http.post(api.url(""), files=form))
         answer = Answer.of(response)
         if not answer.is_success:
             error = _error_of(answer)

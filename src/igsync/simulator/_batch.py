@@ -58,8 +58,10 @@ class BatchEndpoint:
         bad = unknown_version(request)
         if bad is not None:
             return bad
-        body = (await request.body()).decode("utf-8", "replace")
-        params = {**dict(request.query_params), **dict(parse_qsl(body, keep_blank_values=True))}
+        # a urlencoded or a multipart/form-data body, as Meta takes either
+        form = await request.form()
+        fields = {name: value for name, value in form.items() if isinstance(value, str)}
+        params = {**dict(request.query_params), **fields}
         try:
             top = self._top_token(request, params)
             items = self._items(params.get("batch"))
