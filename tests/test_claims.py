@@ -50,11 +50,26 @@ async def store(claim_kit: StoreKit) -> AsyncIterator[Store]:
         yield opened
 
 
+async def claim_one(
+    store: Store,
+    u_id: UUID,
+    account: str,
+    run: UUID,
+    at: datetime,
+    until: datetime,
+    started: datetime,
+) -> AccountClaim:
+    """`run` (started at `started`) claims one account at `at` until `until`."""
+    claims = await store.claim_accounts([(u_id, account)], run, at, until, started)
+    assert list(claims) == [(u_id, account)]
+    return claims[(u_id, account)]
+
+
 async def claim(
     store: Store, run: UUID, at: datetime, *, account: str = ACCOUNT, started: datetime = T0
 ) -> AccountClaim:
-    """`run` (started at `started`) claims `account` at `at`, for TTL."""
-    return await store.claim_account(ALICE, account, run, at, at + TTL, started)
+    """`run` (started at `started`) claims ALICE's `account` at `at`, for TTL."""
+    return await claim_one(store, ALICE, account, run, at, at + TTL, started)
 
 
 async def test_a_free_account_is_claimed_and_held_against_another_run(store: Store) -> None:
@@ -74,7 +89,7 @@ async def test_claims_are_per_user_and_account(store: Store) -> None:
     first, second = uuid4(), uuid4()
     assert (await claim(store, first, T0)).claimed
     assert (await claim(store, second, T0, account="17841400000000002")).claimed
-    other_user = await store.claim_account(uuid4(), ACCOUNT, second, T0, T0 + TTL, T0)
+    other_user = await claim_one(store, uuid4(), ACCOUNT, second, T0, T0 + TTL, T0)
     assert other_user.claimed
 
 
@@ -215,12 +230,12 @@ async def test_sync_all_skips_an_account_another_run_holds_and_syncs_a_crashed_r
     users = await _seeded(tmp_path / "igsync.db", held, crashed, free)
     now = datetime.now(UTC)
     async with SQLiteStore(tmp_path / "igsync.db") as store:
-        await store.claim_account(users[held], held, uuid4(), now, now + TTL, now)
+        await claim_one(store, users[held], held, uuid4(), now, now + TTL, now)
         then = now - 2 * TTL
-        await store.claim_account(users[crashed], crashed, uuid4(), then, now - TTL, then)
+        await claim_one(store, users[crashed], crashed, uuid4(), then, now - TTL, then)
         report = await _sync(sim, store)
         later = datetime.now(UTC)
-        leftover = await store.claim_account(users[free], free, uuid4(), later, later, later)
+        leftover = await claim_one(store, users[free], free, uuid4(), later, later, later)
 
     by_account = {r.account_id: r for r in report.results}
     assert (report.success, report.accounts_total, report.accounts_ok) == (True, 3, 2)
@@ -239,9 +254,9 @@ async def test_a_dry_run_takes_no_claims(tmp_path: Path) -> None:
     now = datetime.now(UTC)
     async with SQLiteStore(tmp_path / "igsync.db") as store:
         other = uuid4()
-        await store.claim_account(users[ACCOUNT], ACCOUNT, other, now, now + TTL, now)
+        await claim_one(store, users[ACCOUNT], ACCOUNT, other, now, now + TTL, now)
         report = await _sync(sim, store, dry_run=True)
-        holder = await store.claim_account(users[ACCOUNT], ACCOUNT, uuid4(), now, now + TTL, now)
+        holder = await claim_one(store, users[ACCOUNT], ACCOUNT, uuid4(), now, now + TTL, now)
 
     assert (report.accounts_ok, report.accounts_skipped) == (1, 0)
     assert holder.claimed_by == other

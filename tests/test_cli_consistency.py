@@ -316,3 +316,17 @@ def test_install_hints_say_what_the_readme_install_section_says(
         assert commands, hint
         for command in commands:
             assert command in install, command
+
+
+def test_the_core_runs_with_the_collector_tuned_and_the_caller_gets_its_own_back() -> None:
+    import gc
+
+    from igsync.cli._common import GC_YOUNG_THRESHOLD, run
+
+    async def threshold() -> tuple[int, ...]:
+        return gc.get_threshold()
+
+    before = gc.get_threshold()
+    during = run(threshold())
+    assert during == (GC_YOUNG_THRESHOLD, *before[1:])
+    assert gc.get_threshold() == before

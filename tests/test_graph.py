@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import respx
+import stamina
 
 from igsync.errors import ErrorKind, GraphError
 from igsync.graph import (
@@ -638,3 +639,25 @@ async def test_the_apps_quota_still_paces_batched_calls() -> None:
         before = graph.paced_s
         await asyncio.gather(insights(graph, ["reach"]), insights(graph, ["reach"]))
     assert graph.paced_s - before == pytest.approx(2 * 30 * 0.75**2)  # each call is paced
+
+
+@pytest.mark.parametrize(("first_took_s", "requests"), [(1.0, 3), (10.0, 1)])
+@respx.mock
+async def test_the_first_attempt_spends_the_retry_time_budget_too(
+    monkeypatch: pytest.MonkeyPatch, first_took_s: float, requests: int
+) -> None:
+    # The first attempt runs outside stamina; the time it took must still count against
+    # RetryPolicy.timeout, as when stamina ran every attempt. stamina's test mode drops its
+    # time budget, so this test runs it for real, with no backoff to wait.
+    clock = iter([0.0, first_took_s])
+    monkeypatch.setattr("igsync.graph._client.monotonic", lambda: next(clock, first_took_s))
+    route = respx.get(URL).respond(
+        500, json={"error": {"message": "An unknown error has occurred.", "code": 1}}
+    )
+    policy = RetryPolicy(attempts=3, timeout=5.0, wait_initial=0, wait_max=0, wait_jitter=0)
+    with stamina.set_testing(False):
+        async with client(retry=policy) as graph:
+            with pytest.raises(GraphError) as caught:
+                await insights(graph, ["reach"])
+    assert caught.value.kind == ErrorKind.TRANSIENT
+    assert route.call_count == requests

@@ -1,10 +1,11 @@
 """`Store.session` on the real PostgreSQL (issue 9, item 4): one pooled connection per account.
 
 Checkouts are counted with psycopg_pool's own statistics (`requests_num`: every `getconn`,
-whether it waited or not). `sync_all` takes two per account: the claim before its Graph calls
-and one session for its upserts, sync log and claim release. Inside a session each call keeps
-its own transaction; tasks never share its connection; a connection that breaks in it goes
-back to the pool to be discarded, and the session's next call takes another.
+whether it waited or not). `sync_all` takes one per account, a session for its upserts, sync
+log and claim release, and one per page of claims (taken as the accounts are queued). Inside a
+session each call keeps its own transaction; tasks never share its connection; a connection
+that breaks in it goes back to the pool to be discarded, and the session's next call takes
+another.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ async def backend_pid(store: PostgresStore) -> int:
     return int(rows[0][0])
 
 
-async def test_sync_all_takes_two_checkouts_per_account(
+async def test_sync_all_takes_one_checkout_per_account_and_one_per_page_of_claims(
     store: PostgresStore, fresh_postgres_url: str
 ) -> None:
     sim = Simulator([SimAccount(a, tz="Europe/Berlin") for a in ACCOUNTS], now=lambda: NOW)
@@ -137,9 +138,9 @@ async def test_sync_all_takes_two_checkouts_per_account(
             concurrency=4,
         )
     taken = checkouts(store) - before
-    # per account: its claim, then one session; plus two pages of user_tokens (the rows,
-    # then the empty page that ends them)
-    assert taken == 2 * len(ACCOUNTS) + 2, taken
+    # per account one session; one claim statement for the page of 8; plus two pages of
+    # user_tokens (the rows, then the empty page that ends them)
+    assert taken == len(ACCOUNTS) + 1 + 2, taken
     assert report.accounts_ok == len(ACCOUNTS) - 1
     (failed,) = [r for r in report.results if not r.success]
     assert failed.account_id == REFUSED
@@ -239,10 +240,11 @@ async def test_a_session_without_calls_takes_no_connection(store: PostgresStore)
 
 
 def test_the_pool_is_sized_to_the_accounts_in_flight_and_capped() -> None:
-    assert [store_connections(c) for c in (1, 2, 4, 5, 64, MAX_CONCURRENCY)] == [
+    assert [store_connections(c) for c in (1, 2, 4, 10, 11, 64, MAX_CONCURRENCY)] == [
+        3,
         4,
         6,
-        10,
+        12,
         12,
         12,
         12,

@@ -2,10 +2,10 @@
 
 Statements are counted on the wire (tests/pg_wire.py: a proxy in front of the suite's real
 server counting the Parse and Query messages clients send), not timed. Per account `sync_all`
-sends its claim, one statement per upsert (it verifies its own count: no BEGIN or COMMIT) and
-one statement that writes the sync log and releases the claim together. The guarantees stay:
-a short count writes nothing, a sync log and its release happen both or neither, a dead
-server is StoreUnavailableError.
+sends one statement per upsert (it verifies its own count: no BEGIN or COMMIT) and one that
+writes the sync log and releases the claim together; claims are taken a page at a time.
+The guarantees stay: a short count writes nothing, a sync log and its release happen both or
+neither, a dead server is StoreUnavailableError.
 """
 
 from __future__ import annotations
@@ -101,11 +101,16 @@ def log_of(run_id: UUID, account_id: str = ACCOUNT, finished_at: datetime = NOW)
     )
 
 
-async def claim(store: PostgresStore, run_id: UUID, account_id: str = ACCOUNT) -> None:
-    taken = await store.claim_account(
-        USER, account_id, run_id, NOW, NOW + timedelta(minutes=5), NOW
-    )
-    assert taken.claimed
+async def claim(
+    store: PostgresStore,
+    run_id: UUID,
+    account_id: str = ACCOUNT,
+    at: datetime = NOW,
+    ttl: timedelta = timedelta(minutes=5),
+) -> bool:
+    """Whether `run_id` took the account's claim at `at`, a run started then."""
+    taken = await store.claim_accounts([(USER, account_id)], run_id, at, at + ttl, at)
+    return taken[(USER, account_id)].claimed
 
 
 async def claim_state(url: str, account_id: str = ACCOUNT) -> tuple[Any, ...]:
@@ -133,7 +138,7 @@ async def test_an_accounts_upsert_sync_log_and_release_are_two_statements(
     store: PostgresStore, wire: WireCounter, fresh_postgres_url: str
 ) -> None:
     run = uuid4()
-    await claim(store, run)
+    assert await claim(store, run)
     finished = NOW + timedelta(seconds=3)
     wire.reset()
 
@@ -151,14 +156,14 @@ async def test_an_accounts_upsert_sync_log_and_release_are_two_statements(
     assert logged == [(run, ACCOUNT)]
     # released: a run started after it takes it
     later = finished + timedelta(seconds=1)
-    assert (await store.claim_account(USER, ACCOUNT, uuid4(), later, later, later)).claimed
+    assert await claim(store, uuid4(), at=later)
 
 
 async def test_a_sync_log_outside_a_session_or_of_a_run_without_claims_touches_no_claim(
     store: PostgresStore, wire: WireCounter, fresh_postgres_url: str
 ) -> None:
     claiming, unclaimed = uuid4(), uuid4()
-    await claim(store, claiming)
+    assert await claim(store, claiming)
     wire.reset()
 
     await store.write_sync_log(log_of(claiming))  # no session: the release is its own call
@@ -185,7 +190,7 @@ async def test_a_refused_sync_log_releases_nothing_and_the_release_then_goes_alo
         " return new;",
     )
     run = uuid4()
-    await claim(store, run, REFUSED)
+    assert await claim(store, run, REFUSED)
 
     async with store.session():
         with pytest.raises(StoreError, match="could not write the sync log: log refused by a test"):
@@ -204,13 +209,10 @@ async def test_a_claim_another_run_took_over_is_not_released_by_the_sync_log(
     store: PostgresStore, fresh_postgres_url: str
 ) -> None:
     run, other = uuid4(), uuid4()
-    await claim(store, run)
+    assert await claim(store, run)
     # the claim lapsed and another run took it (claims.py: a crashed or stalled run)
     later = NOW + timedelta(hours=1)
-    taken = await store.claim_account(
-        USER, ACCOUNT, other, later, later + timedelta(hours=1), later
-    )
-    assert taken.claimed
+    assert await claim(store, other, at=later)
 
     async with store.session():
         await store.write_sync_log(log_of(run, finished_at=later))
@@ -319,7 +321,7 @@ async def _sync(sim: Simulator, store: PostgresStore) -> SyncReport:
         )
 
 
-async def test_sync_all_sends_at_most_three_statements_an_account_and_logs_and_releases_each(
+async def test_sync_all_sends_two_statements_an_account_and_logs_and_releases_each(
     store: PostgresStore, wire: WireCounter, fresh_postgres_url: str
 ) -> None:
     accounts = [f"1784140000000{i:04d}" for i in range(1, 13)]
@@ -346,10 +348,10 @@ async def test_sync_all_sends_at_most_three_statements_an_account_and_logs_and_r
     second = await _sync(sim, store)
     twelve = wire.statements
 
-    # today exactly 3: the claim, the upsert, the sync log with its release; plus the release
-    # of the account whose log was refused, on its own. Each run also reads the pages of
-    # user_tokens, the same for 4 and 12 accounts.
-    assert twelve - four <= 3 * 8 + 1, wire.sql
+    # 2 an account: the upsert, the sync log with its release; plus the release of the
+    # account whose log was refused, on its own. Each run also reads the pages of user_tokens
+    # and claims a page of accounts: as many statements for 4 accounts as for 12.
+    assert twelve - four == 2 * 8 + 1, wire.sql
     assert (first.accounts_ok, second.accounts_ok) == (4, 12)
     by_account = {r.account_id: r for r in second.results}
     assert by_account[accounts[-1]].sync_log_error is not None
@@ -389,7 +391,7 @@ async def test_a_server_stopped_mid_session_is_unavailable_for_the_log_and_the_r
 ) -> None:
     run = uuid4()
     async with PostgresStore(server.url) as store, store.session():
-        await claim(store, run)
+        assert await claim(store, run)
         assert await store.upsert_insights([insight("reach")]) == 1
         server.stop()
         with pytest.raises(StoreUnavailableError, match="stopped answering"):

@@ -76,3 +76,26 @@ async def test_httpx_request_logs_are_redacted_for_library_users(
     assert TOKEN not in text  # ...without the token
     assert "app-secret-abcdef-123" not in text
     assert "EAAG-fresh-token-1234567890" not in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET https://graph.test/v27.0/me?Access_Token=EAAB123&fields=id",
+        "Authorization: BEARER abc.def-ghi",
+        "POSTGRESQL://igsync:s3cret@db.example:5432/igsync",
+        "row igsync:fernet:gAAAAABk-_x= in user_tokens",
+        '{"errors": [], "notes": ["the Graph API had no data for this window"]}',
+        "password=hunter2 and bearer xyz and https://u:p@h",
+    ],
+)
+def test_patterns_tried_only_on_text_holding_their_literal_mask_as_all_of_them_would(
+    text: str,
+) -> None:
+    from igsync.redact import _PATTERNS
+
+    expected = _PATTERNS[0].sub(lambda m: f"{m.group(1)}={MASK}", text)
+    expected = _PATTERNS[1].sub(lambda m: f"{m.group(1)} {MASK}", expected)
+    expected = _PATTERNS[2].sub(lambda m: f"{m.group(1)}:{MASK}@", expected)
+    expected = _PATTERNS[3].sub(MASK, expected)
+    assert redact(text) == expected

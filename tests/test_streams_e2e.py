@@ -5,6 +5,7 @@ is exactly what the simulator served (asked of it independently); a re-run dupli
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,3 +188,24 @@ async def test_stories_keep_only_the_live_ones(
     assert {m.media_product_type for m in media} == {"STORY"}
     metrics = {r.metric for r in await store.read_media_insights(u_id=user)}
     assert {"reach", "replies", "navigation"} <= metrics
+
+
+async def test_a_lone_call_is_awaited_in_its_callers_task_and_many_run_at_once() -> None:
+    from igsync.streams._base import gather_calls
+
+    started, everyone = 0, asyncio.Event()
+
+    async def task_of(expected: int) -> asyncio.Task[Any] | None:
+        nonlocal started
+        started += 1
+        if started == expected:
+            everyone.set()
+        await everyone.wait()  # one by one, the first would wait forever
+        return asyncio.current_task()
+
+    caller = asyncio.current_task()
+    assert await gather_calls([task_of(1)]) == [caller]
+    started, everyone = 0, asyncio.Event()
+    many = await asyncio.wait_for(gather_calls([task_of(3) for _ in range(3)]), 10)
+    assert caller not in many
+    assert len(set(many)) == 3

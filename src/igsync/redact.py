@@ -43,6 +43,10 @@ _PATTERNS = [
     # are masked by shape rather than registered one by one
     re.compile(r"igsync:fernet:[A-Za-z0-9_=-]+"),
 ]
+#: text each pattern cannot match without (lowercase, looked for in the lowercased text): a
+#: pattern is tried only on text that holds its literal. The patterns cost 20-50 µs each on
+#: a sync-all result's 600 characters, tried at every position; the look-ups, about 1 µs.
+_LITERALS = ["=", "bearer", "://", "igsync:fernet:"]
 
 
 def register_secret(value: str | None) -> None:
@@ -97,10 +101,16 @@ def redact(text: str) -> str:
                 last = end
             parts.append(text[last:])
             text = "".join(parts)
-    text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}={MASK}", text)
-    text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} {MASK}", text)
-    text = _PATTERNS[2].sub(lambda m: f"{m.group(1)}:{MASK}@", text)
-    return _PATTERNS[3].sub(MASK, text)
+    lowered = text.lower()
+    if _LITERALS[0] in lowered:
+        text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}={MASK}", text)
+    if _LITERALS[1] in lowered:
+        text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} {MASK}", text)
+    if _LITERALS[2] in lowered:
+        text = _PATTERNS[2].sub(lambda m: f"{m.group(1)}:{MASK}@", text)
+    if _LITERALS[3] in lowered:
+        text = _PATTERNS[3].sub(MASK, text)
+    return text
 
 
 class RedactingFilter(logging.Filter):

@@ -247,6 +247,26 @@ def not_attempted(
     )
 
 
+def unkept(result: FetchResult, error: StoreError) -> FetchResult:
+    """`result` after the store lost what it wrote (its session's commit failed): a failure
+    with nothing inserted, whose sync-log row was lost too. Results that wrote nothing (not
+    attempted, skipped, a dry run) stay as they were."""
+    if not result.attempted or result.skipped or result.dry_run:
+        return result
+    message = redact(f"store: not kept: {error}")
+    return result.model_copy(
+        update={
+            "success": False,
+            "total_inserted": 0,
+            "metrics_inserted": {},
+            "streams_written": {},
+            "total_errors": result.total_errors + 1,
+            "errors": [*result.errors, message],
+            "sync_log_error": result.sync_log_error or message,
+        }
+    )
+
+
 def written_line(account_id: str | None, written: Mapping[str, int], errors: Sequence[str]) -> str:
     """The log line of one account's writes, right for a failure too, e.g. `account 1784…:
     12 rows written and verified (account 9, audience 3)` or `account 1784…: 0 rows written

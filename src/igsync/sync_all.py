@@ -17,14 +17,14 @@ from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from igsync.claims import CLAIM_TTL_S, Claims
 from igsync.errors import IgsyncError, InputError, StoreError, StoreUnavailableError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport, TokenRow
 from igsync.redact import redact, release_secret
-from igsync.store import TOKEN_PAGE, Store, iter_tokens
+from igsync.store import Store, iter_tokens
 from igsync.sync import (
     Gathered,
     RunContext,
@@ -32,6 +32,7 @@ from igsync.sync import (
     gather_account,
     not_attempted,
     record,
+    unkept,
     write_run_log,
 )
 from igsync.tokens import AppCredentials, account_from_token
@@ -41,11 +42,20 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: an account's claim as the reader decided it: None (sync it), its skipped result, or the
+#: error its page's claim met
+Decided = FetchResult | Exception | None
+
 #: accounts in flight at once. With Graph batch requests 64 accounts fill a batch or two per
 #: round trip (benchmarks/sync_all.py); each call still counts against its own account's
 #: rate limit, and usage-header pacing (DESIGN §7) slows every call near a limit.
 DEFAULT_CONCURRENCY = 64
 MAX_CONCURRENCY = 256
+
+#: accounts claimed in one store call (Claims.check_many) as the reader queues them: one
+#: statement (PostgreSQL) or transaction (SQLite) per this many accounts, not one each on every
+#: account's critical path; few enough that a run holds few claims ahead of its work.
+CLAIM_PAGE = 64
 
 #: the most PostgreSQL connections sync-all opens, whatever its concurrency: Supabase's session
 #: pooler admits as many clients per role and database as its pool size (15 on its smaller
@@ -107,14 +117,16 @@ async def sync_all(
     """Fetch and store every instagram row of `user_tokens` (of `shard`), `concurrency` at once.
 
     The rows are read a page at a time (keyset, `token_id` order) into a queue that
-    `concurrency` workers take accounts from. A worker gathers an account's streams, hands
-    them to the writers and takes the next account at once, so one account's write (and its
-    output) overlaps the next one's Graph calls instead of delaying them. At most
-    `concurrency` accounts gather, `concurrency` wait to be written and `concurrency` are
-    written at once, with a page or two of rows: memory does not grow with the number of
-    accounts. `on_result` hears each result as its account is written; the report's
-    `results` are in that order, or empty with `keep_results=False` (the totals are kept
-    either way). The env fallback (IG_ACCOUNT_ID) is not an account here: only rows are synced.
+    `concurrency` workers take accounts from, `CLAIM_PAGE` accounts claimed at once as they
+    are queued (below), so a worker goes from the queue straight to an account's Graph calls.
+    A worker gathers an account's streams, hands them to the writers and takes the next
+    account at once, so one account's write (and its output) overlaps the next one's Graph
+    calls instead of delaying them. At most `concurrency` accounts gather, `concurrency` wait
+    to be written and `concurrency` are written at once, with a page of rows and a queue of
+    `max(CLAIM_PAGE, concurrency)`: memory does not grow with the number of accounts.
+    `on_result` hears each result as its account is written; the report's `results` are in
+    that order, or empty with `keep_results=False` (the totals are kept either way). The env
+    fallback (IG_ACCOUNT_ID) is not an account here: only rows are synced.
 
     When the store stops answering (a `StoreUnavailableError` anywhere), no more accounts are
     sent to Meta: every row read after that (while the store still gives rows: those already
@@ -127,12 +139,22 @@ async def sync_all(
     progress bar's N.
 
     Each account is claimed before its first call (igsync.claims, claims lasting `claim_ttl_s`
-    seconds and renewed; None: no claims): one another run holds is a skipped result, not
-    synced. A dry run takes no claims.
+    seconds and renewed; None: no claims), in pages of `CLAIM_PAGE` as they are queued: one
+    another run holds is a skipped result, not synced. An account waiting in the queue holds
+    its claim (renewed with the others) until its sync log is written. A claim that fails
+    fails each account of its page as its own claim would (not attempted when the store
+    stopped answering). Once the store is down no claims are taken or released one by one;
+    when the accounts in flight are done, one call ends the claims of every account the run
+    did not finish (Claims.expire_abandoned: free for the next run at once, not counted
+    done); if that call fails too, they expire within `claim_ttl_s`. A dry run takes no
+    claims.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InputError(f"--concurrency {concurrency}: expected 1 to {MAX_CONCURRENCY}")
-    tokens: asyncio.Queue[TokenRow | None] = asyncio.Queue(maxsize=max(TOKEN_PAGE, concurrency))
+    # each queued account holds its claim: a chunk or so ahead of the gatherers is enough
+    tokens: asyncio.Queue[tuple[TokenRow, Decided] | None] = asyncio.Queue(
+        maxsize=max(CLAIM_PAGE, concurrency)
+    )
     gathered: asyncio.Queue[tuple[TokenRow, Gathered | FetchResult] | None] = asyncio.Queue(
         maxsize=concurrency
     )
@@ -145,17 +167,37 @@ async def sync_all(
     if not dry_run and claim_ttl_s is not None:
         claims = Claims(store, ctx.run_id, ttl_s=claim_ttl_s)
 
+    async def decide(page: list[TokenRow]) -> list[Decided]:
+        """Each account's claim, in one store call: None (sync it), its skipped result, or
+        the error its claim met."""
+        if claims is None or ctx.health.reason is not None or not page:
+            return [None] * len(page)
+        try:
+            return list(await claims.check_many(page, ctx.plan.requested))
+        except Exception as error:
+            ctx.health.saw(error)
+            return [error] * len(page)
+
+    async def enqueue(page: list[TokenRow]) -> None:
+        queued, page[:] = page[:], []
+        for token, decided in zip(queued, await decide(queued), strict=True):
+            await tokens.put((token, decided))
+
     async def read() -> None:
         queued = 0
+        page: list[TokenRow] = []
         try:
             async for token in iter_tokens(store):
                 if shard is None or shard.holds(token):
                     queued += 1
                     if on_queued is not None:
                         on_queued(queued, False)
-                    await tokens.put(token)
+                    page.append(token)
+                    if len(page) >= CLAIM_PAGE:
+                        await enqueue(page)
                 else:
                     _release(token)  # another's account
+            await enqueue(page)
             if on_queued is not None:
                 on_queued(queued, True)
         except StoreUnavailableError as error:
@@ -163,42 +205,75 @@ async def sync_all(
             # attempted, until a page cannot be read: the rows after it are in no count.
             ctx.health.saw(error)
         finally:
+            await enqueue(page)  # the rows read before a page failed (none otherwise)
             for _ in range(concurrency):
                 await tokens.put(None)  # one end-of-work mark per worker
 
     async def gather() -> None:
-        while (token := await tokens.get()) is not None:
+        while (item := await tokens.get()) is not None:
+            token, decided = item
+            done: Gathered | FetchResult
             if ctx.health.reason is not None:
-                await gathered.put((token, _not_attempted(ctx, token, ctx.health.reason)))
-                continue
-            skipped = None
-            if claims is not None:  # another run's account ends here as skipped
-                skipped = await _isolated(ctx, token, claims.check(token, ctx.plan.requested))
-                if ctx.health.reason is not None and skipped is not None and not skipped.skipped:
-                    # the claim met a dead store: nothing went to Meta for this account
-                    skipped = _not_attempted(ctx, token, ctx.health.reason)
-            if skipped is not None:
-                await gathered.put((token, skipped))
+                done = _not_attempted(ctx, token, ctx.health.reason)
+            elif isinstance(decided, Exception):
+                # its page's claim failed: this account's failure, as its own claim's was
+                done = await _isolated(ctx, token, _raise(decided))
+                if ctx.health.reason is not None:
+                    # its failure met a dead store: nothing went to Meta for this account
+                    done = _not_attempted(ctx, token, ctx.health.reason)
+            elif decided is not None:
+                done = decided  # another run's account
             else:
-                await gathered.put((token, await _isolated(ctx, token, _gather(ctx, token))))
+                done = await _isolated(ctx, token, _gather(ctx, token))
+            await gathered.put((token, done))
 
     async def write() -> None:
-        while (item := await gathered.get()) is not None:
-            token, done = item
-            # The account's upserts, sync log and claim release on one pooled connection
-            # (PostgreSQL), not a checkout each; the claim before its Graph calls is apart.
+        ended = False
+        while not ended and (item := await gathered.get()) is not None:
+            group = [item]
+            # the accounts that ended meanwhile, up to the store's `write_group`
+            while len(group) < store.write_group and not gathered.empty():
+                more = gathered.get_nowait()
+                if more is None:
+                    ended = True  # this writer's end mark: write what it holds, then stop
+                    break
+                group.append(more)
+            for token, done in await write_group(group):
+                tally.add(done)
+                if on_result is not None:
+                    on_result(done)
+                # Its result is out and its sync log written: the token the store registered
+                # when it read the row can reach no output any more, so the redaction index
+                # does not grow with the accounts of a run.
+                _release(token)
+
+    async def write_group(
+        group: list[tuple[TokenRow, Gathered | FetchResult]],
+    ) -> list[tuple[TokenRow, FetchResult]]:
+        # The accounts' upserts, sync logs and claim releases in one store session (one
+        # pooled connection on PostgreSQL, one transaction on SQLite); their claims were
+        # taken with their page's.
+        written: list[tuple[TokenRow, FetchResult]] = []
+        try:
             async with store.session():
-                if isinstance(done, Gathered):
-                    done = await _isolated(ctx, token, record(ctx, done), done.started_at)
-                if claims is not None:
-                    await claims.release(token)
-            tally.add(done)
-            if on_result is not None:
-                on_result(done)
-            # Its result is out and its sync log written: the token the store registered when
-            # it read the row can reach no output any more, so the redaction index does not
-            # grow with the accounts of a run.
-            _release(token)
+                for token, done in group:
+                    if isinstance(done, Gathered):
+                        done = await _isolated(ctx, token, record(ctx, done), done.started_at)
+                    if claims is None:
+                        pass
+                    elif ctx.health.reason is None:
+                        await claims.release(token)
+                    else:
+                        claims.abandon(token)  # not on a dead store: ended at the run's end
+                    written.append((token, done))
+        except StoreError as error:  # the session's commit: nothing of the group was kept
+            ctx.health.saw(error)
+            log.warning("%d accounts' writes were not kept: %s", len(written), error)
+            if claims is not None:
+                for token, _ in written:
+                    claims.release_lost(token)
+            return [(token, unkept(done, error)) for token, done in written]
+        return written
 
     async with _renewing(claims), asyncio.TaskGroup() as writers:
         for _ in range(concurrency):
@@ -209,20 +284,26 @@ async def sync_all(
                 gatherers.create_task(gather())
         for _ in range(concurrency):
             await gathered.put(None)  # one end-of-work mark per writer
+    if claims is not None:  # after the renewals stopped: none moves them out again
+        await claims.expire_abandoned()
     return tally.report(time.monotonic() - started, stopped=ctx.health.reason)
 
 
 def store_connections(concurrency: int) -> int:
     """The PostgreSQL pool size for a run of `concurrency` accounts at once: each account in
-    flight needs a connection twice, briefly (its claim, then one session for its writes),
-    plus the user_tokens page reader and the claims' renewal, so 2 x concurrency + 2, at
-    most MAX_STORE_CONNECTIONS; an account waiting for one waits microseconds to
-    milliseconds, never a Graph round trip."""
-    return max(1, min(MAX_STORE_CONNECTIONS, 2 * concurrency + 2))
+    flight needs a connection once, briefly (one session for its writes and its claim's
+    release), plus the reader (user_tokens pages and the claims of each page) and the
+    claims' renewal, so concurrency + 2, at most MAX_STORE_CONNECTIONS; an account waiting
+    for one waits microseconds to milliseconds, never a Graph round trip."""
+    return max(1, min(MAX_STORE_CONNECTIONS, concurrency + 2))
 
 
 def _renewing(claims: Claims | None) -> AbstractAsyncContextManager[object]:
     return nullcontext() if claims is None else claims.renewing()
+
+
+async def _raise(error: Exception) -> NoReturn:
+    raise error
 
 
 def _release(token: TokenRow) -> None:

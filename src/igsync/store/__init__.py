@@ -44,6 +44,11 @@ __all__ = [
 class Store(Protocol):
     """What sync needs from a database. All methods are async; all stores share one test suite."""
 
+    #: how many accounts' writes `sync_all` puts in one `session()`: SQLite's is one
+    #: transaction, so a group shares one commit; the others' calls wait on the network, so
+    #: accounts are written side by side, one each (1)
+    write_group: int
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -206,24 +211,26 @@ class Store(Protocol):
         """
         ...
 
-    async def claim_account(
+    async def claim_accounts(
         self,
-        u_id: UUID,
-        account_id: str,
+        keys: Sequence[tuple[UUID, str]],
         run_id: UUID,
         now: datetime,
         until: datetime,
         run_started: datetime,
-    ) -> AccountClaim:
-        """Compare-and-swap on the account's `igsync_claims` row (igsync.claims): run `run_id`,
-        started at `run_started`, takes the account until `until`, unless another run holds
-        it or finished it after `run_started`.
+    ) -> dict[tuple[UUID, str], AccountClaim]:
+        """Compare-and-swap on each account's `igsync_claims` row (igsync.claims): run
+        `run_id`, started at `run_started`, takes each account of `keys` (u_id, account_id)
+        until `until`, unless another run holds it or finished it after `run_started`.
 
         Takes a missing claim, one whose `claimed_until` is at or before `now` and never
         released (its run crashed), or one released at or before `run_started`. Times are UTC,
         from the caller's clock; holding the claim already counts as taking it. Two runs asking
-        at once never both get it. Returns who holds it afterwards. Raises StoreError when the
-        store fails.
+        at once never both get one account. Returns who holds each account afterwards, one
+        entry per distinct key (an empty `keys`: {} and no store call). SQLite and PostgreSQL
+        decide all keys at once (one transaction; one statement), so a failure takes none;
+        Supabase asks account by account (see SupabaseStore). Raises StoreError when the
+        store fails (StoreUnavailableError when it stopped answering).
         """
         ...
 
@@ -240,14 +247,17 @@ class Store(Protocol):
         """`async with store.session():` every call the current asyncio task makes on the
         store inside it uses one database connection (PostgreSQL: one connection of the
         pool, taken at the first call and given back at exit) instead of one checkout each;
-        SQLite and Supabase hold nothing (one connection; HTTP requests) and do nothing.
+        SQLite: one transaction, committed at exit, instead of a commit per call; Supabase
+        holds nothing (HTTP requests) and does nothing.
 
-        For a run of short calls in a row, such as one account's upserts, sync log and claim
-        release. Each call stays its own transaction: one that fails rolls back alone and the
-        next call goes on. Tasks never share a session's connection: one created inside it
-        takes its own. Do not hold one across slow work that makes no store calls (Graph
-        requests): its connection is out of the pool meanwhile. The context itself raises
-        nothing; each call inside raises as it would outside.
+        For a run of short calls in a row, such as a few accounts' upserts, sync logs and
+        claim releases. Each call stays all or nothing on its own: one that fails rolls back
+        alone and the next call goes on. Tasks never share a session: PostgreSQL gives one
+        created inside it its own connection; SQLite refuses another task's call inside it
+        (RuntimeError), so the body must not wait on anything but the store. Do not hold one
+        across slow work that makes no store calls (Graph requests). Each call inside raises
+        as it would outside; SQLite's may also raise StoreError at exit, when its commit
+        failed and nothing written inside it was kept.
         """
         ...
 

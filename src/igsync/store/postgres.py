@@ -54,7 +54,7 @@ from igsync.models import AccountClaim, SyncLog, TokenRow, TokenUpdate, UserToke
 from igsync.redact import MASK, redact, register_secret
 from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, AccountKey
 from igsync.store.postgres_sql import (
-    CLAIM_ACCOUNT,
+    CLAIM_ACCOUNTS,
     COUNT_TOKENS,
     DELETE_TOKENS,
     LIST_TOKENS,
@@ -736,36 +736,43 @@ class PostgresStore(TableRows):
 
     # --- account claims (igsync.claims) ---
 
-    async def claim_account(
+    async def claim_accounts(
         self,
-        u_id: UUID,
-        account_id: str,
+        keys: Sequence[tuple[UUID, str]],
         run_id: UUID,
         now: datetime,
         until: datetime,
         run_started: datetime,
-    ) -> AccountClaim:
-        params = {
-            "u_id": u_id,
-            "account_id": account_id,
+    ) -> dict[tuple[UUID, str], AccountClaim]:
+        # sorted: two runs claiming overlapping pages take the rows' locks in one order
+        left = sorted(set(keys))
+        params: dict[str, Any] = {
             "run_id": run_id,
             "now": now,
             "until": until,
             "run_started": run_started,
         }
+        claims: dict[tuple[UUID, str], AccountClaim] = {}
+        if not left:
+            return claims
         for _ in range(_CLAIM_ATTEMPTS):
-            rows = await self._fetch("could not claim the account", CLAIM_ACCOUNT, params)
-            if rows:
-                self._claiming.add(run_id)
-                holder, claimed_until, released_at = rows[0]
-                return AccountClaim(
+            params["u_ids"] = [u_id for u_id, _ in left]
+            params["account_ids"] = [account_id for _, account_id in left]
+            rows = await self._fetch("could not claim accounts", CLAIM_ACCOUNTS, params)
+            self._claiming.add(run_id)  # its role may write igsync_claims: see write_sync_log
+            for u_id, account_id, holder, claimed_until, released_at in rows:
+                claims[(u_id, account_id)] = AccountClaim(
                     claimed=holder == run_id and released_at is None,
                     claimed_by=holder,
                     claimed_until=claimed_until,
                     released_at=released_at,
                 )
+            # a key another run claimed after this statement's snapshot: ask again
+            left = [key for key in left if key not in claims]
+            if not left:
+                return {key: claims[key] for key in dict.fromkeys(keys)}
         raise StoreError(
-            f"PostgreSQL could not claim account {account_id}: its claim changed"
+            f"PostgreSQL could not claim account {left[0][1]}: its claim changed"
             f" {_CLAIM_ATTEMPTS} times while igsync read it"
         )
 

@@ -217,15 +217,22 @@ where c.relnamespace = (select oid from pg_namespace where nspname = current_sch
 order by 1, 2
 """
 
-# Account claims (igsync.claims). Taking one is one statement: insert the claim, or take over
-# one whose run crashed (expired, never released) or that was released before this run
-# started (ON CONFLICT … WHERE runs under the row's lock, so two runs cannot both take it), and
-# say who holds it. When a concurrent claim committed after this statement's snapshot, its row
-# is invisible to the second select and nothing comes back: the store asks again.
-CLAIM_ACCOUNT = """
-with taken as (
+# Account claims (igsync.claims). Taking a page of them is one statement: insert each claim,
+# or take over one whose run crashed (expired, never released) or that was released before
+# this run started (ON CONFLICT … WHERE runs under the row's lock, so two runs cannot both take
+# one), and say who holds each. The keys come as two arrays, distinct and in the caller's
+# order (sorted: runs claiming overlapping pages lock rows in one order, not into a deadlock).
+# When a concurrent claim committed after this statement's snapshot, its row is invisible to
+# the second select and nothing comes back for that key: the store asks again for it.
+CLAIM_ACCOUNTS = """
+with wanted as (
+    select u_id, account_id, n
+    from unnest(%(u_ids)s::uuid[], %(account_ids)s::text[])
+        with ordinality as w(u_id, account_id, n)
+),
+taken as (
     insert into igsync_claims (u_id, account_id, claimed_by, claimed_at, claimed_until)
-    values (%(u_id)s, %(account_id)s, %(run_id)s, %(now)s, %(until)s)
+    select u_id, account_id, %(run_id)s, %(now)s, %(until)s from wanted order by n
     on conflict (u_id, account_id) do update set
         claimed_by = excluded.claimed_by,
         claimed_at = excluded.claimed_at,
@@ -234,12 +241,15 @@ with taken as (
     where case when igsync_claims.released_at is null
         then igsync_claims.claimed_until <= excluded.claimed_at
         else igsync_claims.released_at <= %(run_started)s end
-    returning claimed_by, claimed_until, released_at
+    returning u_id, account_id, claimed_by, claimed_until, released_at
 )
-select claimed_by, claimed_until, released_at from taken
+select u_id, account_id, claimed_by, claimed_until, released_at from taken
 union all
-select claimed_by, claimed_until, released_at from igsync_claims
-where u_id = %(u_id)s and account_id = %(account_id)s and not exists (select from taken)
+select c.u_id, c.account_id, c.claimed_by, c.claimed_until, c.released_at
+from igsync_claims c join wanted w on c.u_id = w.u_id and c.account_id = w.account_id
+where not exists (
+    select from taken t where t.u_id = c.u_id and t.account_id = c.account_id
+)
 """
 
 RENEW_CLAIMS = """

@@ -11,11 +11,12 @@ takes milliseconds, and sqlite3 connections belong to the thread that made them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import AsyncGenerator, Callable, Collection, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterator, Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -281,8 +282,52 @@ def _owner_only(path: Path, *, create: bool = True) -> None:
     os.close(fd)
 
 
+class _Session:
+    """The transaction of one `SQLiteStore.session()`: the task inside it, whether it has
+    begun (at its first statement), and the error that lost it, if SQLite rolled it back."""
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self.task = task
+        self.began = False
+        self.lost: sqlite3.Error | None = None
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        """Join the session's transaction, beginning it at the first statement; raises the
+        error that lost it once SQLite rolled it back: a statement after that would commit
+        on its own, outside the session."""
+        if asyncio.current_task() is not self.task:
+            # Its statements would land in this session's transaction, kept or lost with it.
+            raise RuntimeError("a SQLite store call from another task inside a session")
+        if self.began and not conn.in_transaction and self.lost is None:
+            self.lost = sqlite3.OperationalError("the session's transaction was rolled back")
+        if self.lost is not None:
+            raise self.lost
+        if not self.began:
+            conn.execute("begin immediate")
+            self.began = True
+
+    def check(self, conn: sqlite3.Connection, exc: BaseException) -> None:
+        """After a failed statement: a full disk, an I/O error or a lock timeout can make
+        SQLite roll back the whole transaction (sqlite.org/lang_transaction.html, "Response
+        To Errors Within A Transaction"); every write before it in the session is gone."""
+        if self.began and not conn.in_transaction and self.lost is None:
+            self.lost = exc if isinstance(exc, sqlite3.Error) else sqlite3.Error(str(exc))
+
+    def undo(self, conn: sqlite3.Connection, exc: BaseException) -> None:
+        """Undo the savepoint of one failed write, unless SQLite already undid it all."""
+        self.check(conn, exc)
+        if self.lost is None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("rollback to igsync_write")
+                conn.execute("release igsync_write")
+
+
 class SQLiteStore(TableRows):
     """`Store` on a SQLite file (`:memory:` for tests)."""
+
+    #: a session is one transaction: the accounts that ended while the last were written
+    #: share its commit (`session`)
+    write_group = 16
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
         """`create=False`: a missing file is a ConfigError (exit 2) when the store is entered,
@@ -290,6 +335,7 @@ class SQLiteStore(TableRows):
         self.path = Path(path)
         self.create = create
         self._conn: sqlite3.Connection | None = None
+        self._session: _Session | None = None
 
     async def __aenter__(self) -> Self:
         self._connect()
@@ -396,10 +442,43 @@ class SQLiteStore(TableRows):
         return StoreError(f"cannot open SQLite database {self.path}: {redact(str(exc))}")
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        conn = self._connect()
         try:
-            return self._connect().execute(sql, params)
+            if self._session is not None:
+                self._session.begin(conn)
+            return conn.execute(sql, params)
         except sqlite3.Error as exc:
+            if self._session is not None:
+                self._session.check(conn, exc)
             raise _failure(self.path, "", exc) from None
+
+    @contextlib.contextmanager
+    def _atomic(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """One write, all or nothing: a transaction of its own holding the write lock, or
+        inside a session a savepoint of the session's transaction. Anything raised inside
+        undoes it and goes on up (sqlite3.Error for the caller to turn into a StoreError)."""
+        session = self._session
+        if session is None:
+            conn.execute("begin immediate")
+            try:
+                yield
+            except BaseException:
+                _rollback(conn)
+                raise
+            conn.execute("commit")
+            return
+        try:
+            session.begin(conn)
+            conn.execute("savepoint igsync_write")
+        except sqlite3.Error as exc:
+            session.check(conn, exc)
+            raise
+        try:
+            yield
+        except BaseException as exc:
+            session.undo(conn, exc)
+            raise
+        conn.execute("release igsync_write")
 
     async def init_schema(self) -> None:
         """Bring the schema to LATEST (opening already does); nothing to do when current.
@@ -461,18 +540,16 @@ class SQLiteStore(TableRows):
             return 0
         conn = self._connect()
         try:
-            conn.execute("begin immediate")
-            before = conn.total_changes
-            conn.executemany(_UPSERTS[table.name], batch)
-            confirmed = conn.total_changes - before
-            if confirmed != len(batch):
-                conn.execute("rollback")
-                raise StoreError(
-                    f"SQLite confirmed {confirmed} of {len(batch)} {table.noun}; nothing written"
-                )
-            conn.execute("commit")
+            with self._atomic(conn):
+                before = conn.total_changes
+                conn.executemany(_UPSERTS[table.name], batch)
+                confirmed = conn.total_changes - before
+                if confirmed != len(batch):
+                    raise StoreError(
+                        f"SQLite confirmed {confirmed} of {len(batch)} {table.noun};"
+                        " nothing written"
+                    )
         except sqlite3.Error as exc:
-            _rollback(conn)
             raise _failure(self.path, " upsert failed", exc) from None
         return confirmed
 
@@ -527,12 +604,10 @@ class SQLiteStore(TableRows):
         now = datetime.now(UTC).isoformat(timespec="seconds")
         conn = self._connect()
         try:
-            conn.execute("begin immediate")
-            conn.execute("insert or ignore into users (u_id) values (?)", (str(token.u_id),))
-            conn.execute(_SAVE_TOKEN, _token_values(token, now))
-            conn.execute("commit")
+            with self._atomic(conn):
+                conn.execute("insert or ignore into users (u_id) values (?)", (str(token.u_id),))
+                conn.execute(_SAVE_TOKEN, _token_values(token, now))
         except sqlite3.Error as exc:
-            _rollback(conn)
             raise _failure(self.path, " could not save the token", exc) from None
 
     async def update_token(self, token_id: UUID, expected: str, update: TokenUpdate) -> bool:
@@ -597,16 +672,13 @@ class SQLiteStore(TableRows):
         now = datetime.now(UTC).isoformat(timespec="seconds")
         conn = self._connect()
         try:
-            conn.execute("begin immediate")
-            conn.executemany(
-                "insert or ignore into users (u_id) values (?)",
-                [(u,) for u in dict.fromkeys(str(t.u_id) for t in batch)],
-            )
-            conn.executemany(_SAVE_TOKEN, [_token_values(t, now) for t in batch])
-            conn.execute("commit")
+            with self._atomic(conn):
+                conn.executemany(
+                    "insert or ignore into users (u_id) values (?)",
+                    [(u,) for u in dict.fromkeys(str(t.u_id) for t in batch)],
+                )
+                conn.executemany(_SAVE_TOKEN, [_token_values(t, now) for t in batch])
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("rollback")
             raise StoreError(f"SQLite could not save the tokens: {redact(str(exc))}") from None
         return len(batch)
 
@@ -700,49 +772,48 @@ class SQLiteStore(TableRows):
 
     # --- account claims (igsync.claims): compare-and-swap under SQLite's write lock ---
 
-    async def claim_account(
+    async def claim_accounts(
         self,
-        u_id: UUID,
-        account_id: str,
+        keys: Sequence[tuple[UUID, str]],
         run_id: UUID,
         now: datetime,
         until: datetime,
         run_started: datetime,
-    ) -> AccountClaim:
+    ) -> dict[tuple[UUID, str], AccountClaim]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
         conn = self._connect()
-        key = (str(u_id), account_id)
+        mine = (str(run_id), _claim_ts(now), _claim_ts(until), _claim_ts(run_started))
         try:
-            # One transaction holding the write lock: the claim and the read of its holder
-            # see the same row.
-            conn.execute("begin immediate")
-            conn.execute(
-                "insert into igsync_claims (u_id, account_id, claimed_by, claimed_at,"
-                " claimed_until) values (?, ?, ?, ?, ?)"
-                " on conflict (u_id, account_id) do update set claimed_by = excluded.claimed_by,"
-                " claimed_at = excluded.claimed_at, claimed_until = excluded.claimed_until,"
-                " released_at = null"
-                " where case when igsync_claims.released_at is null"
-                " then igsync_claims.claimed_until <= excluded.claimed_at"
-                " else igsync_claims.released_at <= ? end",
-                (*key, str(run_id), _claim_ts(now), _claim_ts(until), _claim_ts(run_started)),
-            )
-            row = conn.execute(
-                "select claimed_by, claimed_until, released_at from igsync_claims"
-                " where u_id = ? and account_id = ?",
-                key,
-            ).fetchone()
-            conn.execute("commit")
+            # One transaction holding the write lock: every claim and the read of its holder
+            # see the same rows, and a page of accounts costs one commit, not one each.
+            with self._atomic(conn):
+                conn.executemany(
+                    "insert into igsync_claims (u_id, account_id, claimed_by, claimed_at,"
+                    " claimed_until) values (?, ?, ?, ?, ?)"
+                    " on conflict (u_id, account_id) do update set"
+                    " claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at,"
+                    " claimed_until = excluded.claimed_until, released_at = null"
+                    " where case when igsync_claims.released_at is null"
+                    " then igsync_claims.claimed_until <= excluded.claimed_at"
+                    " else igsync_claims.released_at <= ? end",
+                    [(str(u_id), account_id, *mine) for u_id, account_id in wanted],
+                )
+                read = "select claimed_by, claimed_until, released_at from igsync_claims"
+                read += " where u_id = ? and account_id = ?"
+                rows = [conn.execute(read, (str(u), a)).fetchone() for u, a in wanted]
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("rollback")
-            raise StoreError(f"SQLite could not claim the account: {redact(str(exc))}") from None
-        holder, released = UUID(row[0]), row[2]
-        return AccountClaim(
-            claimed=holder == run_id and released is None,
-            claimed_by=holder,
-            claimed_until=datetime.fromisoformat(row[1]),
-            released_at=None if released is None else datetime.fromisoformat(released),
-        )
+            raise _failure(self.path, " could not claim accounts", exc) from None
+        claims = {}
+        for key, (holder, claimed_until, released) in zip(wanted, rows, strict=True):
+            claims[key] = AccountClaim(
+                claimed=UUID(holder) == run_id and released is None,
+                claimed_by=UUID(holder),
+                claimed_until=datetime.fromisoformat(claimed_until),
+                released_at=None if released is None else datetime.fromisoformat(released),
+            )
+        return claims
 
     async def renew_claims(self, run_id: UUID, until: datetime) -> int:
         cursor = self._run(
@@ -759,6 +830,48 @@ class SQLiteStore(TableRows):
             (_claim_ts(now), _claim_ts(now), str(u_id), account_id, str(run_id)),
         )
         return cursor.rowcount == 1
+
+    # --- sessions: one transaction for a task's writes ---
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        """Within it, this task's calls share one transaction: begun at the first and
+        committed at exit, instead of a commit each. A commit costs more than the writes of an
+        account (benchmarks: 250 µs an account with one for its upserts, one for its sync log
+        and one for its claim release; 90 µs with one for 8 accounts). See `Store.session`.
+
+        Each write stays all or nothing on its own (a savepoint): one that fails rolls back
+        alone and the next goes on. The body must make no call that waits (none of this
+        store's does): another task's call inside it is a RuntimeError, since it would be
+        kept or lost with this transaction. Raises StoreError at exit when the commit fails,
+        or when SQLite rolled the transaction back after an error (a full disk): nothing
+        written inside it was kept. Leaving by an exception rolls it back.
+        """
+        task = asyncio.current_task()
+        if self._session is not None:
+            if self._session.task is not task:
+                raise RuntimeError("a SQLite session inside another task's session")
+            yield  # nested: the outer session commits
+            return
+        session = self._session = _Session(task)
+        try:
+            yield
+        except BaseException:
+            if session.began and self._conn is not None:
+                _rollback(self._conn)
+            raise
+        finally:
+            self._session = None
+        if not session.began or self._conn is None:
+            return
+        if session.lost is not None:
+            # SQLite's error said why; the caller must hear that nothing of it was kept
+            raise _failure(self.path, " rolled back every write of the session", session.lost)
+        try:
+            self._conn.execute("commit")
+        except sqlite3.Error as exc:
+            _rollback(self._conn)
+            raise _failure(self.path, " commit failed", exc) from None
 
 
 def _claim_ts(value: datetime) -> str:

@@ -17,6 +17,7 @@ compare-and-swap filter carries the expected token in the query string).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -579,7 +580,33 @@ class SupabaseStore(TableRows):
 
     # --- account claims (igsync.claims) ---
 
-    async def claim_account(
+    async def claim_accounts(
+        self,
+        keys: Sequence[tuple[UUID, str]],
+        run_id: UUID,
+        now: datetime,
+        until: datetime,
+        run_started: datetime,
+    ) -> dict[tuple[UUID, str], AccountClaim]:
+        """Account by account (`_claim_account`, two to three requests each), all of them
+        at once: PostgREST has no ON CONFLICT … WHERE, and a compare-and-swap over many rows
+        in one request would need a SQL function (a migration of its own). When one fails,
+        the first failure is raised once every request has ended, and the claims the others
+        took stay in the table unknown to the caller: they expire at `until`.
+        """
+        wanted = list(dict.fromkeys(keys))
+        got = await asyncio.gather(
+            *(self._claim_account(*key, run_id, now, until, run_started) for key in wanted),
+            return_exceptions=True,
+        )
+        claims: dict[tuple[UUID, str], AccountClaim] = {}
+        for key, claim in zip(wanted, got, strict=True):
+            if isinstance(claim, BaseException):
+                raise claim
+            claims[key] = claim
+        return claims
+
+    async def _claim_account(
         self,
         u_id: UUID,
         account_id: str,

@@ -187,11 +187,15 @@ UPSERTED: tuple[Table[Any], ...] = (INSIGHTS, AUDIENCE, MEDIA, MEDIA_INSIGHTS)
 class TableRows(ABC):
     """The row methods of `Store` (its docstrings say what each guarantees), one table each:
     a store implements `_upsert` and `_read` once, for any Table. Also `Store.session` for
-    the stores that hold nothing per task (SQLite: one connection; Supabase: HTTP requests).
+    a store that holds nothing per task (Supabase: HTTP requests).
     """
 
+    #: see `Store.write_group`
+    write_group = 1
+
     def session(self) -> AbstractAsyncContextManager[None]:
-        """Nothing to hold (see `Store.session`); PostgreSQL holds a pooled connection."""
+        """Nothing to hold (see `Store.session`); PostgreSQL holds a pooled connection,
+        SQLite a transaction."""
         return nullcontext()
 
     @abstractmethod

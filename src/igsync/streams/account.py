@@ -22,7 +22,7 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues, per_account_calls
 from igsync.local_day import LocalClock
 from igsync.models import Account, InsightRow, MetricType
-from igsync.streams._base import MetricOutcome, StreamOutcome, served_range
+from igsync.streams._base import MetricOutcome, StreamOutcome, gather_calls, served_range
 from igsync.window import WindowPlan, chunks, day_request_range
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ class _Fetcher:
             if error.kind == ErrorKind.AUTH:
                 raise  # the token is bad for every metric: stop this account now
             if len(metrics) > 1 and error.kind in _PER_METRIC_KINDS:
-                parts = await asyncio.gather(
-                    *(self.get([m], metric_type, since, until) for m in metrics)
+                parts = await gather_calls(
+                    [self.get([m], metric_type, since, until) for m in metrics]
                 )
                 return {k: v for part in parts for k, v in part.items()}
             return dict.fromkeys(metrics, error)
@@ -104,8 +104,8 @@ async def _fetch_time_series(
         for (start, end), names in groups.items()
         for since, until in chunks(start, end)
     ]
-    answers = await asyncio.gather(
-        *(fetcher.get(names, "time_series", since, until) for names, since, until in requests)
+    answers = await gather_calls(
+        [fetcher.get(names, "time_series", since, until) for names, since, until in requests]
     )
     for (_, since, until), answer in zip(requests, answers, strict=True):
         for metric, result in answer.items():
@@ -134,8 +134,8 @@ async def _fetch_total_values(
     previous = dict(zip(known[1:], known, strict=False))
     days = [(key, *day_request_range(key, previous.get(key))) for key in keys]
     names = [s.name for s in specs]
-    answers = await asyncio.gather(
-        *(fetcher.get(names, "total_value", since, until) for _, since, until in days)
+    answers = await gather_calls(
+        [fetcher.get(names, "total_value", since, until) for _, since, until in days]
     )
     for (key, since, until), answer in zip(days, answers, strict=True):
         for metric, result in answer.items():

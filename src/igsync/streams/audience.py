@@ -17,7 +17,6 @@ applies; a failed request fails that metric (and breakdown) only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues
 from igsync.local_day import LocalClock, day_label
 from igsync.models import Account, AudienceRow, InsightRow
-from igsync.streams._base import MetricOutcome, StreamOutcome, served_range
+from igsync.streams._base import MetricOutcome, StreamOutcome, gather_calls, served_range
 from igsync.window import WindowPlan, chunks
 
 log = logging.getLogger(__name__)
@@ -81,9 +80,7 @@ class AudienceStream:
             for breakdown in self.breakdowns
             for timeframe in spec.timeframes
         ]
-        answers = await asyncio.gather(
-            *(_ask(graph, account, spec.name, b, t) for spec, b, t in asks)
-        )
+        answers = await gather_calls([_ask(graph, account, spec.name, b, t) for spec, b, t in asks])
         failures: dict[str, MetricOutcome] = {}
         for (spec, breakdown, timeframe), answer in zip(asks, answers, strict=True):
             if isinstance(answer, GraphError):

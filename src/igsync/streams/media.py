@@ -32,7 +32,7 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, GraphRequest, MetricValues, graph_time, parse_insights
 from igsync.local_day import LocalClock
 from igsync.models import Account, MediaInsightRow, MediaRow
-from igsync.streams._base import MetricOutcome, StreamOutcome
+from igsync.streams._base import MetricOutcome, StreamOutcome, gather_calls
 from igsync.window import WindowPlan
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,8 @@ class MediaStream:
             out.metrics[self.edge] = MetricOutcome.failed(self.edge, error)
             return out
         captured_on = clock.today(now)
-        answers = await asyncio.gather(
-            *(self._insights(graph, account, media, captured_on, out) for media in out.media)
+        answers = await gather_calls(
+            [self._insights(graph, account, media, captured_on, out) for media in out.media]
         )
         out.media_insights = [row for rows in answers if rows is not None for row in rows]
         before = sum(1 for rows in answers if rows is None)
