@@ -239,6 +239,8 @@ def _typed_arrays() -> tuple[AdaptersMap, dict[PgType, type[list[Any]]]]:
 
 
 _ADAPTERS, _ARRAYS = _typed_arrays()
+#: each table's array classes, in `Table.names` order
+_TABLE_ARRAYS = {table.name: tuple(_ARRAYS[kind] for kind in table.types) for table in UPSERTED}
 
 #: a short count in `upsert_counted` (postgres_sql.py): PostgreSQL quotes the text it failed
 #: to cast, count included
@@ -510,9 +512,8 @@ class PostgresStore(TableRows):
                 if len(batch) < COPY_MIN_ROWS:
                     # One statement, its own transaction: it returns the count or fails.
                     columns = zip(*map(values, batch), strict=True)
-                    params = [
-                        _ARRAYS[kind](c) for kind, c in zip(table.types, columns, strict=True)
-                    ]
+                    arrays = _TABLE_ARRAYS[table.name]
+                    params = [array(c) for array, c in zip(arrays, columns, strict=True)]
                     cursor = await conn.execute(statements.upsert_counted, [*params, len(batch)])
                     confirmed = int((await cursor.fetchone() or (0,))[0])
                 else:
@@ -614,6 +615,9 @@ class PostgresStore(TableRows):
             "streams": Jsonb(entry.streams),
         }
         action = "could not write the sync log"
+        # One statement rather than pipeline mode: a pipeline merges only statements sent
+        # before either's result is needed, and this call must know its own outcome when it
+        # returns (it is the result's sync_log_error), before the run asks for the release.
         if held is None or entry.u_id is None or entry.account_id is None:
             await self._write(action, WRITE_SYNC_LOG, params)
             return

@@ -45,12 +45,15 @@ class TableSql:
 UPSERT_SHORT_COUNT = "igsync upsert confirmed"
 
 # One statement, so no BEGIN and COMMIT around it: an autocommit statement is its own
-# transaction, and any error in it undoes all of it, the insert in the CTE included. RETURNING
-# sees exactly the rows the command tag counts (a BEFORE trigger returning NULL drops a row from
-# both; rules, which could differ, are refused with ON CONFLICT anyway), and `returning 1`
-# reads no column, so it asks for no privilege or row-security policy beyond the upsert's own.
-# The ELSE branch depends on count(*), so the planner cannot fold it into an error up front
-# (the caveat of "Expression Evaluation Rules" in PostgreSQL's docs); it runs only on a mismatch.
+# transaction, and any error in it undoes all of it, the insert in the CTE included. (Keeping
+# the transaction would cost two round trips even pipelined: whether to COMMIT depends on the
+# count, which the client must read first.) RETURNING sees exactly the rows the command tag
+# counts (a BEFORE trigger returning NULL drops a row from both; rules, which could differ, are
+# refused with ON CONFLICT anyway). `returning 1` names no column, so it needs no SELECT
+# privilege, and row security already checks an upsert's rows against the SELECT policies,
+# RETURNING or not. The ELSE branch depends on count(*), so the planner cannot fold it into an
+# error up front (the caveat of "Expression Evaluation Rules" in PostgreSQL's docs); it runs
+# only on a mismatch.
 _COUNTED = """with upserted as (
 {insert}
 returning 1
