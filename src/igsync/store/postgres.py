@@ -7,6 +7,13 @@ temporary table, then one `INSERT … SELECT … ON CONFLICT DO UPDATE` moves it
 goes as arrays in that one INSERT (`unnest`): there, creating and dropping the temporary table
 cost more than the rows, and arrays are 3x faster.
 
+Per account `sync-all` makes few round trips, each costing the client more CPU than the server
+time it waits for: the small upsert is one autocommit statement that verifies its own count (no
+BEGIN and COMMIT: postgres_sql.py says how a short count still writes nothing), and inside a
+session the sync log also releases the run's claim on the account (`write_sync_log`). Arrays
+go with the dumper of their column's type (`_typed_arrays`), so psycopg does not scan every
+element of every list to guess one.
+
 Like the SQLite store, opening brings the schema up to date (schema.py's numbered migrations).
 One cheap query reads the version record; a current schema is never touched, so a cron run
 against a production database takes no DDL lock. A schema that is missing or behind gets its
@@ -25,7 +32,7 @@ import contextlib
 import contextvars
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
 from datetime import datetime
 from operator import attrgetter
 from types import TracebackType
@@ -35,8 +42,9 @@ from uuid import UUID
 
 import psycopg
 from psycopg.abc import Buffer
+from psycopg.adapt import AdaptersMap
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
+from psycopg.pq import Format, TransactionStatus
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
@@ -65,11 +73,13 @@ from igsync.store.postgres_sql import (
     TOKEN_PAGE,
     TOKEN_VALUE,
     UPDATE_TOKEN,
+    UPSERT_SHORT_COUNT,
     WRITE_SYNC_LOG,
+    WRITE_SYNC_LOG_RELEASING,
 )
 from igsync.store.schema import LATEST, MIGRATIONS, VERSION_TABLE, step_sql
 from igsync.store.streaming import STREAM_BATCH, RowFilter, select_sql
-from igsync.store.tables import UPSERTED, Keyed, Row, Table, TableRows, dedupe_by_key
+from igsync.store.tables import UPSERTED, Keyed, PgType, Row, Table, TableRows, dedupe_by_key
 from igsync.store.token_rows import token_row
 from igsync.token_crypto import holds, seal
 
@@ -205,20 +215,48 @@ def _passwords(url: str) -> list[str]:
     return sorted((p for p in found if p), key=len, reverse=True)
 
 
-def _row_values(table: Table[Any]) -> Callable[[Any], list[Any]]:
-    """A function giving a row's values in `table.names` order, adapted for psycopg: JSON
-    wrapped in Jsonb (a bare dict has no dumper, least of all inside an array)."""
-    values = attrgetter(*table.names)
-    json_at = [i for i, kind in enumerate(table.types) if kind == "jsonb"]
+def _typed_arrays() -> tuple[AdaptersMap, dict[PgType, type[list[Any]]]]:
+    """The adapters igsync's connections use, and a list class per column type whose values
+    they dump as an array of that type.
 
-    def adapted(row: Any) -> list[Any]:
-        out = list(values(row))
-        for i in json_at:
-            if out[i] is not None:
-                out[i] = Jsonb(out[i])
-        return out
+    psycopg dumps a plain list by looking at every element to pick an element type (its
+    `_find_list_element`: all the types, and the largest int to choose int2, int4 or int8),
+    about 7 % of a PostgreSQL sync-all's CPU. A list class bound to the array dumper of one
+    type (the dumper psycopg itself registers for that array oid, so the elements are dumped
+    as before, in binary) dumps without looking. A JSON value needs no Jsonb wrapper there:
+    the jsonb dumper takes any value `json.dumps` takes. Only these private classes are
+    registered, and on a copy of psycopg's adapters, so no other psycopg user changes.
+    """
+    adapters = AdaptersMap(psycopg.adapters)
+    arrays: dict[PgType, type[list[Any]]] = {}
+    for kind in sorted({kind for table in UPSERTED for kind in table.types}):
+        info = adapters.types[kind]
+        arrays[kind] = type(f"_{kind.title()}Array", (list,), {})
+        adapters.register_dumper(
+            arrays[kind], adapters.get_dumper_by_oid(info.array_oid, Format.BINARY)
+        )
+    return adapters, arrays
 
-    return adapted
+
+_ADAPTERS, _ARRAYS = _typed_arrays()
+#: each table's array classes, in `Table.names` order
+_TABLE_ARRAYS = {table.name: tuple(_ARRAYS[kind] for kind in table.types) for table in UPSERTED}
+
+#: a short count in `upsert_counted` (postgres_sql.py): PostgreSQL quotes the text it failed
+#: to cast, count included
+_SHORT_COUNT = re.compile(re.escape(UPSERT_SHORT_COUNT) + r" (\d+)")
+
+
+def _short_count_error(confirmed: int, sent: int, table: Table[Any]) -> StoreError:
+    return StoreError(f"PostgreSQL confirmed {confirmed} of {sent} {table.noun}; nothing written")
+
+
+def _short_count(exc: psycopg.Error) -> int | None:
+    """The count an upsert confirmed when `exc` is its own refusal of a short count."""
+    if exc.sqlstate != "22P02":
+        return None
+    found = _SHORT_COUNT.search(exc.diag.message_primary or "")
+    return int(found.group(1)) if found else None
 
 
 async def _schema_version(conn: psycopg.AsyncConnection[Any]) -> int:
@@ -256,7 +294,11 @@ class PostgresStore(TableRows):
             register_secret(password)
         # Supabase's transaction pooler has no server-side prepared statements; a pooled
         # connection is used by one task at a time, so autocommit plus explicit transactions.
-        self._connect_kwargs: dict[str, Any] = {"prepare_threshold": None, "autocommit": True}
+        self._connect_kwargs: dict[str, Any] = {
+            "prepare_threshold": None,
+            "autocommit": True,
+            "context": _ADAPTERS,
+        }
         try:
             given = conninfo_to_dict(url)
         except psycopg.Error:
@@ -268,6 +310,8 @@ class PostgresStore(TableRows):
         #: set once the server was found gone; every call then fails at once with it
         self._down: StoreUnavailableError | None = None
         self._probing = asyncio.Lock()
+        #: the runs this store took a claim for: their role may release claims (write_sync_log)
+        self._claiming: set[UUID] = set()
 
     async def __aenter__(self) -> Self:
         # The pool only says "timed out" when it cannot connect: one direct connection first
@@ -462,31 +506,37 @@ class PostgresStore(TableRows):
         if not batch:
             return 0
         statements = TABLE_SQL[table.name]
-        values = _row_values(table)
+        values = attrgetter(*table.names)
         try:
-            async with self._connection() as conn, conn.transaction():
-                cursor = conn.cursor()
+            async with self._connection() as conn:
                 if len(batch) < COPY_MIN_ROWS:
+                    # One statement, its own transaction: it returns the count or fails.
                     columns = zip(*map(values, batch), strict=True)
-                    await cursor.execute(statements.upsert_arrays, [list(c) for c in columns])
+                    arrays = _TABLE_ARRAYS[table.name]
+                    params = [array(c) for array, c in zip(arrays, columns, strict=True)]
+                    cursor = await conn.execute(statements.upsert_counted, [*params, len(batch)])
+                    confirmed = int((await cursor.fetchone() or (0,))[0])
                 else:
-                    await cursor.execute(statements.stage)
-                    async with cursor.copy(statements.copy) as copy:
-                        copy.set_types(list(statements.copy_types))
-                        for r in batch:
-                            await copy.write_row(values(r))
-                    await cursor.execute(statements.upsert_staged)
-                # The command tag counts each row inserted or updated: the rows RETURNING would
-                # send back, without shipping them. A trigger or rule that drops a row silently
-                # lowers it; raising here rolls the whole batch back.
-                confirmed = cursor.rowcount
-                if confirmed != len(batch):
-                    raise StoreError(
-                        f"PostgreSQL confirmed {confirmed} of {len(batch)} {table.noun};"
-                        " nothing written"
-                    )
+                    # The stage lives for one transaction (ON COMMIT DROP), so this path keeps
+                    # BEGIN and COMMIT; the count is checked before COMMIT.
+                    async with conn.transaction():
+                        cursor = conn.cursor()
+                        await cursor.execute(statements.stage)
+                        async with cursor.copy(statements.copy) as copy:
+                            copy.set_types(list(statements.copy_types))
+                            for r in batch:
+                                await copy.write_row(values(r))
+                        await cursor.execute(statements.upsert_staged)
+                        # The command tag counts each row inserted or updated: the rows
+                        # RETURNING would send back, without shipping them. A trigger that
+                        # drops a row silently lowers it; raising here rolls the batch back.
+                        confirmed = cursor.rowcount
+                        if confirmed != len(batch):
+                            raise _short_count_error(confirmed, len(batch), table)
         except psycopg.Error as exc:
-            raise await self._failed("upsert failed", exc) from None
+            if (short_count := _short_count(exc)) is None:
+                raise await self._failed("upsert failed", exc) from None
+            raise _short_count_error(short_count, len(batch), table) from None
         return confirmed
 
     async def _read(
@@ -544,23 +594,36 @@ class PostgresStore(TableRows):
         )
 
     async def write_sync_log(self, entry: SyncLog) -> None:
-        await self._write(
-            "could not write the sync log",
-            WRITE_SYNC_LOG,
-            {
-                "run_id": entry.run_id,
-                "u_id": entry.u_id,
-                "account_id": entry.account_id,
-                "started_at": entry.started_at,
-                "finished_at": entry.finished_at,
-                "status": entry.status,
-                "total_inserted": entry.total_inserted,
-                "total_errors": entry.total_errors,
-                "errors": Jsonb([redact(e) for e in entry.errors]),
-                "token_refreshed": entry.token_refreshed,
-                "streams": Jsonb(entry.streams),
-            },
-        )
+        """Write `entry`. Inside a `session`, for a run this store took claims for, the same
+        statement releases the run's claim on the account (at `entry.finished_at`), as the run
+        would right after (claims.py: a claim is released when the account's sync log is
+        written): one round trip, not two, and both or neither. `release_claim` in the same
+        session then reports that release without a statement. Raises StoreError (the claim
+        then still held) or StoreUnavailableError, as any write."""
+        held = self._own_session() if entry.run_id in self._claiming else None
+        params = {
+            "run_id": entry.run_id,
+            "u_id": entry.u_id,
+            "account_id": entry.account_id,
+            "started_at": entry.started_at,
+            "finished_at": entry.finished_at,
+            "status": entry.status,
+            "total_inserted": entry.total_inserted,
+            "total_errors": entry.total_errors,
+            "errors": Jsonb([redact(e) for e in entry.errors]),
+            "token_refreshed": entry.token_refreshed,
+            "streams": Jsonb(entry.streams),
+        }
+        action = "could not write the sync log"
+        # One statement rather than pipeline mode: a pipeline merges only statements sent
+        # before either's result is needed, and this call must know its own outcome when it
+        # returns (it is the result's sync_log_error), before the run asks for the release.
+        if held is None or entry.u_id is None or entry.account_id is None:
+            await self._write(action, WRITE_SYNC_LOG, params)
+            return
+        released = await self._fetch(action, WRITE_SYNC_LOG_RELEASING, params)
+        if released and released[0][0]:
+            held.released.add((entry.u_id, entry.account_id, entry.run_id))
 
     async def save_tokens(self, tokens: Sequence[UserToken]) -> int:
         batch = list({(t.u_id, t.platform, t.account_id): t for t in tokens}.values())
@@ -700,6 +763,7 @@ class PostgresStore(TableRows):
             params["u_ids"] = [u_id for u_id, _ in left]
             params["account_ids"] = [account_id for _, account_id in left]
             rows = await self._fetch("could not claim accounts", CLAIM_ACCOUNTS, params)
+            self._claiming.add(run_id)  # its role may write igsync_claims: see write_sync_log
             for u_id, account_id, holder, claimed_until, released_at in rows:
                 claims[(u_id, account_id)] = AccountClaim(
                     claimed=holder == run_id and released_at is None,
@@ -722,6 +786,12 @@ class PostgresStore(TableRows):
         )
 
     async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID, now: datetime) -> bool:
+        """Release the claim; True when this run held it. One this session's `write_sync_log`
+        already released (at the log's `finished_at`) is reported without a statement."""
+        held = self._own_session()
+        if held is not None and (u_id, account_id, run_id) in held.released:
+            held.released.discard((u_id, account_id, run_id))
+            return True
         params = {"u_id": u_id, "account_id": account_id, "run_id": run_id, "now": now}
         return await self._write("could not release a claim", RELEASE_CLAIM, params) == 1
 
@@ -794,6 +864,9 @@ class _Session:
         self.task = task
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        #: (u_id, account_id, run_id) of the claims `write_sync_log` released in this session
+        #: that `release_claim` has not yet been told of
+        self.released: set[tuple[UUID, str, UUID]] = set()
 
     async def connection(
         self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]

@@ -24,7 +24,10 @@ class TableSql:
     """The statements that write and read one table.
 
     A large batch goes by COPY into a temporary table (`stage`, `copy` with `copy_types`),
-    then `upsert_staged`; a small one as one array per column in `upsert_arrays` (`unnest`).
+    then `upsert_staged`, in one transaction; a small one as one array per column in
+    `upsert_counted` (`unnest`), one statement that verifies its own count: its parameters
+    are the arrays, then the number of rows sent; it returns that number, or fails, and so
+    writes nothing, with UPSERT_SHORT_COUNT's message when the database confirms another.
     Both stamp the rows with the transaction's `now()`. `read` takes `u_id` and `account_id`
     (None: any).
     """
@@ -33,8 +36,31 @@ class TableSql:
     copy: str
     copy_types: tuple[str, ...]
     upsert_staged: str
-    upsert_arrays: str
+    upsert_counted: str
     read: str
+
+
+#: The text a short count casts to bigint in `upsert_counted`, so that the statement fails
+#: (22P02) and writes nothing; PostgreSQL quotes it in its message, with the count confirmed.
+UPSERT_SHORT_COUNT = "igsync upsert confirmed"
+
+# One statement, so no BEGIN and COMMIT around it: an autocommit statement is its own
+# transaction, and any error in it undoes all of it, the insert in the CTE included. (Keeping
+# the transaction would cost two round trips even pipelined: whether to COMMIT depends on the
+# count, which the client must read first.) RETURNING sees exactly the rows the command tag
+# counts (a BEFORE trigger returning NULL drops a row from both; rules, which could differ, are
+# refused with ON CONFLICT anyway). `returning 1` names no column, so it needs no SELECT
+# privilege, and row security already checks an upsert's rows against the SELECT policies,
+# RETURNING or not. The ELSE branch depends on count(*), so the planner cannot fold it into an
+# error up front (the caveat of "Expression Evaluation Rules" in PostgreSQL's docs); it runs
+# only on a mismatch.
+_COUNTED = """with upserted as (
+{insert}
+returning 1
+)
+select case when count(*) = %s then count(*)
+    else ('{short} ' || count(*))::bigint end
+from upserted"""
 
 
 def table_sql(table: Table[Any]) -> TableSql:
@@ -48,7 +74,10 @@ def table_sql(table: Table[Any]) -> TableSql:
         copy=f"copy {_STAGE} ({names}) from stdin (format binary)",
         copy_types=table.types,
         upsert_staged=f"{insert} from {_STAGE}\n{table.on_conflict()}",
-        upsert_arrays=f"{insert}\nfrom unnest({arrays}) as t({names})\n{table.on_conflict()}",
+        upsert_counted=_COUNTED.format(
+            insert=f"{insert}\nfrom unnest({arrays}) as t({names})\n{table.on_conflict()}",
+            short=UPSERT_SHORT_COUNT,
+        ),
         read=f"select {names} from {table.name}"  # noqa: S608 - constant names
         "\nwhere (%(u_id)s::uuid is null or u_id = %(u_id)s)"
         "\n  and (%(account_id)s::text is null or account_id = %(account_id)s)"
@@ -136,6 +165,20 @@ insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_
 values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %(status)s,
     %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s, %(streams)s)
 """
+
+# WRITE_SYNC_LOG and RELEASE_CLAIM in one statement, so one round trip: the account's claim is
+# given back with its sync log, as claims.py says runs do, and both happen or neither. It
+# returns how many claims it released (0 or 1: the key is the primary key). It takes the claim's
+# time from the log's `finished_at`, the run's clock, as a claim's times always are.
+WRITE_SYNC_LOG_RELEASING = f"""
+with released as (
+    update igsync_claims set claimed_until = %(finished_at)s, released_at = %(finished_at)s
+    where u_id = %(u_id)s and account_id = %(account_id)s and claimed_by = %(run_id)s
+      and released_at is null
+    returning 1
+), logged as ({WRITE_SYNC_LOG})
+select count(*) from released
+"""  # noqa: S608 - built from constant SQL
 
 COUNT_TOKENS = "select count(*) from user_tokens where platform = %(platform)s"
 
