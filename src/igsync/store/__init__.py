@@ -240,7 +240,9 @@ class Store(Protocol):
 
     async def release_claim(self, u_id: UUID, account_id: str, run_id: UUID, now: datetime) -> bool:
         """Mark the account's claim released at `now` if `run_id` holds it; False when it did
-        not (it expired and another run took it over, or it was never taken)."""
+        not (it expired and another run took it over, or it was never taken). PostgreSQL
+        inside a session may have released it already with the account's sync log, at the
+        log's `finished_at` (`PostgresStore.write_sync_log`): the same answer, no statement."""
         ...
 
     def session(self) -> AbstractAsyncContextManager[None]:
