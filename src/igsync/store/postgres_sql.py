@@ -166,16 +166,20 @@ values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %
     %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s, %(streams)s)
 """
 
+# A claim given back at the time in the parameter named `at` (RELEASE_CLAIM, below, and the
+# sync log's release here).
+_RELEASE = """
+update igsync_claims set claimed_until = %({at})s, released_at = %({at})s
+where u_id = %(u_id)s and account_id = %(account_id)s and claimed_by = %(run_id)s
+  and released_at is null
+"""
+
 # WRITE_SYNC_LOG and RELEASE_CLAIM in one statement, so one round trip: the account's claim is
 # given back with its sync log, as claims.py says runs do, and both happen or neither. It
 # returns how many claims it released (0 or 1: the key is the primary key). It takes the claim's
 # time from the log's `finished_at`, the run's clock, as a claim's times always are.
 WRITE_SYNC_LOG_RELEASING = f"""
-with released as (
-    update igsync_claims set claimed_until = %(finished_at)s, released_at = %(finished_at)s
-    where u_id = %(u_id)s and account_id = %(account_id)s and claimed_by = %(run_id)s
-      and released_at is null
-    returning 1
+with released as ({_RELEASE.format(at="finished_at")} returning 1
 ), logged as ({WRITE_SYNC_LOG})
 select count(*) from released
 """  # noqa: S608 - built from constant SQL
@@ -260,8 +264,4 @@ update igsync_claims set claimed_until = %(until)s
 where claimed_by = %(run_id)s and released_at is null
 """
 
-RELEASE_CLAIM = """
-update igsync_claims set claimed_until = %(now)s, released_at = %(now)s
-where u_id = %(u_id)s and account_id = %(account_id)s and claimed_by = %(run_id)s
-  and released_at is null
-"""
+RELEASE_CLAIM = _RELEASE.format(at="now")
