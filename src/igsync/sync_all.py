@@ -197,7 +197,6 @@ async def sync_all(
                         await enqueue(page)
                 else:
                     _release(token)  # another's account
-            await enqueue(page)
             if on_queued is not None:
                 on_queued(queued, True)
         except StoreUnavailableError as error:
@@ -205,7 +204,7 @@ async def sync_all(
             # attempted, until a page cannot be read: the rows after it are in no count.
             ctx.health.saw(error)
         finally:
-            await enqueue(page)  # the rows read before a page failed (none otherwise)
+            await enqueue(page)  # the last page, or the rows read before a page failed
             for _ in range(concurrency):
                 await tokens.put(None)  # one end-of-work mark per worker
 
@@ -259,12 +258,11 @@ async def sync_all(
                 for token, done in group:
                     if isinstance(done, Gathered):
                         done = await _isolated(ctx, token, record(ctx, done), done.started_at)
-                    if claims is None:
-                        pass
-                    elif ctx.health.reason is None:
-                        await claims.release(token)
-                    else:
-                        claims.abandon(token)  # not on a dead store: ended at the run's end
+                    if claims is not None:
+                        if ctx.health.reason is None:
+                            await claims.release(token)
+                        else:
+                            claims.abandon(token)  # not on a dead store: ended at run's end
                     written.append((token, done))
         except StoreError as error:  # the session's commit: nothing of the group was kept
             ctx.health.saw(error)
