@@ -35,6 +35,8 @@ from igsync.store.sqlite import SQLiteStore
 from igsync.sync_all import CLAIM_PAGE, sync_all
 from igsync.window import plan_window
 from store_kits import KITS, StoreKit
+from test_claims import claim_kit as claim_kit
+from test_claims import store as store
 
 pytestmark = pytest.mark.anyio
 
@@ -45,17 +47,6 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # the simulator's clock and the
 _ACCOUNT = iter(range(17841400000100000, 17841400000200000))
 
 Key = tuple[UUID, str]
-
-
-@pytest.fixture(params=["sqlite", "postgres", "supabase"])
-def claim_kit(request: pytest.FixtureRequest, tmp_path: Path) -> StoreKit:
-    return KITS[request.param](request, tmp_path)
-
-
-@pytest.fixture
-async def store(claim_kit: StoreKit) -> AsyncIterator[Store]:
-    async with claim_kit.open() as opened:
-        yield opened
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
