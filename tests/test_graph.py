@@ -675,3 +675,52 @@ async def test_the_first_attempt_spends_the_retry_time_budget_too(
                 await insights(graph, ["reach"])
     assert caught.value.kind == ErrorKind.TRANSIENT
     assert route.call_count == requests
+
+
+class _HeldTransport(httpx.AsyncBaseTransport):
+    """Writes a request only when `write` is set and answers it only when `answer` is, telling
+    the request's `trace` extension as httpcore does (httpx's "Extensions" page)."""
+
+    def __init__(self, body: object) -> None:
+        self.body = body
+        self.arrived, self.write, self.answer = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        trace = request.extensions["trace"]
+        self.arrived.set()
+        await self.write.wait()
+        await trace("http11.send_request_body.complete", {"request": request})
+        await self.answer.wait()
+        return httpx.Response(200, json=self.body)
+
+
+async def test_requests_written_waits_for_a_started_request_to_be_written_not_answered() -> None:
+    """sync_all's writers wait on it, so that a SQLite write never holds a Graph request
+    that is ready to leave."""
+    transport = _HeldTransport(
+        sample("insights_time_series_impressions_reach_profile_views_pyfacebook.json")
+    )
+    async with client(transport=transport) as graph:
+        await graph.requests_written()  # nothing started: returns at once
+        call = asyncio.create_task(insights(graph, ["reach"]))
+        await transport.arrived.wait()
+        written = asyncio.create_task(graph.requests_written())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not written.done()  # started, not yet written
+        transport.write.set()
+        await written
+        assert not call.done()  # written, not yet answered
+        transport.answer.set()
+        assert "reach" in [i.name for i in await call]
+
+
+async def test_a_request_that_fails_before_it_is_written_holds_no_writer() -> None:
+    class Refusing(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("refused")
+
+    async with client(transport=Refusing(), retry=RetryPolicy(attempts=1)) as graph:
+        with pytest.raises(GraphError, match="could not reach"):
+            await insights(graph, ["reach"])
+        await asyncio.wait_for(graph.requests_written(), timeout=5)

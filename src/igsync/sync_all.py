@@ -237,6 +237,7 @@ async def sync_all(
                     ended = True  # this writer's end mark: write what it holds, then stop
                     break
                 group.append(more)
+            await ctx.graph.requests_written()
             for token, done in await write_group(group):
                 tally.add(done)
                 if on_result is not None:

@@ -108,6 +108,8 @@ class GraphClient:
         self._token_usage: dict[str, float] = {}
         #: seconds spent pacing so far (stamina's test mode counts them without waiting)
         self.paced_s = 0.0
+        #: one future per request started and not yet written to its connection
+        self._unwritten: set[asyncio.Future[None]] = set()
 
     async def __aenter__(self) -> Self:
         return self
@@ -202,7 +204,7 @@ class GraphClient:
         # httpx streams a multipart body part by part, a socket write each (17 for a batch);
         # read into one body, it leaves in one write and reaches the server in one segment
         request.read()
-        response = await self._round_trip("a batch", self._http.send(request))
+        response = await self._round_trip("a batch", request)
         answer = Answer.of(response)
         if not answer.is_success:
             error = _error_of(answer)
@@ -451,13 +453,39 @@ class GraphClient:
     async def _send_get(
         self, url: str, params: Mapping[str, str], headers: Mapping[str, str] | None
     ) -> Answer:
-        sent = self._http.get(url, params=params, headers=headers)
-        return Answer.of(await self._round_trip(httpx.URL(url).path, sent))
+        request = self._http.build_request("GET", url, params=params, headers=headers)
+        return Answer.of(await self._round_trip(request.url.path, request))
 
-    async def _round_trip(self, what: str, sending: Awaitable[httpx.Response]) -> httpx.Response:
+    async def requests_written(self) -> None:
+        """Returns once the requests started so far (batches flushed in this loop turn
+        included) are written to their connections, or have failed.
+
+        sync_all's writers wait for it: a SQLite write holds the event loop for milliseconds,
+        and a batch it delays delays every call in it (benchmarks/sync_all.py: 3,000 accounts
+        4 % faster). The moment a request is written is httpcore's `trace` extension's
+        `http11.send_request_body.complete` (https://www.python-httpx.org/advanced/extensions/).
+        """
+        await asyncio.sleep(0)  # a batch flushed in this loop turn starts its send in the next
+        if self._unwritten:
+            await asyncio.wait(list(self._unwritten))
+
+    async def _round_trip(self, what: str, request: httpx.Request) -> httpx.Response:
         """One HTTP round trip; a timeout or transport failure is a transient GraphError."""
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wrote() -> None:
+            if not written.done():
+                written.set_result(None)
+                self._unwritten.discard(written)
+
+        async def trace(event: str, info: Mapping[str, object]) -> None:
+            if event.endswith(".send_request_body.complete"):
+                wrote()
+
+        request.extensions["trace"] = trace
+        self._unwritten.add(written)
         try:
-            return await sending
+            return await self._http.send(request)
         except httpx.TimeoutException:
             raise GraphError(
                 f"timed out waiting for the Graph API ({what})", kind=ErrorKind.TRANSIENT
@@ -468,6 +496,8 @@ class GraphClient:
                 f"could not reach the Graph API ({type(exc).__name__} on {what})",
                 kind=ErrorKind.TRANSIENT,
             ) from None
+        finally:
+            wrote()  # a failed send, or a transport without httpcore's trace (tests' mocks)
 
 
 def _error_of(answer: Answer) -> GraphError:
