@@ -24,9 +24,9 @@ def _peak() -> None:
         out.write(str(kb))
 
 atexit.register(_peak)
-from igsync.cli import main
+from igsync.cli import console
 sys.argv[0] = "igsync"
-main()
+console()
 """
 
 

@@ -1,3 +1,3 @@
-from igsync.cli import main
+from igsync.cli import console
 
-main()
+console()
