@@ -122,7 +122,10 @@ class BatchEndpoint:
         method = str(item.get("method", "GET")).upper()
         parts = urlsplit(item["relative_url"].lstrip("/"))
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        query.setdefault("access_token", top)  # the top-level token is the fallback
+        query_string = parts.query
+        if "access_token" not in query:  # the top-level token is the fallback
+            query["access_token"] = top
+            query_string = urlencode(query)
         path = parts.path if parts.path.startswith(version) else f"{version}/{parts.path}"
         endpoint, account = self._fault_target(path)
         if take_fault(self._sim.faults, endpoint, account, requested_metrics(query), in_batch=True):
@@ -134,7 +137,7 @@ class BatchEndpoint:
             "path": f"/{path}",
             "raw_path": f"/{path}".encode(),
             "root_path": "",
-            "query_string": urlencode(query).encode(),
+            "query_string": query_string.encode(),
             # the batch's Host, so that paging links in an item's body name the host it
             # reached (without it Starlette builds them from `server`: "host:None" in-process)
             "headers": [(b"host", host.encode())] if (host := request.headers.get("host")) else [],
