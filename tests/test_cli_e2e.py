@@ -9,7 +9,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -41,7 +41,11 @@ class Env:
         return self.tmp / "igsync.db"
 
     def run(
-        self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+        command: Sequence[str] = (IGSYNC,),
     ) -> subprocess.CompletedProcess[str]:
         base = {
             "PATH": os.environ.get("PATH", ""),
@@ -57,7 +61,7 @@ class Env:
         }
         merged = {k: v for k, v in {**base, **(env or {})}.items() if v is not None}
         return subprocess.run(
-            [IGSYNC, *args],
+            [*command, *args],
             capture_output=True,
             text=True,
             env=merged,

@@ -508,8 +508,9 @@ def main() -> None:
 
 
 def console() -> None:
-    """The `igsync` executable (and `python -m igsync`): `main()`, then an exit that skips the
-    collector's last pass over every object the run made.
+    """The `igsync` executable (and `python -m igsync`): `main()`, started without httpx's own
+    command line and ended by an exit that skips the collector's last pass over every object
+    the run made.
 
     At exit Python collects garbage once more over all objects, the imported modules'
     included: 0.15-0.2 s of each run's CPU here, a fifth of a bare `sync-all`'s. Frozen
@@ -518,6 +519,11 @@ def console() -> None:
     """
     import gc
 
+    # `import httpx` imports httpx's own command line too (click, rich.progress and
+    # rich.syntax, pygments), which igsync never runs: 40-50 ms of every run's start here.
+    # Missing, httpx defines a stand-in `httpx.main` instead (httpx 0.28 `__init__`; lazy in
+    # the httpx2 fork: pydantic/httpx2#947).
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
         main()
     finally:

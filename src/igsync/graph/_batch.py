@@ -17,6 +17,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
@@ -108,8 +109,17 @@ class Answer:
 
 def batch_item(request: GraphRequest, api: LoginApi) -> dict[str, str]:
     """The batch entry of a request: its own token and proof inside `relative_url`."""
-    query = {**request.params, "access_token": request.token, **api.proof(request.token)}
-    return {"method": "GET", "relative_url": f"{request.path}?{urlencode(query)}"}
+    own = urlencode({"access_token": request.token, **api.proof(request.token)})
+    shared = _encoded(tuple(request.params.items()))
+    query = f"{shared}&{own}" if shared else own
+    return {"method": "GET", "relative_url": f"{request.path}?{query}"}
+
+
+@lru_cache(maxsize=256)
+def _encoded(params: tuple[tuple[str, str], ...]) -> str:
+    # Every account of a run asks with the same metric, period and window: encoded once,
+    # not once an item (urlencode was a tenth of the CPU of building a batch).
+    return urlencode(params)
 
 
 def parse_batch(body: Any, count: int) -> list[Answer | None]:
