@@ -69,6 +69,7 @@ class GraphError(IgsyncError):
         is_transient: bool = False,
         http_status: int | None = None,
         retry_after: float | None = None,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -81,6 +82,9 @@ class GraphError(IgsyncError):
         self.http_status = http_status
         #: seconds Meta asked us to wait (estimated_time_to_regain_access), if it said
         self.retry_after = retry_after
+        #: no connection to the Graph API could be made (refused, no DNS answer, no route,
+        #: a connect timeout): Meta never saw the call
+        self.unreachable = unreachable
 
     def clone(self) -> GraphError:
         """A new error with the same fields: one per caller when many share one failure."""
@@ -94,6 +98,7 @@ class GraphError(IgsyncError):
             is_transient=self.is_transient,
             http_status=self.http_status,
             retry_after=self.retry_after,
+            unreachable=self.unreachable,
         )
 
     def __str__(self) -> str:

@@ -207,7 +207,8 @@ class FetchResult(BaseModel):
     #: dry run wrote none)
     sync_log_error: str | None = None
     #: False when `sync-all` never started this account because the store had stopped
-    #: answering: no Graph call was made for it, and no sync-log row could be written
+    #: answering or the Graph API could not be reached: no Graph call was made for it, and
+    #: no sync-log row was written
     attempted: bool = True
     #: not synced by this run because another run holds its claim (igsync.claims): not a
     #: failure, the other run reports the account; `notes` says until when
@@ -232,9 +233,9 @@ class SyncReport(BaseModel):
     #: `user_tokens` rows this role sees in all shards, counted only when the run had none
     accounts_visible: int | None = None
 
-    #: accounts read from user_tokens but never started: the store had stopped answering
-    #: (each is also a failed result with `attempted` false); rows the store could no longer
-    #: give are in no count at all
+    #: accounts read from user_tokens but never started: the store had stopped answering or
+    #: the Graph API could not be reached (each is also a failed result with `attempted`
+    #: false); rows the store could no longer give are in no count at all
     accounts_not_attempted: int = 0
     #: why the run stopped before every account was attempted (None: it did not)
     stopped: str | None = None

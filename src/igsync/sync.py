@@ -230,8 +230,9 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
 def not_attempted(
     ctx: RunContext, account_id: str | None, user_id: str, reason: str
 ) -> FetchResult:
-    """The failed result of an account never started because the store stopped answering
-    (`reason`): nothing was sent to Meta for it, and its sync-log row cannot be written."""
+    """The failed result of an account never started because the store stopped answering or
+    the Graph API could not be reached (`reason`): nothing was sent to Meta for it, and no
+    sync-log row is written for it."""
     return FetchResult(
         success=False,
         total_inserted=0,

@@ -132,7 +132,9 @@ async def sync_all(
     sent to Meta: every row read after that (while the store still gives rows: those already
     paged in, or a SQLite file that reads but cannot be written) becomes a failed result with
     `attempted` false, the run ends once the accounts in flight are reported, and the report
-    says why (`stopped`) and fails.
+    says why (`stopped`) and fails. So too when the Graph API cannot be reached at all
+    (`GraphClient.unreachable_reason`: calls in a row that never found a connection), except
+    that the store still takes each account's claim and its release.
 
     `on_queued(n, final)` hears how many accounts of this run (of this shard) are known so
     far, as pages of rows are read, and once more with `final=True` when every page is in: a
@@ -214,6 +216,8 @@ async def sync_all(
             done: Gathered | FetchResult
             if ctx.health.reason is not None:
                 done = _not_attempted(ctx, token, ctx.health.reason)
+            elif decided is None and ctx.graph.unreachable_reason is not None:
+                done = _not_attempted(ctx, token, ctx.graph.unreachable_reason)
             elif isinstance(decided, Exception):
                 # its page's claim failed: this account's failure, as its own claim's was
                 done = await _isolated(ctx, token, _raise(decided))
@@ -285,7 +289,8 @@ async def sync_all(
             await gathered.put(None)  # one end-of-work mark per writer
     if claims is not None:  # after the renewals stopped: none moves them out again
         await claims.expire_abandoned()
-    return tally.report(time.monotonic() - started, stopped=ctx.health.reason)
+    stopped = ctx.health.reason or ctx.graph.unreachable_reason
+    return tally.report(time.monotonic() - started, stopped=stopped)
 
 
 def store_connections(concurrency: int) -> int:

@@ -40,6 +40,13 @@ from igsync.models import MetricType, TokenKind
 
 log = logging.getLogger(__name__)
 
+#: calls in a row that each spend their retries (about 17 s with the default RetryPolicy)
+#: without a connection, no other call answered meanwhile, after which the Graph API is taken
+#: for unreachable: a wrong IGSYNC_GRAPH_URL, a dead network or proxy. Each account would
+#: otherwise spend those seconds in turn: 45 minutes for 10,000 accounts at 64 at once.
+UNREACHABLE_AFTER = 16
+UNREACHABLE = "could not reach the Graph API"
+
 
 class GraphClient:
     """One async HTTP client for many accounts; each call names its own token and its kind.
@@ -110,6 +117,11 @@ class GraphClient:
         self.paced_s = 0.0
         #: one future per request started and not yet written to its connection
         self._unwritten: set[asyncio.Future[None]] = set()
+        #: calls in a row whose every attempt found no connection to Meta (`_heard`)
+        self._unconnected = 0
+        #: the last of the `UNREACHABLE_AFTER` calls in a row that never reached Meta, once
+        #: there were that many (None: Meta answers); see `unreachable_reason`
+        self.unreachable: GraphError | None = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -347,7 +359,42 @@ class GraphClient:
         answer that succeeds."""
         policy = self._retry
         with retried_call(path, policy.attempts):
-            return await self._attempts(path, send, token, app_level=app_level)
+            try:
+                body = await self._attempts(path, send, token, app_level=app_level)
+            except GraphError as error:
+                self._heard(error)
+                raise
+        self._unconnected = 0
+        return body
+
+    def _heard(self, error: GraphError) -> None:
+        """Count the calls in a row that ended without ever reaching Meta; any answer, even
+        a refusal, ends the count."""
+        if not error.unreachable:
+            self._unconnected = 0
+            return
+        self._unconnected += 1
+        if self._unconnected >= UNREACHABLE_AFTER and self.unreachable is None:
+            self.unreachable = error
+            log.error(
+                "the Graph API could not be reached by %d calls in a row: %s",
+                self._unconnected,
+                error,
+            )
+
+    @property
+    def unreachable_reason(self) -> str | None:
+        """Why this client takes the Graph API for unreachable, as one line (None: it does
+        not): `UNREACHABLE_AFTER` calls in a row each spent their retries without a
+        connection. It stays so for the client's life: sync_all starts no more accounts."""
+        if self.unreachable is None:
+            return None
+        last = str(self.unreachable).removeprefix(UNREACHABLE).strip(" ()")
+        return (
+            f"the Graph API could not be reached: {UNREACHABLE_AFTER} calls in a row found no"
+            f" connection, each after its retries (the last: {last}); check the network, any"
+            " proxy (HTTPS_PROXY) and IGSYNC_GRAPH_URL / IGSYNC_INSTAGRAM_URL"
+        )
 
     async def _attempts(
         self,
@@ -486,6 +533,12 @@ class GraphClient:
         self._unwritten.add(written)
         try:
             return await self._http.send(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
+            raise GraphError(
+                f"{UNREACHABLE} ({type(exc).__name__} on {what})",
+                kind=ErrorKind.TRANSIENT,
+                unreachable=True,
+            ) from None
         except httpx.TimeoutException:
             raise GraphError(
                 f"timed out waiting for the Graph API ({what})", kind=ErrorKind.TRANSIENT
@@ -493,7 +546,7 @@ class GraphClient:
         except httpx.TransportError as exc:
             # httpx messages can carry the URL and its query string: keep only the class name.
             raise GraphError(
-                f"could not reach the Graph API ({type(exc).__name__} on {what})",
+                f"{UNREACHABLE} ({type(exc).__name__} on {what})",
                 kind=ErrorKind.TRANSIENT,
             ) from None
         finally:
