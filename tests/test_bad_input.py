@@ -250,6 +250,18 @@ ROWS = [
     Bad("schema_migration_unknown", ("db", "schema", "--migration", "99"), "--migration"),
     Bad("schema_migration_zero", ("db", "schema", "--migration", "0"), "--migration"),
     Bad("schema_dialect_unknown", ("db", "schema", "--dialect", "mysql"), "--dialect"),
+    # igsync's own options after the command: said where they go, not "No such option"
+    Bad(
+        "db_after_command",
+        ("sync-all", "--db", "sqlite:///x.db"),
+        "--db is an option of igsync itself, not of sync-all: put it before the command,"
+        " as in `igsync --db URL sync-all …`",
+    ),
+    Bad(
+        "log_format_after_subcommand",
+        ("accounts", "list", "--log-format", "json"),
+        "as in `igsync --log-format <text|json> accounts list …`",
+    ),
 ]
 
 

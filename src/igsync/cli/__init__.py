@@ -495,6 +495,8 @@ def main() -> None:
             "got an unexpected extra argument (not shown: it may be a secret; tokens go on stdin)",
             " ".join(exc.format_message().split()),
         )
+        if (misplaced := _global_option(exc)) is not None:
+            message, where = misplaced, ""
         _fail(f"{message}{where}", getattr(exc, "exit_code", 2))
     except IgsyncError as exc:
         _fail(str(exc), exc.exit_code)
@@ -505,6 +507,30 @@ def main() -> None:
     if (failed := _stdout.message()) is not None:
         _fail(failed, max(code, 1))
     sys.exit(code)
+
+
+def _global_option(exc: Exception) -> str | None:
+    """What to say when an option of igsync itself (`--db`) came after the command: click
+    reads those only before it, and would answer "No such option"."""
+    from typer._click.exceptions import NoSuchOption
+
+    ctx = getattr(exc, "ctx", None)
+    if not isinstance(exc, NoSuchOption) or ctx is None or ctx.parent is None:
+        return None
+    root = ctx.find_root()
+    for param in root.command.params:
+        if exc.option_name in param.opts:
+            command = ctx.command_path.removeprefix(root.command_path).strip()
+            # as --help shows it: "--db URL", "--log-format <text|json>"
+            record = param.get_help_record(root)
+            names = record[0].split(", ") if record else []
+            shown = next((n for n in names if n.split()[0] == exc.option_name), exc.option_name)
+            example = f"igsync {shown}" if param.is_eager else f"igsync {shown} {command} …"
+            return (
+                f"{exc.option_name} is an option of igsync itself, not of {command}: put it"
+                f" before the command, as in `{example}`"
+            )
+    return None
 
 
 def console() -> None:
