@@ -197,7 +197,7 @@ def test_an_empty_database_fails_accounts_naming_the_likely_causes(
     assert code == 1
     accounts = check(report, "accounts")
     assert accounts["status"] == "fail"
-    seen = f"this role sees no instagram row of user_tokens in SQLite file {env.db}"
+    seen = f"SQLite file {env.db} has no instagram row in user_tokens"
     assert accounts["detail"] == seen
     assert "--env-file" in accounts["fix"]
     assert "igsync accounts add" in accounts["fix"]

@@ -79,7 +79,7 @@ def test_no_visible_account_blames_the_key_first(
     assert (code, out) == (1, "")
     assert err.startswith(
         f"igsync: error: no accounts to sync: Supabase {SUPABASE_URL} (from SUPABASE_URL and"
-        " SUPABASE_KEY (environment)) shows this role no instagram row of user_tokens; likely"
+        " SUPABASE_KEY (environment)) shows this role no instagram row in user_tokens; likely"
         " causes: a key subject to row-level security"
     )
     assert SERVICE_KEY not in out + err

@@ -88,7 +88,7 @@ def test_no_account_at_all_is_exit_1_with_one_line_naming_the_database_and_cause
     assert err.count("\n") == 1
     assert err.startswith(
         f"igsync: error: no accounts to sync: SQLite file {env.db} (from IGSYNC_DATABASE_URL"
-        " (environment)) shows this role no instagram row of user_tokens; likely causes: the"
+        " (environment)) has no instagram row in user_tokens; likely causes: the"
         " wrong database file"
     )
     assert "--env-file" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -272,6 +273,15 @@ def test_shards_are_the_same_in_every_python_process() -> None:
 @pytest.mark.parametrize("text", ["0/2", "3/2", "a/b", "1/0", "1", "1/2/3", "-1/2", "²/3", ""])
 def test_bad_shards_are_refused(text: str) -> None:
     with pytest.raises(InputError, match="--shard"):
+        parse_shard(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [("1/0", "N, the number of shards, must be at least 1"), ("5/4", "between 1 and N (4)")],
+)
+def test_a_bad_shard_names_the_number_that_is_wrong(text: str, said: str) -> None:
+    with pytest.raises(InputError, match=re.escape(said)):
         parse_shard(text)
 
 

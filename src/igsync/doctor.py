@@ -120,8 +120,10 @@ def empty_run_problem(
         if env_account
         else ""
     )
+    # SQLite has no roles to hide rows from: the file either holds rows or not
+    seen = "has" if kind == "sqlite" else "shows this role"
     return (
-        f"no accounts to sync: {database} (from {origin}) shows this role no instagram row of"
+        f"no accounts to sync: {database} (from {origin}) {seen} no instagram row in"
         f" user_tokens{fallback}; likely causes: {'; '.join(_CAUSES[kind])}. Pass --allow-empty"
         " when no account is expected"
     )
@@ -300,7 +302,9 @@ async def _store_checks(
             Check(
                 name="accounts",
                 status="fail",
-                detail=f"this role sees no instagram row of user_tokens in {shown}",
+                detail=f"{shown} has no instagram row in user_tokens"
+                if kind == "sqlite"
+                else f"this role sees no instagram row of user_tokens in {shown}",
                 fix="likely: " + "; or ".join(_CAUSES[kind]),
             )
         )

@@ -79,8 +79,11 @@ class Shard:
     count: int
 
     def __post_init__(self) -> None:
+        if self.count < 1:
+            msg = f"--shard {self.index}/{self.count}: N, the number of shards, must be at least 1"
+            raise InputError(msg)
         if not 1 <= self.index <= self.count:
-            msg = f"--shard {self.index}/{self.count}: K must be between 1 and N"
+            msg = f"--shard {self.index}/{self.count}: K must be between 1 and N ({self.count})"
             raise InputError(msg)
 
     def holds(self, token: TokenRow) -> bool:
