@@ -12,6 +12,7 @@ import asyncio
 import os
 import pwd
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,3 +123,42 @@ def test_a_database_file_owned_by_another_user_is_a_setting_to_fix() -> None:
     assert message.startswith(f"cannot open SQLite database {path}: Permission denied")
     assert "point --db or IGSYNC_DATABASE_URL at a writable file" in message
     assert raised.value.exit_code == 2
+
+
+def test_tightening_a_database_never_adds_a_permission(tmp_path: Path) -> None:
+    """Group and other bits come off; a file its owner made read-only stays read-only."""
+    path = tmp_path / "igsync.db"
+    asyncio.run(open_and_close(path))
+    path.chmod(0o444)
+    asyncio.run(read_only_ok(path))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
+
+
+async def read_only_ok(path: Path) -> None:
+    """Open `path` for a read as root may (a read-only file's mode does not stop root)."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only file cannot be opened for writing by its owner")
+    async with SQLiteStore(path) as store:
+        assert await store.list_tokens() == []
+
+
+def test_a_database_shared_through_its_group_opens_and_keeps_its_mode(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another user's file, writable through its group: igsync may use it but not chmod it;
+    it says the tokens are as readable as the file instead of refusing to open."""
+    if os.geteuid() != 0:
+        pytest.skip("needs a file owned by another user: only root can make one here")
+    root = Path(tempfile.mkdtemp(prefix="igsync-group-"))
+    try:
+        path = root / "igsync.db"
+        asyncio.run(open_and_close(path))
+        for file in root.iterdir():
+            file.chmod(0o660)  # root's, and its group's: `as_user` keeps root's group
+        root.chmod(0o777)
+        with as_user(), caplog.at_level("WARNING", logger="igsync.store.sqlite"):
+            asyncio.run(open_and_close(path))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert f"SQLite database {path} is open to its group or others (mode 0660)" in caplog.text

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sqlite3
+import stat
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterator, Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -59,6 +61,8 @@ from igsync.store.tables import (
 )
 from igsync.store.token_rows import token_row
 from igsync.token_crypto import holds, seal
+
+log = logging.getLogger(__name__)
 
 
 def _upsert_sql(table: Table[Any]) -> str:
@@ -282,6 +286,25 @@ def _owner_only(path: Path, *, create: bool = True) -> None:
     os.close(fd)
 
 
+def _tighten(path: Path) -> None:
+    """Take group and other permissions off an existing database (an existing file keeps
+    its mode on open, and tokens live in here), never adding any: a file made read-only
+    stays so. A file of another user's (a database shared through its group) is left as its
+    owner set it, with a warning."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if not mode & 0o077:
+        return
+    try:
+        os.chmod(path, mode & 0o700)
+    except PermissionError:
+        log.warning(
+            "SQLite database %s is open to its group or others (mode %04o) and is not this"
+            " user's to restrict; the tokens in it are as readable as the file",
+            path,
+            mode,
+        )
+
+
 class _Session:
     """The transaction of one `SQLiteStore.session()`: the task inside it, whether it has
     begun (at its first statement), and the error that lost it, if SQLite rolled it back."""
@@ -373,10 +396,9 @@ class SQLiteStore(TableRows):
                 conn.execute("pragma synchronous = normal")
                 conn.execute("pragma foreign_keys = on")
                 if not memory:
-                    # An existing file keeps its mode on open: tighten it, tokens live in
-                    # here. Only once SQLite has read it as a database: a wrong --db
-                    # (an HTML page) is left as it was.
-                    os.chmod(self.path, 0o600)
+                    # Only once SQLite has read it as a database: a wrong --db (an HTML
+                    # page) is left as it was.
+                    _tighten(self.path)
             except OSError as exc:
                 # A path that cannot hold a database is a setting to fix, not a failed run.
                 raise ConfigError(
