@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 #: for unreachable: a wrong IGSYNC_GRAPH_URL, a dead network or proxy. Each account would
 #: otherwise spend those seconds in turn: 45 minutes for 10,000 accounts at 64 at once.
 UNREACHABLE_AFTER = 16
+#: how every transport failure's GraphError begins: no connection made, or one lost
 UNREACHABLE = "could not reach the Graph API"
 
 
