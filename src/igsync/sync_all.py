@@ -116,6 +116,7 @@ async def sync_all(
     keep_results: bool = True,
     on_queued: Callable[[int, bool], None] | None = None,
     claim_ttl_s: float | None = CLAIM_TTL_S,
+    stop: Callable[[], str | None] | None = None,
 ) -> SyncReport:
     """Fetch and store every instagram row of `user_tokens` (of `shard`), `concurrency` at once.
 
@@ -142,6 +143,11 @@ async def sync_all(
     `on_queued(n, final)` hears how many accounts of this run (of this shard) are known so
     far, as pages of rows are read, and once more with `final=True` when every page is in: a
     progress bar's N.
+
+    `stop()` is asked before each account starts and each row is read: once it gives a
+    reason (the CLI's on SIGINT or SIGTERM), the accounts in flight finish and are written,
+    no more rows are read, and each row already read becomes a failed result with
+    `attempted` false, as above; the report's `stopped` is that reason.
 
     Each account is claimed before its first call (igsync.claims, claims lasting `claim_ttl_s`
     seconds and renewed; None: no claims), in pages of `CLAIM_PAGE` as they are queued: one
@@ -172,10 +178,14 @@ async def sync_all(
     if not dry_run and claim_ttl_s is not None:
         claims = Claims(store, ctx.run_id, ttl_s=claim_ttl_s)
 
+    def halted() -> str | None:
+        """Why no more accounts start, the store still answering (None: they do)."""
+        return ctx.graph.unreachable_reason or (stop() if stop is not None else None)
+
     async def decide(page: list[TokenRow]) -> list[Decided]:
         """Each account's claim, in one store call: None (sync it), its skipped result, or
-        the error its claim met."""
-        if claims is None or ctx.health.reason is not None or not page:
+        the error its claim met. A run that starts no more accounts claims none."""
+        if claims is None or ctx.health.reason is not None or halted() or not page:
             return [None] * len(page)
         try:
             return list(await claims.check_many(page, ctx.plan.requested))
@@ -193,6 +203,9 @@ async def sync_all(
         page: list[TokenRow] = []
         try:
             async for token in iter_tokens(store):
+                if stop is not None and stop() is not None:
+                    _release(token)
+                    break  # asked to stop: the rows not read yet are in no count
                 if shard is None or shard.holds(token):
                     queued += 1
                     if on_queued is not None:
@@ -208,10 +221,11 @@ async def sync_all(
             # Rows are still read after the store was found down, each reported not
             # attempted, until a page cannot be read: the rows after it are in no count.
             ctx.health.saw(error)
-        finally:
-            await enqueue(page)  # the last page, or the rows read before a page failed
-            for _ in range(concurrency):
-                await tokens.put(None)  # one end-of-work mark per worker
+        # Not in a `finally`: cancelled (a second Ctrl-C), the workers are cancelled too and
+        # would never make room in a full queue for these.
+        await enqueue(page)  # the last page, or the rows read before a page failed
+        for _ in range(concurrency):
+            await tokens.put(None)  # one end-of-work mark per worker
 
     async def gather() -> None:
         while (item := await tokens.get()) is not None:
@@ -219,8 +233,8 @@ async def sync_all(
             done: Gathered | FetchResult
             if ctx.health.reason is not None:
                 done = _not_attempted(ctx, token, ctx.health.reason)
-            elif decided is None and ctx.graph.unreachable_reason is not None:
-                done = _not_attempted(ctx, token, ctx.graph.unreachable_reason)
+            elif decided is None and (reason := halted()) is not None:
+                done = _not_attempted(ctx, token, reason)
             elif isinstance(decided, Exception):
                 # its page's claim failed: this account's failure, as its own claim's was
                 done = await _isolated(ctx, token, _raise(decided))
@@ -292,8 +306,7 @@ async def sync_all(
             await gathered.put(None)  # one end-of-work mark per writer
     if claims is not None:  # after the renewals stopped: none moves them out again
         await claims.expire_abandoned()
-    stopped = ctx.health.reason or ctx.graph.unreachable_reason
-    return tally.report(time.monotonic() - started, stopped=stopped)
+    return tally.report(time.monotonic() - started, stopped=ctx.health.reason or halted())
 
 
 def store_connections(concurrency: int) -> int:

@@ -387,6 +387,11 @@ def sync_summary(report: SyncReport, *, dry_run: bool) -> tuple[str, dict[str, A
     )
     if report.sync_logs_failed:
         message += f"; {report.sync_logs_failed:,} account(s) have no instagram_sync_logs row"
+    if report.stopped is not None:
+        message += (
+            f"; run stopped: {report.stopped} ({report.accounts_not_attempted:,} account(s)"
+            " not attempted)"
+        )
     if not report.accounts_total:
         message += "; no accounts to sync"
     return message, fields

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,7 +30,7 @@ from igsync.cli._common import (
 from igsync.cli._common import settings as load
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
     from igsync.config import Settings
     from igsync.models import FetchResult, SyncReport
@@ -94,7 +96,9 @@ def sync_all(
     Writes one instagram_sync_logs row per account. An account another run is syncing is
     skipped and reported so (not a failure). Exit 0 when every account succeeded or was
     skipped, 1 when any failed or when this role sees no account at all (unless
-    --allow-empty; a shard that holds none of the accounts is fine), 2 on bad input. A reader
+    --allow-empty; a shard that holds none of the accounts is fine), 2 on bad input. Ctrl-C
+    or SIGTERM stops it cleanly (the accounts in flight finish, the rest are reported not
+    attempted: exit 1); a second one stops it at once. A reader
     that stops reading (`| head -1`) ends the output, never the work: every account is still
     synced and logged, and the exit code is the run's. On a terminal a bar counts the
     accounts; off one (cron), one summary line goes to stderr at the end (-q: none). Examples:
@@ -125,7 +129,12 @@ def sync_all(
         return
     # --json keeps each result as the text it prints, rendered as its account ends
     printed: list[str] = []
+    stop = _Stop()
     with out.progress("syncing") as bar:
+
+        def said(message: str) -> None:
+            if not out.quiet:
+                out.err_sink.line(f"igsync: {message}")
 
         def on_result(result: FetchResult) -> None:
             if ndjson:
@@ -147,6 +156,8 @@ def sync_all(
                 keep=not out.json_mode,  # (ND)JSON: only the printed text is held, or none
                 on_result=on_result,
                 on_queued=bar.queued,
+                stop=stop,
+                on_stop=said,
             )
         )
     empty = _empty_run(ctx, settings, report, part, allow_empty)
@@ -224,11 +235,17 @@ async def _sync(
     keep: bool,
     on_result: Callable[[FetchResult], None],
     on_queued: Callable[[int, bool], None],
+    stop: _Stop,
+    on_stop: Callable[[str], None],
 ) -> SyncReport:
     from igsync.sync_all import sync_all as sync_every_account
     from igsync.tokens import app_credentials
 
-    async with db as store, graph_client(settings, batch=batch, accounts=concurrency) as graph:
+    async with (
+        db as store,
+        graph_client(settings, batch=batch, accounts=concurrency) as graph,
+        _stopping(stop, on_stop),
+    ):
         report = await sync_every_account(
             graph,
             store,
@@ -242,8 +259,55 @@ async def _sync(
             on_result=on_result,
             keep_results=keep,
             on_queued=on_queued,
+            stop=stop.reason,
         )
         if not report.accounts_total:
             # One count query tells "none here" (another shard's) from "none at all".
             report.accounts_visible = await store.count_tokens()
         return report
+
+
+class _Stop:
+    """The signal that asked a run to stop, once one did. Such a run exits 1, as any run
+    with accounts not synced (DESIGN §4 fixes the exit codes)."""
+
+    def __init__(self) -> None:
+        self.signal: signal.Signals | None = None
+
+    def reason(self) -> str | None:
+        if self.signal is None:
+            return None
+        return f"interrupted ({self.signal.name}): no more accounts were started"
+
+
+@contextlib.asynccontextmanager
+async def _stopping(stop: _Stop, on_stop: Callable[[str], None]) -> AsyncIterator[None]:
+    """SIGINT and SIGTERM (Ctrl-C, `kill`, a scheduler's stop) end the run cleanly: the
+    accounts in flight finish and are written, the rest are reported not attempted and their
+    claims released; `stop` says which came. Once one is heard, the handlers are gone: a
+    second signal ends the run at once."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def heard(number: signal.Signals) -> None:
+        stop.signal = number
+        for each in signals:
+            loop.remove_signal_handler(each)
+        on_stop(
+            f"{number.name}: finishing the accounts in flight, starting no more"
+            f" ({number.name} again to stop at once)"
+        )
+
+    try:
+        for number in signals:
+            loop.add_signal_handler(number, heard, number)
+    except NotImplementedError:  # Windows' event loops: Ctrl-C keeps Python's own behaviour
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)

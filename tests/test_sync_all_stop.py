@@ -1,0 +1,186 @@
+"""Stopping `sync-all` part way (SIGINT, SIGTERM: Ctrl-C, `kill`, a scheduler's stop).
+
+The first signal ends the run cleanly: the accounts in flight finish and are written, no more
+start or are read, each one read but not started is reported not attempted, every claim is
+released, and the report says why. A cancelled run (a second signal) ends at once, never
+hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from pydantic import SecretStr
+
+from igsync.catalogue import DEFAULT_METRICS
+from igsync.graph import GraphClient
+from igsync.models import FetchResult, SyncReport, UserToken
+from igsync.simulator import SimAccount, Simulator, serve_in_thread
+from igsync.store.sqlite import SQLiteStore
+from igsync.sync_all import sync_all
+from igsync.window import plan_window
+from test_cli_e2e import IGSYNC
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+ACCOUNTS = [f"1784170000000{i:04d}" for i in range(1, 1201)]
+STOPPED = "interrupted (SIGTERM): no more accounts were started"
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator([SimAccount(a, tz="Europe/Berlin") for a in ACCOUNTS], now=lambda: NOW)
+
+
+async def add_tokens(store: SQLiteStore, sim: Simulator) -> None:
+    rows = [
+        UserToken(u_id=uuid4(), access_token=SecretStr(sim.issue_token(a)), account_id=a)
+        for a in ACCOUNTS
+    ]
+    await store.save_tokens(rows)
+
+
+def claims_held(db: Path) -> int:
+    with closing(sqlite3.connect(db)) as conn:
+        return int(
+            conn.execute("select count(*) from igsync_claims where released_at is null").fetchone()[
+                0
+            ]
+        )
+
+
+def sync_logs(db: Path) -> int:
+    with closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("select count(*) from instagram_sync_logs").fetchone()[0])
+
+
+async def run(sim: Simulator, store: SQLiteStore, **options: object) -> SyncReport:
+    async with GraphClient(
+        base_url="http://sim", version="v27.0", transport=sim.transport()
+    ) as graph:
+        return await sync_all(
+            graph,
+            store,
+            metrics=DEFAULT_METRICS,
+            plan=plan_window(NOW),
+            now=NOW,
+            concurrency=4,
+            **options,  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.anyio
+async def test_a_stop_finishes_the_accounts_in_flight_and_starts_no_more(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    db = tmp_path / "x.db"
+    heard: list[FetchResult] = []
+    async with SQLiteStore(db) as store:
+        await add_tokens(store, sim)
+        report = await run(
+            sim,
+            store,
+            on_result=heard.append,
+            stop=lambda: STOPPED if len(heard) >= 10 else None,
+        )
+    assert report.success is False
+    assert report.stopped == STOPPED
+    ok = [r for r in heard if r.success]
+    skipped = [r for r in heard if not r.attempted]
+    # the accounts in flight when it stopped finished: nothing is left half done
+    assert len(ok) + len(skipped) == len(heard) == report.accounts_total
+    assert all(r.errors == [f"not attempted: {STOPPED}"] for r in skipped)
+    assert report.accounts_not_attempted == len(skipped) > 0
+    # the rows not read yet are in no count: a stop does not walk the rest of the table
+    assert report.accounts_total < len(ACCOUNTS) // 2
+    assert sync_logs(db) == len(ok)
+    assert claims_held(db) == 0
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_run_ends_at_once_with_a_full_queue(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A second Ctrl-C cancels the run: the reader's end-of-work marks must not wait for
+    room in a queue whose workers are cancelled too (it used to hang there for ever)."""
+    heard: list[FetchResult] = []
+    under_way = asyncio.Event()
+
+    def on_result(result: FetchResult) -> None:
+        heard.append(result)
+        if len(heard) == 10:
+            under_way.set()
+
+    async with SQLiteStore(tmp_path / "x.db") as store:
+        await add_tokens(store, sim)
+        task = asyncio.create_task(run(sim, store, on_result=on_result))
+        await under_way.wait()
+        task.cancel()
+        # a bound on a hang, not a speed: cancelling takes milliseconds
+        done, _ = await asyncio.wait([task], timeout=30)
+    assert done == {task}
+    assert task.cancelled()
+
+
+@pytest.fixture
+def served(sim: Simulator) -> Iterator[tuple[Simulator, dict[str, str]]]:
+    sim.latency = 0.05  # the run lasts seconds: the signal finds it mid-way
+    with serve_in_thread(sim) as served:
+        yield sim, {"IGSYNC_GRAPH_URL": served.graph_url}
+
+
+@pytest.mark.e2e
+def test_sigterm_ends_the_run_with_its_report_and_exit_1(
+    served: tuple[Simulator, dict[str, str]], tmp_path: Path
+) -> None:
+    sim, urls = served
+    db = tmp_path / "x.db"
+
+    async def seed() -> None:
+        async with SQLiteStore(db) as store:
+            await add_tokens(store, sim)
+
+    asyncio.run(seed())
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "NO_COLOR": "1",
+        "IGSYNC_DATABASE_URL": f"sqlite:///{db}",
+        **urls,
+    }
+    proc = subprocess.Popen(
+        [IGSYNC, "sync-all", "--ndjson", "--concurrency", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # an account is done: the run is under way
+    proc.send_signal(signal.SIGTERM)
+    rest, err = proc.communicate(timeout=120)
+    lines = [first, *rest.splitlines()]
+    summary = json.loads(lines[-1])["summary"]
+    assert proc.returncode == 1, err
+    assert summary["stopped"] == STOPPED
+    assert summary["accounts_not_attempted"] > 0
+    assert summary["accounts_total"] == len(lines) - 1 < len(ACCOUNTS)
+    assert err.startswith(
+        "igsync: SIGTERM: finishing the accounts in flight, starting no more"
+        " (SIGTERM again to stop at once)\n"
+    )
+    assert err.endswith(
+        f"; run stopped: {STOPPED} ({summary['accounts_not_attempted']} account(s) not attempted)\n"
+    )
+    assert sync_logs(db) == summary["accounts_total"] - summary["accounts_not_attempted"]
+    assert claims_held(db) == 0
