@@ -8,6 +8,7 @@ raises) once told to; stamina's test mode spends the retries without waiting (co
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
@@ -16,11 +17,12 @@ from uuid import uuid4
 
 import httpx
 import pytest
+import stamina
 from pydantic import SecretStr
 
 from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import GraphError
-from igsync.graph import GraphClient
+from igsync.graph import GraphClient, RetryPolicy
 from igsync.graph._client import UNREACHABLE_AFTER
 from igsync.models import FetchResult, SyncReport, UserToken
 from igsync.simulator import SimAccount, Simulator
@@ -185,3 +187,44 @@ async def test_a_flaky_network_never_stops_the_run(sim: Simulator, tmp_path: Pat
     assert network.refused > UNREACHABLE_AFTER
     assert report.stopped is None
     assert report.accounts_ok == len(ACCOUNTS)
+
+
+async def test_a_call_waiting_to_retry_gives_up_at_once_when_told_to_stop() -> None:
+    """A run told to stop (SIGTERM) must not sit out its calls' backoffs: Docker and
+    Kubernetes kill a process 10 to 30 s after their SIGTERM."""
+    requests = 0
+    first = asyncio.Event()
+
+    def down(request: httpx.Request) -> httpx.Response:
+        nonlocal requests
+        requests += 1
+        first.set()
+        raise httpx.ConnectError("refused", request=request)
+
+    # backoffs of a minute, really waited (the suite's stamina test mode waits none)
+    policy = RetryPolicy(wait_initial=60.0, wait_max=60.0, wait_jitter=0.0)
+    with stamina.set_testing(False):
+        async with GraphClient(
+            base_url="http://sim",
+            version="v27.0",
+            transport=httpx.MockTransport(down),
+            retry=policy,
+        ) as graph:
+            call = asyncio.ensure_future(
+                graph.get_insights(
+                    "17841600000000001", "EAAG-x", metrics=["reach"], metric_type="time_series"
+                )
+            )
+            await first.wait()
+            graph.stop_waiting()
+            # a bound on a hang, not a speed: the call ends in milliseconds, not in a minute
+            with pytest.raises(GraphError) as raised:
+                await asyncio.wait_for(call, timeout=20)
+            # once stopped, a failing call is not retried at all
+            with pytest.raises(GraphError):
+                await graph.get_insights(
+                    "17841600000000001", "EAAG-x", metrics=["reach"], metric_type="time_series"
+                )
+    assert str(raised.value).endswith("(not retried: the run was stopped)")
+    assert raised.value.unreachable
+    assert requests == 2

@@ -86,10 +86,11 @@ class GraphError(IgsyncError):
         #: a connect timeout): Meta never saw the call
         self.unreachable = unreachable
 
-    def clone(self) -> GraphError:
-        """A new error with the same fields: one per caller when many share one failure."""
+    def clone(self, message: str | None = None) -> GraphError:
+        """A new error with the same fields (and `message`, when given): one per caller when
+        many share one failure."""
         return GraphError(
-            self.message,
+            self.message if message is None else message,
             kind=self.kind,
             code=self.code,
             subcode=self.subcode,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
 
     from igsync.config import Settings
+    from igsync.graph import GraphClient
     from igsync.models import FetchResult, SyncReport
     from igsync.store import Store
     from igsync.sync_all import Shard
@@ -244,7 +245,7 @@ async def _sync(
     async with (
         db as store,
         graph_client(settings, batch=batch, accounts=concurrency) as graph,
-        _stopping(stop, on_stop),
+        _stopping(stop, on_stop, graph),
     ):
         report = await sync_every_account(
             graph,
@@ -281,11 +282,14 @@ class _Stop:
 
 
 @contextlib.asynccontextmanager
-async def _stopping(stop: _Stop, on_stop: Callable[[str], None]) -> AsyncIterator[None]:
+async def _stopping(
+    stop: _Stop, on_stop: Callable[[str], None], graph: GraphClient
+) -> AsyncIterator[None]:
     """SIGINT and SIGTERM (Ctrl-C, `kill`, a scheduler's stop) end the run cleanly: the
-    accounts in flight finish and are written, the rest are reported not attempted and their
-    claims released; `stop` says which came. Once one is heard, the handlers are gone: a
-    second signal ends the run at once."""
+    accounts in flight finish and are written, within a round trip (their calls wait no
+    more to retry: `GraphClient.stop_waiting`), the rest are reported not attempted and
+    their claims released; `stop` says which came. Once one is heard, the handlers are gone:
+    a second signal ends the run at once."""
     import asyncio
 
     loop = asyncio.get_running_loop()
@@ -293,6 +297,7 @@ async def _stopping(stop: _Stop, on_stop: Callable[[str], None]) -> AsyncIterato
 
     def heard(number: signal.Signals) -> None:
         stop.signal = number
+        graph.stop_waiting()
         for each in signals:
             loop.remove_signal_handler(each)
         on_stop(

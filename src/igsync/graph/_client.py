@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from time import monotonic
 from types import TracebackType
@@ -118,6 +119,8 @@ class GraphClient:
         self.paced_s = 0.0
         #: one future per request started and not yet written to its connection
         self._unwritten: set[asyncio.Future[None]] = set()
+        #: set by `stop_waiting`: no call waits any more to try again or to pace itself
+        self._stopping = asyncio.Event()
         #: calls in a row whose every attempt found no connection to Meta (`_heard`)
         self._unconnected = 0
         #: the last of the `UNREACHABLE_AFTER` calls in a row that never reached Meta, once
@@ -368,6 +371,13 @@ class GraphClient:
         self._unconnected = 0
         return body
 
+    def stop_waiting(self) -> None:
+        """End every wait of this client's calls now and from now on: a call waiting to try
+        again (a backoff, Meta's time to regain access) fails at once with its last error,
+        marked "not retried: the run was stopped", and none pauses for pacing. For a run told
+        to stop (SIGTERM): its accounts in flight finish within a round trip, not minutes."""
+        self._stopping.set()
+
     def _heard(self, error: GraphError) -> None:
         """Count the calls in a row that ended without ever reaching Meta; any answer, even
         a refusal, ends the count."""
@@ -421,21 +431,50 @@ class GraphClient:
             first = error
         policy = self._retry
         left = policy.timeout - (monotonic() - started)
-        if left <= 0:
-            raise first  # stamina would stop here too: the budget went on the first attempt
-        async for attempt in stamina.retry_context(
-            on=should_retry(policy),
-            attempts=policy.attempts,
-            timeout=left,
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-        ):
-            with attempt:
-                if attempt.num == 1:
-                    raise first
-                return await self._attempt(path, send, token, app_level=app_level, num=attempt.num)
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+        if left <= 0 or self._stopping.is_set():
+            # stamina would stop here too: the budget went on the first attempt; or the run
+            # was told to stop, and no call waits to try again
+            raise first
+        last = [first]
+
+        async def retried() -> Any:
+            async for attempt in stamina.retry_context(
+                on=should_retry(policy),
+                attempts=policy.attempts,
+                timeout=left,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+            ):
+                with attempt:
+                    if attempt.num == 1:
+                        raise first
+                    try:
+                        return await self._attempt(
+                            path, send, token, app_level=app_level, num=attempt.num
+                        )
+                    except Exception as error:
+                        last[0] = error
+                        raise
+            raise AssertionError(
+                "unreachable: stamina re-raises the last error"
+            )  # pragma: no cover
+
+        retrying = asyncio.ensure_future(retried())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({retrying, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not retrying.done():
+                retrying.cancel()  # told to stop (below), or this call was cancelled
+        if retrying.done() and not retrying.cancelled():
+            return retrying.result()
+        with suppress(asyncio.CancelledError):
+            await retrying
+        if isinstance(last[0], GraphError):
+            raise last[0].clone(f"{last[0].message} (not retried: the run was stopped)")
+        raise last[0]
 
     async def _attempt(
         self,
@@ -496,7 +535,9 @@ class GraphClient:
         )
         self.paced_s += wait
         if not stamina.is_testing():
-            await asyncio.sleep(wait)
+            # a run told to stop does not wait out the pause (`stop_waiting`)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
 
     async def _send_get(
         self, url: str, params: Mapping[str, str], headers: Mapping[str, str] | None
