@@ -417,6 +417,28 @@ async def test_a_dry_runs_summary_counts_the_rows_it_fetched(
     assert f" {written.total_inserted:,} rows written and verified" in message
 
 
+def test_the_cron_summary_says_what_was_skipped_and_why_a_run_stopped() -> None:
+    from igsync.cli._render import sync_summary
+    from igsync.models import SyncReport
+
+    report = SyncReport(
+        success=False,
+        accounts_total=300,
+        accounts_ok=1,
+        accounts_failed=0,
+        total_inserted=12,
+        total_errors=0,
+        duration_s=1.0,
+        results=[],
+        accounts_skipped=299,
+    )
+    message, _ = sync_summary(report, dry_run=False)
+    assert "; 299 skipped: claimed by another run, syncing them or killed before" in message
+    stopped = report.model_copy(update={"stopped": "why", "accounts_not_attempted": 5})
+    message, _ = sync_summary(stopped, dry_run=False)
+    assert message.endswith("; run stopped: why (5 account(s) not attempted)")
+
+
 async def test_each_accounts_writes_are_logged_as_a_sentence_right_for_a_failure_too(
     sim: Simulator,
     store: SQLiteStore,

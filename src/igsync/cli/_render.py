@@ -385,6 +385,11 @@ def sync_summary(report: SyncReport, *, dry_run: bool) -> tuple[str, dict[str, A
         f"{report.accounts_failed:,} failed, {rows}, "
         f"{report.total_errors:,} errors, in {report.duration_s:.1f} s ({rate:.1f} accounts/s)"
     )
+    if report.accounts_skipped:
+        message += (
+            f"; {report.accounts_skipped:,} skipped: claimed by another run, syncing them or"
+            " killed before it released them (each one's note says until when)"
+        )
     if report.sync_logs_failed:
         message += f"; {report.sync_logs_failed:,} account(s) have no instagram_sync_logs row"
     if report.stopped is not None:
