@@ -980,6 +980,34 @@ def test_module_help_teaches_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert "IGSYNC_GRAPH_URL" in text
 
 
+@pytest.mark.parametrize("taken", [True, False], ids=["port_in_use", "negative_latency"])
+def test_a_port_in_use_or_a_bad_latency_is_one_line_and_exit_2(
+    taken: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from igsync.simulator.__main__ import main
+
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # pytest keeps its own Ctrl-C
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        args = ["--port", str(port)] if taken else ["--latency", "-1"]
+        with pytest.raises(SystemExit) as exited:
+            main(args, prog="igsync simulator")
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    said = (
+        f"igsync simulator: error: cannot serve on 127.0.0.1:{port}: Address already in use"
+        " (another simulator still running? --port 0 picks a free port)\n"
+        if taken
+        else "igsync simulator: error: argument --latency: '-1': expected 0 or more seconds\n"
+    )
+    assert err.endswith(said)
+    assert "Traceback" not in err
+
+
 async def test_latency_is_the_whole_round_trip_of_a_call_and_of_a_batch(
     sim: Simulator, client: httpx.AsyncClient
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import signal
 import sys
@@ -71,7 +72,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--latency",
-        type=float,
+        type=_seconds,
         default=0.0,
         help="seconds each answer takes from its request, the simulator's own work included;"
         " a batch is one answer (default: %(default)s)",
@@ -87,9 +88,18 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 or more seconds")
+    return value
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "python -m igsync.simulator") -> int:
-    """Serve until SIGINT/SIGTERM; `prog` names the command in --help (`igsync simulator`)."""
-    args = _parser(prog).parse_args(argv)
+    """Serve until SIGINT/SIGTERM; `prog` names the command in --help (`igsync simulator`).
+    A port it cannot bind is one line on stderr and exit 2."""
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
     accounts = demo_accounts(args.accounts)
     sim = Simulator(
         accounts, latency=args.latency, require_appsecret_proof=args.require_appsecret_proof
@@ -101,7 +111,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m igsync.simula
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    with serve_in_thread(sim, args.host, args.port) as served:
+    with contextlib.ExitStack() as stack:
+        try:
+            served = stack.enter_context(serve_in_thread(sim, args.host, args.port))
+        except OSError as exc:
+            parser.exit(
+                2,
+                f"{prog}: error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
+                " (another simulator still running? --port 0 picks a free port)\n",
+            )
         print(served.graph_url, served.instagram_url, sep="\n", flush=True)
         for account in accounts:
             print(f"account {account.account_id}  zone {account.tz}", file=sys.stderr)
