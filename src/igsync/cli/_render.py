@@ -482,7 +482,14 @@ def accounts_table(infos: Sequence[AccountInfo]) -> Table:
         "token",
         "last sync (UTC)",
     ):
-        table.add_column(col, justify="right" if col == "days left" else "left")
+        # the ids are what `accounts remove --user` and `fetch --user` take: never cut
+        whole = {"user": 36, "account": 17}.get(col)
+        table.add_column(
+            col,
+            justify="right" if col == "days left" else "left",
+            no_wrap=whole is not None,
+            min_width=whole,
+        )
     for i in infos:
         table.add_row(
             shown(i.user_id or "(any user)"),
