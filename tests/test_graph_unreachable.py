@@ -117,8 +117,10 @@ async def test_calls_that_never_connect_make_the_client_take_the_api_for_unreach
     assert reason is not None
     assert reason.startswith(
         f"the Graph API could not be reached: {UNREACHABLE_AFTER} calls in a row found no"
-        " connection, each after its retries (the last: ConnectError on /v27.0/"
+        " connection, each after its retries (the last: ConnectError at"
+        " http://nowhere.invalid on /v27.0/17841600000000001/insights); check the network"
     )
+    assert reason.endswith("or run `igsync doctor`")
     assert "IGSYNC_GRAPH_URL" in reason
     assert "EAAG-x" not in reason
 

@@ -404,7 +404,8 @@ class GraphClient:
         return (
             f"the Graph API could not be reached: {UNREACHABLE_AFTER} calls in a row found no"
             f" connection, each after its retries (the last: {last}); check the network, any"
-            " proxy (HTTPS_PROXY) and IGSYNC_GRAPH_URL / IGSYNC_INSTAGRAM_URL"
+            " proxy (HTTPS_PROXY) and IGSYNC_GRAPH_URL / IGSYNC_INSTAGRAM_URL, or run"
+            " `igsync doctor`"
         )
 
     async def _attempts(
@@ -576,8 +577,12 @@ class GraphClient:
         try:
             return await self._http.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
+            # where it tried: scheme, host and port only (a URL's userinfo or query may hold
+            # a secret)
+            url = request.url
+            where = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
             raise GraphError(
-                f"{UNREACHABLE} ({type(exc).__name__} on {what})",
+                f"{UNREACHABLE} ({type(exc).__name__} at {where} on {what})",
                 kind=ErrorKind.TRANSIENT,
                 unreachable=True,
             ) from None
