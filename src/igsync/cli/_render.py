@@ -421,12 +421,14 @@ def report_footer(output: Output, report: SyncReport, after_rows: str, after_tim
     if report.stopped is not None:
         output.print(
             f"[red]run stopped: {shown(report.stopped)}; {report.accounts_not_attempted}"
-            " account(s) not attempted (nothing was sent to Meta for them)[/red]"
+            " account(s) not attempted (nothing was sent to Meta for them)[/red]",
+            soft_wrap=True,  # one line, for grep, however long
         )
     if report.sync_logs_failed:
         output.print(
             f"[red]{report.sync_logs_failed} account(s) have no instagram_sync_logs row: "
-            f"{shown(report.sync_log_error or '')}[/red]"
+            f"{shown(report.sync_log_error or '')}[/red]",
+            soft_wrap=True,
         )
 
 

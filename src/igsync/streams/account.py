@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from igsync.catalogue import METRIC_CONFIG, MetricSpec
 from igsync.errors import ErrorKind, GraphError
@@ -77,7 +77,15 @@ class _Fetcher:
                     until=until,
                 )
         except GraphError as error:
-            log.info("%s %s for %s: %s", metric_type, ",".join(metrics), until.date(), error)
+            # the window as sent (UTC): until.date() named the day after a window west of UTC
+            log.info(
+                "%s %s for (%s, %s] UTC: %s",
+                metric_type,
+                ",".join(metrics),
+                f"{since.astimezone(UTC):%Y-%m-%d %H:%M}",
+                f"{until.astimezone(UTC):%Y-%m-%d %H:%M}",
+                error,
+            )
             if error.kind == ErrorKind.AUTH:
                 raise  # the token is bad for every metric: stop this account now
             if len(metrics) > 1 and error.kind in _PER_METRIC_KINDS:
