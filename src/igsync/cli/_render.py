@@ -405,13 +405,14 @@ def sync_summary(report: SyncReport, *, dry_run: bool) -> tuple[str, dict[str, A
 def report_footer(output: Output, report: SyncReport, after_rows: str, after_time: str) -> None:
     """One line of totals, then one line per error, each named by its account."""
     skipped = (
-        f" ({report.accounts_skipped} skipped: being synced by another run)"
+        f" ({report.accounts_skipped:,} skipped: being synced by another run)"
         if report.accounts_skipped
         else ""
     )
+    # thousands separated, as in the summary line on stderr
     output.print(
-        f"{report.accounts_ok}/{report.accounts_total} accounts ok{skipped}, "
-        f"{report.total_inserted} rows written and verified{after_rows}, "
+        f"{report.accounts_ok:,}/{report.accounts_total:,} accounts ok{skipped}, "
+        f"{report.total_inserted:,} rows written and verified{after_rows}, "
         f"in {report.duration_s:.2f} s{after_time}"
     )
     for r in report.results:
@@ -420,7 +421,7 @@ def report_footer(output: Output, report: SyncReport, after_rows: str, after_tim
                 output.print(f"[red]{r.account_id}: {shown(e)}[/red]", soft_wrap=True)
     if report.stopped is not None:
         output.print(
-            f"[red]run stopped: {shown(report.stopped)}; {report.accounts_not_attempted}"
+            f"[red]run stopped: {shown(report.stopped)}; {report.accounts_not_attempted:,}"
             " account(s) not attempted (nothing was sent to Meta for them)[/red]",
             soft_wrap=True,  # one line, for grep, however long
         )
