@@ -14,6 +14,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
@@ -51,12 +52,11 @@ async def add_tokens(store: SQLiteStore, sim: Simulator) -> None:
 
 
 def claims_held(db: Path) -> int:
+    """Claims still in force: neither released nor ended (a claim ended early expires now)."""
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
     with closing(sqlite3.connect(db)) as conn:
-        return int(
-            conn.execute("select count(*) from igsync_claims where released_at is null").fetchone()[
-                0
-            ]
-        )
+        query = "select count(*) from igsync_claims where released_at is null and claimed_until > ?"
+        return int(conn.execute(query, (now,)).fetchone()[0])
 
 
 def sync_logs(db: Path) -> int:
@@ -121,7 +121,8 @@ async def test_a_cancelled_run_ends_at_once_with_a_full_queue(
         if len(heard) == 10:
             under_way.set()
 
-    async with SQLiteStore(tmp_path / "x.db") as store:
+    db = tmp_path / "x.db"
+    async with SQLiteStore(db) as store:
         await add_tokens(store, sim)
         task = asyncio.create_task(run(sim, store, on_result=on_result))
         await under_way.wait()
@@ -130,6 +131,9 @@ async def test_a_cancelled_run_ends_at_once_with_a_full_queue(
         done, _ = await asyncio.wait([task], timeout=30)
     assert done == {task}
     assert task.cancelled()
+    # the claims of the accounts dropped in flight and in the queue were ended, not left to
+    # make the next runs skip them for minutes
+    assert claims_held(db) == 0
 
 
 @pytest.fixture
@@ -183,4 +187,50 @@ def test_sigterm_ends_the_run_with_its_report_and_exit_1(
         f"; run stopped: {STOPPED} ({summary['accounts_not_attempted']} account(s) not attempted)\n"
     )
     assert sync_logs(db) == summary["accounts_total"] - summary["accounts_not_attempted"]
+    assert claims_held(db) == 0
+
+
+@pytest.mark.e2e
+def test_a_second_sigterm_stops_at_once_and_leaves_no_claim(
+    served: tuple[Simulator, dict[str, str]], tmp_path: Path
+) -> None:
+    sim, urls = served
+    db = tmp_path / "x.db"
+
+    async def seed() -> None:
+        async with SQLiteStore(db) as store:
+            await add_tokens(store, sim)
+
+    asyncio.run(seed())
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "NO_COLOR": "1",
+        "IGSYNC_DATABASE_URL": f"sqlite:///{db}",
+        **urls,
+    }
+    with subprocess.Popen(
+        [IGSYNC, "sync-all", "--ndjson"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.readline()  # under way
+        # stdout drained meanwhile: a full pipe would block the run's writes, and its loop
+        drained = threading.Thread(target=proc.stdout.read, daemon=True)
+        drained.start()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stderr.readline().startswith("igsync: SIGTERM: finishing the accounts")
+        proc.send_signal(signal.SIGTERM)
+        err = proc.stderr.read()
+        proc.wait(timeout=120)
+        drained.join(timeout=120)
+    assert proc.returncode == 1
+    assert err == (
+        "igsync: error: stopped at once (SIGTERM twice): the accounts in flight were dropped"
+        " and their claims ended; no report, the sync logs hold what was written\n"
+    )
     assert claims_held(db) == 0

@@ -138,6 +138,13 @@ class Claims:
             self._held.discard(key)
             self._abandoned += 1
 
+    def abandon_all(self) -> None:
+        """`abandon` every account this run holds: a run cancelled part way (a second
+        SIGINT/SIGTERM), whose accounts in flight were dropped; `expire_abandoned` then ends
+        their claims in one call."""
+        self._abandoned += len(self._held)
+        self._held.clear()
+
     def release_lost(self, token: TokenRow) -> None:
         """The store lost the account's release (the transaction it was in was rolled back):
         its claim is still in the store, so `expire_abandoned` ends it as an abandoned one."""

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
@@ -56,6 +56,8 @@ MAX_CONCURRENCY = 256
 #: statement (PostgreSQL) or transaction (SQLite) per this many accounts, not one each on every
 #: account's critical path; few enough that a run holds few claims ahead of its work.
 CLAIM_PAGE = 64
+#: seconds a cancelled run gives its one last store call, ending its claims
+CANCELLED_CLAIMS_S = 5.0
 
 #: the most PostgreSQL connections sync-all opens, whatever its concurrency: Supabase's session
 #: pooler admits as many clients per role and database as its pool size (15 on its smaller
@@ -295,15 +297,25 @@ async def sync_all(
             return [(token, unkept(done, error)) for token, done in written]
         return written
 
-    async with _renewing(claims), asyncio.TaskGroup() as writers:
-        for _ in range(concurrency):
-            writers.create_task(write())
-        async with asyncio.TaskGroup() as gatherers:
-            gatherers.create_task(read())
+    try:
+        async with _renewing(claims), asyncio.TaskGroup() as writers:
             for _ in range(concurrency):
-                gatherers.create_task(gather())
-        for _ in range(concurrency):
-            await gathered.put(None)  # one end-of-work mark per writer
+                writers.create_task(write())
+            async with asyncio.TaskGroup() as gatherers:
+                gatherers.create_task(read())
+                for _ in range(concurrency):
+                    gatherers.create_task(gather())
+            for _ in range(concurrency):
+                await gathered.put(None)  # one end-of-work mark per writer
+    except asyncio.CancelledError:
+        # Cancelled part way (a second SIGINT/SIGTERM): the accounts in flight and those
+        # queued are dropped; end their claims now, in one call, rather than leave the next
+        # runs to skip them until they expire. Bounded: the run was told to stop at once.
+        if claims is not None:
+            claims.abandon_all()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(claims.expire_abandoned(), CANCELLED_CLAIMS_S)
+        raise
     if claims is not None:  # after the renewals stopped: none moves them out again
         await claims.expire_abandoned()
     return tally.report(time.monotonic() - started, stopped=ctx.health.reason or halted())

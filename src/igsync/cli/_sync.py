@@ -110,8 +110,10 @@ def sync_all(
         */30 * * * * igsync sync-all --ndjson >> /var/log/igsync.ndjson
         igsync sync-all --shard 1/3 --json   # worker 1 of 3 (2/3, 3/3 elsewhere)
     """
+    import asyncio
+
     from igsync.cli._render import sync_all_render, sync_summary
-    from igsync.errors import InputError, NothingToSyncError
+    from igsync.errors import IgsyncError, InputError, NothingToSyncError
     from igsync.sync_all import parse_shard, store_connections
 
     if ndjson and (json_ or globals_of(ctx).json):
@@ -144,23 +146,32 @@ def sync_all(
                 printed.append(out.json_text(result))
             bar.finished(result)
 
-        report = run(
-            _sync(
-                settings,
-                db,
-                chosen,
-                plan,
-                concurrency,
-                part,
-                dry_run,
-                batch=not no_batch,
-                keep=not out.json_mode,  # (ND)JSON: only the printed text is held, or none
-                on_result=on_result,
-                on_queued=bar.queued,
-                stop=stop,
-                on_stop=said,
+        try:
+            report = run(
+                _sync(
+                    settings,
+                    db,
+                    chosen,
+                    plan,
+                    concurrency,
+                    part,
+                    dry_run,
+                    batch=not no_batch,
+                    keep=not out.json_mode,  # (ND)JSON: only the printed text is held, or none
+                    on_result=on_result,
+                    on_queued=bar.queued,
+                    stop=stop,
+                    on_stop=said,
+                )
             )
-        )
+        except asyncio.CancelledError:
+            if stop.cancelled_by is None:
+                raise  # not ours to explain
+            name = stop.cancelled_by.name
+            raise IgsyncError(
+                f"stopped at once ({name} twice): the accounts in flight were dropped and"
+                " their claims ended; no report, the sync logs hold what was written"
+            ) from None
     empty = _empty_run(ctx, settings, report, part, allow_empty)
     if empty is not None and empty.problem:
         report = report.model_copy(update={"success": False})
@@ -269,11 +280,13 @@ async def _sync(
 
 
 class _Stop:
-    """The signal that asked a run to stop, once one did. Such a run exits 1, as any run
-    with accounts not synced (DESIGN §4 fixes the exit codes)."""
+    """The signal that asked a run to stop, once one did, and the one that cancelled it, if
+    a second came. Such a run exits 1, as any run with accounts not synced (DESIGN §4 fixes
+    the exit codes)."""
 
     def __init__(self) -> None:
         self.signal: signal.Signals | None = None
+        self.cancelled_by: signal.Signals | None = None
 
     def reason(self) -> str | None:
         if self.signal is None:
@@ -288,22 +301,31 @@ async def _stopping(
     """SIGINT and SIGTERM (Ctrl-C, `kill`, a scheduler's stop) end the run cleanly: the
     accounts in flight finish and are written, within a round trip (their calls wait no
     more to retry: `GraphClient.stop_waiting`), the rest are reported not attempted and
-    their claims released; `stop` says which came. Once one is heard, the handlers are gone:
-    a second signal ends the run at once."""
+    their claims released; `stop` says which came. A second signal cancels the run at once
+    (sync_all ends its claims in one call; the CLI says so, exit 1), and a third finds
+    Python's own handlers: Ctrl-C raises KeyboardInterrupt, SIGTERM kills."""
     import asyncio
 
     loop = asyncio.get_running_loop()
+    run = asyncio.current_task()
     signals = (signal.SIGINT, signal.SIGTERM)
 
     def heard(number: signal.Signals) -> None:
         stop.signal = number
         graph.stop_waiting()
         for each in signals:
-            loop.remove_signal_handler(each)
+            loop.add_signal_handler(each, again, each)
         on_stop(
             f"{number.name}: finishing the accounts in flight, starting no more"
             f" ({number.name} again to stop at once)"
         )
+
+    def again(number: signal.Signals) -> None:
+        stop.cancelled_by = number
+        for each in signals:
+            loop.remove_signal_handler(each)
+        if run is not None:
+            run.cancel()
 
     try:
         for number in signals:
