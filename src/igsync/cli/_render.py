@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from igsync.demo import DemoReport
     from igsync.models import AccountInfo, FetchResult, InsightRow, RefreshReport, SyncReport
 
+#: stdout's width in columns when it is not a terminal
+PIPED_WIDTH = 200
+
 _STATUS_STYLE = {
     "ok": "green",
     "expiring": "yellow",
@@ -107,8 +110,10 @@ class Output:
         self.log_format: LogFormat = log_format or "text"
         self.out: Console = _Stdout(highlight=False)
         if not self.out.is_terminal:
-            # Piped or redirected: rich would squeeze tables into 80 columns.
-            self.out.width = 160
+            # Piped or redirected: rich would squeeze tables into 80 columns. A table takes
+            # only the width it needs; this is room for the widest (accounts list's full ids
+            # beside a last sync: 175 columns) whole, for grep and for reading in a file.
+            self.out.width = PIPED_WIDTH
         self.err = Console(stderr=True, highlight=False)
         self.err_sink = ErrSink(self.err)
         #: the reader of stdout went away (`| head`): nothing more is written there
@@ -485,12 +490,13 @@ def accounts_table(infos: Sequence[AccountInfo]) -> Table:
         "token",
         "last sync (UTC)",
     ):
-        # the ids are what `accounts remove --user` and `fetch --user` take: never cut
+        # the ids are what `accounts remove --user` and `fetch --user` take: never cut; the
+        # last sync is one fact, grep-able on its row
         whole = {"user": 36, "account": 17}.get(col)
         table.add_column(
             col,
             justify="right" if col == "days left" else "left",
-            no_wrap=whole is not None,
+            no_wrap=whole is not None or col == "last sync (UTC)",
             min_width=whole,
         )
     for i in infos:
