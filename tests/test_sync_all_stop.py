@@ -137,17 +137,10 @@ async def test_a_cancelled_run_ends_at_once_with_a_full_queue(
 
 
 @pytest.fixture
-def served(sim: Simulator) -> Iterator[tuple[Simulator, dict[str, str]]]:
+def started(sim: Simulator, tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """The simulator's accounts in a SQLite file, and the environment of an igsync run on
+    them over loopback: (the file, the environment)."""
     sim.latency = 0.05  # the run lasts seconds: the signal finds it mid-way
-    with serve_in_thread(sim) as served:
-        yield sim, {"IGSYNC_GRAPH_URL": served.graph_url}
-
-
-@pytest.mark.e2e
-def test_sigterm_ends_the_run_with_its_report_and_exit_1(
-    served: tuple[Simulator, dict[str, str]], tmp_path: Path
-) -> None:
-    sim, urls = served
     db = tmp_path / "x.db"
 
     async def seed() -> None:
@@ -155,13 +148,24 @@ def test_sigterm_ends_the_run_with_its_report_and_exit_1(
             await add_tokens(store, sim)
 
     asyncio.run(seed())
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "NO_COLOR": "1",
-        "IGSYNC_DATABASE_URL": f"sqlite:///{db}",
-        **urls,
-    }
+    with serve_in_thread(sim) as served:
+        yield (
+            db,
+            {
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(tmp_path),
+                "NO_COLOR": "1",
+                "IGSYNC_DATABASE_URL": f"sqlite:///{db}",
+                "IGSYNC_GRAPH_URL": served.graph_url,
+            },
+        )
+
+
+@pytest.mark.e2e
+def test_sigterm_ends_the_run_with_its_report_and_exit_1(
+    started: tuple[Path, dict[str, str]],
+) -> None:
+    db, env = started
     proc = subprocess.Popen(
         [IGSYNC, "sync-all", "--ndjson", "--concurrency", "4"],
         stdout=subprocess.PIPE,
@@ -192,23 +196,9 @@ def test_sigterm_ends_the_run_with_its_report_and_exit_1(
 
 @pytest.mark.e2e
 def test_a_second_sigterm_stops_at_once_and_leaves_no_claim(
-    served: tuple[Simulator, dict[str, str]], tmp_path: Path
+    started: tuple[Path, dict[str, str]],
 ) -> None:
-    sim, urls = served
-    db = tmp_path / "x.db"
-
-    async def seed() -> None:
-        async with SQLiteStore(db) as store:
-            await add_tokens(store, sim)
-
-    asyncio.run(seed())
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "NO_COLOR": "1",
-        "IGSYNC_DATABASE_URL": f"sqlite:///{db}",
-        **urls,
-    }
+    db, env = started
     with subprocess.Popen(
         [IGSYNC, "sync-all", "--ndjson"],
         stdout=subprocess.PIPE,
