@@ -139,8 +139,8 @@ async def sync_all(
     paged in, or a SQLite file that reads but cannot be written) becomes a failed result with
     `attempted` false, the run ends once the accounts in flight are reported, and the report
     says why (`stopped`) and fails. So too when the Graph API cannot be reached at all
-    (`GraphClient.unreachable_reason`: calls in a row that never found a connection), except
-    that the store still takes each account's claim and its release.
+    (`GraphClient.unreachable_reason`: calls in a row that never found a connection); the
+    store still answering, the accounts not started take no claim.
 
     `on_queued(n, final)` hears how many accounts of this run (of this shard) are known so
     far, as pages of rows are read, and once more with `final=True` when every page is in: a
@@ -149,7 +149,9 @@ async def sync_all(
     `stop()` is asked before each account starts and each row is read: once it gives a
     reason (the CLI's on SIGINT or SIGTERM), the accounts in flight finish and are written,
     no more rows are read, and each row already read becomes a failed result with
-    `attempted` false, as above; the report's `stopped` is that reason.
+    `attempted` false, as above; the report's `stopped` is that reason. Cancelled instead (a
+    second signal), the run ends every claim it held in one store call (at most
+    `CANCELLED_CLAIMS_S`) before the CancelledError goes on: no report.
 
     Each account is claimed before its first call (igsync.claims, claims lasting `claim_ttl_s`
     seconds and renewed; None: no claims), in pages of `CLAIM_PAGE` as they are queued: one
