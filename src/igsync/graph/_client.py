@@ -457,9 +457,7 @@ class GraphClient:
                     except Exception as error:
                         last[0] = error
                         raise
-            raise AssertionError(
-                "unreachable: stamina re-raises the last error"
-            )  # pragma: no cover
+            raise AssertionError("stamina re-raises the last error")  # pragma: no cover
 
         retrying = asyncio.ensure_future(retried())
         stopping = asyncio.ensure_future(self._stopping.wait())
