@@ -380,7 +380,10 @@ class GraphClient:
 
     def _heard(self, error: GraphError) -> None:
         """Count the calls in a row that ended without ever reaching Meta; any answer, even
-        a refusal, ends the count."""
+        a refusal, ends the count. Once `stop_waiting` was called no call spends its retries,
+        so a failure proves nothing of the network: none is counted."""
+        if self._stopping.is_set():
+            return
         if not error.unreachable:
             self._unconnected = 0
             return
