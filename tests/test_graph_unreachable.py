@@ -13,22 +13,18 @@ import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
 
 import httpx
 import pytest
 import stamina
-from pydantic import SecretStr
 
-from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import GraphError
 from igsync.graph import GraphClient, RetryPolicy
 from igsync.graph._client import UNREACHABLE_AFTER
-from igsync.models import FetchResult, SyncReport, UserToken
+from igsync.models import FetchResult, SyncReport
 from igsync.simulator import SimAccount, Simulator
 from igsync.store.sqlite import SQLiteStore
-from igsync.sync_all import sync_all
-from igsync.window import plan_window
+from sync_runs import add_tokens, sync_over
 
 pytestmark = pytest.mark.anyio
 
@@ -60,12 +56,6 @@ def sim() -> Simulator:
     return Simulator([SimAccount(a, tz="Europe/Berlin") for a in ACCOUNTS], now=lambda: NOW)
 
 
-async def add_tokens(store: SQLiteStore, sim: Simulator) -> None:
-    for account in ACCOUNTS:
-        token = SecretStr(sim.issue_token(account))
-        await store.save_token(UserToken(u_id=uuid4(), access_token=token, account_id=account))
-
-
 async def run(
     network: Network, store: SQLiteStore, *, batch: bool, cut_after: int | None = None
 ) -> SyncReport:
@@ -76,18 +66,9 @@ async def run(
         if cut_after is not None and len(done) == cut_after:
             network.down = True
 
-    async with GraphClient(
-        base_url="http://sim", version="v27.0", transport=network, batch=batch, app_id="a"
-    ) as graph:
-        return await sync_all(
-            graph,
-            store,
-            metrics=DEFAULT_METRICS,
-            plan=plan_window(NOW),
-            now=NOW,
-            concurrency=4,
-            on_result=heard,
-        )
+    return await sync_over(
+        store, network, now=NOW, batch=batch, app_id="a", concurrency=4, on_result=heard
+    )
 
 
 def logged_accounts(db: Path) -> set[str]:
@@ -154,7 +135,7 @@ async def test_a_network_cut_mid_run_stops_starting_accounts(
     db = tmp_path / "x.db"
     network = Network(sim)
     async with SQLiteStore(db) as store:
-        await add_tokens(store, sim)
+        await add_tokens(store, sim, ACCOUNTS)
         report = await run(network, store, batch=batch, cut_after=5)
         assert report.success is False
         assert report.stopped is not None
@@ -184,7 +165,7 @@ async def test_a_network_cut_mid_run_stops_starting_accounts(
 async def test_a_flaky_network_never_stops_the_run(sim: Simulator, tmp_path: Path) -> None:
     network = Network(sim, flaky=3)  # every third connection refused; retries get through
     async with SQLiteStore(tmp_path / "x.db") as store:
-        await add_tokens(store, sim)
+        await add_tokens(store, sim, ACCOUNTS)
         report = await run(network, store, batch=False)
     assert network.refused > UNREACHABLE_AFTER
     assert report.stopped is None

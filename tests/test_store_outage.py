@@ -21,10 +21,8 @@ from uuid import uuid4
 import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
-from pydantic import SecretStr
 
 from fake_postgrest import FakePostgrest
-from igsync.catalogue import DEFAULT_METRICS
 from igsync.errors import (
     StoreConfigError,
     StoreCorruptError,
@@ -32,14 +30,13 @@ from igsync.errors import (
     StoreUnavailableError,
 )
 from igsync.graph import GraphClient
-from igsync.models import FetchResult, InsightRow, SyncLog, SyncReport, UserToken
+from igsync.models import FetchResult, InsightRow, SyncLog, SyncReport
 from igsync.simulator import SimAccount, Simulator
 from igsync.store import Store, postgres, sqlite
 from igsync.store.postgres import PostgresStore
 from igsync.store.sqlite import SQLiteStore
 from igsync.store.supabase import SupabaseStore
 from igsync.sync import Account, RunContext, gather_account, record
-from igsync.sync_all import sync_all
 from igsync.window import plan_window
 from postgres_server import (
     PostgresUnavailableError,
@@ -47,6 +44,7 @@ from postgres_server import (
     find_bindir,
     stoppable_postgres_server,
 )
+from sync_runs import add_tokens, sync_over
 
 pytestmark = pytest.mark.anyio
 
@@ -75,12 +73,6 @@ def sim() -> Simulator:
     return Simulator([SimAccount(a, tz="Europe/Berlin") for a in ACCOUNTS], now=lambda: NOW)
 
 
-async def add_tokens(store: Store, sim: Simulator) -> None:
-    for account in ACCOUNTS:
-        token = SecretStr(sim.issue_token(account))
-        await store.save_token(UserToken(u_id=uuid4(), access_token=token, account_id=account))
-
-
 def accounts_called(sim: Simulator, since: int = 0) -> set[str]:
     """The accounts named in the Graph calls the simulator answered from request `since` on."""
     found = set()
@@ -91,18 +83,9 @@ def accounts_called(sim: Simulator, since: int = 0) -> set[str]:
 
 
 async def run(sim: Simulator, store: Store, concurrency: int, on_result: Any = None) -> SyncReport:
-    async with GraphClient(
-        base_url="http://sim", version="v27.0", transport=sim.transport()
-    ) as graph:
-        return await sync_all(
-            graph,
-            store,
-            metrics=DEFAULT_METRICS,
-            plan=plan_window(NOW),
-            now=NOW,
-            concurrency=concurrency,
-            on_result=on_result,
-        )
+    return await sync_over(
+        store, sim.transport(), now=NOW, concurrency=concurrency, on_result=on_result
+    )
 
 
 async def test_postgres_stopped_mid_run_ends_the_run_without_more_graph_calls(
@@ -120,7 +103,7 @@ async def test_postgres_stopped_mid_run_ends_the_run_without_more_graph_calls(
             outage["accounts"] = accounts_called(sim)
 
     async with PostgresStore(server.url) as store:
-        await add_tokens(store, sim)
+        await add_tokens(store, sim, ACCOUNTS)
         report = await run(sim, store, concurrency, on_result)
 
     assert [r.success for r in heard[:10]] == [True] * 10
@@ -203,7 +186,7 @@ async def test_a_store_that_starts_failing_stops_the_run_at_once(
     sim: Simulator, tmp_path: Any
 ) -> None:
     async with DyingStore(tmp_path / "x.db", writes=5) as store:
-        await add_tokens(store, sim)
+        await add_tokens(store, sim, ACCOUNTS)
         report = await run(sim, store, concurrency=1)
     # 5 accounts written; the 6th write failed; at most the one account gathered meanwhile
     # and the one being gathered reached Meta after it.
@@ -228,7 +211,7 @@ async def test_a_sqlite_file_locked_past_its_busy_timeout_stops_the_run(
     monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_S", 0.05)  # SQLite's own wait, not a test clock
     path = tmp_path / "locked.db"
     async with SQLiteStore(path) as store:
-        await add_tokens(store, sim)
+        await add_tokens(store, sim, ACCOUNTS)
         # another process holds the write lock for the whole run (a sqlite3 shell left open)
         with closing(sqlite3.connect(path, isolation_level=None)) as other:
             other.execute("begin immediate")

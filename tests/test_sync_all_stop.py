@@ -19,18 +19,14 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
+from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from igsync.catalogue import DEFAULT_METRICS
-from igsync.graph import GraphClient
-from igsync.models import FetchResult, SyncReport, UserToken
+from igsync.models import FetchResult, SyncReport
 from igsync.simulator import SimAccount, Simulator, serve_in_thread
 from igsync.store.sqlite import SQLiteStore
-from igsync.sync_all import sync_all
-from igsync.window import plan_window
+from sync_runs import add_tokens, sync_over
 from test_cli_e2e import IGSYNC
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -41,14 +37,6 @@ STOPPED = "interrupted (SIGTERM): no more accounts were started"
 @pytest.fixture
 def sim() -> Simulator:
     return Simulator([SimAccount(a, tz="Europe/Berlin") for a in ACCOUNTS], now=lambda: NOW)
-
-
-async def add_tokens(store: SQLiteStore, sim: Simulator) -> None:
-    rows = [
-        UserToken(u_id=uuid4(), access_token=SecretStr(sim.issue_token(a)), account_id=a)
-        for a in ACCOUNTS
-    ]
-    await store.save_tokens(rows)
 
 
 def claims_held(db: Path) -> int:
@@ -64,19 +52,8 @@ def sync_logs(db: Path) -> int:
         return int(conn.execute("select count(*) from instagram_sync_logs").fetchone()[0])
 
 
-async def run(sim: Simulator, store: SQLiteStore, **options: object) -> SyncReport:
-    async with GraphClient(
-        base_url="http://sim", version="v27.0", transport=sim.transport()
-    ) as graph:
-        return await sync_all(
-            graph,
-            store,
-            metrics=DEFAULT_METRICS,
-            plan=plan_window(NOW),
-            now=NOW,
-            concurrency=4,
-            **options,  # type: ignore[arg-type]
-        )
+async def run(sim: Simulator, store: SQLiteStore, **options: Any) -> SyncReport:
+    return await sync_over(store, sim.transport(), now=NOW, concurrency=4, **options)
 
 
 @pytest.mark.anyio
@@ -86,7 +63,7 @@ async def test_a_stop_finishes_the_accounts_in_flight_and_starts_no_more(
     db = tmp_path / "x.db"
     heard: list[FetchResult] = []
     async with SQLiteStore(db) as store:
-        await add_tokens(store, sim)
+        await add_tokens(store, sim, ACCOUNTS)
         report = await run(
             sim,
             store,
@@ -123,7 +100,7 @@ async def test_a_cancelled_run_ends_at_once_with_a_full_queue(
 
     db = tmp_path / "x.db"
     async with SQLiteStore(db) as store:
-        await add_tokens(store, sim)
+        await add_tokens(store, sim, ACCOUNTS)
         task = asyncio.create_task(run(sim, store, on_result=on_result))
         await under_way.wait()
         task.cancel()
@@ -145,7 +122,7 @@ def started(sim: Simulator, tmp_path: Path) -> Iterator[tuple[Path, dict[str, st
 
     async def seed() -> None:
         async with SQLiteStore(db) as store:
-            await add_tokens(store, sim)
+            await add_tokens(store, sim, ACCOUNTS)
 
     asyncio.run(seed())
     with serve_in_thread(sim) as served:
