@@ -21,7 +21,8 @@ from igsync.simulator import Simulator
 from igsync.store.sqlite import SQLiteStore
 from igsync.sync_all import sync_all
 from igsync.window import plan_window
-from test_store_outage import ACCOUNTS, NOW, ROWS_PER_ACCOUNT, add_tokens, run
+from sync_runs import add_tokens
+from test_store_outage import ACCOUNTS, NOW, ROWS_PER_ACCOUNT, run
 from test_store_outage import sim as sim
 
 pytestmark = pytest.mark.anyio
@@ -168,7 +169,7 @@ async def test_sync_all_shares_commits_among_accounts_that_ended_together(
             app_secret="sim-app-secret",
         ) as graph,
     ):
-        await add_tokens(store, sim)
+        await add_tokens(store, sim, ACCOUNTS)
         report = await sync_all(
             graph, store, metrics=DEFAULT_METRICS, plan=plan_window(NOW), now=NOW, concurrency=8
         )
@@ -184,7 +185,7 @@ async def test_sync_all_reports_the_accounts_of_a_lost_commit_failed_and_counts_
 ) -> None:
     path = tmp_path / "lost.db"
     async with CountingStore(path, lose=2) as store:
-        await add_tokens(store, sim)
+        await add_tokens(store, sim, ACCOUNTS)
         report = await run(sim, store, concurrency=4)
     lost = [r for r in report.results if any("not kept" in e for e in r.errors)]
     assert lost, "the second session's accounts"
