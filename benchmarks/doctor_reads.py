@@ -41,18 +41,20 @@ async def seed(store: Store, accounts: int, runs: int) -> None:
     for day in range(runs):
         began, run_id = start + timedelta(days=day), uuid4()
         for u_id, account in ids:
-            await store.write_sync_log(
-                SyncLog(
-                    run_id=run_id,
-                    u_id=u_id,
-                    account_id=account,
-                    started_at=began,
-                    finished_at=began + timedelta(seconds=2),
-                    status="ok",
-                    total_inserted=12,
-                    total_errors=0,
-                    errors=[],
-                )
+            await store.write_sync_logs(
+                [
+                    SyncLog(
+                        run_id=run_id,
+                        u_id=u_id,
+                        account_id=account,
+                        started_at=began,
+                        finished_at=began + timedelta(seconds=2),
+                        status="ok",
+                        total_inserted=12,
+                        total_errors=0,
+                        errors=[],
+                    )
+                ]
             )
 
 

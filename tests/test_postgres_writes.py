@@ -1,9 +1,10 @@
 """PostgreSQL's per-account writes in few statements (issue 9, CPU per account).
 
 Statements are counted on the wire (tests/pg_wire.py: a proxy in front of the suite's real
-server counting the Parse and Query messages clients send), not timed. Per account `sync_all`
-sends one statement per upsert (it verifies its own count: no BEGIN or COMMIT) and one that
-writes the sync log and releases the claim together; claims are taken a page at a time.
+server counting the Parse and Query messages clients send), not timed. For the accounts that
+ended together `sync_all` sends one statement per upsert (it verifies its own count: no BEGIN
+or COMMIT) and one that writes their sync logs and releases their claims; an account alone,
+the same for its own; claims are taken a page at a time.
 The guarantees stay: a short count writes nothing, a sync log and its release happen both or
 neither, a dead server is StoreUnavailableError.
 """
@@ -27,7 +28,9 @@ from igsync.graph import GraphClient
 from igsync.models import InsightRow, MediaRow, SyncLog, SyncReport, UserToken
 from igsync.simulator import SimAccount, Simulator
 from igsync.store.postgres import PostgresStore
+from igsync.sync import RunContext, gather_account, record_group
 from igsync.sync_all import sync_all
+from igsync.tokens import account_from_token
 from igsync.window import plan_window
 from pg_wire import WireCounter, wire_counter
 from postgres_server import PostgresUnavailableError, ServerControl, stoppable_postgres_server
@@ -144,7 +147,7 @@ async def test_an_accounts_upsert_sync_log_and_release_are_two_statements(
 
     async with store.session():
         assert await store.upsert_insights([insight(m) for m in METRICS]) == len(METRICS)
-        await store.write_sync_log(log_of(run, finished_at=finished))
+        await store.write_sync_logs([log_of(run, finished_at=finished)])
         assert await store.release_claim(USER, ACCOUNT, run, NOW + timedelta(seconds=9)) is True
 
     # the upsert, then the sync log with the release: no BEGIN, COMMIT, or third statement
@@ -166,10 +169,10 @@ async def test_a_sync_log_outside_a_session_or_of_a_run_without_claims_touches_n
     assert await claim(store, claiming)
     wire.reset()
 
-    await store.write_sync_log(log_of(claiming))  # no session: the release is its own call
+    await store.write_sync_logs([log_of(claiming)])  # no session: the release is its own call
     async with store.session():
         # a run that took no claim (a `fetch`): the role may have no right on igsync_claims
-        await store.write_sync_log(log_of(unclaimed))
+        await store.write_sync_logs([log_of(unclaimed)])
 
     assert not any("igsync_claims" in q for q in wire.sql), wire.sql
     assert (await claim_state(fresh_postgres_url))[1] is None  # still held
@@ -194,7 +197,7 @@ async def test_a_refused_sync_log_releases_nothing_and_the_release_then_goes_alo
 
     async with store.session():
         with pytest.raises(StoreError, match="could not write the sync log: log refused by a test"):
-            await store.write_sync_log(log_of(run, REFUSED))
+            await store.write_sync_logs([log_of(run, REFUSED)])
         # neither happened: the claim is still held
         assert (await claim_state(fresh_postgres_url, REFUSED))[1] is None
         wire.reset()
@@ -215,7 +218,7 @@ async def test_a_claim_another_run_took_over_is_not_released_by_the_sync_log(
     assert await claim(store, other, at=later)
 
     async with store.session():
-        await store.write_sync_log(log_of(run, finished_at=later))
+        await store.write_sync_logs([log_of(run, finished_at=later)])
         assert await store.release_claim(USER, ACCOUNT, run, later) is False
 
     claimed_by = await sql(fresh_postgres_url, "select claimed_by, released_at from igsync_claims")
@@ -321,7 +324,7 @@ async def _sync(sim: Simulator, store: PostgresStore) -> SyncReport:
         )
 
 
-async def test_sync_all_sends_two_statements_an_account_and_logs_and_releases_each(
+async def test_sync_all_logs_and_releases_each_account_when_a_log_is_refused(
     store: PostgresStore, wire: WireCounter, fresh_postgres_url: str
 ) -> None:
     accounts = [f"1784140000000{i:04d}" for i in range(1, 13)]
@@ -348,10 +351,11 @@ async def test_sync_all_sends_two_statements_an_account_and_logs_and_releases_ea
     second = await _sync(sim, store)
     twelve = wire.statements
 
-    # 2 an account: the upsert, the sync log with its release; plus the release of the
-    # account whose log was refused, on its own. Each run also reads the pages of user_tokens
-    # and claims a page of accounts: as many statements for 4 accounts as for 12.
-    assert twelve - four == 2 * 8 + 1, wire.sql
+    # At most 2 an account: the upsert, the sync log with its release (fewer for accounts
+    # written together); plus the release of the account whose log was refused, on its own,
+    # and its group's refused statement. Each run also reads the pages of user_tokens and
+    # claims a page of accounts: as many statements for 4 accounts as for 12.
+    assert twelve - four <= 2 * 8 + 1 + 1, wire.sql
     assert (first.accounts_ok, second.accounts_ok) == (4, 12)
     by_account = {r.account_id: r for r in second.results}
     assert by_account[accounts[-1]].sync_log_error is not None
@@ -369,6 +373,67 @@ async def test_sync_all_sends_two_statements_an_account_and_logs_and_releases_ea
         " from igsync_claims c where released_at is not null order by 1",
     )
     assert claims == [(a, a != accounts[-1]) for a in accounts]
+
+
+async def test_a_group_of_accounts_is_one_upsert_and_one_statement_of_logs_and_releases(
+    store: PostgresStore, wire: WireCounter, fresh_postgres_url: str
+) -> None:
+    accounts = [f"1784140000000{i:04d}" for i in range(1, 9)]
+    sim = Simulator([SimAccount(a, tz="Europe/Berlin") for a in accounts], now=lambda: NOW)
+    tokens = [
+        UserToken(u_id=uuid4(), access_token=SecretStr(sim.issue_token(a)), account_id=a)
+        for a in accounts
+    ]
+    await store.save_tokens(tokens)
+    async with GraphClient(
+        base_url="http://sim", version="v27.0", transport=sim.transport()
+    ) as graph:
+        ctx = RunContext.create(
+            graph, store, plan=plan_window(NOW), metrics=DEFAULT_METRICS, now=NOW
+        )
+        keys = [(t.u_id, a) for t, a in zip(tokens, accounts, strict=True)]
+        ttl = timedelta(minutes=5)
+        claimed = await store.claim_accounts(keys, ctx.run_id, NOW, NOW + ttl, NOW)
+        assert all(c.claimed for c in claimed.values())
+        gathered = [await gather_account(ctx, account_from_token(t)) for t in tokens]
+    wire.reset()
+    async with store.session():
+        results = await record_group(ctx, gathered)
+        # told of by the sync logs' statement: no statement of their own
+        assert [await store.release_claim(*key, ctx.run_id, NOW) for key in keys] == [True] * 8
+
+    # one upsert of every account's rows, then their logs with their claims' releases
+    assert (wire.statements, wire.round_trips) == (2, 2), wire.sql
+    assert transaction_blocks(wire) == []
+    assert results is not None
+    assert [r.success for r in results] == [True] * 8
+    rows = await store.read_insights()
+    assert len(rows) == sum(r.total_inserted for r in results) > 0
+    released = await sql(
+        fresh_postgres_url,
+        "select c.account_id from igsync_claims c join instagram_sync_logs l"
+        " on l.account_id = c.account_id and l.finished_at = c.released_at order by 1",
+    )
+    assert released == [(a,) for a in accounts]
+
+
+async def test_a_group_whose_logs_are_refused_writes_no_log_and_releases_no_claim(
+    store: PostgresStore, fresh_postgres_url: str
+) -> None:
+    run = uuid4()
+    assert await claim(store, run)
+    assert await claim(store, run, account_id=REFUSED)
+    await trigger(
+        fresh_postgres_url,
+        "instagram_sync_logs",
+        "before insert",
+        f"if new.account_id = '{REFUSED}' then return null; end if; return new;",
+    )
+    async with store.session():
+        with pytest.raises(StoreError, match="confirmed 1 of 2 sync log rows; nothing written"):
+            await store.write_sync_logs([log_of(run), log_of(run, account_id=REFUSED)])
+    assert await sql(fresh_postgres_url, "select count(*) from instagram_sync_logs") == [(0,)]
+    assert (await claim_state(fresh_postgres_url))[1] is None  # still held
 
 
 # --- a dead server ---
@@ -395,7 +460,7 @@ async def test_a_server_stopped_mid_session_is_unavailable_for_the_log_and_the_r
         assert await store.upsert_insights([insight("reach")]) == 1
         server.stop()
         with pytest.raises(StoreUnavailableError, match="stopped answering"):
-            await store.write_sync_log(log_of(run))
+            await store.write_sync_logs([log_of(run)])
         with pytest.raises(StoreUnavailableError):
             await store.release_claim(USER, ACCOUNT, run, NOW)
         with pytest.raises(StoreUnavailableError):

@@ -66,7 +66,7 @@ async def test_writes_in_a_session_are_kept_together_at_its_end(tmp_path: Path) 
     async with SQLiteStore(path) as store:
         async with store.session():
             assert await store.upsert_insights([row("a"), row("b")]) == 2
-            await store.write_sync_log(log_entry("a"))
+            await store.write_sync_logs([log_entry("a")])
             # another connection sees none of it before the commit
             assert stored(path, "select count(*) from instagram_insights") == 0
             assert stored(path, "select count(*) from instagram_sync_logs") == 0
@@ -99,7 +99,7 @@ async def test_a_transaction_sqlite_rolled_back_is_said_and_nothing_is_kept(
         async with store.session():
             await store.upsert_insights([row("a")])
             store._connect().execute("rollback")  # as SQLite does after a full disk
-            await store.write_sync_log(log_entry("a"))  # must not commit on its own
+            await store.write_sync_logs([log_entry("a")])  # must not commit on its own
 
     async with SQLiteStore(path) as store:
         with pytest.raises(StoreError, match="transaction was rolled back"):

@@ -382,33 +382,50 @@ async def test_the_token_never_appears_in_a_store_error(store: Store) -> None:
 async def test_sync_logs_are_written(store: Store, kit: StoreKit) -> None:
     run_id = uuid4()
     started = datetime(2026, 11, 24, 6, tzinfo=UTC)
-    await store.write_sync_log(
-        SyncLog(
-            run_id=run_id,
-            u_id=ALICE,
-            account_id="a1",
-            started_at=started,
-            finished_at=started + timedelta(seconds=3),
-            status="partial",
-            total_inserted=9,
-            total_errors=1,
-            errors=["profile_views: (#100) bad metric [code 100]"],
-            token_refreshed=True,
-        )
+    await store.write_sync_logs(
+        [
+            SyncLog(
+                run_id=run_id,
+                u_id=ALICE,
+                account_id="a1",
+                started_at=started,
+                finished_at=started + timedelta(seconds=3),
+                status="partial",
+                total_inserted=9,
+                total_errors=1,
+                errors=["profile_views: (#100) bad metric [code 100]"],
+                token_refreshed=True,
+            )
+        ]
     )
-    await store.write_sync_log(
-        SyncLog(
-            run_id=run_id,
-            u_id=None,
-            account_id=None,
-            started_at=started,
-            finished_at=started,
-            status="failed",
-            total_inserted=0,
-            total_errors=1,
-            errors=["no token"],
-        )
+    # several in one call: all written, in order
+    await store.write_sync_logs(
+        [
+            SyncLog(
+                run_id=run_id,
+                u_id=None,
+                account_id=None,
+                started_at=started,
+                finished_at=started,
+                status="failed",
+                total_inserted=0,
+                total_errors=1,
+                errors=["no token"],
+            ),
+            SyncLog(
+                run_id=run_id,
+                u_id=ALICE,
+                account_id="a2",
+                started_at=started,
+                finished_at=started,
+                status="ok",
+                total_inserted=4,
+                total_errors=0,
+                errors=[],
+            ),
+        ]
     )
+    await store.write_sync_logs([])  # nothing to write: no call
 
     rows = await kit.sql(
         "select cast(run_id as text), cast(u_id as text), account_id, status, total_inserted,"
@@ -427,6 +444,7 @@ async def test_sync_logs_are_written(store: Store, kit: StoreKit) -> None:
             1,
         ),
         (str(run_id), None, None, "failed", 0, 1, ["no token"], 0),
+        (str(run_id), str(ALICE), "a2", "ok", 4, 0, [], 0),
     ]
 
 

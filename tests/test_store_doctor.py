@@ -62,7 +62,7 @@ async def test_latest_sync_logs_gives_each_asked_account_its_newest_log(store: S
         log(BOB, "1784003", 5, "ok", 4),  # not asked for
         log(None, None, 9, "failed", 0),  # a run-level failure belongs to no account
     ):
-        await store.write_sync_log(entry)
+        await store.write_sync_logs([entry])
     asked = [(str(ALICE), "1784001"), (str(ALICE), "1784002"), (str(ALICE), "never-synced")]
     latest = await store.latest_sync_logs(asked)
     assert set(latest) == {(str(ALICE), "1784001"), (str(ALICE), "1784002")}
@@ -92,9 +92,9 @@ async def test_latest_sync_logs_pages_back_through_the_newest_logs_only(
         monkeypatch.setattr(module, "SYNC_LOG_SCAN", 6)
     monkeypatch.setattr(igsync.store.supabase, "PAGE_ROWS", 2)
     monkeypatch.setattr(igsync.store.supabase, "SYNC_LOG_SCAN", 6)
-    await store.write_sync_log(log(BOB, "old", 0, "ok", 1))  # the 7th newest
+    await store.write_sync_logs([log(BOB, "old", 0, "ok", 1)])  # the 7th newest
     for hour in range(1, 7):
-        await store.write_sync_log(log(ALICE, f"acct-{hour % 3}", hour, "ok", hour))
+        await store.write_sync_logs([log(ALICE, f"acct-{hour % 3}", hour, "ok", hour)])
     asked = [(str(ALICE), f"acct-{i}") for i in range(3)] + [(str(BOB), "old")]
     latest = await store.latest_sync_logs(asked)
     assert {key[1]: found.total_inserted for key, found in latest.items()} == {

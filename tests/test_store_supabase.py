@@ -375,19 +375,21 @@ async def test_sync_logs_are_plain_inserts_verified_by_their_row(
     secret = f"EAAG{uuid4().hex}"
     await supabase_store.save_token(token(secret))  # registers the secret for redaction
     started = datetime(2026, 11, 24, 6, tzinfo=UTC)
-    await supabase_store.write_sync_log(
-        SyncLog(
-            run_id=uuid4(),
-            u_id=ALICE,
-            account_id="a1",
-            started_at=started,
-            finished_at=started,
-            status="partial",
-            total_inserted=3,
-            total_errors=1,
-            errors=[f"reach: bad token {secret}"],
-            token_refreshed=True,
-        )
+    await supabase_store.write_sync_logs(
+        [
+            SyncLog(
+                run_id=uuid4(),
+                u_id=ALICE,
+                account_id="a1",
+                started_at=started,
+                finished_at=started,
+                status="partial",
+                total_inserted=3,
+                total_errors=1,
+                errors=[f"reach: bad token {secret}"],
+                token_refreshed=True,
+            )
+        ]
     )
 
     insert = fake_postgrest.requests[-1]

@@ -200,11 +200,11 @@ async def test_a_failing_sync_log_write_is_logged_not_fatal(
     async def fetch(ctx: Any, account: Any) -> Any:
         raise StoreError("database is locked")
 
-    async def no_log(entry: Any) -> None:
+    async def no_log(entries: Any) -> None:
         raise StoreError("disk I/O error")
 
     monkeypatch.setattr(igsync.sync_all, "gather_account", fetch)
-    monkeypatch.setattr(store, "write_sync_log", no_log)
+    monkeypatch.setattr(store, "write_sync_logs", no_log)
     report = await run_sync(sim, store)
     assert report.accounts_failed == 6
     result = next(r for r in report.results if r.account_id == broken)

@@ -20,13 +20,17 @@ from igsync.graph import GraphClient, infer_token_kind
 from igsync.local_day import LocalClock, day_label
 from igsync.models import (
     Account,
+    AudienceRow,
     FetchResult,
+    InsightRow,
+    MediaInsightRow,
+    MediaRow,
     SyncLog,
     SyncReport,
     Window,
 )
 from igsync.redact import redact
-from igsync.store import Store
+from igsync.store import Store, dedupe_by_key
 from igsync.store_health import StoreHealth
 from igsync.streams import Stream, StreamOutcome, choose_streams
 from igsync.token_policy import TokenPolicy
@@ -41,6 +45,7 @@ __all__ = [
     "fetch_account",
     "gather_account",
     "record",
+    "record_group",
     "sync_account",
 ]
 
@@ -152,6 +157,65 @@ async def gather_account(ctx: RunContext, account: Account) -> Gathered:
     )
 
 
+@dataclass
+class _Draft:
+    """One account's result while its writes are under way: what `record` and `record_group`
+    share before and after them."""
+
+    gathered: Gathered
+    errors: list[str]
+    notes: list[str]
+    #: rows per metric of each outcome (`_counts`), in `gathered.outcomes` order
+    counts: list[dict[str, int]]
+    fetched: Counter[str]
+    days: list[datetime]
+    inserted: Counter[str] = field(default_factory=Counter)
+    #: rows the store confirmed, per stream
+    written: Counter[str] = field(default_factory=Counter)
+
+
+def _draft(ctx: RunContext, gathered: Gathered) -> _Draft:
+    errors = [gathered.token_error] if gathered.token_error else []
+    errors += [e for o in gathered.outcomes for e in o.errors]
+    notes = gathered.notes + [n for o in gathered.outcomes for n in o.notes]
+    counts = [_counts(outcome) for outcome in gathered.outcomes]
+    fetched: Counter[str] = Counter()
+    for count in counts:
+        fetched.update(count)
+    days = sorted({d for o in gathered.outcomes for d in o.days})
+    if not days and not errors and not fetched:
+        notes.append("the Graph API had no data for this window")
+    return _Draft(gathered, errors, notes, counts, fetched, days)
+
+
+def _result(ctx: RunContext, draft: _Draft) -> FetchResult:
+    """The account's result once its writes are done (or not made: a dry run)."""
+    account, days = draft.gathered.account, draft.days
+    errors = [redact(e) for e in draft.errors]
+    window = Window(since=day_label(days[0]), until=day_label(days[-1])) if days else None
+    return FetchResult(
+        success=not errors,
+        total_inserted=sum(draft.inserted.values()),
+        total_errors=len(errors),
+        metrics_inserted=dict(draft.inserted),
+        metrics_fetched=dict(draft.fetched),
+        streams_written=dict(draft.written),
+        errors=errors,
+        account_id=account.account_id,
+        user_id=str(account.user_id),
+        token_refreshed=draft.gathered.token_refreshed,
+        window=window or ctx.plan.requested,
+        duration_s=round(time.monotonic() - draft.gathered.started, 3),
+        dry_run=ctx.dry_run,
+        notes=[redact(n) for n in draft.notes],
+    )
+
+
+def _started(gathered: Gathered) -> bool:
+    """Whether anything went to Meta for the account (a stream, or its token's refresh)."""
+    return bool(gathered.outcomes or gathered.token_error or gathered.token_refreshed)
+
+
 async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     """Upsert what `gather_account` gathered, verified, and log the run; the account's result
     (`not_attempted` when the store had stopped answering before its first stream).
@@ -161,70 +225,94 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
     the store stopped answering (`ctx.health`), nothing more is tried: each stream left is an
     error "store: not written: …", never counted as inserted.
     """
-    account, outcomes = gathered.account, gathered.outcomes
+    account = gathered.account
     reason = ctx.health.reason
-    started = outcomes or gathered.token_error or gathered.token_refreshed
-    if reason is not None and not started and not ctx.dry_run:
+    if reason is not None and not _started(gathered) and not ctx.dry_run:
         # the store stopped answering before this account's first stream: nothing was sent
         # to Meta for it
         return not_attempted(ctx, account.account_id, str(account.user_id), reason)
-    errors = [gathered.token_error] if gathered.token_error else []
-    errors += [e for o in outcomes for e in o.errors]
-    notes = gathered.notes + [n for o in outcomes for n in o.notes]
-    counts = [_counts(outcome) for outcome in outcomes]
-    fetched: Counter[str] = Counter()
-    for count in counts:
-        fetched.update(count)
-    days = sorted({d for o in outcomes for d in o.days})
-    if not days and not errors and not fetched:
-        notes.append("the Graph API had no data for this window")
-
-    inserted: Counter[str] = Counter()
-    written: Counter[str] = Counter()
-    if not ctx.dry_run:
-        for outcome, count in zip(outcomes, counts, strict=True):
-            if ctx.health.reason is not None:
-                # another account's write found the store dead: waiting out this write's own
-                # timeout would only delay the end of the run
-                if outcome.rows or outcome.audience or outcome.media or outcome.media_insights:
-                    errors.append(f"store: not written: {ctx.health.reason}")
-                continue
-            try:
-                written[outcome.stream] += await _write(ctx.store, outcome)
-            except StoreError as error:
-                ctx.health.saw(error)
-                errors.append(f"store: {error}")
-                continue
-            inserted.update(count)
-        left = [s.name for s in ctx.streams[len(outcomes) :]]
-        if left and gathered.token_error is None and ctx.health.reason is not None:
-            # gather_account stopped before these streams: the store had stopped answering
-            errors.append(f"store: not gathered ({', '.join(left)}): {ctx.health.reason}")
-    else:
-        notes.append(f"dry run: {fetched.total()} rows fetched, nothing written")
-    errors = [redact(e) for e in errors]
-    if not ctx.dry_run:
-        log.info("%s", written_line(account.account_id, written, errors))
-    window = Window(since=day_label(days[0]), until=day_label(days[-1])) if days else None
-    result = FetchResult(
-        success=not errors,
-        total_inserted=sum(inserted.values()),
-        total_errors=len(errors),
-        metrics_inserted=dict(inserted),
-        metrics_fetched=dict(fetched),
-        streams_written=dict(written),
-        errors=errors,
-        account_id=account.account_id,
-        user_id=str(account.user_id),
-        token_refreshed=gathered.token_refreshed,
-        window=window or ctx.plan.requested,
-        duration_s=round(time.monotonic() - gathered.started, 3),
-        dry_run=ctx.dry_run,
-        notes=[redact(n) for n in notes],
-    )
-    if not ctx.dry_run:
-        await write_run_log(ctx, result, gathered.started_at)
+    draft = _draft(ctx, gathered)
+    if ctx.dry_run:
+        draft.notes.append(f"dry run: {draft.fetched.total()} rows fetched, nothing written")
+        return _result(ctx, draft)
+    for outcome, count in zip(gathered.outcomes, draft.counts, strict=True):
+        if ctx.health.reason is not None:
+            # another account's write found the store dead: waiting out this write's own
+            # timeout would only delay the end of the run
+            if outcome.rows or outcome.audience or outcome.media or outcome.media_insights:
+                draft.errors.append(f"store: not written: {ctx.health.reason}")
+            continue
+        try:
+            draft.written[outcome.stream] += await _write(ctx.store, outcome)
+        except StoreError as error:
+            ctx.health.saw(error)
+            draft.errors.append(f"store: {error}")
+            continue
+        draft.inserted.update(count)
+    left = [s.name for s in ctx.streams[len(gathered.outcomes) :]]
+    if left and gathered.token_error is None and ctx.health.reason is not None:
+        # gather_account stopped before these streams: the store had stopped answering
+        draft.errors.append(f"store: not gathered ({', '.join(left)}): {ctx.health.reason}")
+    result = _result(ctx, draft)
+    log.info("%s", written_line(account.account_id, draft.written, result.errors))
+    await write_run_log(ctx, result, gathered.started_at)
     return result
+
+
+async def record_group(ctx: RunContext, group: Sequence[Gathered]) -> list[FetchResult] | None:
+    """`record` for several accounts at once, in a few statements rather than a few per
+    account: one upsert per table for all their rows, then all their sync logs in one
+    `Store.write_sync_logs` (which on PostgreSQL, inside a session, also releases their
+    claims). Returns their results, in `group` order, as `record` makes them when every write
+    succeeds.
+
+    Returns None when the store refused any of it (the error is in `ctx.health`): no sync
+    log of the group was written, and some of its rows may be; the caller then records each
+    account with `record`, whose upserts write those rows again as they were (the same keys
+    and values), and whose errors say which account the store refuses. For a run that writes
+    (not a dry run) while the store answers; raises nothing but what `record` would.
+    """
+    drafts = [_draft(ctx, gathered) for gathered in group]
+    insights: list[InsightRow] = []
+    audience: list[AudienceRow] = []
+    media: list[MediaRow] = []
+    media_insights: list[MediaInsightRow] = []
+    for draft in drafts:
+        for outcome, count in zip(draft.gathered.outcomes, draft.counts, strict=True):
+            # what each upsert of `record` would confirm: its rows, one per key
+            draft.written[outcome.stream] += sum(
+                len(dedupe_by_key(rows))
+                for rows in (outcome.rows, outcome.audience, outcome.media, outcome.media_insights)
+                if rows
+            )
+            draft.inserted.update(count)
+            insights += outcome.rows
+            audience += outcome.audience
+            media += outcome.media
+            media_insights += outcome.media_insights
+    results = [_result(ctx, draft) for draft in drafts]
+    try:
+        if insights:
+            await ctx.store.upsert_insights(insights)
+        if audience:
+            await ctx.store.upsert_audience(audience)
+        if media:
+            await ctx.store.upsert_media(media)
+        if media_insights:
+            await ctx.store.upsert_media_insights(media_insights)
+        await ctx.store.write_sync_logs(
+            [
+                _sync_log(ctx, result, draft.gathered.started_at)
+                for draft, result in zip(drafts, results, strict=True)
+            ]
+        )
+    except StoreError as error:
+        ctx.health.saw(error)
+        log.debug("%d accounts written together: %s; now one by one", len(group), error)
+        return None
+    for draft, result in zip(drafts, results, strict=True):
+        log.info("%s", written_line(result.account_id, draft.written, result.errors))
+    return results
 
 
 def not_attempted(
@@ -358,12 +446,11 @@ def _uuid_or_none(text: str | None) -> UUID | None:
         return None
 
 
-async def write_run_log(ctx: RunContext, result: FetchResult, started_at: datetime) -> None:
-    """One `instagram_sync_logs` row for `result` in the run `ctx` (its run_id and streams); a
-    store failure here is not raised: it is `result.sync_log_error`. Not tried once the store
-    stopped answering (`ctx.health`)."""
+def _sync_log(ctx: RunContext, result: FetchResult, started_at: datetime) -> SyncLog:
+    """The `instagram_sync_logs` row of `result` in the run `ctx` (its run_id and streams),
+    finished now."""
     status = "ok" if result.success else ("partial" if result.total_inserted else "failed")
-    entry = SyncLog(
+    return SyncLog(
         run_id=ctx.run_id,
         u_id=_uuid_or_none(result.user_id),
         account_id=result.account_id,
@@ -376,11 +463,17 @@ async def write_run_log(ctx: RunContext, result: FetchResult, started_at: dateti
         token_refreshed=result.token_refreshed,
         streams=[s.name for s in ctx.streams],
     )
+
+
+async def write_run_log(ctx: RunContext, result: FetchResult, started_at: datetime) -> None:
+    """One `instagram_sync_logs` row for `result` in the run `ctx` (its run_id and streams); a
+    store failure here is not raised: it is `result.sync_log_error`. Not tried once the store
+    stopped answering (`ctx.health`)."""
     if ctx.health.reason is not None:
         result.sync_log_error = redact(f"sync log not written: {ctx.health.reason}")
         return
     try:
-        await ctx.store.write_sync_log(entry)
+        await ctx.store.write_sync_logs([_sync_log(ctx, result, started_at)])
     except StoreError as error:
         ctx.health.saw(error)
         # the rows may be written; the record of the run is not: say so in the result and the

@@ -32,6 +32,7 @@ from igsync.sync import (
     gather_account,
     not_attempted,
     record,
+    record_group,
     unkept,
     write_run_log,
 )
@@ -127,8 +128,11 @@ async def sync_all(
     are queued (below), so a worker goes from the queue straight to an account's Graph calls.
     A worker gathers an account's streams, hands them to the writers and takes the next
     account at once, so one account's write (and its output) overlaps the next one's Graph
-    calls instead of delaying them. At most `concurrency` accounts gather, `concurrency` wait
-    to be written and `concurrency` are written at once, with a page of rows and a queue of
+    calls instead of delaying them. At most `concurrency` accounts gather and `concurrency`
+    wait to be written; each of `concurrency` writers takes the account it waited for and
+    those waiting then, up to the store's `write_group`, and writes them together
+    (`record_group`: a statement per table and one of sync logs, not a few per account), or
+    one by one when the store refuses the group. With a page of rows and a queue of
     `max(CLAIM_PAGE, concurrency)`: memory does not grow with the number of accounts.
     `on_result` hears each result as its account is written; the report's `results` are in
     that order, or empty with `keep_results=False` (the totals are kept either way). The env
@@ -276,14 +280,20 @@ async def sync_all(
         group: list[tuple[TokenRow, Gathered | FetchResult]],
     ) -> list[tuple[TokenRow, FetchResult]]:
         # The accounts' upserts, sync logs and claim releases in one store session (one
-        # pooled connection on PostgreSQL, one transaction on SQLite); their claims were
-        # taken with their page's.
+        # pooled connection on PostgreSQL, one transaction on SQLite), written together
+        # (record_together) or, failing that, one by one; their claims were taken with
+        # their page's.
         written: list[tuple[TokenRow, FetchResult]] = []
         try:
             async with store.session():
+                together = await record_together([done for _, done in group])
                 for token, done in group:
                     if isinstance(done, Gathered):
-                        done = await _isolated(ctx, token, record(ctx, done), done.started_at)
+                        recorded = together.get(id(done))
+                        if recorded is None:
+                            work = record(ctx, done)
+                            recorded = await _isolated(ctx, token, work, done.started_at)
+                        done = recorded
                     if claims is not None:
                         if ctx.health.reason is None:
                             await claims.release(token)
@@ -298,6 +308,23 @@ async def sync_all(
                     claims.release_lost(token)
             return [(token, unkept(done, error)) for token, done in written]
         return written
+
+    async def record_together(group: list[Gathered | FetchResult]) -> dict[int, FetchResult]:
+        """The results of the group's gathered accounts written together (`record_group`),
+        by `id` of their Gathered; {} when they are to be recorded one by one: fewer than
+        two, the store's `write_group` is 1, a dry run, a store that stopped answering, or
+        the group's writes failed (the error in `ctx.health`, or a bug, logged with -vv)."""
+        gathered = [done for done in group if isinstance(done, Gathered)]
+        if len(gathered) < 2 or store.write_group < 2 or ctx.dry_run or ctx.health.reason:
+            return {}
+        try:
+            results = await record_group(ctx, gathered)
+        except Exception:
+            log.debug("accounts written together: unexpected error", exc_info=True)
+            return {}
+        if results is None:
+            return {}
+        return {id(done): result for done, result in zip(gathered, results, strict=True)}
 
     try:
         async with _renewing(claims), asyncio.TaskGroup() as writers:
@@ -326,9 +353,10 @@ async def sync_all(
 def store_connections(concurrency: int) -> int:
     """The PostgreSQL pool size for a run of `concurrency` accounts at once: each account in
     flight needs a connection once, briefly (one session for its writes and its claim's
-    release), plus the reader (user_tokens pages and the claims of each page) and the
-    claims' renewal, so concurrency + 2, at most MAX_STORE_CONNECTIONS; an account waiting
-    for one waits microseconds to milliseconds, never a Graph round trip."""
+    release, shared by the accounts written together), plus the reader (user_tokens pages
+    and the claims of each page) and the claims' renewal, so concurrency + 2, at most
+    MAX_STORE_CONNECTIONS; an account waiting for one waits microseconds to milliseconds,
+    never a Graph round trip."""
     return max(1, min(MAX_STORE_CONNECTIONS, concurrency + 2))
 
 

@@ -44,9 +44,11 @@ __all__ = [
 class Store(Protocol):
     """What sync needs from a database. All methods are async; all stores share one test suite."""
 
-    #: how many accounts' writes `sync_all` puts in one `session()`: SQLite's is one
-    #: transaction, so a group shares one commit; the others' calls wait on the network, so
-    #: accounts are written side by side, one each (1)
+    #: how many accounts' writes `sync_all` puts together: one `session()` (SQLite: one
+    #: transaction, one commit; PostgreSQL: one connection) and one upsert per table and one
+    #: `write_sync_logs` for all of them, a statement each rather than one per account (each
+    #: statement costs the client more CPU than its rows). Supabase's requests wait on the
+    #: network, so its accounts are written side by side, one each (1)
     write_group: int
 
     async def __aenter__(self) -> Self: ...
@@ -152,8 +154,12 @@ class Store(Protocol):
         """Remove a user's instagram tokens (one account, or all); returns how many."""
         ...
 
-    async def write_sync_log(self, entry: SyncLog) -> None:
-        """Append one row to `instagram_sync_logs`."""
+    async def write_sync_logs(self, entries: Sequence[SyncLog]) -> None:
+        """Append one `instagram_sync_logs` row per entry, in one statement (Supabase: one
+        request): all of them or none, verified. Raises StoreError, nothing written, when the
+        store refuses a row or confirms another count (StoreUnavailableError when it stopped
+        answering). PostgreSQL inside a session also releases claims with them (see
+        `PostgresStore.write_sync_logs`)."""
 
     async def save_tokens(self, tokens: Sequence[UserToken]) -> int:
         """`save_token` for many rows in one transaction: all or none (Supabase: one upsert of
@@ -242,7 +248,7 @@ class Store(Protocol):
         """Mark the account's claim released at `now` if `run_id` holds it; False when it did
         not (it expired and another run took it over, or it was never taken). PostgreSQL
         inside a session may have released it already with the account's sync log, at the
-        log's `finished_at` (`PostgresStore.write_sync_log`): the same answer, no statement."""
+        log's `finished_at` (`PostgresStore.write_sync_logs`): the same answer, no statement."""
         ...
 
     def session(self) -> AbstractAsyncContextManager[None]:

@@ -159,29 +159,42 @@ where platform = 'instagram' and u_id = %(u_id)s
   and (%(account_id)s::text is null or account_id = %(account_id)s)
 """
 
-WRITE_SYNC_LOG = """
+# Sync logs, one per element of the arrays, verified as `upsert_counted` verifies its rows: when
+# the database confirms fewer than `sent`, the statement fails, and so writes nothing, with
+# UPSERT_SHORT_COUNT's message.
+_LOGGED = """
+with logged as (
 insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_at, status,
     total_inserted, total_errors, errors, token_refreshed, streams)
-values (%(run_id)s, %(u_id)s, %(account_id)s, %(started_at)s, %(finished_at)s, %(status)s,
-    %(total_inserted)s, %(total_errors)s, %(errors)s, %(token_refreshed)s, %(streams)s)
-"""
+select * from unnest(%(run_id)s::uuid[], %(u_id)s::uuid[], %(account_id)s::text[],
+    %(started_at)s::timestamptz[], %(finished_at)s::timestamptz[], %(status)s::text[],
+    %(total_inserted)s::int8[], %(total_errors)s::int8[], %(errors)s::jsonb[],
+    %(token_refreshed)s::bool[], %(streams)s::jsonb[])
+returning 1
+)"""
+_VERIFIED = f"""where (select case when count(*) = %(sent)s then true
+    else ('{UPSERT_SHORT_COUNT} ' || count(*))::boolean end from logged)"""  # noqa: S608
 
-# A claim given back at the time in the parameter named `at` (RELEASE_CLAIM, below, and the
-# sync log's release here).
-_RELEASE = """
-update igsync_claims set claimed_until = %({at})s, released_at = %({at})s
-where u_id = %(u_id)s and account_id = %(account_id)s and claimed_by = %(run_id)s
-  and released_at is null
-"""
+WRITE_SYNC_LOGS = f"{_LOGGED}\nselect {_VERIFIED}\n"
 
-# WRITE_SYNC_LOG and RELEASE_CLAIM in one statement, so one round trip: the account's claim is
-# given back with its sync log, as claims.py says runs do, and both happen or neither. It
-# returns how many claims it released (0 or 1: the key is the primary key). It takes the claim's
-# time from the log's `finished_at`, the run's clock, as a claim's times always are.
-WRITE_SYNC_LOG_RELEASING = f"""
-with released as ({_RELEASE.format(at="finished_at")} returning 1
-), logged as ({WRITE_SYNC_LOG})
-select count(*) from released
+# WRITE_SYNC_LOGS and, in the same statement, the claims of the `release_*` arrays given back
+# at their log's `finished_at` (claims.py: a claim is released when the account's sync log is
+# written): one round trip writes a group's logs and releases, and all of them happen or none.
+# It returns the key of each claim it released (a key matches at most one claim: it is the
+# primary key). Only for a run that took claims: a role without rights on igsync_claims (a
+# `fetch`'s) cannot run it, even with nothing to release.
+WRITE_SYNC_LOGS_RELEASING = f"""{_LOGGED}, released as (
+update igsync_claims c set claimed_until = r.finished_at, released_at = r.finished_at
+from unnest(%(release_u_id)s::uuid[], %(release_account_id)s::text[],
+    %(release_run_id)s::uuid[], %(release_finished_at)s::timestamptz[])
+    as r(u_id, account_id, run_id, finished_at)
+where c.u_id = r.u_id and c.account_id = r.account_id and c.claimed_by = r.run_id
+  and c.released_at is null
+returning c.u_id, c.account_id, c.claimed_by
+)
+select array(select u_id from released), array(select account_id from released),
+    array(select claimed_by from released)
+{_VERIFIED}
 """  # noqa: S608 - built from constant SQL
 
 COUNT_TOKENS = "select count(*) from user_tokens where platform = %(platform)s"
@@ -264,4 +277,8 @@ update igsync_claims set claimed_until = %(until)s
 where claimed_by = %(run_id)s and released_at is null
 """
 
-RELEASE_CLAIM = _RELEASE.format(at="now")
+RELEASE_CLAIM = """
+update igsync_claims set claimed_until = %(now)s, released_at = %(now)s
+where u_id = %(u_id)s and account_id = %(account_id)s and claimed_by = %(run_id)s
+  and released_at is null
+"""

@@ -667,25 +667,35 @@ class SQLiteStore(TableRows):
         )
         return cursor.rowcount
 
-    async def write_sync_log(self, entry: SyncLog) -> None:
-        self._run(
-            "insert into instagram_sync_logs (run_id, u_id, account_id, started_at, finished_at,"
-            " status, total_inserted, total_errors, errors, token_refreshed, streams)"
-            " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                str(entry.run_id),
-                None if entry.u_id is None else str(entry.u_id),
-                entry.account_id,
-                _ts(entry.started_at),
-                _ts(entry.finished_at),
-                entry.status,
-                entry.total_inserted,
-                entry.total_errors,
-                json.dumps([redact(e) for e in entry.errors]),
-                int(entry.token_refreshed),
-                json.dumps(entry.streams),
-            ),
-        )
+    async def write_sync_logs(self, entries: Sequence[SyncLog]) -> None:
+        if not entries:
+            return
+        conn = self._connect()
+        try:
+            with self._atomic(conn):
+                conn.executemany(
+                    "insert into instagram_sync_logs (run_id, u_id, account_id, started_at,"
+                    " finished_at, status, total_inserted, total_errors, errors,"
+                    " token_refreshed, streams) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            str(e.run_id),
+                            None if e.u_id is None else str(e.u_id),
+                            e.account_id,
+                            _ts(e.started_at),
+                            _ts(e.finished_at),
+                            e.status,
+                            e.total_inserted,
+                            e.total_errors,
+                            json.dumps([redact(m) for m in e.errors]),
+                            int(e.token_refreshed),
+                            json.dumps(e.streams),
+                        )
+                        for e in entries
+                    ],
+                )
+        except sqlite3.Error as exc:
+            raise _failure(self.path, "", exc) from None
 
     async def save_tokens(self, tokens: Sequence[UserToken]) -> int:
         batch = list({(t.u_id, t.platform, t.account_id): t for t in tokens}.values())

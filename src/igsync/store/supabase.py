@@ -450,18 +450,25 @@ class SupabaseStore(TableRows):
 
         return _confirmed(await self._run("delete tokens", delete, idempotent=False))
 
-    async def write_sync_log(self, entry: SyncLog) -> None:
-        row = {
-            **entry.model_dump(mode="json"),
-            **{k: _ts(getattr(entry, k)) for k in ("started_at", "finished_at")},
-            "errors": [redact(e) for e in entry.errors],
-        }
+    async def write_sync_logs(self, entries: Sequence[SyncLog]) -> None:
+        if not entries:
+            return
+        rows = [
+            {
+                **entry.model_dump(mode="json"),
+                **{k: _ts(getattr(entry, k)) for k in ("started_at", "finished_at")},
+                "errors": [redact(e) for e in entry.errors],
+            }
+            for entry in entries
+        ]
 
         def insert(c: AsyncClient) -> Any:
-            return c.table("instagram_sync_logs").insert([row]).select("id").execute()
+            # one request, so one statement: PostgREST writes all of the rows or none
+            return c.table("instagram_sync_logs").insert(rows).select("id").execute()
 
-        if _confirmed(await self._run("write the sync log", insert, idempotent=False)) != 1:
-            raise StoreError("Supabase did not confirm the sync log row")
+        confirmed = _confirmed(await self._run("write the sync log", insert, idempotent=False))
+        if confirmed != len(rows):
+            raise StoreError(f"Supabase confirmed {confirmed} of {len(rows)} sync log rows")
 
     async def save_tokens(self, tokens: Sequence[UserToken]) -> int:
         batch = list({(t.u_id, t.platform, t.account_id): t for t in tokens}.values())
