@@ -20,11 +20,7 @@ from igsync.graph import GraphClient, infer_token_kind
 from igsync.local_day import LocalClock, day_label
 from igsync.models import (
     Account,
-    AudienceRow,
     FetchResult,
-    InsightRow,
-    MediaInsightRow,
-    MediaRow,
     SyncLog,
     SyncReport,
     Window,
@@ -174,7 +170,7 @@ class _Draft:
     written: Counter[str] = field(default_factory=Counter)
 
 
-def _draft(ctx: RunContext, gathered: Gathered) -> _Draft:
+def _draft(gathered: Gathered) -> _Draft:
     errors = [gathered.token_error] if gathered.token_error else []
     errors += [e for o in gathered.outcomes for e in o.errors]
     notes = gathered.notes + [n for o in gathered.outcomes for n in o.notes]
@@ -231,7 +227,7 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
         # the store stopped answering before this account's first stream: nothing was sent
         # to Meta for it
         return not_attempted(ctx, account.account_id, str(account.user_id), reason)
-    draft = _draft(ctx, gathered)
+    draft = _draft(gathered)
     if ctx.dry_run:
         draft.notes.append(f"dry run: {draft.fetched.total()} rows fetched, nothing written")
         return _result(ctx, draft)
@@ -239,7 +235,7 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
         if ctx.health.reason is not None:
             # another account's write found the store dead: waiting out this write's own
             # timeout would only delay the end of the run
-            if outcome.rows or outcome.audience or outcome.media or outcome.media_insights:
+            if any(outcome.table_rows):
                 draft.errors.append(f"store: not written: {ctx.health.reason}")
             continue
         try:
@@ -272,34 +268,21 @@ async def record_group(ctx: RunContext, group: Sequence[Gathered]) -> list[Fetch
     and values), and whose errors say which account the store refuses. For a run that writes
     (not a dry run) while the store answers; raises nothing but what `record` would.
     """
-    drafts = [_draft(ctx, gathered) for gathered in group]
-    insights: list[InsightRow] = []
-    audience: list[AudienceRow] = []
-    media: list[MediaRow] = []
-    media_insights: list[MediaInsightRow] = []
+    drafts = [_draft(gathered) for gathered in group]
+    # every account's rows in one outcome: `_write` upserts them a table at a time
+    together = StreamOutcome("group")
     for draft in drafts:
         for outcome, count in zip(draft.gathered.outcomes, draft.counts, strict=True):
             # what each upsert of `record` would confirm: its rows, one per key
             draft.written[outcome.stream] += sum(
-                len(dedupe_by_key(rows))
-                for rows in (outcome.rows, outcome.audience, outcome.media, outcome.media_insights)
-                if rows
+                len(dedupe_by_key(rows)) for rows in outcome.table_rows if rows
             )
             draft.inserted.update(count)
-            insights += outcome.rows
-            audience += outcome.audience
-            media += outcome.media
-            media_insights += outcome.media_insights
+            for kept, rows in zip(together.table_rows, outcome.table_rows, strict=True):
+                kept.extend(rows)  # in place: the lists are `together`'s own
     results = [_result(ctx, draft) for draft in drafts]
     try:
-        if insights:
-            await ctx.store.upsert_insights(insights)
-        if audience:
-            await ctx.store.upsert_audience(audience)
-        if media:
-            await ctx.store.upsert_media(media)
-        if media_insights:
-            await ctx.store.upsert_media_insights(media_insights)
+        await _write(ctx.store, together)
         await ctx.store.write_sync_logs(
             [
                 _sync_log(ctx, result, draft.gathered.started_at)

@@ -80,6 +80,12 @@ class StreamOutcome:
     def errors(self) -> list[str]:
         return [m.message for m in self.metrics.values() if m.message is not None]
 
+    @property
+    def table_rows(self) -> tuple[list[Any], ...]:
+        """Its rows of each table, in the order they are written: InsightRow, AudienceRow,
+        MediaRow, MediaInsightRow (the lists themselves, not copies)."""
+        return (self.rows, self.audience, self.media, self.media_insights)
+
 
 class Stream(Protocol):
     """One kind of data: its requests, its rows, its table and key."""
