@@ -73,6 +73,11 @@ BAD_ROWS = [
         "the stored token is malformed (whitespace or control characters)",
     ),
     BadRow(
+        "token_space",
+        {"access_token": "EAAGsecretsecret secret"},
+        "the stored token is malformed (whitespace or control characters)",
+    ),
+    BadRow(
         "token_non_ascii",
         {"access_token": "EAAGsecretsécretsecret"},
         "the stored token is malformed (non-ASCII characters)",

@@ -52,7 +52,8 @@ def token_malformation(token: str) -> str | None:
         return "empty"
     if not token.isascii():
         return "non-ASCII characters"
-    if not token.isprintable() or any(c.isspace() for c in token):
+    # printable ASCII holds one whitespace character: the space (tabs and newlines are not)
+    if not token.isprintable() or " " in token:
         return "whitespace or control characters"
     return None
 
