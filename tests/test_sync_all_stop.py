@@ -2,8 +2,8 @@
 
 The first signal ends the run cleanly: the accounts in flight finish and are written, no more
 start or are read, each one read but not started is reported not attempted, every claim is
-released, and the report says why. A cancelled run (a second signal) ends at once, never
-hangs.
+released, and the report says why. A cancelled run (a second signal, not the first one
+delivered twice) ends at once, never hangs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from igsync.cli._sync import SAME_STOP_S, _Stop, _stopping
+from igsync.graph import GraphClient
 from igsync.models import FetchResult, SyncReport
 from igsync.simulator import SimAccount, Simulator, serve_in_thread
 from igsync.store.sqlite import SQLiteStore
@@ -113,6 +116,51 @@ async def test_a_cancelled_run_ends_at_once_with_a_full_queue(
     assert claims_held(db) == 0
 
 
+@pytest.mark.anyio
+async def test_a_signal_delivered_twice_in_one_turn_of_the_loop_is_one_stop(
+    sim: Simulator,
+) -> None:
+    """`uv run` passes on at once a SIGTERM igsync had already: both reach the loop together."""
+    said: list[str] = []
+    stop = _Stop()
+    async with (
+        GraphClient(base_url="http://sim", version="v27.0", transport=sim.transport()) as graph,
+        _stopping(stop, said.append, graph),
+    ):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # no await between: one turn of the loop
+        await asyncio.sleep(0.1)
+    assert (stop.signal, stop.cancelled_by) == (signal.SIGTERM, None)
+    (message,) = said
+    assert message.startswith("SIGTERM: finishing the accounts in flight")
+
+
+@pytest.mark.anyio
+async def test_a_second_signal_cancels_the_run_only_same_stop_s_after_the_first(
+    sim: Simulator,
+) -> None:
+    stop = _Stop()
+    async with GraphClient(
+        base_url="http://sim", version="v27.0", transport=sim.transport()
+    ) as graph:
+
+        async def run() -> None:
+            async with _stopping(stop, lambda _: None, graph):
+                await asyncio.sleep(30)
+
+        task = asyncio.create_task(run())
+        await asyncio.sleep(0.05)
+        for _ in range(2):  # the first, then the same again (a forwarder's copy)
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(0.05)
+        assert (task.done(), stop.signal, stop.cancelled_by) == (False, signal.SIGTERM, None)
+        await asyncio.sleep(SAME_STOP_S)
+        os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert stop.cancelled_by == signal.SIGINT
+
+
 @pytest.fixture
 def started(sim: Simulator, tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """The simulator's accounts in a SQLite file, and the environment of an igsync run on
@@ -173,7 +221,7 @@ def test_sigterm_ends_the_run_with_its_report_and_exit_1(
 
 @pytest.mark.e2e
 def test_a_second_sigterm_stops_at_once_and_leaves_no_claim(
-    started: tuple[Path, dict[str, str]],
+    sim: Simulator, started: tuple[Path, dict[str, str]]
 ) -> None:
     db, env = started
     with subprocess.Popen(
@@ -189,8 +237,12 @@ def test_a_second_sigterm_stops_at_once_and_leaves_no_claim(
         # stdout drained meanwhile: a full pipe would block the run's writes, and its loop
         drained = threading.Thread(target=proc.stdout.read, daemon=True)
         drained.start()
+        # the accounts in flight at the first signal still are SAME_STOP_S later
+        sim.latency = 4 * SAME_STOP_S
+        time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         assert proc.stderr.readline().startswith("igsync: SIGTERM: finishing the accounts")
+        time.sleep(SAME_STOP_S + 0.3)
         proc.send_signal(signal.SIGTERM)
         err = proc.stderr.read()
         proc.wait(timeout=120)

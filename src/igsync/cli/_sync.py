@@ -294,6 +294,14 @@ class _Stop:
         return f"interrupted ({self.signal.name}): no more accounts were started"
 
 
+#: a signal this soon after the first is the same stop delivered twice, not a second one:
+#: `uv run` passes SIGTERM on to its child always, and SIGINT when its stdin is not a
+#: terminal (after 200 ms; uv's commands/run.rs, astral-sh/uv#13925), though the child had
+#: it already whenever the whole process group was signalled (`timeout`, systemd,
+#: `kill -- -PGID`, Ctrl-C in a pipeline)
+SAME_STOP_S = 1.0
+
+
 @contextlib.asynccontextmanager
 async def _stopping(
     stop: _Stop, on_stop: Callable[[str], None], graph: GraphClient
@@ -301,16 +309,22 @@ async def _stopping(
     """SIGINT and SIGTERM (Ctrl-C, `kill`, a scheduler's stop) end the run cleanly: the
     accounts in flight finish and are written, within a round trip (their calls wait no
     more to retry: `GraphClient.stop_waiting`), the rest are reported not attempted and
-    their claims released; `stop` says which came. A second signal cancels the run at once
-    (sync_all ends its claims in one call; the CLI says so, exit 1), and a third finds
-    Python's own handlers: Ctrl-C raises KeyboardInterrupt, SIGTERM kills."""
+    their claims released; `stop` says which came. A second signal, `SAME_STOP_S` or more
+    after the first, cancels the run at once (sync_all ends its claims in one call; the CLI
+    says so, exit 1), and a third finds Python's own handlers: Ctrl-C raises
+    KeyboardInterrupt, SIGTERM kills."""
     import asyncio
 
     loop = asyncio.get_running_loop()
     run = asyncio.current_task()
     signals = (signal.SIGINT, signal.SIGTERM)
+    first = 0.0  # when the first signal came (the loop's clock, seconds)
 
     def heard(number: signal.Signals) -> None:
+        nonlocal first
+        if stop.signal is not None:
+            return  # the same signal twice in one turn of the loop, before `again` took over
+        first = loop.time()
         stop.signal = number
         graph.stop_waiting()
         for each in signals:
@@ -321,6 +335,8 @@ async def _stopping(
         )
 
     def again(number: signal.Signals) -> None:
+        if loop.time() - first < SAME_STOP_S:
+            return
         stop.cancelled_by = number
         for each in signals:
             loop.remove_signal_handler(each)
