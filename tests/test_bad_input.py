@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cli_runner import run_cli
+from igsync.token_shape import token_shaped
 
 USER = "00000000-0000-4000-8000-00000000a11c"
 TOKEN = "EAAGbadinputtesttoken0123456789abcdefABCDEF"
@@ -177,6 +178,17 @@ ROWS = [
         ("refresh-token", "--all", "--expiring-within", "0d"),
         "--expiring-within",
     ),
+    # --- a token pasted as an option's value: refused, and never quoted back ---
+    Bad(
+        "token_as_account_id",
+        ("accounts", "add", "--user", USER, "--account-id", TOKEN, "--token-stdin"),
+        "--account-id",
+        stdin=TOKEN,
+    ),
+    Bad("token_as_account_id_equals", (*FETCH, f"--account-id={TOKEN}"), "--account-id"),
+    Bad("token_as_kind", (*ADD, "--kind", TOKEN, "--token-stdin"), "--kind", stdin=TOKEN),
+    Bad("token_as_expires_at", (*ADD, "--expires-at", TOKEN, "--token-stdin"), "--expires-at"),
+    Bad("token_as_db", ("--db", TOKEN, *LIST), "--db"),
     # --- accounts add (the token always on stdin) ---
     Bad("add_no_token_stdin", ADD, "--token-stdin", stdin=TOKEN),
     Bad(
@@ -263,6 +275,22 @@ ROWS = [
         "as in `igsync --log-format <text|json> accounts list …`",
     ),
 ]
+
+
+@pytest.mark.parametrize(
+    ("argument", "shaped"),
+    [
+        (TOKEN, True),
+        ("IGAA" + "x1_-" * 10, True),
+        (TOKEN[:31], False),  # shorter than any token igsync accepts
+        ("IGexports-2026-11-30/accounts.csv" + "x" * 10, False),  # a path
+        (f"sqlite:///{TOKEN}.db", False),
+        ("17841400000000001", False),
+        (USER, False),
+    ],
+)
+def test_only_a_token_shaped_argument_is_masked(argument: str, shaped: bool) -> None:
+    assert token_shaped(argument) is shaped
 
 
 def test_the_table_is_at_least_forty_rows_with_unique_names() -> None:

@@ -62,3 +62,14 @@ def token_shape_problem(token: str) -> str | None:
             f"{MIN_TOKEN_LENGTH} characters as a typo or a truncated paste (copy the whole token)"
         )
     return None
+
+
+#: a whole argument shaped as a Meta token: a login's prefix, then letters, digits, `-`, `_`
+#: only (no `/`, `.`, `:` or `@`: never a path, URL, date or id), MIN_TOKEN_LENGTH long or more
+_TOKEN_ARGUMENT = re.compile(rf"(?:EAA|IG)[A-Za-z0-9_-]{{{MIN_TOKEN_LENGTH - 3},}}")
+
+
+def token_shaped(text: str) -> bool:
+    """Whether `text` could be a token pasted where something else was asked (a command-line
+    argument): the CLI masks such arguments in everything it says."""
+    return _TOKEN_ARGUMENT.fullmatch(text) is not None

@@ -480,7 +480,15 @@ def main() -> None:
 
     from igsync.cli import _stdout
     from igsync.errors import IgsyncError
+    from igsync.redact import register_secret
+    from igsync.token_shape import token_shaped
 
+    # A token pasted as an option's value (`--account-id EAA…`) is refused as a bad value, and
+    # the message that says so would quote it: masked like any secret, wherever it shows.
+    for argument in sys.argv[1:]:
+        value = argument.partition("=")[2] if argument.startswith("--") else argument
+        if token_shaped(value):
+            register_secret(value)
     _stdout.install()
     try:
         code = app(standalone_mode=False)
