@@ -247,7 +247,12 @@ ROWS = [
         files={"igsync.db": b""},
     ),
     Bad("remove_no_database", ("accounts", "remove", "--user", USER), "no SQLite database at"),
-    Bad("rekey_without_keys", ("accounts", "rekey"), "IGSYNC_TOKEN_KEYS"),
+    Bad(
+        "rekey_without_keys",
+        ("accounts", "rekey"),
+        "IGSYNC_TOKEN_KEYS",
+        files={"igsync.db": b""},  # SQLite takes an empty file for an empty database
+    ),
     # --- report ---
     Bad("export_since_month_13", ("export", "--since", "2026-13-01"), "not a day of the calendar"),
     Bad("export_until_words", ("export", "--until", "yesterday"), "--until: expected a date"),

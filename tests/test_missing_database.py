@@ -1,9 +1,11 @@
 """A mistyped SQLite path (review finding 1): the commands that only read never create it.
 
-`accounts list`, `report`, `export`, `db check` (and `accounts remove`) on a SQLite path with
-no file are exit 2 with one line naming the path and the fix, and leave no file and no
-directory behind; the commands that write (`db init`, `fetch`, `accounts add`…) still create
-the database on first use.
+`accounts list`, `report`, `export`, `db check`, the commands with nothing to change in a file
+that is not there (`accounts remove`, `refresh-token`, `accounts rekey`) and dry runs on a
+SQLite path with no file are exit 2 with one line naming the path and the fix, and leave no
+file and no directory behind (a cron `refresh-token --all` on a mistyped path was an empty
+success every night); the commands that write (`db init`, `fetch`, `accounts add`…) still
+create the database on first use.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 
 from cli_runner import run_cli
 
-READ_ONLY = [
+CREATE_NOTHING = [
     pytest.param(["accounts", "list"], id="accounts-list"),
     pytest.param(["accounts", "list", "--json"], id="accounts-list-json"),
     pytest.param(["report"], id="report"),
@@ -28,6 +30,14 @@ READ_ONLY = [
         ["accounts", "remove", "--user", "7d6f3b8e-1c2a-4f5e-9a0b-123456789abc"],
         id="accounts-remove",
     ),
+    pytest.param(["refresh-token", "--all"], id="refresh-token"),
+    pytest.param(["refresh-token", "--all", "--dry-run", "--json"], id="refresh-token-dry-run"),
+    pytest.param(["accounts", "rekey", "--dry-run"], id="accounts-rekey-dry-run"),
+    pytest.param(
+        ["fetch", "--user", "7d6f3b8e-1c2a-4f5e-9a0b-123456789abc", "--dry-run"],
+        id="fetch-dry-run",
+    ),
+    pytest.param(["sync-all", "--dry-run", "--json"], id="sync-all-dry-run"),
 ]
 
 
@@ -44,9 +54,9 @@ def _tree(root: Path) -> list[Path]:
     return sorted(root.rglob("*"))
 
 
-@pytest.mark.parametrize("command", READ_ONLY)
+@pytest.mark.parametrize("command", CREATE_NOTHING)
 @pytest.mark.parametrize("where", ["typo.db", "nonexist/dir/x.db"])
-def test_a_read_only_command_on_a_missing_file_creates_nothing_and_exits_2(
+def test_a_command_with_nothing_to_write_on_a_missing_file_creates_nothing_and_exits_2(
     in_tmp: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

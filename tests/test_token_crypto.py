@@ -360,6 +360,7 @@ def test_a_bad_key_setting_exits_2_with_one_line(
 def test_rekey_without_keys_exits_2_with_one_line(
     cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    seed(cli_env)  # a database to rekey (a missing one is its own exit 2)
     code, out, err = run_cli(monkeypatch, capsys, "accounts", "rekey")
 
     assert (code, out) == (2, "")

@@ -157,7 +157,7 @@ def fetch(
     settings = load()
     chosen = selection(settings, streams, metrics)
     plan = window_plan(days, since, until)
-    db = open_db(ctx, settings)
+    db = open_db(ctx, settings, create=not dry_run)  # a dry run writes nothing, not even a file
     with out.status("fetching insights…"):
         result = run(_fetch(settings, db, user, account_id, chosen, plan, dry_run, not no_batch))
     if out.json_mode:

@@ -234,7 +234,7 @@ def refresh_token(
         raise InputError("pass either --user UUID (one user's tokens) or --all (every token)")
     within = parse_duration(expiring_within)
     settings = load()
-    db = open_db(ctx, settings)
+    db = open_db(ctx, settings, create=False)  # no token to refresh in a file not there
     with out.status("refreshing tokens…"):
         report = run(_refresh(settings, db, user, within, dry_run))
     if out.json_mode:
@@ -284,7 +284,7 @@ def accounts_rekey(
 
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
-    db = open_db(ctx, settings)
+    db = open_db(ctx, settings, create=False)  # no token to encrypt in a file not there
 
     async def rekey() -> RekeyReport:
         async with db as store:
