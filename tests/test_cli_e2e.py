@@ -178,6 +178,8 @@ def test_human_output_is_a_table_and_names_the_window(env: Env) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "follower_count" in proc.stdout
     assert "12 rows written and verified" in proc.stdout
+    # the env fallback says so: its rows go under a user with no account of their own
+    assert f"note: account {LA} and its token from IG_ACCOUNT_ID/IG_LONG_TOKEN" in proc.stdout
     assert not proc.stdout.lstrip().startswith("{")
     assert proc.stderr == ""  # not a TTY: no progress, no logs
 
@@ -194,6 +196,7 @@ def test_a_user_tokens_row_wins_over_the_env_fallback(env: Env) -> None:
     code, result = fetch_json(env, env={"IG_ACCOUNT_ID": "", "IG_LONG_TOKEN": ""})
     assert code == 0, result
     assert result["account_id"] == KOLKATA
+    assert not [n for n in result["notes"] if "IG_ACCOUNT_ID" in n]
 
 
 def test_the_token_never_leaks_into_output_logs_or_tables(env: Env) -> None:

@@ -405,6 +405,8 @@ async def fetch_account(
     """Fetch `streams` and `metrics` (see `RunContext.create`) for one account over `plan` and
     upsert them; never raises for a metric. With app credentials the token is refreshed as
     DESIGN §4 says. Raises InputError for a bad stream or metric name, before any request.
+    The env fallback account (`account.row` None) is named in the result's notes: its rows
+    are stored under a user who has no row of their own.
     """
     ctx = RunContext.create(
         graph,
@@ -417,7 +419,14 @@ async def fetch_account(
         now=now,
         run_id=run_id,
     )
-    return await sync_account(ctx, account)
+    result = await sync_account(ctx, account)
+    if account.row is None:
+        note = (
+            f"account {account.account_id} and its token from IG_ACCOUNT_ID/IG_LONG_TOKEN:"
+            f" user {account.user_id} has no user_tokens row"
+        )
+        result = result.model_copy(update={"notes": [note, *result.notes]})
+    return result
 
 
 def _uuid_or_none(text: str | None) -> UUID | None:
