@@ -980,9 +980,34 @@ def test_module_help_teaches_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert "IGSYNC_GRAPH_URL" in text
 
 
-@pytest.mark.parametrize("taken", [True, False], ids=["port_in_use", "negative_latency"])
-def test_a_port_in_use_or_a_bad_latency_is_one_line_and_exit_2(
-    taken: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--port", "TAKEN"],
+            "cannot serve on 127.0.0.1:TAKEN: Address already in use"
+            " (another simulator still running? --port 0 picks a free port)",
+        ),
+        (["--latency", "-1"], "argument --latency: '-1': expected 0 or more seconds"),
+        (["--port", "99999"], "argument --port: '99999': expected a port from 0 to 65535"),
+        (["--port", "-1"], "argument --port: '-1': expected a port from 0 to 65535"),
+        (["--accounts", "0"], "argument --accounts: '0': expected 1 or more"),
+        (["--accounts", "two"], "argument --accounts: 'two': expected a whole number"),
+    ],
+    ids=[
+        "port_in_use",
+        "negative_latency",
+        "port_too_big",
+        "port_negative",
+        "no_account",
+        "accounts_words",
+    ],
+)
+def test_a_bad_argument_or_a_port_in_use_is_one_error_line_and_exit_2(
+    args: list[str],
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import socket
 
@@ -992,19 +1017,12 @@ def test_a_port_in_use_or_a_bad_latency_is_one_line_and_exit_2(
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        port = holder.getsockname()[1]
-        args = ["--port", str(port)] if taken else ["--latency", "-1"]
+        port = str(holder.getsockname()[1])
         with pytest.raises(SystemExit) as exited:
-            main(args, prog="igsync simulator")
+            main([a.replace("TAKEN", port) for a in args], prog="igsync simulator")
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    said = (
-        f"igsync simulator: error: cannot serve on 127.0.0.1:{port}: Address already in use"
-        " (another simulator still running? --port 0 picks a free port)\n"
-        if taken
-        else "igsync simulator: error: argument --latency: '-1': expected 0 or more seconds\n"
-    )
-    assert err.endswith(said)
+    assert err.endswith(f"igsync simulator: error: {said.replace('TAKEN', port)}\n")
     assert "Traceback" not in err
 
 

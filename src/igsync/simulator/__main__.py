@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import shlex
 import signal
 import sys
@@ -63,12 +64,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=0,
         help="port to bind; 0 picks a free one (default: %(default)s)",
     )
     parser.add_argument(
-        "--accounts", type=int, default=3, help="how many demo accounts (default: %(default)s)"
+        "--accounts",
+        type=_count,
+        default=3,
+        help="how many demo accounts, 1 or more (default: %(default)s)",
     )
     parser.add_argument(
         "--latency",
@@ -86,6 +90,27 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "sim-instagram-app-secret) on the Instagram host",
     )
     return parser
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port from 0 to 65535")
+    return value
+
+
+def _count(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 or more")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
 
 
 def _seconds(text: str) -> float:
@@ -115,10 +140,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m igsync.simula
         try:
             served = stack.enter_context(serve_in_thread(sim, args.host, args.port))
         except OSError as exc:
+            busy = exc.errno == errno.EADDRINUSE
+            hint = " (another simulator still running? --port 0 picks a free port)" if busy else ""
             parser.exit(
                 2,
-                f"{prog}: error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
-                " (another simulator still running? --port 0 picks a free port)\n",
+                f"{prog}: error: cannot serve on {args.host}:{args.port}:"
+                f" {exc.strerror or exc}{hint}\n",
             )
         print(served.graph_url, served.instagram_url, sep="\n", flush=True)
         for account in accounts:
