@@ -287,6 +287,30 @@ async def test_follower_count_takes_all_of_its_30_days(run: Run, sim: Simulator)
     assert result.metrics_inserted["follower_count"] == 30
 
 
+@pytest.mark.parametrize(("tz", "kept"), [("America/Los_Angeles", 30), ("Asia/Tokyo", 29)])
+async def test_the_last_30_days_lose_a_day_of_follower_count_only_where_meta_s_limit_cuts_it(
+    run: Run, sim: Simulator, tz: str, kept: int
+) -> None:
+    """Meta's limit counts back 30 days from its clock (NOW: 15:00 UTC). Day 2026-10-26 ends at
+    07:00 UTC the next day in Los Angeles, inside the limit; at 15:00 UTC that day in Tokyo,
+    not inside it with igsync's 10 minutes of margin: only there is a day left out, and only
+    there is it said."""
+    account = "17841400000000077"
+    sim.accounts[account] = SimAccount(account, tz=tz)
+    result = await run(
+        account, plan=plan_window(NOW, since=date(2026, 10, 26), until=date(2026, 11, 24))
+    )
+    assert result.success, result.errors
+    assert result.metrics_inserted["reach"] == 30
+    assert result.metrics_inserted["follower_count"] == kept
+    clamped = [n for n in result.notes if n.startswith("follower_count: window clamped")]
+    assert clamped == (
+        []
+        if kept == 30
+        else ["follower_count: window clamped to its last 30 days (1 day(s) left out)"]
+    )
+
+
 async def test_dry_run_fetches_but_writes_nothing(run: Run) -> None:
     result = await run(dry_run=True)
     assert result.success

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -126,10 +126,20 @@ def served_range(
     plan: WindowPlan, spec: MetricSpec, now: datetime, notes: list[str]
 ) -> tuple[datetime, datetime] | None:
     """`plan.metric_range(spec, now)`, saying in `notes` when Meta's lookback for the metric
-    clamps the window or leaves nothing of it (GRAPH_API.md §1)."""
+    leaves nothing of the window (GRAPH_API.md §1). Whether a clamp left out any day depends
+    on when the account's days end: `clamp_note` tells from its day ends."""
     served = plan.metric_range(spec, now)
     if served is None:
         notes.append(f"{spec.name}: the API serves only its last {spec.lookback_days} days")
-    elif served[0] > plan.since:
-        notes.append(f"{spec.name}: window clamped to its last {spec.lookback_days} days")
     return served
+
+
+def clamp_note(spec: MetricSpec, served_since: datetime, keys: Iterable[datetime]) -> str | None:
+    """The note for the days (their end_times `keys`, UTC) of the window that Meta's lookback,
+    clamping `spec`'s requests to start at `served_since`, left out; None when it left none
+    out (a window of exactly the last 30 days loses none)."""
+    lost = sum(1 for key in keys if key <= served_since)
+    if not lost:
+        return None
+    days = spec.lookback_days
+    return f"{spec.name}: window clamped to its last {days} days ({lost} day(s) left out)"

@@ -22,7 +22,13 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues, per_account_calls
 from igsync.local_day import LocalClock
 from igsync.models import Account, InsightRow, MetricType
-from igsync.streams._base import MetricOutcome, StreamOutcome, gather_calls, served_range
+from igsync.streams._base import (
+    MetricOutcome,
+    StreamOutcome,
+    clamp_note,
+    gather_calls,
+    served_range,
+)
 from igsync.window import WindowPlan, chunks, day_request_range
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,8 @@ class _Collected:
     keys: set[datetime] = field(default_factory=set)
     failed: dict[str, MetricOutcome] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # metric -> where Meta's lookback made its requests start, when after the window's start
+    clamped: dict[str, tuple[MetricSpec, datetime]] = field(default_factory=dict)
 
     def fail(self, metric: str, error: GraphError) -> None:
         self.failed.setdefault(metric, MetricOutcome.failed(metric, error))
@@ -107,6 +115,8 @@ async def _fetch_time_series(
         rng = served_range(plan, spec, now, out.notes)
         if rng is not None:
             groups.setdefault(rng, []).append(spec.name)
+            if rng[0] > plan.since:
+                out.clamped[spec.name] = (spec, rng[0])
     requests = [
         (names, since, until)
         for (start, end), names in groups.items()
@@ -243,6 +253,9 @@ class AccountStream:
                         reason=f"could not learn the day keys: {cause.reason}",
                     )
         rows = _rows(account, specs, keys, out)
+        for name, (spec, served_since) in out.clamped.items():
+            if name not in out.failed and (note := clamp_note(spec, served_since, keys)):
+                out.notes.append(note)
         counts = Counter(r.metric for r in rows)
         metrics = {**refused, **out.failed}
         for spec in specs:

@@ -21,7 +21,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from igsync.catalogue import MetricSpec
@@ -29,7 +29,13 @@ from igsync.errors import ErrorKind, GraphError
 from igsync.graph import GraphClient, MetricValues
 from igsync.local_day import LocalClock, day_label
 from igsync.models import Account, AudienceRow, InsightRow
-from igsync.streams._base import MetricOutcome, StreamOutcome, gather_calls, served_range
+from igsync.streams._base import (
+    MetricOutcome,
+    StreamOutcome,
+    clamp_note,
+    gather_calls,
+    served_range,
+)
 from igsync.window import WindowPlan, chunks
 
 log = logging.getLogger(__name__)
@@ -174,6 +180,12 @@ async def _online_followers(
     if served is None:
         out.metrics[spec.name] = MetricOutcome(spec.name)
         return
+    # The days this account's end_times would show are not known here: a day is surely left
+    # out when even its latest possible end (the plan's next day boundary) is.
+    span = (plan.until - plan.since).days
+    latest_ends = [plan.since + timedelta(days=k) for k in range(1, span + 1)]
+    if note := clamp_note(spec, served[0], latest_ends):
+        out.notes.append(note)
     rows: dict[datetime, InsightRow] = {}
     for start, end in chunks(*served):
         try:
