@@ -123,6 +123,7 @@ ROWS = [
     # --- global options ---
     Bad("db_mysql", ("--db", "mysql://h/db", *LIST), "--db"),
     Bad("db_bare_sqlite_schema", ("--db", "sqlite", "db", "schema"), "--db"),
+    Bad("db_sqlite_two_slashes", ("--db", "sqlite://rel.db", *LIST), "three slashes"),
     Bad("unknown_command", ("bogus",), "bogus"),
     Bad("unknown_option", ("metrics", "--colour"), "--colour"),
     # --- fetch ---
@@ -263,6 +264,7 @@ ROWS = [
     ),
     Bad("quiet_and_verbose", ("-q", "metrics", "-v"), "-q/--quiet and -v/--verbose"),
     Bad("report_html_no_dir", ("report", "--html", "no-dir/x.html"), "--html no-dir/x.html"),
+    Bad("report_stream_unknown", ("report", "--streams", "bogus"), "--streams: unknown stream"),
     # --- db ---
     Bad("schema_migration_unknown", ("db", "schema", "--migration", "99"), "--migration"),
     Bad("schema_migration_zero", ("db", "schema", "--migration", "0"), "--migration"),

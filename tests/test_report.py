@@ -239,7 +239,7 @@ def test_cli_report_html(
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--streams", "account,clicks"], "--streams: unknown clicks"),
+        (["--streams", "account,clicks"], "--streams: unknown stream clicks"),
         (["--metrics", "impressions"], "--metrics:"),
         (["--metrics", "reach,follower_demographics"], "not a daily account metric"),
         (["--days", "0"], "--days"),

@@ -226,6 +226,12 @@ def _check_database_url(url: str, source: str) -> str:
         return url
     if url.startswith(("postgresql://", "postgres://")) or url == "supabase":
         return url
+    if url.startswith("sqlite:"):
+        # sqlite://x.db would read as a host "x.db" in SQLAlchemy's spelling too
+        raise ConfigError(
+            f"{source}: a SQLite URL takes three slashes then the path: sqlite:///igsync.db"
+            " (relative to the working directory) or sqlite:////abs/path/igsync.db"
+        )
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise ConfigError(
         f"{source}: unsupported database URL {scheme!r}; "

@@ -85,11 +85,11 @@ def report(
         igsync report --demo
     """
     from igsync.inputs import parse_day
-    from igsync.report import REPORT_STREAMS, require_plotly
+    from igsync.report import require_plotly
 
     out = make_output(ctx, json_, quiet, verbose)
     chosen_metrics = _metric_list(metrics)
-    chosen_streams = _list("--streams", streams, REPORT_STREAMS)
+    chosen_streams = _streams(streams)
     if html is not None:
         from igsync.errors import InputError
 
@@ -141,18 +141,17 @@ def _demo_store(ctx: typer.Context) -> Store:
     return open_store(f"sqlite:///{path}", create=False)
 
 
-def _list(option: str, text: str | None, allowed: Sequence[str]) -> tuple[str, ...] | None:
+def _streams(text: str | None) -> tuple[str, ...] | None:
     from igsync.errors import InputError
+    from igsync.report import REPORT_STREAMS
 
     if text is None:
         return None
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in allowed]
+    unknown = [n for n in names if n not in REPORT_STREAMS]
     if not names or unknown:
-        raise InputError(
-            f"{option}: unknown {', '.join(unknown) or '(empty list)'}; choose from"
-            f" {', '.join(allowed)}"
-        )
+        what = f"unknown stream {', '.join(unknown)}" if unknown else "an empty list"
+        raise InputError(f"--streams: {what}; choose from {', '.join(REPORT_STREAMS)}")
     return names
 
 

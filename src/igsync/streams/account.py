@@ -235,7 +235,7 @@ class AccountStream:
         if known:
             clock.learn(known[-1])
         keys = known if plan.keep_last is None else known[-plan.keep_last :]
-        log.info("account %s: %d days to store", account.account_id, len(keys))
+        log.info("account %s: %d day(s) to store", account.account_id, len(keys))
         if total_specs and keys:
             await _fetch_total_values(fetcher, total_specs, keys, known, out)
         elif total_specs:
