@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from igsync.catalogue import DEFAULT_METRICS
-from igsync.errors import StoreError
+from igsync.errors import InputError, StoreError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, TokenUpdate, UserToken
 from igsync.simulator import Fault, SimAccount, Simulator
@@ -26,6 +26,7 @@ from igsync.sync import Account, account_from_token, fetch_account
 from igsync.tokens import (
     ASSUMED_LIFETIME,
     AppCredentials,
+    checked_token_times,
     parse_duration,
     refresh_expiring_tokens,
 )
@@ -268,6 +269,27 @@ async def test_unknown_expiry_is_learned_from_debug_token(
     learned = (await stored(store, old.u_id)).expires_at
     assert learned is not None
     assert abs(learned - (NOW + timedelta(days=30))) < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    "app",
+    [AppCredentials(APP.app_id, "not-the-secret"), AppCredentials("1", APP.app_secret)],
+    ids=["wrong_secret", "wrong_id"],
+)
+async def test_debug_token_refusing_the_app_names_the_app_s_settings_not_the_token(
+    sim: Simulator, graph: Callable[[], GraphClient], app: AppCredentials
+) -> None:
+    """Meta answers 190 'Invalid OAuth access token signature.' for an app token that is not
+    IG_APP_ID|IG_APP_SECRET of one app; the user token it was asked about is fine."""
+    token = sim.issue_token(ACCOUNT, expires_at=NOW + timedelta(days=50))
+    async with graph() as g:
+        with pytest.raises(InputError) as refused:
+            await checked_token_times(g, token, app)
+        assert (await checked_token_times(g, token, APP))[0] is not None
+    assert str(refused.value).startswith("debug_token refused this app's credentials")
+    assert "IG_APP_ID and IG_APP_SECRET" in str(refused.value)
+    assert "signature" in str(refused.value)
+    assert app.app_secret not in str(refused.value)
 
 
 async def test_concurrent_refreshes_leave_one_valid_token(

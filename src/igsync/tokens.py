@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic import SecretStr
 
 from igsync.config import Settings
-from igsync.errors import GraphError, IgsyncError, InputError, StoreError
+from igsync.errors import ErrorKind, GraphError, IgsyncError, InputError, StoreError
 from igsync.models import (
     Account,
     AccountInfo,
@@ -262,6 +262,14 @@ async def checked_token_times(
     try:
         info = await graph.debug_token(token, app_id=app.app_id, app_secret=app.app_secret)
     except GraphError as error:
+        if error.kind == ErrorKind.AUTH:
+            # debug_token answers a token it finds invalid with is_valid false; a 190 is about
+            # its own access_token, the app token made of IG_APP_ID|IG_APP_SECRET
+            raise InputError(
+                f"debug_token refused this app's credentials ({error}): check that IG_APP_ID"
+                " and IG_APP_SECRET are the id and secret of one app (Meta's App Dashboard,"
+                " Settings > Basic)"
+            ) from None
         raise InputError(f"could not check the token with debug_token: {error}") from None
     if not info.is_valid:
         raise InputError(f"the token is not valid ({info.error or 'debug_token'}); log in again")
