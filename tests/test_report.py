@@ -282,7 +282,13 @@ def test_cli_report_empty_store(
     assert run_cli(monkeypatch, capsys, "--db", url, "db", "init")[0] == 0
     code, out, _ = run_cli(monkeypatch, capsys, "--db", url, "report")
     assert code == 0
-    assert "no rows stored" in out
+    assert out.startswith("no rows stored for ")
+    assert "run `igsync fetch` first" in out
+    user = "00000000-0000-4000-8000-00000000a11c"
+    code, out, _ = run_cli(monkeypatch, capsys, "--db", url, "report", "--user", user)
+    assert code == 0
+    assert out.startswith(f"no rows stored for user {user} from ")
+    assert "check --user (`igsync accounts list`)" in out
 
 
 def test_cli_report_demo_shows_what_the_last_demo_stored(

@@ -119,10 +119,22 @@ def report(
     for table in _tables(result):
         out.print(table)
     if not result.accounts:
-        out.print(
-            f"no rows stored for {result.since} to {result.until}: run `igsync fetch` first,"
-            " or choose --until (the demo's rows: `igsync report --demo`)"
-        )
+        span = f"{result.since} to {result.until}"
+        if demo:
+            other = "" if user is None else " or another --user"
+            said = f"no demo rows{'' if user is None else f' of user {user}'} for {span}:"
+            said += f" choose --until{other}"
+        elif user is not None:
+            said = (
+                f"no rows stored for user {user} from {span}: check --user (`igsync accounts"
+                " list`), choose --until, or run `igsync fetch` first"
+            )
+        else:
+            said = (
+                f"no rows stored for {span}: run `igsync fetch` first, or choose --until"
+                " (the demo's rows: `igsync report --demo`)"
+            )
+        out.print(said)
     if html is not None and out.chatty:
         out.err.print(f"charts written to {html}", highlight=False, markup=False)
 
