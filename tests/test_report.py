@@ -304,6 +304,16 @@ def test_cli_report_demo_shows_what_the_last_demo_stored(
     assert code == 0, err
     accounts = json.loads(out)["accounts"]
     assert len(accounts) == 2
+    # human output: the period once, then each account's heading right above its table
+    code, out, _ = run_cli(monkeypatch, capsys, "report", "--demo")
+    lines = out.splitlines()
+    assert code == 0
+    assert "; change: mean per day vs " in lines[0]
+    for account in accounts:
+        at = lines.index(f"account {account['account_id']} (user {account['u_id']})")
+        assert lines[at - 1] == ""
+        assert lines[at + 1].startswith("┏")
+    assert sum("change: mean per day" in line for line in lines) == 1
     # a second demo replaces the first one's database: still two accounts, no stale days
     code, _, _ = run_cli(monkeypatch, capsys, "demo", "--accounts", "2", "--days", "2")
     assert code == 0

@@ -24,6 +24,7 @@ from igsync.cli._common import settings as load
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from rich.console import RenderableType
     from rich.table import Table
 
     from igsync.report import AccountReport, Report
@@ -116,8 +117,8 @@ def report(
             document["html"] = str(html)
         out.emit_json(document)
         return
-    for table in _tables(result):
-        out.print(table)
+    for shown in _tables(result):
+        out.print(shown)
     if not result.accounts:
         span = f"{result.since} to {result.until}"
         if demo:
@@ -209,38 +210,44 @@ def _number(value: float | None) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
-def _tables(result: Report) -> list[Table]:
+def _tables(result: Report) -> list[RenderableType]:
+    """The period once, then each account: a heading line, its metrics (when the report
+    holds any of its account metrics) and its other streams' tables. Headings are lines of
+    their own, not table titles or captions, which rich wraps to the table's width."""
     from rich.table import Table
     from rich.text import Text
 
-    tables = []
-    for account in result.accounts:
-        table = Table(
-            title=f"account {account.account_id}",
-            title_justify="left",
-            caption_justify="left",
-            caption=f"user {account.u_id}\n{result.since} … {result.until}; change: mean per"
-            f" day vs {result.previous_since} … {result.previous_until}",
-        )
-        table.add_column("metric")
-        table.add_column("latest", justify="right")
-        table.add_column("on")
-        table.add_column("change", justify="right")
-        table.add_column("oldest → newest", no_wrap=True)
-        from igsync.report import sparkline
+    from igsync.report import sparkline
 
-        for series in account.metrics:
-            change = "-" if series.change_pct is None else f"{series.change_pct:+.1f}%"
-            table.add_row(
-                series.metric,
-                _number(series.latest),
-                str(series.latest_date or "-"),
-                change,
-                Text(f"│{sparkline(series.values)}│"),
+    shown: list[RenderableType] = []
+    if result.accounts:
+        shown.append(
+            Text(
+                f"{result.since} … {result.until}; change: mean per day vs"
+                f" {result.previous_since} … {result.previous_until}"
             )
-        tables.append(table)
-        tables.extend(_extras(account))
-    return tables
+        )
+    for account in result.accounts:
+        shown.append(Text(f"\naccount {account.account_id} (user {account.u_id})", style="bold"))
+        if account.metrics:
+            table = Table()
+            table.add_column("metric")
+            table.add_column("latest", justify="right")
+            table.add_column("on")
+            table.add_column("change", justify="right")
+            table.add_column("oldest → newest", no_wrap=True)
+            for series in account.metrics:
+                change = "-" if series.change_pct is None else f"{series.change_pct:+.1f}%"
+                table.add_row(
+                    series.metric,
+                    _number(series.latest),
+                    str(series.latest_date or "-"),
+                    change,
+                    Text(f"│{sparkline(series.values)}│"),
+                )
+            shown.append(table)
+        shown.extend(_extras(account))
+    return shown
 
 
 def _extras(account: AccountReport) -> list[Table]:
