@@ -110,7 +110,7 @@ ROWS = [
     Bad(
         "dotenv_bad_value",
         LIST,
-        "IGSYNC_HTTP_TIMEOUT",
+        "/.env): expected seconds",  # IGSYNC_HTTP_TIMEOUT (in the file that set it)
         files={".env": b"IGSYNC_HTTP_TIMEOUT=nan\n"},
     ),
     Bad("dotenv_unparsable_line", LIST, ".env, line 2", files={".env": b"A=1\nnot a line\n"}),

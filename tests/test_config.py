@@ -77,6 +77,17 @@ def test_a_bad_value_names_its_variable(
         load_settings()
 
 
+def test_a_bad_value_from_a_settings_file_names_the_file_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("IGSYNC_HTTP_TIMEOUT=soon\n")
+    with pytest.raises(ConfigError, match=r"^IGSYNC_HTTP_TIMEOUT \(in \.env\): "):
+        load_settings()
+    monkeypatch.setenv("IGSYNC_HTTP_TIMEOUT", "-1")  # the environment wins over the file
+    with pytest.raises(ConfigError, match=r"^IGSYNC_HTTP_TIMEOUT: "):
+        load_settings()
+
+
 def test_an_unsupported_database_url_names_where_it_came_from(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -312,7 +312,7 @@ def load_settings(
         first = exc.errors()[0]
         variable = str(first["loc"][0]).upper() if first["loc"] else "configuration"
         reason = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{variable}: {reason}") from None
+        raise ConfigError(f"{variable}{_set_in(variable, files)}: {reason}") from None
     for secret in (
         settings.ig_long_token,
         settings.ig_app_secret,
@@ -328,6 +328,21 @@ def load_settings(
     # every load sets them, so a process never keeps keys its settings no longer name
     use_keys(parse_keys(None if keys is None else keys.get_secret_value()))
     return settings
+
+
+def _set_in(variable: str, files: tuple[Path | str, ...] | Path | str | None) -> str:
+    """` (in FILE)` when the value of `variable` came from a settings file: the environment
+    wins over files, and the later of `files` over the earlier (pydantic-settings' order)."""
+    from dotenv import dotenv_values
+
+    if variable in {name.upper() for name in os.environ}:
+        return ""
+    chosen = (files,) if isinstance(files, str | Path) else files or ()
+    for path in reversed(chosen):
+        found = {name.upper() for name in dotenv_values(path)} if Path(path).is_file() else set()
+        if variable in found:
+            return f" (in {path})"
+    return ""
 
 
 #: the variable that names a settings file, as `--env-file` does
