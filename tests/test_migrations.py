@@ -26,7 +26,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from igsync.errors import StoreError
+from igsync.errors import StoreConfigError, StoreError
 from igsync.local_day import day_label
 from igsync.models import InsightRow
 from igsync.store import Store
@@ -196,6 +196,23 @@ async def test_a_database_from_before_migrations_keeps_every_row_and_ends_curren
     ]
     assert await database.sql("select count(*) from instagram_sync_logs") == [(1,)]
     assert await database.sql(VERSIONS) == latest_versions()
+
+
+async def test_an_old_database_opened_for_reading_is_left_as_it_is_and_says_what_to_run(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite_database(path)
+    await old.make_old()
+    before = path.read_bytes()
+    with pytest.raises(StoreConfigError) as raised:
+        async with SQLiteStore(path, access="read"):
+            pass
+    assert str(raised.value) == (
+        f"SQLite database {path} has the igsync schema at version 1, this igsync reads"
+        f" version {LATEST}: open it once with write access (`igsync db init`) to migrate it"
+    )
+    assert path.read_bytes() == before
 
 
 async def test_opening_again_applies_nothing_twice(database: Database) -> None:

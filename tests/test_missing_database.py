@@ -128,7 +128,7 @@ def test_a_store_opened_for_reading_creates_nothing(tmp_path: Path) -> None:
     from igsync.store import open_store
 
     async def enter() -> None:
-        async with open_store(f"sqlite:///{tmp_path}/a/b.db", create=False):
+        async with open_store(f"sqlite:///{tmp_path}/a/b.db", access="read"):
             pass
 
     with pytest.raises(ConfigError, match="no SQLite database at"):

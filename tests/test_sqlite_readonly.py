@@ -125,6 +125,63 @@ def test_a_database_file_owned_by_another_user_is_a_setting_to_fix() -> None:
     assert raised.value.exit_code == 2
 
 
+async def tokens_read(path: Path) -> int:
+    async with SQLiteStore(path, access="read") as store:
+        return len(await store.list_tokens())
+
+
+def test_a_database_no_one_may_write_reads_in_a_read_only_directory() -> None:
+    """A copy made read-only for everyone (`chmod a-w`), in a directory this user may not
+    write: the commands that only read open it as it is, creating nothing beside it."""
+    with read_only_directory() as root:
+        path = root / "igsync.db"
+        path.chmod(0o444)
+        with as_user():
+            assert asyncio.run(tokens_read(path)) == 0
+        assert [p.name for p in root.iterdir()] == ["igsync.db"]
+        # tokens live in it: its owner's read still takes group and other bits off
+        assert stat.S_IMODE(path.stat().st_mode) == 0o400
+
+
+def test_the_commands_that_read_work_on_a_copy_no_one_may_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("IGSYNC_DATABASE_URL", "IG_ACCOUNT_ID", "IG_LONG_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    commands = [["accounts", "list", "--json"], ["export", "--format", "ndjson"], ["db", "check"]]
+    for command in commands:  # loads every module while this process may read the venv
+        run_cli(monkeypatch, capsys, "--db", f"sqlite:///{tmp_path}/ok.db", *command)
+    with read_only_directory() as root:
+        (root / "igsync.db").chmod(0o444)
+        with as_user():
+            monkeypatch.chdir(root)
+            monkeypatch.setenv("XDG_CONFIG_HOME", str(root))
+            said = [
+                run_cli(monkeypatch, capsys, "--db", f"sqlite:///{root}/igsync.db", *command)
+                for command in commands
+            ]
+    assert [code for code, _, _ in said] == [0, 0, 0], said
+    assert said[0][1].strip() == "[]"
+
+
+def test_a_writable_database_in_a_read_only_directory_says_why_it_cannot_be_read() -> None:
+    with read_only_directory() as root, as_user(), pytest.raises(StoreConfigError) as raised:
+        asyncio.run(tokens_read(root / "igsync.db"))
+    message = str(raised.value)
+    assert message.startswith(f"SQLite database {root}/igsync.db cannot be read by this user (")
+    assert "igsync.db-shm, which this user may not create" in message
+    assert "`chmod a-w`" in message
+    assert raised.value.exit_code == 2
+
+
+def test_a_read_only_file_in_a_writable_directory_reads(tmp_path: Path) -> None:
+    path = tmp_path / "igsync.db"
+    asyncio.run(open_and_close(path))
+    path.chmod(0o400)
+    assert asyncio.run(tokens_read(path)) == 0
+
+
 def test_tightening_a_database_never_adds_a_permission(tmp_path: Path) -> None:
     """Group and other bits come off; a file its owner made read-only stays read-only."""
     path = tmp_path / "igsync.db"

@@ -134,7 +134,7 @@ def _open(url: str, settings: Settings) -> Store:
     from igsync.store import open_store, open_supabase_store
 
     if url != "supabase":
-        return open_store(url, create=False)  # doctor changes nothing
+        return open_store(url, access="read")  # doctor changes nothing
     if not (settings.supabase_url and settings.supabase_key):
         raise ConfigError(settings.supabase_problem() or "SUPABASE_URL and SUPABASE_KEY: unset")
     return open_supabase_store(settings.supabase_url, settings.supabase_key.get_secret_value())

@@ -157,7 +157,7 @@ def fetch(
     settings = load()
     chosen = selection(settings, streams, metrics)
     plan = window_plan(days, since, until)
-    db = open_db(ctx, settings, create=not dry_run)  # a dry run writes nothing, not even a file
+    db = open_db(ctx, settings, access="write" if dry_run else "create")  # a dry run makes no file
     with out.status("fetching insights…"):
         result = run(_fetch(settings, db, user, account_id, chosen, plan, dry_run, not no_batch))
     if out.json_mode:
@@ -455,7 +455,7 @@ def db_check(
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
     url = db_url(ctx, settings)
-    report = run(check_database(open_db(ctx, settings, create=False), url, quick=quick))
+    report = run(check_database(open_db(ctx, settings, access="read"), url, quick=quick))
     if out.json_mode:
         out.emit_json(report)
     elif report.ok:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from igsync.cli._render import Output
     from igsync.config import ConfigSources, Settings
     from igsync.graph import GraphClient
-    from igsync.store import Store
+    from igsync.store import Access, Store
     from igsync.window import WindowPlan
 
 T = TypeVar("T")
@@ -198,13 +198,18 @@ def db_url(ctx: typer.Context, current: Settings) -> str:
 
 
 def open_db(
-    ctx: typer.Context, current: Settings, *, create: bool = True, connections: int | None = None
+    ctx: typer.Context,
+    current: Settings,
+    *,
+    access: Access = "create",
+    connections: int | None = None,
 ) -> Store:
     """The configured store, not yet entered (`async with open_db(...) as store`).
 
-    `create=False` for the commands that only read: a missing SQLite file is exit 2 naming
-    its path, not a new empty database at a mistyped path (store.open_store). `connections`:
-    the PostgreSQL pool's size for the work (None: the store's default).
+    `access` (store.Access): `write` or `read` for the commands with nothing to create: a
+    missing SQLite file is exit 2 naming its path, not a new empty database at a mistyped
+    path; `read` opens it read-only. `connections`: the PostgreSQL pool's size for the work
+    (None: the store's default).
     """
     from igsync.errors import ConfigError
     from igsync.store import SQLITE_PREFIX, open_store, open_supabase_store, sqlite_path
@@ -214,14 +219,14 @@ def open_db(
     default_sqlite = not chosen and url.startswith(SQLITE_PREFIX)
     # The default path is no typo of the user's: say why it is the one looked at (an empty
     # IGSYNC_DATABASE_URL= reads as unset, as .env.example ships it).
-    if not create and default_sqlite and not (path := sqlite_path(url)).exists():
+    if access != "create" and default_sqlite and not (path := sqlite_path(url)).exists():
         raise ConfigError(
             f"no SQLite database at {path}, the default (IGSYNC_DATABASE_URL and"
             " SUPABASE_URL are unset or empty): point --db or IGSYNC_DATABASE_URL at your"
             " database, or create this one with `igsync db init` or a first `igsync fetch`"
         )
     if url != "supabase":
-        return open_store(url, create=create, connections=connections)
+        return open_store(url, access=access, connections=connections)
     if not (current.supabase_url and current.supabase_key):
         raise ConfigError("SUPABASE_URL and SUPABASE_KEY: both are needed for the supabase store")
     return open_supabase_store(current.supabase_url, current.supabase_key.get_secret_value())

@@ -95,7 +95,7 @@ def export(
     if format_ == "parquet":
         require_pyarrow()
     rows = RowFilter(u_id=user, since=first, until=last)
-    db = open_db(ctx, load(), create=False)
+    db = open_db(ctx, load(), access="read")
     if output is None:
         summary = _to_stdout(db, stream, format_, rows, wide)
     else:

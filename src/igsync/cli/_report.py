@@ -102,7 +102,7 @@ def report(
             )
         require_plotly()
     last = None if until is None else parse_day(until, "--until")
-    db = _demo_store(ctx) if demo else open_db(ctx, load(), create=False)
+    db = _demo_store(ctx) if demo else open_db(ctx, load(), access="read")
     result = run(_build(db, days, last, user, chosen_metrics, chosen_streams))
     if html is not None:
         from igsync.export import atomic_output
@@ -151,7 +151,7 @@ def _demo_store(ctx: typer.Context) -> Store:
     path = demo_database_path()
     if not path.exists():
         raise InputError(f"--demo: no demo database yet ({path}); run `igsync demo` first")
-    return open_store(f"sqlite:///{path}", create=False)
+    return open_store(f"sqlite:///{path}", access="read")
 
 
 def _streams(text: str | None) -> tuple[str, ...] | None:

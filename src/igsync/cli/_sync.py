@@ -122,7 +122,12 @@ def sync_all(
     part = parse_shard(shard) if shard is not None else None
     settings = load()
     chosen, plan = selection(settings, streams, metrics), window_plan(days, since, until)
-    db = open_db(ctx, settings, create=not dry_run, connections=store_connections(concurrency))
+    db = open_db(
+        ctx,
+        settings,
+        access="write" if dry_run else "create",  # a dry run makes no file
+        connections=store_connections(concurrency),
+    )
     if enqueue:
         from igsync.cli._queue import enqueue_all
 

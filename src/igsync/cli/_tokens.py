@@ -51,7 +51,7 @@ def accounts_list(
 
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
-    db = open_db(ctx, settings, create=False)
+    db = open_db(ctx, settings, access="read")
 
     async def listing() -> list[AccountInfo]:
         async with db as store:
@@ -186,7 +186,7 @@ def accounts_remove(
     from igsync.errors import InputError
 
     out = make_output(ctx, json_, quiet, verbose)
-    db = open_db(ctx, load(), create=False)  # nothing to remove from a database not there
+    db = open_db(ctx, load(), access="write")  # nothing to remove from a database not there
 
     async def remove() -> int:
         async with db as store:
@@ -234,7 +234,7 @@ def refresh_token(
         raise InputError("pass either --user UUID (one user's tokens) or --all (every token)")
     within = parse_duration(expiring_within)
     settings = load()
-    db = open_db(ctx, settings, create=False)  # no token to refresh in a file not there
+    db = open_db(ctx, settings, access="write")  # no token to refresh in a file not there
     with out.status("refreshing tokens…"):
         report = run(_refresh(settings, db, user, within, dry_run))
     if out.json_mode:
@@ -284,7 +284,7 @@ def accounts_rekey(
 
     out = make_output(ctx, json_, quiet, verbose)
     settings = load()
-    db = open_db(ctx, settings, create=False)  # no token to encrypt in a file not there
+    db = open_db(ctx, settings, access="write")  # no token to encrypt in a file not there
 
     async def rekey() -> RekeyReport:
         async with db as store:

@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Literal, Protocol, Self
 from uuid import UUID
 
 from igsync.errors import ConfigError
@@ -303,19 +303,27 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix(SQLITE_PREFIX)).expanduser()
 
 
-def open_store(url: str, *, create: bool = True, connections: int | None = None) -> Store:
+#: how a command opens a SQLite file: `create` it (and its directory) when missing, as the
+#: commands that write data do; `write` one that must exist (what is not there cannot be
+#: removed, refreshed or rekeyed); `read` one that must exist, read-only (a file or
+#: directory this user may not write still reads)
+Access = Literal["create", "write", "read"]
+
+
+def open_store(url: str, *, access: Access = "create", connections: int | None = None) -> Store:
     """A store for a checked URL; imports only the driver it needs (keeps `--help` fast).
 
-    `create=False` (the commands that only read): a SQLite file that does not exist is a
+    `access` (`Access`): with `write` or `read` a SQLite file that does not exist is a
     ConfigError (exit 2) when the store is entered, and neither the file nor its directory
-    is created. PostgreSQL and Supabase never create a database. `connections`: the most
-    PostgreSQL connections the store opens at once (its pool's size; None: PostgresStore's
-    default); SQLite has one, Supabase speaks HTTP.
+    is created; `read` opens it read-only. PostgreSQL and Supabase never create a database
+    and take the role's own rights. `connections`: the most PostgreSQL connections the store
+    opens at once (its pool's size; None: PostgresStore's default); SQLite has one, Supabase
+    speaks HTTP.
     """
     if url.startswith(SQLITE_PREFIX):
         from igsync.store.sqlite import SQLiteStore
 
-        return SQLiteStore(sqlite_path(url), create=create)
+        return SQLiteStore(sqlite_path(url), access=access)
     if url.startswith(("postgresql://", "postgres://")):
         from igsync.store.postgres import PostgresStore
 

@@ -45,7 +45,7 @@ from igsync.models import (
     as_utc,
 )
 from igsync.redact import redact, register_secret
-from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, AccountKey
+from igsync.store import SYNC_LOG_PAGE, SYNC_LOG_SCAN, Access, AccountKey
 from igsync.store.postgres_sql import SYNC_LOG_COLUMNS
 from igsync.store.schema import LATEST, MIGRATIONS, V1_TABLES, VERSION_TABLE, step_sql
 from igsync.store.streaming import STREAM_BATCH, RowFilter, select_sql
@@ -272,18 +272,31 @@ def _missing_error(path: Path) -> ConfigError:
     )
 
 
-def _owner_only(path: Path, *, create: bool = True) -> None:
-    """Create the parent dir (0700) and the file (0600) before SQLite opens it; with
-    `create=False` only check the file is there (ConfigError when not), creating nothing."""
+def _owner_only(path: Path, access: Access = "create") -> None:
+    """Create the parent dir (0700) and the file (0600) before SQLite opens it; for `write`
+    or `read` access only check the file is there (ConfigError when not), creating nothing."""
+    create = access == "create"
     if create and not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
+    flags = os.O_RDONLY if access == "read" else os.O_RDWR | (os.O_CREAT if create else 0)
     try:
-        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+        fd = os.open(path, flags, 0o600)
     except FileNotFoundError:
         if create:
             raise
         raise _missing_error(path) from None
     os.close(fd)
+
+
+def _read_target(path: Path) -> str:
+    """The URI that opens `path` for reading only. SQLite reads a WAL database through
+    NAME-shm, which it creates beside the file unless it exists; a file no one may write
+    (no write bit: 0444, 0440) cannot be changing, so it is opened immutable, needing no
+    -shm: a read-only copy in a read-only directory reads too (sqlite.org/uri.html)."""
+    target = f"file:{quote(str(path))}?mode=ro"
+    if not stat.S_IMODE(os.stat(path).st_mode) & 0o222:
+        target += "&immutable=1"
+    return target
 
 
 def _tighten(path: Path) -> None:
@@ -352,11 +365,13 @@ class SQLiteStore(TableRows):
     #: share its commit (`session`)
     write_group = 16
 
-    def __init__(self, path: Path | str, *, create: bool = True) -> None:
-        """`create=False`: a missing file is a ConfigError (exit 2) when the store is entered,
-        and neither it nor its directory is created (the commands that only read)."""
+    def __init__(self, path: Path | str, *, access: Access = "create") -> None:
+        """`access` (igsync.store.Access): `create` makes a missing file and its directory;
+        with `write` or `read` a missing file is a ConfigError (exit 2) when the store is
+        entered and nothing is created; `read` opens it read-only (SQLite's mode=ro), never
+        migrating it: an older schema is a StoreConfigError naming `igsync db init`."""
         self.path = Path(path)
-        self.create = create
+        self.access = access
         self._conn: sqlite3.Connection | None = None
         self._session: _Session | None = None
 
@@ -380,10 +395,12 @@ class SQLiteStore(TableRows):
             try:
                 target: str | Path = self.path
                 if not memory:
-                    _owner_only(self.path, create=self.create)
-                    if not self.create:
+                    _owner_only(self.path, self.access)
+                    if self.access == "write":
                         # mode=rw: SQLite itself never creates it, even if it vanished since
                         target = f"file:{quote(str(self.path))}?mode=rw"
+                    elif self.access == "read":
+                        target = _read_target(self.path)
                 conn = sqlite3.connect(
                     target,
                     isolation_level=None,
@@ -391,7 +408,7 @@ class SQLiteStore(TableRows):
                     uri=isinstance(target, str),
                 )
                 conn.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-                if not memory:
+                if not memory and self.access != "read":
                     conn.execute("pragma journal_mode = wal")
                 conn.execute("pragma synchronous = normal")
                 conn.execute("pragma foreign_keys = on")
@@ -417,13 +434,20 @@ class SQLiteStore(TableRows):
         return self._conn
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        """Migrate the database to LATEST; a current one costs one query and no write lock."""
+        """Migrate the database to LATEST; a current one costs one query and no write lock.
+        Opened for reading, an older schema is a StoreConfigError instead."""
         current: int | None = None
         try:
             recorded = _recorded_version(conn)
             if recorded is not None and recorded >= LATEST:
                 return
             current = _schema_version(conn)
+            if self.access == "read":
+                raise StoreConfigError(
+                    f"SQLite database {self.path} has the igsync schema at version {current},"
+                    f" this igsync reads version {LATEST}: open it once with write access"
+                    " (`igsync db init`) to migrate it"
+                )
             _migrate(conn)
         except sqlite3.Error as exc:
             if _primary_code(exc) in _DAMAGED | _NOT_WRITABLE:
@@ -453,6 +477,14 @@ class SQLiteStore(TableRows):
             )
         if code in _DAMAGED:
             return _damaged_error(self.path, exc)
+        if code in _NOT_WRITABLE and self.access == "read":
+            name = self.path.name
+            return StoreConfigError(
+                f"SQLite database {self.path} cannot be read by this user ({redact(str(exc))}):"
+                f" SQLite reads a WAL database through {name}-shm, which this user may not"
+                " create beside it; let this user write the directory, or read a copy no one"
+                " may write (`chmod a-w`: read as it is, with no -shm)"
+            )
         if code in _NOT_WRITABLE:
             name = self.path.name
             return StoreConfigError(
