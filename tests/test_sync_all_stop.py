@@ -191,17 +191,22 @@ def test_sigterm_ends_the_run_with_its_report_and_exit_1(
     started: tuple[Path, dict[str, str]],
 ) -> None:
     db, env = started
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [IGSYNC, "sync-all", "--ndjson", "--concurrency", "4"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-    )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()  # an account is done: the run is under way
-    proc.send_signal(signal.SIGTERM)
-    rest, err = proc.communicate(timeout=120)
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        first = proc.stdout.readline()  # an account is done: the run is under way
+        proc.send_signal(signal.SIGTERM)
+        # Through the same buffered reader: communicate() reads the pipe itself, and would
+        # miss the lines readline() already took into its buffer (three, on a loaded machine).
+        rest = proc.stdout.read()
+        err = proc.stderr.read()  # two lines: no full pipe while stdout is read to its end
+        proc.wait(timeout=120)
     lines = [first, *rest.splitlines()]
     summary = json.loads(lines[-1])["summary"]
     assert proc.returncode == 1, err
