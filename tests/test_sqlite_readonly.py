@@ -82,16 +82,22 @@ def test_opening_a_database_in_a_read_only_directory_is_a_setting_to_fix() -> No
     assert raised.value.exit_code == 2
 
 
-def test_sync_all_on_a_read_only_database_exits_2_with_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A CLI run in `tmp_path`, with no database or env account but what the test gives."""
     for name in ("IGSYNC_DATABASE_URL", "IG_ACCOUNT_ID", "IG_LONG_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_sync_all_on_a_read_only_database_exits_2_with_one_line(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The same command on a writable file first: every module it imports is loaded while
     # this process may still read the virtualenv (`nobody` may not).
-    monkeypatch.chdir(tmp_path)
     code, _, _ = run_cli(
-        monkeypatch, capsys, "--db", f"sqlite:///{tmp_path}/ok.db", "sync-all", "--allow-empty"
+        monkeypatch, capsys, "--db", f"sqlite:///{in_tmp}/ok.db", "sync-all", "--allow-empty"
     )
     assert code == 0
     with read_only_directory() as root, as_user():
@@ -144,14 +150,11 @@ def test_a_database_no_one_may_write_reads_in_a_read_only_directory() -> None:
 
 
 def test_the_commands_that_read_work_on_a_copy_no_one_may_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("IGSYNC_DATABASE_URL", "IG_ACCOUNT_ID", "IG_LONG_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
     commands = [["accounts", "list", "--json"], ["export", "--format", "ndjson"], ["db", "check"]]
     for command in commands:  # loads every module while this process may read the venv
-        run_cli(monkeypatch, capsys, "--db", f"sqlite:///{tmp_path}/ok.db", *command)
+        run_cli(monkeypatch, capsys, "--db", f"sqlite:///{in_tmp}/ok.db", *command)
     with read_only_directory() as root:
         (root / "igsync.db").chmod(0o444)
         with as_user():
