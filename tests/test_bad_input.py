@@ -124,6 +124,26 @@ ROWS = [
     Bad("db_mysql", ("--db", "mysql://h/db", *LIST), "--db"),
     Bad("db_bare_sqlite_schema", ("--db", "sqlite", "db", "schema"), "--db"),
     Bad("db_sqlite_two_slashes", ("--db", "sqlite://rel.db", *LIST), "three slashes"),
+    # libpq would quote what follows an unencoded @ as the host: part of the password
+    Bad(
+        "db_password_unencoded_at",
+        ("--db", "postgresql://cron:pw-not-shown@x@127.0.0.1:9/igsync", *LIST),
+        "percent-encode",
+    ),
+    Bad(
+        "db_password_bare_percent",
+        ("--db", "postgresql://cron:pw-not-shown%zz@127.0.0.1:9/igsync", *LIST),
+        "percent-encode",
+    ),
+    Bad(
+        "queue_url_not_postgres",
+        ("sync-all", "--enqueue"),
+        "IGSYNC_QUEUE_URL must be a postgresql:// URL",
+        env={
+            "IGSYNC_DATABASE_URL": "postgresql://cron@127.0.0.1:9/igsync",
+            "IGSYNC_QUEUE_URL": "mysql://q@127.0.0.1/queue",
+        },
+    ),
     Bad("unknown_command", ("bogus",), "bogus"),
     Bad("unknown_option", ("metrics", "--colour"), "--colour"),
     # --- fetch ---

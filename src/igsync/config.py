@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -224,7 +224,9 @@ def demo_database_path() -> Path:
 def _check_database_url(url: str, source: str) -> str:
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         return url
-    if url.startswith(("postgresql://", "postgres://")) or url == "supabase":
+    if url.startswith(("postgresql://", "postgres://")):
+        return check_postgres_url(url, source)
+    if url == "supabase":
         return url
     if url.startswith("sqlite:"):
         # sqlite://x.db would read as a host "x.db" in SQLAlchemy's spelling too
@@ -237,6 +239,36 @@ def _check_database_url(url: str, source: str) -> str:
         f"{source}: unsupported database URL {scheme!r}; "
         "use sqlite:///path.db, postgresql://user@host/db or supabase"
     )
+
+
+#: a percent sign not starting a %XX escape
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def check_postgres_url(url: str, source: str) -> str:
+    """`url`, with its password registered as a secret; ConfigError (never quoting it) when
+    the user and password hold a character a URL must percent-encode there (`@ : / ? # %`).
+
+    libpq splits an unencoded `@` or `/` elsewhere than meant, and its error would quote the
+    rest of the password as a host name ("failed to resolve host 'tPw99@127.0.0.1'"); an
+    unencoded `%` fails as a bad escape, quoting it as well.
+    """
+    # up to the query: an unencoded `@` or `/` in the password still comes before it
+    head = url.split("://", 1)[1].split("?", 1)[0]
+    if "@" not in head:
+        return url
+    userinfo = head.rsplit("@", 1)[0]
+    password = userinfo.partition(":")[2]
+    for secret in (password, unquote(password)):
+        register_secret(secret)
+    if any(c in userinfo for c in "@/#") or _BARE_PERCENT.search(userinfo):
+        raise ConfigError(
+            f"{source}: the user or password holds a character a URL must percent-encode"
+            " there (not shown): write @ as %40, / as %2F, ? as %3F, # as %23 and % as %25,"
+            " e.g. with python3 -c 'import urllib.parse,getpass;"
+            ' print(urllib.parse.quote(getpass.getpass(), safe=""))\''
+        )
+    return url
 
 
 def _exists(path: Path) -> bool:

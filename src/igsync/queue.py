@@ -33,6 +33,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from igsync.claims import Claims
+from igsync.config import check_postgres_url
 from igsync.errors import ConfigError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, UserToken
@@ -88,11 +89,13 @@ def queue_url(database_url: str | None, configured: str | None) -> str:
     """The PostgreSQL URL of the queue: IGSYNC_QUEUE_URL, else the store's when it is
     PostgreSQL. Raises ConfigError (exit 2) otherwise: SQLite and Supabase's REST API cannot
     hold the queue."""
-    for url in (configured, database_url):
-        if url and url.startswith(("postgresql://", "postgres://")):
-            return url
     if configured:
-        raise ConfigError("IGSYNC_QUEUE_URL must be a postgresql:// URL")
+        # a set IGSYNC_QUEUE_URL is the queue, never passed over for the store's database
+        if not configured.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("IGSYNC_QUEUE_URL must be a postgresql:// URL")
+        return check_postgres_url(configured, "IGSYNC_QUEUE_URL")
+    if database_url and database_url.startswith(("postgresql://", "postgres://")):
+        return database_url
     raise ConfigError(
         "the job queue needs PostgreSQL: use a postgresql:// database, or set IGSYNC_QUEUE_URL"
         " to one (with Supabase: its database's connection string)"
