@@ -288,6 +288,13 @@ def _owner_only(path: Path, access: Access = "create") -> None:
     os.close(fd)
 
 
+def _writable(path: Path) -> bool:
+    """Whether this user may write `path` and create its WAL files beside it."""
+    # effective ids: what the kernel checks on open, for a setuid or seteuid process too
+    effective = os.access in os.supports_effective_ids
+    return all(os.access(p, os.W_OK, effective_ids=effective) for p in (path, path.parent))
+
+
 def _read_target(path: Path) -> str:
     """The URI that opens `path` for reading only. SQLite reads a WAL database through
     NAME-shm, which it creates beside the file unless it exists; a file no one may write
@@ -368,8 +375,10 @@ class SQLiteStore(TableRows):
     def __init__(self, path: Path | str, *, access: Access = "create") -> None:
         """`access` (igsync.store.Access): `create` makes a missing file and its directory;
         with `write` or `read` a missing file is a ConfigError (exit 2) when the store is
-        entered and nothing is created; `read` opens it read-only (SQLite's mode=ro), never
-        migrating it: an older schema is a StoreConfigError naming `igsync db init`."""
+        entered and nothing is created. `read` opens a file this user may not write (or not
+        create its WAL files beside) read-only, SQLite's mode=ro, never migrating it: an older
+        schema is then a StoreConfigError naming `igsync db init`; a writable one opens as
+        `write` does."""
         self.path = Path(path)
         self.access = access
         self._conn: sqlite3.Connection | None = None
@@ -396,6 +405,10 @@ class SQLiteStore(TableRows):
                 target: str | Path = self.path
                 if not memory:
                     _owner_only(self.path, self.access)
+                    if self.access == "read" and _writable(self.path):
+                        # as any other command opens it: migrated, and its WAL files gone
+                        # when it closes (a read-only connection leaves them behind)
+                        self.access = "write"
                     if self.access == "write":
                         # mode=rw: SQLite itself never creates it, even if it vanished since
                         target = f"file:{quote(str(self.path))}?mode=rw"
