@@ -218,6 +218,28 @@ def test_a_role_with_grants_but_no_bypassrls_is_told_rls_hides_the_rows(
     assert password not in out
 
 
+def test_a_role_without_grants_is_one_line_naming_the_readme_role_not_a_traceback(
+    env: Env,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fresh_postgres_url: str,
+    cron_role: tuple[str, str, str],
+) -> None:
+    script, _, url = cron_role
+    seed_postgres(fresh_postgres_url, LA)
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+        conn.execute(script.split(";", 1)[0])  # the role alone, none of the grants
+    monkeypatch.setenv("IGSYNC_DATABASE_URL", url)
+    for output in ([], ["--ndjson"]):
+        code, out, err = run_cli(monkeypatch, capsys, "sync-all", *output)
+        assert (code, out) == (1, "")
+        assert err.count("\n") == 1, err
+        assert "permission denied for table user_tokens [42501]" in err
+        assert "README, 'A cron role on PostgreSQL'" in err
+        assert "Traceback" not in err
+    assert env.sim.requests == []
+
+
 async def _as_role(url: str) -> tuple[int, str | None]:
     async with PostgresStore(url) as store:
         return await store.count_tokens(), await store.row_security_role()

@@ -206,6 +206,8 @@ async def sync_all(
         for token, decided in zip(queued, await decide(queued), strict=True):
             await tokens.put((token, decided))
 
+    refused: list[StoreError] = []  # the rows could not be read at all: the run's error
+
     async def read() -> None:
         queued = 0
         page: list[TokenRow] = []
@@ -229,6 +231,10 @@ async def sync_all(
             # Rows are still read after the store was found down, each reported not
             # attempted, until a page cannot be read: the rows after it are in no count.
             ctx.health.saw(error)
+        except StoreError as error:
+            # refused (a role without grants): the accounts read so far still end as
+            # always, then the run raises it, one line, instead of a TaskGroup's traceback
+            refused.append(error)
         # Not in a `finally`: cancelled (a second Ctrl-C), the workers are cancelled too and
         # would never make room in a full queue for these.
         await enqueue(page)  # the last page, or the rows read before a page failed
@@ -347,6 +353,8 @@ async def sync_all(
         raise
     if claims is not None:  # after the renewals stopped: none moves them out again
         await claims.expire_abandoned()
+    if refused:
+        raise refused[0]
     return tally.report(time.monotonic() - started, stopped=ctx.health.reason or halted())
 
 

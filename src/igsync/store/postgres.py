@@ -150,7 +150,10 @@ _CANNOT_MIGRATE = (
 # What to do about the errors an operator can fix (SUPABASE.md, "Codes worth a clear message").
 _HINTS = {
     "42P01": "the igsync tables are missing: run `igsync db init`",
-    "42501": "permission denied: use a role (or the service-role key) that may write",
+    "42501": (
+        "permission denied: use a role with the igsync tables' grants (README, 'A cron role"
+        " on PostgreSQL'), their owner, or on Supabase the service-role key"
+    ),
     "23503": "a referenced row is missing",
     "28P01": "wrong user name or password",
 }
