@@ -222,6 +222,31 @@ def test_the_queue_without_postgresql_is_one_line_and_exit_2(
 
 
 @pytest.mark.anyio
+async def test_a_queue_that_cannot_be_reached_or_used_is_one_line_not_a_30_s_wait(
+    fresh_postgres_url: str,
+) -> None:
+    from igsync.errors import StoreConfigError
+    from igsync.queue import JobWindow, enqueue
+    from postgres_server import login_role, with_database
+
+    async with PostgresStore(fresh_postgres_url) as store:
+        with pytest.raises(StoreConfigError) as missing:
+            await enqueue(with_database(fresh_postgres_url, "nosuchq"), store, JobWindow())
+        grant = "grant usage on schema public to {role}"
+        with (
+            login_role(fresh_postgres_url, grant) as url,
+            pytest.raises(StoreConfigError) as refused,
+        ):
+            await enqueue(url, store, JobWindow())
+    assert str(missing.value).startswith("the job queue cannot connect: ")
+    assert 'database "nosuchq" does not exist' in str(missing.value)
+    assert str(refused.value).startswith(
+        "the job queue: permission denied for schema public [42501]; its tables"
+    )
+    assert "README, 'A cron role on PostgreSQL'" in str(refused.value)
+
+
+@pytest.mark.anyio
 async def test_a_worker_schedule_enqueues_every_account_and_runs_them(
     fresh_postgres_url: str, tmp_path: Path
 ) -> None:

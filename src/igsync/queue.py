@@ -23,8 +23,9 @@ an account id and the window, never a token: workers read tokens from the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,10 @@ from pydantic import BaseModel
 
 from igsync.claims import Claims
 from igsync.config import check_postgres_url
-from igsync.errors import ConfigError
+from igsync.errors import ConfigError, StoreConfigError, StoreError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, UserToken
+from igsync.redact import redact
 from igsync.store import Store, iter_tokens
 from igsync.sync import RunContext, record
 from igsync.tokens import AppCredentials
@@ -308,6 +310,56 @@ def _list(values: Sequence[str] | None) -> list[str] | None:
     return None if values is None else list(values)
 
 
+#: seconds the queue's first connection may take (as the store's own connect_timeout)
+QUEUE_CONNECT_TIMEOUT_S = 10
+
+
+@contextlib.asynccontextmanager
+async def _opened(app: procrastinate.App, url: str) -> AsyncIterator[None]:
+    """`app` open on the queue at `url`, its tables there; the queue's database errors as one
+    line each (StoreConfigError, exit 2, when it cannot be reached or used; StoreError
+    otherwise), never a traceback. One direct connection first: procrastinate's pool would
+    retry a missing database or a wrong password for 30 s, then raise PoolTimeout."""
+    import psycopg
+    from procrastinate.exceptions import ConnectorException
+
+    try:
+        probe = await psycopg.AsyncConnection.connect(url, connect_timeout=QUEUE_CONNECT_TIMEOUT_S)
+    except psycopg.Error as exc:
+        raise StoreConfigError(
+            f"the job queue cannot connect: {_said(exc)}; check IGSYNC_QUEUE_URL (or the"
+            " database URL, which holds the queue when it is not set)"
+        ) from None
+    await probe.close()
+    try:
+        async with app.open_async():
+            await ensure_schema(app)
+            yield
+    except (psycopg.Error, ConnectorException) as exc:
+        cause = exc.__cause__ if isinstance(exc, ConnectorException) else exc
+        said = _said(cause if isinstance(cause, psycopg.Error) else exc)
+        if isinstance(cause, psycopg.Error) and cause.sqlstate == "42501":
+            raise StoreConfigError(
+                f"the job queue: {said}; its tables (procrastinate_*) are made by the first"
+                " --enqueue or worker: run that as the igsync tables' owner, then run as"
+                " their owner or grant this role them and their sequences (README, 'A cron"
+                " role on PostgreSQL')"
+            ) from None
+        raise StoreError(f"the job queue: {said}") from None
+
+
+def _said(exc: BaseException) -> str:
+    """A database error's primary message and SQLSTATE, redacted: no DETAIL (it holds rows)."""
+    import psycopg
+
+    text = str(exc)
+    if isinstance(exc, psycopg.Error):
+        text = exc.diag.message_primary or text
+        if exc.sqlstate:
+            text += f" [{exc.sqlstate}]"
+    return redact(" ".join(text.split()))
+
+
 async def run_worker(
     runtime: Runtime,
     url: str,
@@ -320,8 +372,7 @@ async def run_worker(
     """Run igsync's jobs from the queue at `url` until stopped (SIGINT/SIGTERM finish the
     jobs in hand), or with `until_empty` until no job waits."""
     app = make_app(url, runtime, schedule=schedule, window=window)
-    async with app.open_async():
-        await ensure_schema(app)
+    async with _opened(app, url):
         await app.run_worker_async(
             queues=[QUEUE],
             concurrency=concurrency,
@@ -336,6 +387,5 @@ async def enqueue(
 ) -> EnqueueReport:
     """`sync-all --enqueue`: open the queue (creating its tables if missing) and defer."""
     app = make_app(url)
-    async with app.open_async():
-        await ensure_schema(app)
+    async with _opened(app, url):
         return await enqueue_accounts(app, store, window, shard=shard)
