@@ -208,6 +208,37 @@ def test_a_killed_workers_job_is_retried_by_another_worker(
     assert "its worker stopped; retrying it" in err
 
 
+def test_a_killed_workers_account_queued_again_syncs_in_an_until_empty_worker(
+    fresh_postgres_url: str, served: Served, sim: Simulator, tmp_path: Path
+) -> None:
+    """The dead worker's job holds the account's lock and a new job for it waits: putting the
+    old one back would break the queueing lock at every tick and block the account for good.
+    The old job ends failed, the new one runs; an until-empty worker does it as it starts."""
+    account = ACCOUNTS[0]
+    sim.latency = 2.0
+    seed(fresh_postgres_url, [account])
+    env = env_for(fresh_postgres_url, served, tmp_path)
+    assert igsync(env, "sync-all", "--enqueue", cwd=tmp_path).returncode == 0
+    doomed = start_worker(env, "--stalled-after", "3", cwd=tmp_path)
+    try:
+        wait_for(lambda: sync_jobs(fresh_postgres_url)[0][1] == "doing", 60, "the job to start")
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.communicate(timeout=10)
+    sim.latency = 0.0
+    queued = igsync(env, "sync-all", "--enqueue", "--json", cwd=tmp_path)
+    assert json.loads(queued.stdout)["enqueued"] == 1  # the dead job is doing, not waiting
+    time.sleep(3.5)  # its heartbeat is now older than --stalled-after
+
+    done = igsync(env, "worker", "--until-empty", "--stalled-after", "3", "-v", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "is queued again: that job runs instead" in done.stderr
+    assert [status for _, status in sync_jobs(fresh_postgres_url)] == ["failed", "succeeded"]
+    assert synced_accounts(fresh_postgres_url) == Counter([account])
+
+
 def test_the_queue_without_postgresql_is_one_line_and_exit_2(
     served: Served, tmp_path: Path
 ) -> None:

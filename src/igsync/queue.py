@@ -178,12 +178,7 @@ def make_app(
     @app.periodic(cron=f"* * * * * */{every}")
     @app.task(name="igsync.retry_stalled_jobs", queue=QUEUE, pass_context=False)
     async def retry_stalled_jobs(timestamp: int) -> None:
-        stalled = await app.job_manager.get_stalled_jobs(
-            queue=QUEUE, task_name=SYNC_TASK, seconds_since_heartbeat=stalled_after
-        )
-        for job in stalled:
-            log.warning("job %s (%s): its worker stopped; retrying it", job.id, job.lock)
-            await app.job_manager.retry_job(job)
+        await put_back_stalled_jobs(app, stalled_after)
 
     if schedule is not None:
 
@@ -196,6 +191,38 @@ def make_app(
             log.info("scheduled run: %d accounts enqueued", report.enqueued)
 
     return app
+
+
+async def put_back_stalled_jobs(app: procrastinate.App, stalled_after_s: float) -> int:
+    """Put the jobs of workers whose heartbeat stopped `stalled_after_s` ago back in the
+    queue; how many were stalled.
+
+    A stalled job whose account was queued again meanwhile (`--enqueue`, a schedule: the
+    queueing lock admits one waiting job per account) cannot wait beside it: it is ended
+    `failed` instead, which frees the account's lock for the waiting one (retrying it would
+    break the queueing lock at every tick, and the account would never sync again).
+    """
+    from procrastinate.exceptions import UniqueViolation
+    from procrastinate.jobs import Status
+
+    stalled = list(
+        await app.job_manager.get_stalled_jobs(
+            queue=QUEUE, task_name=SYNC_TASK, seconds_since_heartbeat=stalled_after_s
+        )
+    )
+    for job in stalled:
+        try:
+            await app.job_manager.retry_job(job)
+            log.warning("job %s (%s): its worker stopped; retrying it", job.id, job.lock)
+        except UniqueViolation:
+            await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+            log.warning(
+                "job %s (%s): its worker stopped, and the account is queued again: that job"
+                " runs instead",
+                job.id,
+                job.lock,
+            )
+    return len(stalled)
 
 
 async def ensure_schema(app: procrastinate.App) -> None:
@@ -370,9 +397,16 @@ async def run_worker(
     window: JobWindow | None = None,
 ) -> None:
     """Run igsync's jobs from the queue at `url` until stopped (SIGINT/SIGTERM finish the
-    jobs in hand), or with `until_empty` until no job waits."""
+    jobs in hand), or with `until_empty` until no job waits.
+
+    Before the first job, the jobs of workers that died are put back (`put_back_stalled_jobs`;
+    a waiting worker also does it periodically, an `until_empty` one only then). Raises
+    StoreError when an `until_empty` worker stopped with jobs still waiting (the queue's
+    database stopped answering on the way, say): a one-off run that left work is no success.
+    """
     app = make_app(url, runtime, schedule=schedule, window=window)
     async with _opened(app, url):
+        await put_back_stalled_jobs(app, runtime.stalled_after_s)
         await app.run_worker_async(
             queues=[QUEUE],
             concurrency=concurrency,
@@ -380,6 +414,14 @@ async def run_worker(
             update_heartbeat_interval=runtime.stalled_after_s / 3,
             stalled_worker_timeout=runtime.stalled_after_s,
         )
+        if until_empty:
+            waiting = list(await app.job_manager.list_jobs_async(queue=QUEUE, status="todo"))
+            if waiting:
+                raise StoreError(
+                    f"the worker stopped with {len(waiting)} job(s) still queued (did the"
+                    " queue's database stop answering?); run `igsync worker --until-empty`"
+                    " again"
+                )
 
 
 async def enqueue(
