@@ -9,9 +9,7 @@ import pytest
 from stamina.instrumentation import set_on_retry_hooks
 
 from igsync.cli import main
-
-#: the loggers the CLI configures (igsync.cli._logs.LOGGERS)
-_CLI_LOGGERS = ("igsync", "stamina")
+from igsync.cli._logs import LOGGERS
 
 
 def run_cli(
@@ -24,7 +22,7 @@ def run_cli(
     """
     saved = [
         (logger, logger.handlers[:], logger.propagate, logger.level)
-        for logger in map(logging.getLogger, _CLI_LOGGERS)
+        for logger in map(logging.getLogger, LOGGERS)
     ]
     monkeypatch.setattr(sys, "argv", ["igsync", *args])
     try:

@@ -213,6 +213,39 @@ def test_without_v_or_a_terminal_no_log_line_reaches_cron(
     assert SUMMARY.fullmatch(err.strip())
 
 
+def test_a_library_s_log_record_is_one_line_or_nothing_never_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """psycopg's pool and procrastinate log on their own: through igsync's handler, a record
+    with a traceback is one line (below -vv), and off a terminal without -v nothing at all,
+    instead of Python's last-resort handler printing it whatever -q said."""
+    from igsync.cli._logs import LOGGERS, setup_logging
+
+    saved = [(lg, lg.handlers[:], lg.propagate, lg.level) for lg in map(logging.getLogger, LOGGERS)]
+    buffer = io.StringIO()
+    try:
+        setup_logging(ErrSink(Console(file=buffer)), verbose=0, log_format="text")
+        try:
+            raise ConnectionError("server closed the connection")
+        except ConnectionError:
+            logging.getLogger("psycopg.pool").warning(
+                "discarding %s", "a connection", exc_info=True
+            )
+        setup_logging(None, verbose=0, log_format="text")  # cron: no terminal, no -v
+        logging.getLogger("procrastinate.worker").error("could not fetch a job")
+    finally:
+        for logger, handlers, propagate, level in saved:
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+            logger.setLevel(level)
+    (line,) = buffer.getvalue().splitlines()
+    assert re.fullmatch(
+        rf"{TIME} WARNING discarding a connection: ConnectionError: server closed the connection",
+        line,
+    )
+    assert capsys.readouterr().err == ""
+
+
 def test_retry_sentences_say_what_why_and_how_long() -> None:
     throttled = GraphError(
         "(#4) Application request limit reached",

@@ -21,8 +21,27 @@ if TYPE_CHECKING:
 LogFormat = Literal["text", "json"]
 
 #: the loggers igsync's lines come from (stamina's default hook is replaced by ours, see
-#: igsync.graph._retry_log; its logger is kept in case another hook is configured)
-LOGGERS = ("igsync", "stamina")
+#: igsync.graph._retry_log; its logger is kept in case another hook is configured), and
+#: those of the libraries that log on their own: psycopg's pool (a connection it dropped or
+#: could not make) and procrastinate (the job queue). Without them those would reach
+#: Python's last-resort handler: warnings and tracebacks on stderr whatever -q or -v said.
+LOGGERS = ("igsync", "stamina", "psycopg", "procrastinate")
+#: of those, the libraries: their records' tracebacks shrink to one line below -vv
+_LIBRARIES = ("psycopg", "procrastinate")
+
+
+class _OneLine(logging.Filter):
+    """A library's record with a traceback says its exception in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.name.split(".", 1)[0] in _LIBRARIES:
+            exc = record.exc_info[1]
+            if exc is not None:
+                record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+                record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def level_for(verbose: int) -> int:
@@ -91,6 +110,8 @@ def setup_logging(sink: ErrSink | None, *, verbose: int, log_format: LogFormat) 
             json_formatter() if log_format == "json" else TextFormatter(with_name=verbose > 1)
         )
         handler = LineHandler(sink, formatter)
+        if verbose < 2:
+            handler.addFilter(_OneLine())
     level = level_for(verbose)
     for name in LOGGERS:
         logger = logging.getLogger(name)
