@@ -130,6 +130,9 @@ def test_enqueue_defers_one_job_per_account_and_never_two_while_one_waits(
     }
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["already_queued"] == 6
+    backfill = igsync(env, "sync-all", "--enqueue", "--since", "2026-11-01", cwd=tmp_path)
+    assert backfill.returncode == 0, backfill.stderr
+    assert "keep the window their job was queued with" in backfill.stdout  # not this one
     jobs = sync_jobs(fresh_postgres_url)
     assert len(jobs) == 6
     assert len({lock for lock, _ in jobs}) == 6
@@ -173,6 +176,27 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def test_a_row_that_cannot_be_queued_fails_the_enqueue_as_it_fails_sync_all(
+    fresh_postgres_url: str, served: Served, tmp_path: Path
+) -> None:
+    from bad_token_rows import BAD_ROWS, insert_sql
+
+    seed(fresh_postgres_url, ACCOUNTS[:1])
+    (bad,) = [b for b in BAD_ROWS if b.name == "token_newline"]
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+        for statement in insert_sql(bad, u_id=str(uuid4()), account_id="17841499999999999"):
+            conn.execute(statement)  # type: ignore[arg-type]
+    env = env_for(fresh_postgres_url, served, tmp_path)
+    proc = igsync(env, "sync-all", "--enqueue", "--json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "accounts_total": 2,
+        "enqueued": 1,
+        "already_queued": 0,
+        "not_queued": 1,
+    }
 
 
 def test_a_killed_workers_job_is_retried_by_another_worker(

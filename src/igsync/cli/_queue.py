@@ -69,11 +69,20 @@ def enqueue_all(
     r = run(go())
     if out.json_mode:
         out.emit_json(r)
-        return
-    out.print(
-        f"{r.enqueued} jobs enqueued for {r.accounts_total} accounts ({r.already_queued} already"
-        f" queued, {r.not_queued} rows without a usable account); `igsync worker` runs them"
-    )
+    else:
+        out.print(
+            f"{r.enqueued} jobs enqueued for {r.accounts_total} accounts ({r.already_queued}"
+            f" already queued, {r.not_queued} rows without a usable account); `igsync worker`"
+            " runs them"
+        )
+        if r.already_queued and any(w is not None for w in window):
+            # one waiting job per account (its queueing lock): this window did not replace it
+            out.print(
+                "the accounts already queued keep the window their job was queued with; run"
+                " again once those jobs ran to queue this one"
+            )
+    if r.not_queued:
+        raise typer.Exit(1)  # as sync-all fails for a row it cannot use
 
 
 def worker(
