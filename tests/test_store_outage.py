@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
@@ -272,6 +273,26 @@ async def test_a_restarted_server_is_not_an_outage(server: ServerControl) -> Non
         assert not isinstance(raised.value, StoreUnavailableError)
         assert "PostgreSQL upsert failed: terminating connection" in str(raised.value)
         assert await store.upsert_insights([insight_row()]) == 1
+        assert await store.upsert_insights([insight_row()]) == 1
+
+
+async def test_a_server_still_restarting_when_its_connection_died_is_not_an_outage(
+    server: ServerControl,
+) -> None:
+    """pg_ctl restart: the fresh connection that tells a restart from an outage is refused
+    while the server starts again; it is tried again for a few seconds before the store is
+    taken for down (RESTART_PAUSES_S)."""
+    async with PostgresStore(server.url) as store:
+        assert await store.upsert_insights([insight_row()]) == 1
+        server.stop()
+        restart = threading.Timer(0.2, server.start)
+        restart.start()
+        try:
+            with pytest.raises(StoreError) as raised:
+                await store.upsert_insights([insight_row()])
+        finally:
+            restart.join()
+        assert not isinstance(raised.value, StoreUnavailableError), raised.value
         assert await store.upsert_insights([insight_row()]) == 1
 
 

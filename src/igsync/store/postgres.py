@@ -201,6 +201,10 @@ def _connection_lost(exc: psycopg.Error) -> bool:
     return state is None or state.startswith("08") or state in _GONE_STATES
 
 
+#: seconds between the fresh connections that tell a restarting server from a gone one
+#: (`PostgresStore._answers_again`): about 3.5 s in all before a refusing server is down
+RESTART_PAUSES_S = (0.0, 0.5, 1.0, 2.0)
+
 _CHECK_URL = (
     "check the host, port, user, password and database of the URL (--db or IGSYNC_DATABASE_URL)"
 )
@@ -438,7 +442,7 @@ class PostgresStore(TableRows):
             return error
         async with self._probing:
             if self._down is None:
-                if await self._answers():
+                if await self._answers_again():
                     if self._pool is not None:
                         with contextlib.suppress(psycopg.Error):
                             await self._pool.check()  # drop the other dead connections now
@@ -450,6 +454,21 @@ class PostgresStore(TableRows):
                 if self._pool is not None:
                     await self._pool.close(timeout=1)
         return StoreUnavailableError(str(self._down))
+
+    async def _answers_again(self) -> bool:
+        """Whether the server answers a new connection, tried again while it is refused at
+        once: a restart (`pg_ctl restart -m fast`) refuses connections for about a second,
+        and taking it for an outage would stop the run for nothing. A try that timed out is
+        not a restart: the server is not there."""
+        loop = asyncio.get_running_loop()
+        for pause in RESTART_PAUSES_S:
+            await asyncio.sleep(pause)
+            started = loop.time()
+            if await self._answers():
+                return True
+            if loop.time() - started > 1:
+                return False
+        return False
 
     async def _answers(self) -> bool:
         """Whether a new connection to the server works (`select 1`)."""
