@@ -41,14 +41,21 @@ example:
 """
 
 
-def export_line(graph_url: str, instagram_url: str, account_id: str | None) -> str:
+def export_line(
+    graph_url: str, instagram_url: str, account_id: str, app_id: str, app_secret: str
+) -> str:
     """The shell line that points igsync at the simulator, runnable as printed (pasted into
     bash, sh or zsh): its token is a placeholder the simulator accepts, since it takes any
-    non-empty token. Without an account (`--accounts 0`), no IG_ACCOUNT_ID."""
-    words = [f"IGSYNC_GRAPH_URL={graph_url}", f"IGSYNC_INSTAGRAM_URL={instagram_url}"]
-    if account_id is not None:
-        words.append(f"IG_ACCOUNT_ID={account_id}")
-    words.append(f"IG_LONG_TOKEN={SIM_TOKEN}")
+    non-empty token, and the app is the simulator's own (fake: no Meta app), which token
+    refresh, debug_token and batches shared by accounts need."""
+    words = [
+        f"IGSYNC_GRAPH_URL={graph_url}",
+        f"IGSYNC_INSTAGRAM_URL={instagram_url}",
+        f"IG_ACCOUNT_ID={account_id}",
+        f"IG_LONG_TOKEN={SIM_TOKEN}",
+        f"IG_APP_ID={app_id}",
+        f"IG_APP_SECRET={app_secret}",
+    ]
     return "export " + " ".join(shlex.quote(word) for word in words)
 
 
@@ -150,10 +157,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m igsync.simula
         print(served.graph_url, served.instagram_url, sep="\n", flush=True)
         for account in accounts:
             print(f"account {account.account_id}  zone {account.tz}", file=sys.stderr)
-        first = accounts[0].account_id if accounts else None
-        print(
-            export_line(served.graph_url, served.instagram_url, first), file=sys.stderr, flush=True
+        line = export_line(
+            served.graph_url,
+            served.instagram_url,
+            accounts[0].account_id,
+            sim.app_id,
+            sim.app_secret,
         )
+        print(line, file=sys.stderr, flush=True)
         # A timed wait keeps the main thread responsive to signals on every platform.
         while not stop.wait(0.2):
             pass
