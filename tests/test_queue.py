@@ -199,6 +199,29 @@ def test_a_row_that_cannot_be_queued_fails_the_enqueue_as_it_fails_sync_all(
     }
 
 
+def test_a_job_whose_account_fails_ends_failed_as_its_sync_log_says(
+    fresh_postgres_url: str, served: Served, tmp_path: Path
+) -> None:
+    ok, refused = ACCOUNTS[:2]
+    seed(fresh_postgres_url, [ok, refused])
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "update user_tokens set status = 'needs_reauth' where account_id = %s", [refused]
+        )
+    env = env_for(fresh_postgres_url, served, tmp_path)
+    assert igsync(env, "sync-all", "--enqueue", cwd=tmp_path).returncode == 0
+    done = igsync(env, "worker", "--until-empty", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    jobs = query(
+        fresh_postgres_url,
+        "select args->>'account_id', status from procrastinate_jobs"
+        " where task_name = 'igsync.sync_account'",
+    )
+    assert dict(jobs) == {ok: "succeeded", refused: "failed"}
+    logs = query(fresh_postgres_url, "select account_id, status from instagram_sync_logs")
+    assert dict(logs) == {ok: "ok", refused: "failed"}
+
+
 def test_a_killed_workers_job_is_retried_by_another_worker(
     fresh_postgres_url: str, served: Served, sim: Simulator, tmp_path: Path
 ) -> None:

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from igsync.claims import Claims
 from igsync.config import check_postgres_url
-from igsync.errors import ConfigError, StoreConfigError, StoreError
+from igsync.errors import ConfigError, IgsyncError, StoreConfigError, StoreError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, UserToken
 from igsync.redact import redact
@@ -131,6 +131,10 @@ class Runtime:
     stalled_after_s: float = STALLED_AFTER_S
 
 
+class AccountFailed(IgsyncError):
+    """A job's account was synced and failed (its sync log says why): the job ends `failed`."""
+
+
 def make_app(
     url: str,
     runtime: Runtime | None = None,
@@ -168,6 +172,10 @@ def make_app(
         if result is not None:
             outcome = "skipped" if result.skipped else ("ok" if result.success else "failed")
             log.info("account %s: %s, %d rows", account_id, outcome, result.total_inserted)
+            if outcome == "failed":
+                # the job's status says what its sync log says (procrastinate marks a job
+                # whose task raised `failed`; igsync's jobs are not retried)
+                raise AccountFailed(f"account {account_id}: {'; '.join(result.errors)}")
 
     stalled_after = runtime.stalled_after_s if runtime else STALLED_AFTER_S
     # procrastinate 3.x: a worker's jobs stay `doing` after it died; its heartbeat says so.
