@@ -233,10 +233,17 @@ async def test_postgres_finds_a_missing_unique_key_and_an_invalid_index(
         problems = await store.check_integrity()
     assert problems == [
         "instagram_media has no unique index on (u_id, account_id, media_id): its writes"
-        " cannot upsert; run `igsync db init`",
+        " cannot upsert; create it again (`alter table instagram_media add unique (u_id,"
+        " account_id, media_id)`; `db init` applies only migrations not applied yet)",
         "index sync_logs_one_status on instagram_sync_logs is invalid (a CREATE INDEX"
         " CONCURRENTLY or REINDEX failed): run `REINDEX INDEX sync_logs_one_status`",
     ]
+    # what the first line says to run is what fixes it
+    fix = problems[0].split("`")[1]
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+        conn.execute(fix)  # type: ignore[arg-type]
+    async with PostgresStore(fresh_postgres_url) as store:
+        assert [p for p in await store.check_integrity() if "instagram_media" in p] == []
 
 
 def test_sync_all_on_a_damaged_file_says_so_once_and_exits_1(

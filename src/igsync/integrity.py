@@ -33,8 +33,9 @@ def integrity_problems_help(problems: list[str]) -> str:
     if not problems:
         return ""
     return (
-        "restore the database from a backup, or for a schema or index problem run"
-        " `igsync db init` (an index marked invalid: `REINDEX INDEX name`)"
+        "restore the database from a backup, or do what each problem says (a missing table:"
+        " `igsync db init`; a missing unique key: create it again; an index marked invalid:"
+        " `REINDEX INDEX name`)"
     )
 
 

@@ -780,7 +780,8 @@ class PostgresStore(TableRows):
             if not matching:
                 problems.append(
                     f"{table} has no unique index on ({', '.join(key)}): its writes cannot"
-                    " upsert; run `igsync db init`"
+                    f" upsert; create it again (`alter table {table} add unique"
+                    f" ({', '.join(key)})`; `db init` applies only migrations not applied yet)"
                 )
         problems += [
             f"index {index} on {table} is invalid (a CREATE INDEX CONCURRENTLY or REINDEX"
