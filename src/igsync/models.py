@@ -174,8 +174,6 @@ class Account:
     row: UserToken | None = None
     #: which login issued the token: it decides the host of every call (igsync.graph.LoginApi)
     kind: TokenKind = "facebook_login"
-    #: from IG_ACCOUNT_ID/IG_LONG_TOKEN because the user has no row (sync.resolve_account)
-    from_env: bool = False
 
 
 class Window(BaseModel):

@@ -68,8 +68,7 @@ async def resolve_account(
     if env_id and env_token and account_id in (None, env_id):
         secret = env_token.get_secret_value()
         # The env fallback has no stored kind: its shape tells (EAA… or IG…).
-        kind = infer_token_kind(secret) or "facebook_login"
-        return Account(user_id, env_id, secret, kind=kind, from_env=True)
+        return Account(user_id, env_id, secret, kind=infer_token_kind(secret) or "facebook_login")
     raise InputError(
         f"no Instagram account for user {user_id}: add a user_tokens row for it, "
         "or set IG_ACCOUNT_ID and IG_LONG_TOKEN (see .env.example)"
@@ -406,8 +405,8 @@ async def fetch_account(
     """Fetch `streams` and `metrics` (see `RunContext.create`) for one account over `plan` and
     upsert them; never raises for a metric. With app credentials the token is refreshed as
     DESIGN §4 says. Raises InputError for a bad stream or metric name, before any request.
-    The env fallback account (`account.from_env`) is named in the result's notes: its rows
-    are stored under a user who has no row of their own.
+    The env fallback account (`account.row` None, as token_policy takes it too) is named in
+    the result's notes: its rows are stored under a user who has no row of their own.
     """
     ctx = RunContext.create(
         graph,
@@ -421,7 +420,7 @@ async def fetch_account(
         run_id=run_id,
     )
     result = await sync_account(ctx, account)
-    if account.from_env:
+    if account.row is None:
         note = (
             f"account {account.account_id} and its token from IG_ACCOUNT_ID/IG_LONG_TOKEN:"
             f" user {account.user_id} has no user_tokens row"
