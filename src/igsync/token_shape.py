@@ -64,9 +64,14 @@ def token_shape_problem(token: str) -> str | None:
     return None
 
 
-#: a whole argument shaped as a Meta token: a login's prefix, then letters, digits, `-`, `_`
-#: only (no `/`, `.`, `:` or `@`: never a path, URL, date or id), MIN_TOKEN_LENGTH long or more
-_TOKEN_ARGUMENT = re.compile(rf"(?:EAA|IG)[A-Za-z0-9_-]{{{MIN_TOKEN_LENGTH - 3},}}")
+#: a whole argument shaped as a Meta token: a login's prefix (`_PREFIXES`), then letters,
+#: digits, `-`, `_` only (no `/`, `.`, `:` or `@`: never a path, URL, date or id)
+_TOKEN_ARGUMENT = re.compile(
+    "(?:{}){}".format(
+        "|".join(re.escape(prefix) for prefix, _ in _PREFIXES),
+        rf"[A-Za-z0-9_-]{{{MIN_TOKEN_LENGTH - 3},}}",
+    )
+)
 
 
 def token_shaped(text: str) -> bool:
