@@ -247,7 +247,8 @@ _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 def check_postgres_url(url: str, source: str) -> str:
     """`url`, with its password registered as a secret; ConfigError (never quoting it) when
-    the user and password hold a character a URL must percent-encode there (`@ : / ? # %`).
+    the user and password hold a character a URL must percent-encode there (`@ / # %`; a `?`
+    ends the part checked, as it ends it for libpq).
 
     libpq splits an unencoded `@` or `/` elsewhere than meant, and its error would quote the
     rest of the password as a host name ("failed to resolve host 'tPw99@127.0.0.1'"); an
