@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import ssl
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 import httpx
@@ -724,3 +726,27 @@ async def test_a_request_that_fails_before_it_is_written_holds_no_writer() -> No
         with pytest.raises(GraphError, match="could not reach"):
             await insights(graph, ["reach"])
         await asyncio.wait_for(graph.requests_written(), timeout=5)
+
+
+def test_the_tls_context_is_built_once_per_trust_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Graph connections verify with one TLS context per process (its CA bundle is loaded on
+    a thread the CLI starts early); new trust settings get a context of their own, and one
+    that cannot be loaded fails where the context is wanted."""
+    from igsync.graph._pools import load_tls_context, tls_context
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    first = tls_context()
+    assert load_tls_context().result() is first
+    assert tls_context() is first
+    assert first.verify_mode is ssl.CERT_REQUIRED
+    assert first.check_hostname
+    assert first.get_ca_certs()  # certifi's bundle is in
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(FileNotFoundError):
+        tls_context()
+    monkeypatch.delenv("SSL_CERT_FILE")
+    assert tls_context() is not first  # built again for the settings of the moment

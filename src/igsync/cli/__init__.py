@@ -75,6 +75,10 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+#: the commands whose work is Graph calls: each builds its TLS context from the start
+_TALKS_TO_META = frozenset({"fetch", "sync-all", "worker", "refresh-token", "doctor"})
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
@@ -116,6 +120,10 @@ def _main(
             log_format=log_format,
         ),
     )
+    if ctx.invoked_subcommand in _TALKS_TO_META:
+        from igsync.graph._pools import load_tls_context
+
+        load_tls_context()  # on a thread, while settings, store and the rest load
     config_sources()  # a named settings file that is missing fails every command, at once
 
 
