@@ -73,13 +73,14 @@ def test_json_is_one_sync_report_and_every_account_is_stored(env: Env) -> None:
     assert [(a, s) for a, s, *_ in sync_logs(env)] == [(LA, "ok"), (KOLKATA, "ok")]
 
 
-def test_a_run_starts_without_the_command_line_httpx_imports_for_itself(env: Env) -> None:
+def test_a_machine_output_run_imports_neither_httpx_command_line_nor_rich(env: Env) -> None:
     """`import httpx` brings its own CLI (click, rich.syntax, pygments) that igsync never
-    runs; the executable skips it, 40-50 ms of every run's start, and still syncs."""
+    runs; the executable skips it, 40-50 ms of every run's start, and still syncs. Off a
+    terminal, --json (and its stderr summary line) needs no console from rich either."""
     seed(env, LA)
     probe = (
         "import atexit, sys\n"
-        "names = ('httpx', 'httpx._main', 'pygments')\n"
+        "names = ('httpx', 'httpx._main', 'pygments', 'rich')\n"
         "loaded = lambda: sorted(m for m in names if sys.modules.get(m))\n"
         "atexit.register(lambda: sys.stderr.write(f'modules: {loaded()}\\n'))\n"
         "sys.argv[0] = 'igsync'\n"

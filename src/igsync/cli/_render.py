@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -14,9 +15,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from uuid import uuid4
 
 from pydantic import BaseModel
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from igsync.cli import _stdout
 from igsync.cli._progress import SyncProgress
@@ -24,6 +22,9 @@ from igsync.redact import redact
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
 
     from igsync.catalogue import MetricListing
     from igsync.cli._logs import LogFormat
@@ -47,18 +48,30 @@ def shown(text: str) -> str:
 
     Graph errors end in `[code 190/467]`, which rich would take for a tag and drop.
     """
+    from rich.markup import escape
+
     return escape(redact(text))
 
 
-class _Stdout(Console):
-    """rich's console for stdout, handing a closed pipe back to `Output._to_stdout`.
+def surely_no_terminal(stream: TextIO) -> bool:
+    """True when rich's `Console.is_terminal` could only say False for `stream`: neither
+    TTY_COMPATIBLE nor FORCE_COLOR set (either can make a pipe a terminal for rich) and not a
+    TTY (rich 15 `Console.is_terminal`). Then a command needs no console from rich, whose
+    import is a tenth of a `sync-all --json` start; otherwise rich decides."""
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return False
+    stream = getattr(stream, "rich_proxied_file", stream)
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or closed: rich says False too
+        return True
 
-    rich's own answer to a reader that left is `SystemExit(1)` (its documented hook, meant to
-    be overridden): a run whose every account succeeded would exit 1.
-    """
 
-    def on_broken_pipe(self) -> None:
-        raise BrokenPipeError
+def _stream(stderr: bool) -> TextIO:
+    """The standard stream itself, as rich's console for it would write to it (behind a live
+    display's proxy, the file it proxies)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return getattr(stream, "rich_proxied_file", stream)
 
 
 def _silence(stream: TextIO) -> None:
@@ -73,9 +86,10 @@ def _silence(stream: TextIO) -> None:
 class ErrSink:
     """stderr as whole lines: log records, the summary line, above a live progress bar on a
     terminal. Never padded nor wrapped; a reader that left (`2>&1 | head`) ends the lines,
-    never the work."""
+    never the work. `console` None: stderr is no terminal, and its lines go to it as they
+    are."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console | None) -> None:
         self.console = console
         self.gone = False
 
@@ -83,12 +97,13 @@ class ErrSink:
         if self.gone:
             return
         try:
-            if self.console.is_terminal:
+            if self.console is not None and self.console.is_terminal:
                 # rich's low-level write: no markup, no wrapping, and a live bar stays below
                 self.console.out(text, highlight=False)
             else:
-                self.console.file.write(text + "\n")
-                self.console.file.flush()
+                file = _stream(stderr=True) if self.console is None else self.console.file
+                file.write(text + "\n")
+                file.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.gone = True
             _silence(sys.stderr)
@@ -108,34 +123,48 @@ class Output:
         self.json_mode = json_mode
         self.quiet = quiet
         self.log_format: LogFormat = log_format or "text"
-        self.out: Console = _Stdout(highlight=False)
-        if not self.out.is_terminal:
-            # Piped or redirected: rich would squeeze tables into 80 columns. A table takes
-            # only the width it needs; this is room for the widest (accounts list's full ids
-            # beside a last sync: 175 columns) whole, for grep and for reading in a file.
-            self.out.width = PIPED_WIDTH
-        self.err = Console(stderr=True, highlight=False)
-        self.err_sink = ErrSink(self.err)
+        err_tty = not surely_no_terminal(sys.stderr) and self.err.is_terminal
+        self.err_sink = ErrSink(self.err if err_tty else None)
         #: the reader of stdout went away (`| head`): nothing more is written there
         self.reader_gone = False
         # Progress and logs for a person at a terminal; off one (cron), logs only when -v or
         # --log-format asks for them.
-        self.chatty = not quiet and (self.err.is_terminal or verbose > 0 or log_format is not None)
+        self.chatty = not quiet and (err_tty or verbose > 0 or log_format is not None)
         # One summary line on stderr at the end of a long run, unless the report's own footer
         # is already on the same terminal: cron's one line, and what stays after the bar goes.
-        self.summarize = not quiet and not (
-            self.err.is_terminal and self.out.is_terminal and not json_mode
-        )
+        self.summarize = not quiet and not (err_tty and not json_mode and self.out.is_terminal)
         from igsync.cli._logs import setup_logging
 
         setup_logging(
             self.err_sink if self.chatty else None, verbose=verbose, log_format=self.log_format
         )
 
+    @functools.cached_property
+    def out(self) -> Console:
+        """rich's console for stdout (tables, text), made when first used: machine output
+        (--json, NDJSON) goes to stdout itself."""
+        from igsync.cli._consoles import StdoutConsole
+
+        console = StdoutConsole(highlight=False)
+        if not console.is_terminal:
+            # Piped or redirected: rich would squeeze tables into 80 columns. A table takes
+            # only the width it needs; this is room for the widest (accounts list's full ids
+            # beside a last sync: 175 columns) whole, for grep and for reading in a file.
+            console.width = PIPED_WIDTH
+        return console
+
+    @functools.cached_property
+    def err(self) -> Console:
+        """rich's console for stderr (the progress bar, a spinner, errors), made when first
+        used."""
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False)
+
     @contextlib.contextmanager
     def status(self, text: str) -> Iterator[None]:
         """A spinner on stderr while work runs, when someone is watching."""
-        if self.chatty and self.err.is_terminal:
+        if self.chatty and self.err_sink.console is not None:
             with self.err.status(text):
                 yield
         else:
@@ -166,7 +195,7 @@ class Output:
         head, tail = redact(json.dumps(data, ensure_ascii=False)).split(f'"{mark}"')
 
         def write() -> None:
-            file = self.out.file
+            file = _stream(stderr=False)
             file.write(head + "[")
             for number, text in enumerate(texts):
                 file.write(f", {text}" if number else text)
@@ -184,9 +213,10 @@ class Output:
         line = redact(json.dumps(data, ensure_ascii=False)) + "\n"
 
         def write() -> None:
-            self.out.file.write(line)
+            file = _stream(stderr=False)
+            file.write(line)
             if flush:
-                self.out.file.flush()
+                file.flush()
 
         self._to_stdout(write)
 
@@ -211,7 +241,7 @@ class Output:
     @contextlib.contextmanager
     def progress(self, text: str) -> Iterator[SyncProgress]:
         """A counted bar on stderr (done/failed of N, rows, rate, ETA) when someone watches."""
-        if not (self.chatty and self.err.is_terminal):
+        if not (self.chatty and self.err_sink.console is not None):
             yield SyncProgress(None)
             return
         from igsync.cli._progress import sync_bar
@@ -239,7 +269,7 @@ class Output:
         """Text on stdout as it is (SQL): no markup, no wrapping."""
 
         def write() -> None:
-            self.out.file.write(text)
+            _stream(stderr=False).write(text)
 
         self._to_stdout(write)
 
@@ -280,6 +310,8 @@ def collapse_errors(errors: Sequence[str]) -> list[str]:
 
 
 def fetch_table(result: FetchResult) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"Instagram account {result.account_id}", title_justify="left")
     table.add_column("metric")
     table.add_column("rows written", justify="right")
@@ -303,6 +335,8 @@ def fetch_summary(result: FetchResult) -> list[str]:
 
 def metrics_table(lines: Sequence[MetricListing]) -> Table:
     """The catalogue: current metrics, then retired ones with what to ask instead."""
+    from rich.table import Table
+
     table = Table(title="Metrics (choose with --metrics or IGSYNC_METRICS; details: --json)")
     table.add_column("metric", no_wrap=True)
     for col in ("status", "metric_type", "period", "breakdowns", "timeframes", "logins"):
@@ -343,6 +377,8 @@ def metrics_table(lines: Sequence[MetricListing]) -> Table:
 
 def report_table(report: SyncReport, zones: dict[str, str] | None = None) -> Table:
     """One line per account; the zone column only where zones are known (the demo's)."""
+    from rich.table import Table
+
     table = Table(title="Accounts", title_justify="left")
     columns = ("account", "zone", "window", "rows", "errors", "seconds")
     for col in columns if zones is not None else tuple(c for c in columns if c != "zone"):
@@ -440,6 +476,8 @@ def report_footer(output: Output, report: SyncReport, after_rows: str, after_tim
 
 def values_table(rows: Sequence[InsightRow], metrics: Sequence[str]) -> Table:
     """One line per account and day: every metric of a day shares one UTC end_time key."""
+    from rich.table import Table
+
     from igsync.local_day import day_label
 
     table = Table(title="Stored values (one key per account and day)", title_justify="left")
@@ -478,6 +516,8 @@ def demo_render(
 
 
 def accounts_table(infos: Sequence[AccountInfo]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Instagram accounts", title_justify="left")
     for col in (
         "user",
@@ -531,6 +571,8 @@ def _last_sync(info: AccountInfo) -> str:
 
 
 def refresh_table(report: RefreshReport) -> Table:
+    from rich.table import Table
+
     title = "Token refresh (dry run)" if report.dry_run else "Token refresh"
     table = Table(title=title, title_justify="left")
     for col in ("user", "account", "outcome", "detail"):
