@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 # GRAPH_API §1: the API refuses these without metric_type=total_value.
@@ -157,6 +158,7 @@ def stable_hash(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
+@lru_cache(maxsize=4096)  # every answer asks for its window's few days: 16 times an item
 def day_end(tz: str, day: date) -> datetime:
     """The UTC instant of the local midnight that ends `day`: its end_time (GRAPH_API §2).
 
