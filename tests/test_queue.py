@@ -156,11 +156,16 @@ def test_two_workers_process_each_account_once(
     assert igsync(env, "sync-all", "--enqueue", cwd=tmp_path).returncode == 0
 
     workers = [
-        start_worker(env, "--until-empty", "--concurrency", "2", cwd=tmp_path) for _ in range(2)
+        start_worker(env, "--until-empty", "--concurrency", "2", "--json", cwd=tmp_path)
+        for _ in range(2)
     ]
     outputs = [w.communicate(timeout=110) for w in workers]
 
     assert [w.returncode for w in workers] == [0, 0], [err for _, err in outputs]
+    reports = [json.loads(out) for out, _ in outputs]  # each a WorkerReport of its own jobs
+    assert sum(r["jobs"] for r in reports) == sum(r["accounts_ok"] for r in reports) == 6
+    assert all(r["success"] and r["accounts_failed"] == 0 for r in reports)
+    assert sum(r["total_inserted"] for r in reports) > 0
     assert synced_accounts(fresh_postgres_url) == Counter(ACCOUNTS)
     assert {status for _, status in sync_jobs(fresh_postgres_url)} == {"succeeded"}
     calls = Counter(a for r in sim.requests for a in ACCOUNTS if a in r.path)
@@ -199,7 +204,7 @@ def test_a_row_that_cannot_be_queued_fails_the_enqueue_as_it_fails_sync_all(
     }
 
 
-def test_a_job_whose_account_fails_ends_failed_as_its_sync_log_says(
+def test_a_job_whose_account_fails_ends_failed_and_an_until_empty_worker_exits_1(
     fresh_postgres_url: str, served: Served, tmp_path: Path
 ) -> None:
     ok, refused = ACCOUNTS[:2]
@@ -211,7 +216,8 @@ def test_a_job_whose_account_fails_ends_failed_as_its_sync_log_says(
     env = env_for(fresh_postgres_url, served, tmp_path)
     assert igsync(env, "sync-all", "--enqueue", cwd=tmp_path).returncode == 0
     done = igsync(env, "worker", "--until-empty", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # a one-off run with a failed account, as sync-all
+    assert "2 job(s): 1 accounts ok, 1 failed, 0 skipped" in done.stdout
     jobs = query(
         fresh_postgres_url,
         "select args->>'account_id', status from procrastinate_jobs"
@@ -247,8 +253,10 @@ def test_a_killed_workers_job_is_retried_by_another_worker(
         wait_for(lambda: sync_jobs(fresh_postgres_url)[0][1] == "succeeded", 60, "the job's retry")
     finally:
         rescuer.send_signal(signal.SIGTERM)
-        _, err = rescuer.communicate(timeout=30)
+        out, err = rescuer.communicate(timeout=30)
 
+    assert rescuer.returncode == 0, err  # stopped by a signal, its job done
+    assert out.startswith("1 job(s): 1 accounts ok, 0 failed"), out
     assert synced_accounts(fresh_postgres_url) == Counter([account])
     [(status,)] = query(fresh_postgres_url, "select status from instagram_sync_logs")
     assert status == "ok"

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -82,6 +82,37 @@ class EnqueueReport(BaseModel):
     not_queued: int
 
 
+class WorkerReport(BaseModel):
+    """What one `igsync worker` ran, from its start to its stop (its sync logs say more)."""
+
+    #: true when no job's account failed
+    success: bool = True
+    #: account jobs this worker ran (each one account's sync)
+    jobs: int = 0
+    accounts_ok: int = 0
+    accounts_failed: int = 0
+    #: another run was syncing the account: left to it
+    accounts_skipped: int = 0
+    #: the account's user_tokens row was gone by the time its job ran
+    accounts_gone: int = 0
+    total_inserted: int = 0
+
+    def add(self, result: FetchResult | None) -> None:
+        """Count one job's result (None: its row was gone)."""
+        self.jobs += 1
+        if result is None:
+            self.accounts_gone += 1
+        elif result.skipped:
+            self.accounts_skipped += 1
+        elif result.success:
+            self.accounts_ok += 1
+        else:
+            self.accounts_failed += 1
+            self.success = False
+        if result is not None:
+            self.total_inserted += result.total_inserted
+
+
 def account_lock(u_id: UUID | str, account_id: str) -> str:
     """The procrastinate lock and queueing lock of one account's jobs."""
     return f"igsync-account:{u_id}:{account_id}"
@@ -129,6 +160,8 @@ class Runtime:
     graph: GraphClient
     app: AppCredentials | None
     stalled_after_s: float = STALLED_AFTER_S
+    #: the jobs run so far
+    report: WorkerReport = field(default_factory=WorkerReport)
 
 
 class AccountFailed(IgsyncError):
@@ -169,6 +202,7 @@ def make_app(
         if runtime is None:
             raise ConfigError("this igsync app only enqueues; run jobs with `igsync worker`")
         result = await sync_one(runtime, UUID(u_id), account_id, JobWindow(**window))
+        runtime.report.add(result)
         if result is not None:
             outcome = "skipped" if result.skipped else ("ok" if result.success else "failed")
             log.info("account %s: %s, %d rows", account_id, outcome, result.total_inserted)
@@ -403,9 +437,9 @@ async def run_worker(
     until_empty: bool = False,
     schedule: str | None = None,
     window: JobWindow | None = None,
-) -> None:
+) -> WorkerReport:
     """Run igsync's jobs from the queue at `url` until stopped (SIGINT/SIGTERM finish the
-    jobs in hand), or with `until_empty` until no job waits.
+    jobs in hand), or with `until_empty` until no job waits; what they did (`runtime.report`).
 
     Before the first job, the jobs of workers that died are put back (`put_back_stalled_jobs`;
     a waiting worker also does it periodically, an `until_empty` one only then). Raises
@@ -430,6 +464,7 @@ async def run_worker(
                     " queue's database stop answering?); run `igsync worker --until-empty`"
                     " again"
                 )
+    return runtime.report
 
 
 async def enqueue(

@@ -21,7 +21,7 @@ from igsync.cli._common import settings as load
 if TYPE_CHECKING:
     from igsync.cli._render import Output
     from igsync.config import Settings
-    from igsync.queue import EnqueueReport
+    from igsync.queue import EnqueueReport, WorkerReport
     from igsync.store import Store
     from igsync.sync_all import Shard
 
@@ -115,7 +115,10 @@ def worker(
     """Run the jobs of `igsync sync-all --enqueue`: one account each, as sync-all syncs it.
 
     Start any number, on any machines, against the same queue (IGSYNC_QUEUE_URL, else the
-    PostgreSQL database). Needs the queue extra: pip install 'igsync[queue]'. Examples:
+    PostgreSQL database). Needs the queue extra: pip install 'igsync[queue]'. When it stops
+    (--until-empty, or SIGINT/SIGTERM) it prints what it ran: one line, or with --json a
+    WorkerReport; --until-empty exits 1 when an account failed (its sync log says why).
+    Examples:
 
         igsync worker --concurrency 16
 
@@ -126,24 +129,34 @@ def worker(
     from igsync.queue import Runtime, run_worker
     from igsync.tokens import app_credentials
 
-    make_output(ctx, json_, quiet, verbose)
+    out = make_output(ctx, json_, quiet, verbose)
     settings = load()
     url = _queue_url(ctx, settings)
     if schedule is not None:
         _check_cron(schedule)
     db = open_db(ctx, settings)
 
-    async def go() -> None:
+    async def go() -> WorkerReport:
         async with (
             db as store,
             graph_client(settings, batch=False, accounts=concurrency) as graph,
         ):
             runtime = Runtime(store, graph, app_credentials(settings), stalled_after)
-            await run_worker(
+            return await run_worker(
                 runtime, url, concurrency=concurrency, until_empty=until_empty, schedule=schedule
             )
 
-    run(go())
+    report = run(go())
+    if out.json_mode:
+        out.emit_json(report)
+    elif not out.quiet:
+        out.print(
+            f"{report.jobs} job(s): {report.accounts_ok} accounts ok, {report.accounts_failed}"
+            f" failed, {report.accounts_skipped} skipped (another run had them),"
+            f" {report.accounts_gone} without a user_tokens row; {report.total_inserted} rows"
+        )
+    if until_empty and not report.success:
+        raise typer.Exit(1)  # a one-off run, as sync-all: an account failed
 
 
 def _check_cron(schedule: str) -> None:
