@@ -487,3 +487,41 @@ def test_a_report_spliced_from_kept_texts_is_the_text_of_the_whole(
     assert capsys.readouterr().out == whole
     assert secret not in whole
     assert "✓" in whole  # not escaped: the same text as emit_json
+
+
+@pytest.mark.parametrize(
+    ("env", "tty", "rich_decides"),
+    [
+        ({}, False, False),  # a pipe or a file: no terminal, rich never asked
+        ({}, True, True),
+        ({"FORCE_COLOR": "1"}, False, True),  # rich makes a pipe a terminal
+        ({"TTY_COMPATIBLE": "1"}, False, True),
+        ({"FORCE_COLOR": ""}, False, True),  # rich reads it as "no": still rich's call
+    ],
+)
+def test_rich_decides_whether_a_stream_is_a_terminal_whenever_it_could_be_one(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tty: bool, rich_decides: bool
+) -> None:
+    """Machine output skips rich only where rich could only say "no terminal", so rich's own
+    rules (a TTY, FORCE_COLOR, TTY_COMPATIBLE) still decide every other case."""
+    import os
+
+    from igsync.cli._render import _surely_no_terminal
+
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if tty:
+        leader, follower = os.openpty()
+        stream = open(follower, "w")  # noqa: SIM115 - closed below with the pty
+        try:
+            assert _surely_no_terminal(stream) is not rich_decides
+            assert Console(file=stream).is_terminal
+        finally:
+            stream.close()
+            os.close(leader)
+    else:
+        stream = io.StringIO()
+        assert _surely_no_terminal(stream) is not rich_decides
+        assert Console(file=stream).is_terminal is bool(env and next(iter(env.values())))

@@ -53,7 +53,7 @@ def shown(text: str) -> str:
     return escape(redact(text))
 
 
-def surely_no_terminal(stream: TextIO) -> bool:
+def _surely_no_terminal(stream: TextIO) -> bool:
     """True when rich's `Console.is_terminal` could only say False for `stream`: neither
     TTY_COMPATIBLE nor FORCE_COLOR set (either can make a pipe a terminal for rich) and not a
     TTY (rich 15 `Console.is_terminal`). Then a command needs no console from rich, whose
@@ -123,7 +123,7 @@ class Output:
         self.json_mode = json_mode
         self.quiet = quiet
         self.log_format: LogFormat = log_format or "text"
-        err_tty = not surely_no_terminal(sys.stderr) and self.err.is_terminal
+        err_tty = not _surely_no_terminal(sys.stderr) and self.err.is_terminal
         self.err_sink = ErrSink(self.err if err_tty else None)
         #: the reader of stdout went away (`| head`): nothing more is written there
         self.reader_gone = False
