@@ -38,7 +38,6 @@ from igsync.config import check_postgres_url
 from igsync.errors import ConfigError, IgsyncError, StoreConfigError, StoreError
 from igsync.graph import GraphClient
 from igsync.models import FetchResult, UserToken
-from igsync.redact import redact
 from igsync.store import Store, iter_tokens
 from igsync.sync import RunContext, record
 from igsync.tokens import AppCredentials
@@ -392,11 +391,13 @@ async def _opened(app: procrastinate.App, url: str) -> AsyncIterator[None]:
     import psycopg
     from procrastinate.exceptions import ConnectorException
 
+    from igsync.store.postgres import error_line
+
     try:
         probe = await psycopg.AsyncConnection.connect(url, connect_timeout=QUEUE_CONNECT_TIMEOUT_S)
     except psycopg.Error as exc:
         raise StoreConfigError(
-            f"the job queue cannot connect: {_said(exc)}; check IGSYNC_QUEUE_URL (or the"
+            f"the job queue cannot connect: {error_line(exc)}; check IGSYNC_QUEUE_URL (or the"
             " database URL, which holds the queue when it is not set)"
         ) from None
     await probe.close()
@@ -406,7 +407,7 @@ async def _opened(app: procrastinate.App, url: str) -> AsyncIterator[None]:
             yield
     except (psycopg.Error, ConnectorException) as exc:
         cause = exc.__cause__ if isinstance(exc, ConnectorException) else exc
-        said = _said(cause if isinstance(cause, psycopg.Error) else exc)
+        said = error_line(cause if isinstance(cause, psycopg.Error) else exc)
         if isinstance(cause, psycopg.Error) and cause.sqlstate == "42501":
             raise StoreConfigError(
                 f"the job queue: {said}; its tables (procrastinate_*) are made by the first"
@@ -415,18 +416,6 @@ async def _opened(app: procrastinate.App, url: str) -> AsyncIterator[None]:
                 " role on PostgreSQL')"
             ) from None
         raise StoreError(f"the job queue: {said}") from None
-
-
-def _said(exc: BaseException) -> str:
-    """A database error's primary message and SQLSTATE, redacted: no DETAIL (it holds rows)."""
-    import psycopg
-
-    text = str(exc)
-    if isinstance(exc, psycopg.Error):
-        text = exc.diag.message_primary or text
-        if exc.sqlstate:
-            text += f" [{exc.sqlstate}]"
-    return redact(" ".join(text.split()))
 
 
 async def run_worker(

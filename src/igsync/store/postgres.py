@@ -35,7 +35,7 @@ import contextlib
 import contextvars
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
 from types import TracebackType
@@ -161,6 +161,25 @@ _HINTS = {
 # Belt and braces: the message is built without DETAIL, but a client-side error could carry
 # one. Everything after either marker goes: a row's values may hold any character at all.
 _DETAIL_MARKERS = ("DETAIL:", "Failing row contains")
+
+
+def error_line(exc: BaseException, passwords: Iterable[str] = ()) -> str:
+    """A database error as one line safe to show: psycopg's primary message (never DETAIL,
+    which holds whole rows) and its SQLSTATE in brackets, `passwords` masked, redacted."""
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        text = exc.diag.message_primary
+    else:
+        text = str(exc)
+    for marker in _DETAIL_MARKERS:
+        text = text.split(marker, 1)[0]
+    text = " ".join(text.split())
+    for password in passwords:
+        text = text.replace(password, MASK)
+    if isinstance(exc, psycopg.Error) and exc.sqlstate:
+        text += f" [{exc.sqlstate}]"
+    return redact(text)
+
+
 # Up to the last "@" before the host: a malformed password (a space, a stray "/") is still
 # one, and libpq's complaint about it quotes it back.
 _URL_PASSWORD = re.compile(r"^[a-z][\w+.-]*://[^:/@]*:(.*)@[^@]*$", re.IGNORECASE | re.DOTALL)
@@ -409,21 +428,11 @@ class PostgresStore(TableRows):
         error: type[StoreError] = StoreError,
     ) -> StoreError:
         """An `error` safe to show: no DETAIL (it holds whole rows), no password, no token."""
-        if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
-            text = exc.diag.message_primary
-        else:
-            text = str(exc)
-        for marker in _DETAIL_MARKERS:
-            text = text.split(marker, 1)[0]
-        text = " ".join(text.split())
-        for password in self._secrets:
-            text = text.replace(password, MASK)
+        text = error_line(exc, self._secrets)
         sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
-        if sqlstate:
-            text += f" [{sqlstate}]"
         if hint := hint or _HINTS.get(sqlstate or "") or fallback:
             text += f"; {hint}"
-        return error(f"PostgreSQL {action}: {redact(text)}")
+        return error(f"PostgreSQL {action}: {text}")
 
     async def _failed(self, action: str, exc: psycopg.Error) -> StoreError:
         """The error to raise for `exc`: StoreUnavailableError when the server is gone, else
