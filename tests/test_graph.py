@@ -750,3 +750,31 @@ def test_the_tls_context_is_built_once_per_trust_settings(
         tls_context()
     monkeypatch.delenv("SSL_CERT_FILE")
     assert tls_context() is not first  # built again for the settings of the moment
+
+
+def test_a_process_that_exits_at_once_waits_for_the_tls_context_being_built(
+    tmp_path: Path,
+) -> None:
+    """The CLI starts building the TLS context before it has read its options; a command
+    that then fails at once must not exit under it: OpenSSL's exit handler freed what the
+    loading thread used (SIGSEGV, 11 runs in 150 of `refresh-token --expiring-within '7 d'`)."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "built"
+    script = (
+        "import time, httpx\n"
+        "from igsync.graph import _pools\n"
+        "build = httpx.create_ssl_context\n"
+        "def slow():\n"
+        "    time.sleep(0.5)\n"
+        "    context = build()\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "    return context\n"
+        "_pools.httpx.create_ssl_context = slow\n"
+        "_pools.load_tls_context()\n"
+        "raise SystemExit(2)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert marker.exists()  # the build ran to its end before the process was gone

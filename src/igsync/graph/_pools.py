@@ -56,7 +56,10 @@ def load_tls_context() -> Future[ssl.SSLContext]:
         except BaseException as error:  # raised again by tls_context, where it is waited for
             future.set_exception(error)
 
-    threading.Thread(target=build, name="igsync-tls", daemon=True).start()
+    # Not a daemon: Python waits for it before it finalizes. A command that fails at once
+    # (a bad option) would otherwise exit while OpenSSL is still loading the bundle, and
+    # OpenSSL's own exit handler then freed what the thread was using (SIGSEGV, 1 run in 40).
+    threading.Thread(target=build, name="igsync-tls").start()
     return future
 
 
