@@ -330,3 +330,22 @@ def test_the_core_runs_with_the_collector_tuned_and_the_caller_gets_its_own_back
     during = run(threshold())
     assert during == (GC_YOUNG_THRESHOLD, *before[1:])
     assert gc.get_threshold() == before
+
+
+def test_the_collector_the_executable_held_off_through_its_start_runs_from_the_core_on() -> None:
+    """`console` disables the collector for the start; `run` turns it back on (with what
+    the start made frozen), so a sync never runs without one."""
+    import gc
+
+    from igsync.cli._common import run
+
+    async def enabled() -> bool:
+        return gc.isenabled()
+
+    gc.disable()
+    try:
+        assert run(enabled()) is True
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()  # this test process keeps collecting what it froze

@@ -254,10 +254,15 @@ GC_YOUNG_THRESHOLD = 2_000
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """The one bridge from the CLI into the async core, with the collector tuned for it
-    (`GC_YOUNG_THRESHOLD`) and set back after."""
+    (`GC_YOUNG_THRESHOLD`) and set back after. The executable holds the collector off through
+    its start (`console`): here what the start made is frozen out of every later pass (it
+    lives until exit) and the collector goes on."""
     import asyncio
     import gc
 
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
     previous = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *previous[1:])
     try:
