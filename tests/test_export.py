@@ -286,6 +286,60 @@ def test_a_failed_output_leaves_the_old_file_and_no_temporary(tmp_path: Path) ->
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
 
 
+def test_an_output_keeps_the_mode_and_the_symlink_of_the_file_it_replaces(
+    tmp_path: Path,
+) -> None:
+    private = tmp_path / "private.csv"
+    private.write_text("old\n")
+    private.chmod(0o600)  # an export of user ids and figures someone kept to themselves
+    with atomic_output(private) as file:
+        file.write(b"new\n")
+    assert (private.read_text(), private.stat().st_mode & 0o777) == ("new\n", 0o600)
+
+    real = tmp_path / "exports" / "latest.csv"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(real)
+    with atomic_output(link) as file:
+        file.write(b"new\n")
+    assert link.is_symlink()  # still the link, now to the new export
+    assert real.read_text() == "new\n"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["latest.csv"]  # no temporary
+
+    fresh = tmp_path / "fresh.csv"
+    with atomic_output(fresh) as file:
+        file.write(b"x\n")
+    assert fresh.stat().st_mode & 0o777 == 0o644
+
+
+def test_an_output_never_replaces_the_database_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import anyio
+
+    db = tmp_path / "igsync.db"
+
+    async def filled() -> None:
+        async with open_store(f"sqlite:///{db}") as opened:
+            await fill(opened)
+
+    anyio.run(filled)
+    before = db.read_bytes()
+    (tmp_path / "link.db").symlink_to(db)
+    monkeypatch.chdir(tmp_path)
+    for args in (
+        ("export", "--output", "igsync.db"),
+        ("export", "--output", str(tmp_path / "link.db")),  # the same file by another name
+        ("report", "--html", "./igsync.db"),
+    ):
+        code, out, err = run_cli(monkeypatch, capsys, "--db", f"sqlite:///{db}", *args)
+        assert (code, out) == (2, ""), err
+        assert err.count("\n") == 1
+        assert "is the database igsync reads from" in err
+    assert db.read_bytes() == before
+
+
 def test_cli_writes_the_file_and_says_so_in_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from igsync.cli._logs import LogFormat
     from igsync.cli._render import Output
     from igsync.config import ConfigSources, Settings
@@ -250,6 +252,13 @@ def graph_client(current: Settings, *, batch: bool = False, accounts: int = 1) -
 #: 0.11 s at 20,000). Its cost is memory: garbage cycles wait longer (peak RSS 64 MB at 700,
 #: 68 at 2,000, 76 at 20,000).
 GC_YOUNG_THRESHOLD = 2_000
+
+
+def database_file(db: Store) -> Path | None:
+    """The file of a SQLite store (what an output file must never replace), else None."""
+    from igsync.store.sqlite import SQLiteStore
+
+    return db.path if isinstance(db, SQLiteStore) else None
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

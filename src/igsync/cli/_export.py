@@ -10,7 +10,7 @@ from uuid import UUID
 
 import typer
 
-from igsync.cli._common import QuietOpt, VerboseOpt, make_output, open_db, run
+from igsync.cli._common import QuietOpt, VerboseOpt, database_file, make_output, open_db, run
 from igsync.cli._common import settings as load
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def export(
     else:
         from igsync.export import atomic_output
 
-        with atomic_output(output) as file:
+        with atomic_output(output, database=database_file(db)) as file:
             summary = run(_export(db, stream, format_, file, rows, wide))
         summary.output = str(output)
     if summary is None:

@@ -14,6 +14,7 @@ from igsync.cli._common import (
     JsonOpt,
     QuietOpt,
     VerboseOpt,
+    database_file,
     globals_of,
     make_output,
     open_db,
@@ -109,7 +110,7 @@ def report(
         from igsync.report import render_html
 
         page = render_html(result).encode()
-        with atomic_output(html, "--html") as file:
+        with atomic_output(html, "--html", database=database_file(db)) as file:
             file.write(page)
     if out.json_mode:
         document = result.model_dump(mode="json")

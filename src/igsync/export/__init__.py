@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import aclosing
@@ -78,17 +79,31 @@ async def export_rows(
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, option: str = "--output") -> Iterator[BinaryIO]:
+def atomic_output(
+    path: Path, option: str = "--output", *, database: Path | None = None
+) -> Iterator[BinaryIO]:
     """A binary file that becomes `path` only when the block ends without an error: written
     as a temporary file beside it, then renamed over it (atomic on one file system), so a
-    reader never sees half an export and a failed one leaves the old file in place.
+    reader never sees half an export and a failed one leaves the old file in place. A file
+    that was there keeps its mode; through a symlink, the file it points to is replaced and
+    the link stays.
 
-    Raises InputError, naming `option` (the command's flag for `path`), when the directory
-    does not exist or cannot be written.
+    Raises InputError, naming `option` (the command's flag for `path`), when `path` is the
+    SQLite `database` the output is read from, or its directory does not exist or cannot be
+    written.
     """
-    directory = path.parent if str(path.parent) else Path()
+    target = Path(os.path.realpath(path))
+    if database is not None and target == Path(os.path.realpath(database)):
+        raise InputError(f"{option} {path} is the database igsync reads from; name another file")
     try:
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".part")
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o644  # not mkstemp's 0600, which would surprise whoever reads the export
+    except OSError as exc:
+        raise InputError(f"{option} {path}: {exc.strerror or exc}") from None
+    directory = target.parent
+    try:
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
     except OSError as exc:
         raise InputError(
             f"{option} {path}: cannot write in {directory}: {exc.strerror or exc}"
@@ -96,8 +111,8 @@ def atomic_output(path: Path, option: str = "--output") -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would surprise whoever reads the export
-        os.replace(temporary, path)
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
