@@ -382,3 +382,26 @@ def test_accounts_list_shows_each_accounts_last_sync(
     assert f"{synced_at:%Y-%m-%d %H:%M} ok, 12 rows" in la_line
     (kolkata_line,) = [line for line in out.splitlines() if KOLKATA in line]
     assert kolkata_line.rstrip(" │").endswith("none")
+
+
+def test_supabase_chosen_without_its_url_or_key_fails_the_configuration_by_name(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every other command refuses IGSYNC_DATABASE_URL=supabase without SUPABASE_URL and
+    SUPABASE_KEY; doctor said the configuration was ok ("database Supabase None") and gave
+    the database a PostgreSQL fix."""
+    monkeypatch.setenv("IGSYNC_DATABASE_URL", "supabase")
+    code, report, _ = doctor(monkeypatch, capsys, "--no-graph")
+    assert code == 1
+    config = check(report, "configuration")
+    assert config["status"] == "fail"
+    assert "SUPABASE_URL and SUPABASE_KEY are unset" in config["detail"]
+    assert "None" not in config["detail"]
+    assert "service-role key" in config["fix"]
+    assert {c["status"] for c in report["checks"][1:]} == {"skip"}
+
+    monkeypatch.setenv("SUPABASE_KEY", "a-service-role-key")  # the key alone: still no URL
+    _, report, _ = doctor(monkeypatch, capsys, "--no-graph")
+    config = check(report, "configuration")
+    assert config["status"] == "fail"
+    assert "SUPABASE_URL" in config["detail"]

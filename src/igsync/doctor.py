@@ -66,7 +66,7 @@ def shown_database(url: str, settings: Settings) -> str:
     `postgresql://cron:***@db/igsync`, `Supabase https://x.supabase.co`."""
     kind = store_kind(url)
     if kind == "supabase":
-        return f"Supabase {settings.supabase_url}"
+        return f"Supabase {settings.supabase_url or '(SUPABASE_URL unset)'}"
     if kind == "sqlite":
         return f"SQLite file {sqlite_path(url)}"
     return redact(url)  # masks user:password@ whatever the password is
@@ -175,6 +175,12 @@ async def diagnose(
         ]
         return DoctorReport(ok=False, checks=checks)
     checks.append(_configuration(settings, sources, db_override))
+    if checks[-1].status == "fail":
+        checks += [
+            Check(name=n, status="skip", detail="the configuration must be fixed first")
+            for n in ("database", "schema", "accounts", "tokens", "app credentials", "graph api")
+        ]
+        return DoctorReport(ok=False, checks=checks)
     found = await _store_checks(checks, settings, url, sources, db_override)
     checks.append(_tokens(found, now))
     checks.append(_app_credentials(settings, sources, found))
@@ -199,6 +205,23 @@ def _configuration(settings: Settings, sources: ConfigSources, override: str | N
     configured = configured or any(
         k.upper().startswith(_OWN_PREFIXES) and v for k, v in sources.environ.items()
     )
+    if url == "supabase" and not (settings.supabase_url and settings.supabase_key):
+        unset = " and ".join(
+            n
+            for n, v in (
+                ("SUPABASE_URL", settings.supabase_url),
+                ("SUPABASE_KEY", settings.supabase_key),
+            )
+            if not v
+        )
+        return Check(
+            name="configuration",
+            status="fail",
+            detail=f"files: {files}; the database is Supabase (from {origin}), but {unset}"
+            f" {'is' if ' and ' not in unset else 'are'} unset: the supabase store needs both",
+            fix="set SUPABASE_URL (https://<project>.supabase.co) and SUPABASE_KEY (the"
+            " project's service-role key), or point IGSYNC_DATABASE_URL at another database",
+        )
     if not configured:
         return Check(
             name="configuration",
