@@ -304,14 +304,29 @@ def test_install_hints_say_what_the_readme_install_section_says(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Review 17: the parquet and simulator errors suggested installs the README does not
-    (`uv tool install 'igsync[parquet]'`, `--with uvicorn .`). Each hint's install command
-    must be one the README's "Install" section gives."""
+    (`uv tool install 'igsync[parquet]'`, `--with uvicorn .`); later the report, crypto and
+    queue errors said `pip install 'igsync[…]'`, which would fetch whatever PyPI calls
+    igsync. Each hint's install command must be one the README's "Install" section gives."""
+    from igsync.errors import IgsyncError
     from igsync.export._writers import PARQUET_MISSING
+    from igsync.queue import make_app
+    from igsync.report._html import require_plotly
+    from igsync.token_crypto import TokenKeys
 
     install = README.read_text().split("## Install", 1)[1].split("\n## ", 1)[0]
-    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    for missing in ("uvicorn", "plotly", "cryptography", "cryptography.fernet", "procrastinate"):
+        monkeypatch.setitem(sys.modules, missing, None)
     _, _, simulator_error = run_cli(monkeypatch, capsys, "simulator", "--port", "0")
-    for hint in (PARQUET_MISSING, simulator_error):
+    hints = [PARQUET_MISSING, simulator_error]
+    for needs_extra in (
+        require_plotly,
+        lambda: TokenKeys("a-key"),
+        lambda: make_app("postgresql://localhost/igsync"),
+    ):
+        with pytest.raises(IgsyncError) as refused:
+            needs_extra()
+        hints.append(str(refused.value))
+    for hint in hints:
         commands = re.findall(r"(?:uv tool|pipx) install '[^']+'", hint)
         assert commands, hint
         for command in commands:

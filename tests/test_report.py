@@ -270,7 +270,7 @@ def test_cli_report_html_without_plotly(
         monkeypatch, capsys, "--db", db, "report", "--html", str(tmp_path / "r.html")
     )
     assert (code, out) == (2, "")
-    assert "pip install 'igsync[report]'" in err
+    assert "uv tool install '.[report]'" in err
     assert not (tmp_path / "r.html").exists()
 
 

@@ -184,7 +184,8 @@ def make_app(
         import procrastinate
     except ImportError:
         raise ConfigError(
-            "the job queue needs the queue extra: pip install 'igsync[queue]'"
+            "the job queue needs procrastinate, the queue extra: uv tool install '.[queue]' in"
+            " the igsync checkout"
         ) from None
 
     # Supabase's transaction pooler has no prepared statements (as for the store).

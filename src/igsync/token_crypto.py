@@ -56,8 +56,8 @@ class TokenKeys:
             from cryptography.fernet import Fernet, MultiFernet
         except ImportError:
             raise ConfigError(
-                f"{VARIABLE}: encrypting tokens needs the cryptography package; install"
-                " igsync[crypto] (pip install 'igsync[crypto]')"
+                f"{VARIABLE}: encrypting tokens needs cryptography, the crypto extra: uv tool"
+                " install '.[crypto]' in the igsync checkout"
             ) from None
         keys = [k.strip() for k in text.split(",")]
         if not any(keys):

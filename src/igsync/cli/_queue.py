@@ -115,7 +115,7 @@ def worker(
     """Run the jobs of `igsync sync-all --enqueue`: one account each, as sync-all syncs it.
 
     Start any number, on any machines, against the same queue (IGSYNC_QUEUE_URL, else the
-    PostgreSQL database). Needs the queue extra: pip install 'igsync[queue]'. When it stops
+    PostgreSQL database). Needs the queue extra: uv tool install '.[queue]'. When it stops
     (--until-empty, or SIGINT/SIGTERM) it prints what it ran: one line, or with --json a
     WorkerReport; --until-empty exits 1 when an account failed (its sync log says why).
     Examples:

@@ -64,7 +64,7 @@ def report(
             "--html",
             metavar="FILE",
             help="Also write FILE: one self-contained HTML page of charts (opens offline; "
-            "needs the extra: pip install 'igsync[report]').",
+            "needs the report extra: uv tool install '.[report]').",
         ),
     ] = None,
     demo: Annotated[

@@ -27,7 +27,8 @@ def require_plotly() -> None:
         import plotly  # noqa: F401
     except ImportError:
         raise InputError(
-            "--html needs plotly, which is not installed: pip install 'igsync[report]'"
+            "--html needs plotly, the report extra: uv tool install '.[report]' in the igsync"
+            " checkout"
         ) from None
 
 
