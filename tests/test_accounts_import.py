@@ -109,6 +109,22 @@ async def test_supabase_saves_a_chunk_with_one_upsert(fake_postgrest: FakePostgr
 # --- checking rows ---
 
 
+def test_an_account_id_with_a_leading_zero_is_refused_not_a_second_account() -> None:
+    """`017841400000000001` would be saved beside `17841400000000001` as another account,
+    one Meta does not know (every sync of it fails)."""
+    text = (
+        "user_id,account_id,access_token\n"
+        f"{ALICE},17841400000000001,{FB}\n"
+        f"{ALICE},017841400000000001,{fb(2)}\n"
+    )
+    report = check_import(text, NOW).report(dry_run=True)
+    assert (report.valid, report.failed) == (1, 1)
+    (refused,) = [r for r in report.rows if r.status == "error"]
+    assert refused.row == 3
+    assert refused.error is not None
+    assert "not starting with 0" in refused.error
+
+
 def test_csv_rows_are_numbered_as_a_spreadsheet_does_and_bad_values_never_echoed() -> None:
     text = (
         "user_id,account_id,access_token,token_kind,expires_at\n"
@@ -131,7 +147,9 @@ def test_csv_rows_are_numbered_as_a_spreadsheet_does_and_bad_values_never_echoed
     assert by_row[10].token_kind == "instagram_login"
     assert by_row[3].error == "user_id: expected a UUID such as 2f1c0f6e-…"
     assert by_row[3].user_id is None  # the token in the user column is not shown
-    assert by_row[4].error == "account_id: expected the numeric Instagram account id"
+    assert by_row[4].error == (
+        "account_id: expected the numeric Instagram account id (ASCII digits, not starting with 0)"
+    )
     assert by_row[5].error is not None
     assert by_row[5].error.startswith("token_kind facebook_login: the token looks like")
     assert by_row[6].error is not None

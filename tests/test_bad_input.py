@@ -219,6 +219,12 @@ ROWS = [
         stdin=TOKEN,
     ),
     Bad(
+        "add_account_id_leading_zero",  # another account than 1784…, one Meta does not know
+        ("accounts", "add", "--user", USER, "--account-id", "017841400000000001", "--token-stdin"),
+        "not starting with 0",
+        stdin=TOKEN,
+    ),
+    Bad(
         "add_user_not_uuid",
         ("accounts", "add", "--user", "1", "--account-id", "1", "--token-stdin"),
         "--user",

@@ -19,8 +19,8 @@ from uuid import UUID
 from pydantic import BaseModel, SecretStr
 
 from igsync.errors import ErrorKind, GraphError, InputError
+from igsync.inputs import is_account_id
 from igsync.models import UserToken
-from igsync.onboarding import is_account_id
 from igsync.store import Store
 from igsync.tokens import checked_token_times
 

@@ -26,6 +26,7 @@ from uuid import UUID
 from pydantic import BaseModel, SecretStr
 
 from igsync.errors import InputError, StoreError
+from igsync.inputs import ACCOUNT_ID_SHAPE, is_account_id
 from igsync.models import TokenKind, UserToken, as_utc
 from igsync.redact import redact, register_secret
 from igsync.store import Store
@@ -39,11 +40,6 @@ IMPORT_KEYS = ("user_id", "account_id", "access_token", "token_kind", "expires_a
 REQUIRED_KEYS = ("user_id", "account_id", "access_token")
 TOKEN_KINDS: tuple[TokenKind, ...] = ("facebook_login", "instagram_login")
 Format = Literal["ndjson", "csv"]
-
-
-def is_account_id(text: str) -> bool:
-    """An Instagram account id: ASCII digits only (`isdigit` alone would take "²")."""
-    return text.isascii() and text.isdigit()
 
 
 class ImportRowReport(BaseModel):
@@ -177,7 +173,7 @@ def check_row(values: Mapping[str, Any], now: datetime) -> UserToken:
     except ValueError:
         raise _RowError("user_id: expected a UUID such as 2f1c0f6e-…") from None
     if not is_account_id(account_id):
-        raise _RowError("account_id: expected the numeric Instagram account id")
+        raise _RowError(f"account_id: expected {ACCOUNT_ID_SHAPE}")
     if not isinstance(token, str):
         raise _RowError("access_token: expected text")
     if problem := token_shape_problem(token):

@@ -111,6 +111,7 @@ def accounts_add(
         pass show instagram/token | igsync accounts add --user UUID --account-id 1784… --token-stdin
     """
     from igsync.errors import InputError
+    from igsync.inputs import ACCOUNT_ID_SHAPE, is_account_id
     from igsync.tokens import resolve_kind
 
     out = make_output(ctx, json_, quiet, verbose)
@@ -118,10 +119,8 @@ def accounts_add(
         raise InputError(
             "give the token on standard input with --token-stdin (never as an argument)"
         )
-    if not (account_id.isascii() and account_id.isdigit()):  # isdigit() alone takes "²"
-        raise InputError(
-            f"--account-id: expected the numeric Instagram account id, got {account_id!r}"
-        )
+    if not is_account_id(account_id):
+        raise InputError(f"--account-id: expected {ACCOUNT_ID_SHAPE}, got {account_id!r}")
     when = _expiry(expires_at)
     token = checked_token_stdin()
     resolve_kind(token, kind)  # a kind that cannot be told or fits not: exit 2 before any I/O
