@@ -147,7 +147,7 @@ def _show_import(out: Output, report: ImportReport) -> None:
     if report.failed:
         summary += f"; {report.failed} failed"
     # one print: rich renders 2,000 calls of one line each ten times slower than one of 2,000
-    out.print(_line("\n".join([*lines, summary])))
+    out.print(_line("\n".join([*lines, summary])), soft_wrap=True)
 
 
 def accounts_discover(
@@ -216,21 +216,26 @@ def _show_discover(out: Output, report: DiscoverReport) -> None:
     for a in report.accounts:
         handle = f"@{a.username}" if a.username else "(no username)"
         page = f"Page {a.page_name!r} ({a.page_id})" if a.page_name else f"Page {a.page_id}"
-        out.print(_line(f"account {a.account_id} {escape(handle)} via {escape(page)}: {verb}"))
+        out.print(
+            _line(f"account {a.account_id} {escape(handle)} via {escape(page)}: {verb}"),
+            soft_wrap=True,
+        )
     expiry = f"expires {report.expires_at:%Y-%m-%d}" if report.expires_at else "expiry unknown"
     count = len(report.accounts) if report.dry_run else report.saved
     out.print(
         _line(
             f"{count} Instagram account(s) {verb} for user {report.user_id} "
             f"(facebook_login, {expiry})"
-        )
+        ),
+        soft_wrap=True,
     )
     if report.pages_without_instagram:
         out.print(f"{report.pages_without_instagram} Page(s) without an Instagram account skipped")
 
 
 def _line(markup: str) -> Text:
-    """One line as is, never wrapped at the console's width (grep and cut read these)."""
+    """Lines as they are, for `out.print(…, soft_wrap=True)`: never cut nor wrapped at the
+    console's width, however long (grep and cut read these)."""
     from rich.text import Text
 
     line = Text.from_markup(markup, overflow="ignore")
