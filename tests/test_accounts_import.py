@@ -216,12 +216,22 @@ def test_a_kind_the_token_does_not_show_must_be_given() -> None:
     [
         ("", "standard input was empty"),
         ("hello world\n", "expected NDJSON"),
-        ("user_id,token\nx,y\n", "expected NDJSON"),
+        ("user_id,token\nx,y\n", "the CSV header has no account_id, access_token$"),
+        ("user_id,account_id\nx,1\n", "the CSV header has no access_token$"),
+        ("user_id;account_id;access_token\n", "separated by semicolons, not commas$"),
+        ("user_id\taccount_id\taccess_token\n", "separated by tabs, not commas$"),
     ],
 )
 def test_an_input_that_is_neither_ndjson_nor_csv_is_refused(text: str, message: str) -> None:
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=message) as refused:
         check_import(text, NOW)
+    assert "\n" not in str(refused.value)
+
+
+def test_csv_header_names_are_read_whatever_their_case_and_spaces() -> None:
+    text = f"User_ID , Account_Id,ACCESS_TOKEN\n{ALICE},17841400000000001,{FB}\n"
+    report = check_import(text, NOW).report(dry_run=True)
+    assert (report.format, report.valid, report.failed) == ("csv", 1, 0)
 
 
 class RefusingSecondChunk(SQLiteStore):
@@ -295,6 +305,20 @@ def test_import_command_reports_each_row_and_exits_1_when_one_failed(
         "saved 2 of 3 rows; 1 failed",
     ]
     assert _stored(db) == [(str(ALICE), "17840001"), (str(ALICE), "17840002")]
+
+
+def test_import_command_lines_stay_whole_however_long_off_a_terminal(
+    db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: one line per row, for grep. rich wrapped a long error at the piped width."""
+    unknown = {"user_id": str(ALICE), "account_id": "17840009", "access_token": "x" * 60}
+    _stdin(monkeypatch, ndjson(good(1), unknown).encode())
+    code, out, _ = run_cli(monkeypatch, capsys, "--db", f"sqlite:///{db}", "accounts", "import")
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) == 3, out  # two rows and the summary
+    assert lines[1].startswith("row 2: ")
+    assert len(lines[1]) > 200  # longer than the width rich wraps a pipe at
 
 
 def test_import_command_json_is_one_document_and_dry_run_writes_nothing(

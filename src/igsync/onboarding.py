@@ -91,13 +91,26 @@ def sniff_format(text: str) -> Format:
         raise InputError("accounts import: standard input was empty; pipe NDJSON or CSV in")
     if stripped.startswith("{"):
         return "ndjson"
-    header = next(csv.reader([stripped.splitlines()[0]]))
-    if {name.strip() for name in header} >= set(REQUIRED_KEYS):
+    first = stripped.splitlines()[0]
+    named = {_column(name) for name in next(csv.reader([first]))}
+    if named >= set(REQUIRED_KEYS):
         return "csv"
-    raise InputError(
+    expected = (
         "accounts import: expected NDJSON (one JSON object a line) or CSV whose header names "
         f"{', '.join(REQUIRED_KEYS)} (optionally token_kind, expires_at)"
     )
+    for separator, called in ((";", "semicolons"), ("\t", "tabs")):
+        if {_column(n) for n in first.split(separator)} >= set(REQUIRED_KEYS):
+            raise InputError(f"{expected}; this header is separated by {called}, not commas")
+    if named & set(IMPORT_KEYS):
+        missing = ", ".join(k for k in REQUIRED_KEYS if k not in named)
+        raise InputError(f"{expected}; the CSV header has no {missing}")
+    raise InputError(expected)
+
+
+def _column(name: str) -> str:
+    """A CSV header's column name as igsync reads it: `User_ID ` is user_id."""
+    return name.strip().lower()
 
 
 def _ndjson_rows(text: str) -> Iterator[_Parsed]:
@@ -119,7 +132,7 @@ def _ndjson_rows(text: str) -> Iterator[_Parsed]:
 def _csv_rows(text: str) -> Iterator[_Parsed]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     if reader.fieldnames is not None:
-        reader.fieldnames = [name.strip() for name in reader.fieldnames]
+        reader.fieldnames = [_column(name) for name in reader.fieldnames]
     line = 2  # the first record starts on the line after the header
     for record in reader:
         if not any((value or "").strip() for value in record.values() if isinstance(value, str)):
