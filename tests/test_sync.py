@@ -280,6 +280,18 @@ async def test_a_long_backfill_is_split_and_follower_count_clamped(
     assert any(n.startswith("follower_count: window clamped") for n in result.notes)
 
 
+async def test_an_until_not_over_yet_is_cut_back_to_now_and_said(run: Run) -> None:
+    """--since in the future is refused; an --until in the future ends the window now, and
+    the result says so (it ended at the last complete day without a word)."""
+    until = NOW.date() + timedelta(days=400)
+    result = await run(plan=plan_window(NOW, since=NOW.date() - timedelta(days=3), until=until))
+    assert result.success, result.errors
+    assert result.total_inserted > 0
+    assert any(n.startswith(f"--until {until} is not over yet: the window") for n in result.notes)
+    past = await run(plan=plan_window(NOW, since=NOW.date() - timedelta(days=3)))
+    assert not any("not over yet" in n for n in past.notes)
+
+
 async def test_follower_count_takes_all_of_its_30_days(run: Run, sim: Simulator) -> None:
     result = await run(plan=plan_window(NOW, days=60))
     assert result.success, result.errors

@@ -170,10 +170,11 @@ class _Draft:
     written: Counter[str] = field(default_factory=Counter)
 
 
-def _draft(gathered: Gathered) -> _Draft:
+def _draft(gathered: Gathered, plan: WindowPlan) -> _Draft:
     errors = [gathered.token_error] if gathered.token_error else []
     errors += [e for o in gathered.outcomes for e in o.errors]
-    notes = gathered.notes + [n for o in gathered.outcomes for n in o.notes]
+    notes = ([plan.note] if plan.note else []) + gathered.notes
+    notes += [n for o in gathered.outcomes for n in o.notes]
     counts = [_counts(outcome) for outcome in gathered.outcomes]
     fetched: Counter[str] = Counter()
     for count in counts:
@@ -227,7 +228,7 @@ async def record(ctx: RunContext, gathered: Gathered) -> FetchResult:
         # the store stopped answering before this account's first stream: nothing was sent
         # to Meta for it
         return not_attempted(ctx, account.account_id, str(account.user_id), reason)
-    draft = _draft(gathered)
+    draft = _draft(gathered, ctx.plan)
     if ctx.dry_run:
         draft.notes.append(f"dry run: {draft.fetched.total()} rows fetched, nothing written")
         return _result(ctx, draft)
@@ -268,7 +269,7 @@ async def record_group(ctx: RunContext, group: Sequence[Gathered]) -> list[Fetch
     and values), and whose errors say which account the store refuses. For a run that writes
     (not a dry run) while the store answers; raises nothing but what `record` would.
     """
-    drafts = [_draft(gathered) for gathered in group]
+    drafts = [_draft(gathered, ctx.plan) for gathered in group]
     # every account's rows in one outcome: `_write` upserts them a table at a time
     together = StreamOutcome("group")
     for draft in drafts:

@@ -50,6 +50,8 @@ class WindowPlan:
     #: `--days N` keeps the N newest complete days found in the range; dates keep all
     keep_last: int | None
     requested: Window
+    #: said in every account's result notes: an --until not over yet, cut back to now
+    note: str | None = None
 
     def metric_range(self, spec: MetricSpec, now: datetime) -> tuple[datetime, datetime] | None:
         """The range clamped to what the API serves for this metric; None if nothing is left
@@ -112,6 +114,10 @@ def plan_window(
         until=min(_boundary(last + DAY), now),
         keep_last=None,
         requested=Window(since=since, until=last),
+        note=None
+        if last < today
+        else f"--until {last} is not over yet: the window ends now, and a day is fetched once"
+        " it is complete",
     )
 
 
