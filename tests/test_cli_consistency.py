@@ -364,3 +364,14 @@ def test_the_collector_the_executable_held_off_through_its_start_runs_from_the_c
     finally:
         gc.enable()
         gc.unfreeze()  # this test process keeps collecting what it froze
+
+
+def test_the_days_help_gives_the_range_the_window_allows() -> None:
+    """--days' help spells its bound (the CLI does not import the window for --help)."""
+    from typing import get_args
+
+    from igsync.cli._common import DaysOpt
+    from igsync.window import MAX_DAYS
+
+    (option,) = [a for a in get_args(DaysOpt) if hasattr(a, "help")]
+    assert f"1 to {MAX_DAYS} " in option.help

@@ -97,6 +97,25 @@ def test_an_unsupported_database_url_names_where_it_came_from(
     assert "pw" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "example"),
+    [
+        ("IGSYNC_GRAPH_URL", "https://graph.facebook.com"),
+        ("IGSYNC_INSTAGRAM_URL", "https://graph.instagram.com"),
+        ("SUPABASE_URL", ".supabase.co"),
+    ],
+)
+def test_a_url_that_is_no_url_is_refused_with_an_example_of_its_own_kind(
+    monkeypatch: pytest.MonkeyPatch, name: str, example: str
+) -> None:
+    monkeypatch.setenv(name, "not a url")
+    if name == "SUPABASE_URL":
+        monkeypatch.setenv("SUPABASE_KEY", "a-key")
+    with pytest.raises(ConfigError, match=f"^{name}: expected an http") as caught:
+        load_settings()
+    assert example in str(caught.value)
+
+
 def test_a_non_ascii_ig_long_token_is_refused_without_echoing_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

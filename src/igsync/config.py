@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from igsync.catalogue import parse_metric_list, parse_stream_list
@@ -39,6 +39,13 @@ from igsync.redact import register_secret
 DEFAULT_GRAPH_VERSION = "v27.0"
 #: the longest wait for one Graph answer a setting may ask, in seconds
 MAX_HTTP_TIMEOUT = 600.0
+
+
+#: the example each URL setting's error gives
+_URL_EXAMPLES = {
+    "igsync_instagram_url": "https://graph.instagram.com",
+    "supabase_url": "https://abcdefghijklmnop.supabase.co",
+}
 
 
 class Settings(BaseSettings):
@@ -75,10 +82,11 @@ class Settings(BaseSettings):
 
     @field_validator("igsync_graph_url", "igsync_instagram_url", "supabase_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
-        expected = f"expected an http(s) URL such as https://graph.facebook.com, got {value!r}"
+        example = _URL_EXAMPLES.get(info.field_name or "", "https://graph.facebook.com")
+        expected = f"expected an http(s) URL such as {example}, got {value!r}"
         try:
             parts = urlsplit(value)
             parts.port  # noqa: B018 -- raises on a port that is not a number in 0-65535

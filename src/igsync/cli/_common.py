@@ -68,7 +68,14 @@ StreamsOpt = Annotated[
         "default IGSYNC_STREAMS, else the streams of --metrics, else account."
     ),
 ]
-DaysOpt = Annotated[int | None, typer.Option(help="The N most recent complete days. [default: 3]")]
+DaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        help="The N most recent complete days, 1 to 726 (Meta serves two years back); not with"
+        " --since/--until. [default: 3]",
+    ),
+]
 SinceOpt = Annotated[
     str | None,
     typer.Option(

@@ -36,8 +36,9 @@ def doctor(
     """Check that igsync, as configured here, can sync: each check ok, warn or fail, with a fix.
 
     Checks: configuration (and which file each setting came from), database, schema version,
-    accounts this role sees, tokens by status and days left, app credentials, Graph API (one
-    GET without a token). Exit 1 when any check fails, 0 otherwise (warnings included).
+    integrity (the tables' unique keys and columns), accounts this role sees, tokens by
+    status and days left, app credentials, Graph API (one GET without a token). Exit 1 when
+    any check fails, 0 otherwise (warnings included).
     Run it the way cron runs igsync (from $HOME, with the same --env-file):
 
         igsync --env-file /etc/igsync.env doctor

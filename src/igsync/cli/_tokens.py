@@ -81,7 +81,12 @@ def accounts_add(
     user: Annotated[UUID, typer.Option(help="The user (users.u_id); created if missing.")],
     account_id: Annotated[str, typer.Option(help="The Instagram business account id.")],
     token_stdin: Annotated[
-        bool, typer.Option("--token-stdin", help="Read the access token from standard input.")
+        bool,
+        typer.Option(
+            "--token-stdin",
+            help="Read the access token from standard input (required: a token is never an"
+            " argument, which shell history and ps would keep).",
+        ),
     ] = False,
     expires_at: Annotated[
         str | None,
