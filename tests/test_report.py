@@ -242,6 +242,10 @@ def test_cli_report_html(
         (["--streams", "account,clicks"], "--streams: unknown stream clicks"),
         (["--metrics", "impressions"], "--metrics:"),
         (["--metrics", "reach,follower_demographics"], "not a daily account metric"),
+        (  # --metrics was silently ignored: only the audience showed
+            ["--metrics", "reach", "--streams", "audience"],
+            "leaves the account stream out; add it: --streams account,audience",
+        ),
         (["--days", "0"], "--days"),
         (["--until", "2026-13-01"], "--until"),
         (["--until", "2026-11-31"], "--until"),

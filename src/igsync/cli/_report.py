@@ -92,6 +92,14 @@ def report(
     out = make_output(ctx, json_, quiet, verbose)
     chosen_metrics = _metric_list(metrics)
     chosen_streams = _streams(streams)
+    if chosen_metrics and chosen_streams is not None and "account" not in chosen_streams:
+        from igsync.errors import InputError
+
+        raise InputError(
+            f"--metrics picks daily account metrics, and --streams {','.join(chosen_streams)}"
+            f" leaves the account stream out; add it: --streams"
+            f" {','.join(['account', *chosen_streams])}"
+        )
     if html is not None:
         from igsync.errors import InputError
 
