@@ -340,6 +340,25 @@ def test_an_output_never_replaces_the_database_it_reads(
     assert db.read_bytes() == before
 
 
+def test_an_output_of_dash_is_stdout_as_unix_tools_have_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import anyio
+
+    db = tmp_path / "igsync.db"
+
+    async def filled() -> None:
+        async with open_store(f"sqlite:///{db}") as opened:
+            await fill(opened)
+
+    anyio.run(filled)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(monkeypatch, capsys, "--db", f"sqlite:///{db}", "export", "-o", "-")
+    assert (code, err) == (0, "")
+    assert out.startswith("u_id,")  # the CSV header, on stdout
+    assert not (tmp_path / "-").exists()
+
+
 def test_cli_writes_the_file_and_says_so_in_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -59,7 +59,10 @@ def export(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", metavar="FILE", help="Write FILE (atomically) instead of stdout."
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write FILE (atomically) instead of stdout; - is stdout.",
         ),
     ] = None,
     json_: Annotated[
@@ -82,6 +85,8 @@ def export(
     from igsync.inputs import parse_day
 
     out = make_output(ctx, json_, quiet, verbose)
+    if output is not None and str(output) == "-":
+        output = None  # as for cat, tar and curl: stdout (./- names a file of that name)
     first = None if since is None else parse_day(since, "--since")
     last = None if until is None else parse_day(until, "--until")
     if first and last and first > last:
