@@ -112,6 +112,10 @@ def report(
         require_plotly()
     last = None if until is None else parse_day(until, "--until")
     db = _demo_store(ctx) if demo else open_db(ctx, load(), access="read")
+    if html is not None:
+        from igsync.export import refuse_database
+
+        refuse_database(html, "--html", database_file(db))  # before the report is built
     result = run(_build(db, days, last, user, chosen_metrics, chosen_streams))
     if html is not None:
         from igsync.export import atomic_output

@@ -36,6 +36,7 @@ __all__ = [
     "RowFilter",
     "atomic_output",
     "export_rows",
+    "refuse_database",
     "require_pyarrow",
 ]
 
@@ -78,6 +79,13 @@ async def export_rows(
     )
 
 
+def refuse_database(path: Path, option: str, database: Path | None) -> None:
+    """Raises InputError, naming `option`, when `path` (through any symlink) is the SQLite
+    `database`: an output written there would replace every stored row and token."""
+    if database is not None and os.path.realpath(path) == os.path.realpath(database):
+        raise InputError(f"{option} {path} is the database igsync reads from; name another file")
+
+
 @contextlib.contextmanager
 def atomic_output(
     path: Path, option: str = "--output", *, database: Path | None = None
@@ -92,9 +100,8 @@ def atomic_output(
     SQLite `database` the output is read from, or its directory does not exist or cannot be
     written.
     """
+    refuse_database(path, option, database)
     target = Path(os.path.realpath(path))
-    if database is not None and target == Path(os.path.realpath(database)):
-        raise InputError(f"{option} {path} is the database igsync reads from; name another file")
     try:
         mode = stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
