@@ -31,6 +31,7 @@ from igsync.cli._common import (
     graph_client,
     make_output,
     open_db,
+    preload_tls,
     run,
     selection,
     set_globals,
@@ -75,10 +76,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-#: the commands whose work is Graph calls: each builds its TLS context from the start
-_TALKS_TO_META = frozenset({"fetch", "sync-all", "worker", "refresh-token", "doctor"})
-
-
 @app.callback()
 def _main(
     ctx: typer.Context,
@@ -120,10 +117,6 @@ def _main(
             log_format=log_format,
         ),
     )
-    if ctx.invoked_subcommand in _TALKS_TO_META:
-        from igsync.graph._pools import load_tls_context
-
-        load_tls_context()  # on a thread, while settings, store and the rest load
     config_sources()  # a named settings file that is missing fails every command, at once
 
 
@@ -154,6 +147,7 @@ def fetch(
     \b
         igsync fetch --user UUID --since 2026-11-01 --until 2026-11-07 --json | jq .total_inserted
     """
+    preload_tls()  # on a thread, while settings, the store and the rest load
     from igsync.errors import InputError
     from igsync.store.token_rows import valid_account_id
 

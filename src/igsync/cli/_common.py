@@ -261,6 +261,16 @@ def graph_client(current: Settings, *, batch: bool = False, accounts: int = 1) -
 GC_YOUNG_THRESHOLD = 2_000
 
 
+def preload_tls() -> None:
+    """Start building the TLS context of Graph connections on a thread (its CA bundle is
+    25-30 ms that release the GIL: igsync.graph._pools.load_tls_context). The commands whose
+    work is Graph calls call this first, once their options are read (never for --help or a
+    bad option), so it is ready when their GraphClient is made."""
+    from igsync.graph._pools import load_tls_context
+
+    load_tls_context()
+
+
 def database_file(db: Store) -> Path | None:
     """The file of a SQLite store (what an output file must never replace), else None."""
     from igsync.store.sqlite import SQLiteStore

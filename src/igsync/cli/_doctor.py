@@ -13,6 +13,7 @@ from igsync.cli._common import (
     config_sources,
     globals_of,
     make_output,
+    preload_tls,
     run,
 )
 
@@ -45,6 +46,8 @@ def doctor(
 
         igsync doctor --json | jq -r '.checks[].fix // empty'
     """
+    if not no_graph:
+        preload_tls()  # on a thread, while settings, the store and the rest load
     from datetime import UTC, datetime
 
     from igsync.cli._render import shown

@@ -14,6 +14,7 @@ from igsync.cli._common import (
     graph_client,
     make_output,
     open_db,
+    preload_tls,
     run,
 )
 from igsync.cli._common import settings as load
@@ -126,6 +127,7 @@ def worker(
 
         igsync worker --until-empty            # run what is queued, then exit
     """
+    preload_tls()  # on a thread, while settings, the store and the rest load
     from igsync.queue import Runtime, run_worker
     from igsync.tokens import app_credentials
 

@@ -23,6 +23,7 @@ from igsync.cli._common import (
     graph_client,
     make_output,
     open_db,
+    preload_tls,
     run,
     selection,
     window_plan,
@@ -110,6 +111,7 @@ def sync_all(
         */30 * * * * igsync sync-all --ndjson >> /var/log/igsync.ndjson
         igsync sync-all --shard 1/3 --json   # worker 1 of 3 (2/3, 3/3 elsewhere)
     """
+    preload_tls()  # on a thread, while settings, the store and the rest load
     import asyncio
 
     from igsync.cli._render import sync_all_render, sync_summary

@@ -20,6 +20,7 @@ from igsync.cli._common import (
     graph_client,
     make_output,
     open_db,
+    preload_tls,
     run,
 )
 from igsync.cli._common import settings as load
@@ -228,6 +229,7 @@ def refresh_token(
     \b
         0 6 * * * igsync refresh-token --all --json >> /var/log/igsync-refresh.jsonl
     """
+    preload_tls()  # on a thread, while settings, the store and the rest load
     from igsync.errors import InputError
     from igsync.tokens import parse_duration
 
