@@ -64,7 +64,13 @@ BAD_ROWS = [
     BadRow(
         "account_id_path",
         {"account_id": "../../me"},
-        "account_id '../../me' is not an Instagram account id (ASCII digits only)",
+        "account_id '../../me': expected the numeric Instagram account id (ASCII digits, not"
+        " starting with 0); fix the row",
+    ),
+    BadRow(
+        "account_id_leading_zero",  # another account than 1784…: one Meta does not know
+        {"account_id": "017841400000000001"},
+        "account_id '017841400000000001': expected the numeric Instagram account id",
     ),
     BadRow("token_empty", {"access_token": ""}, "the stored token is malformed (empty)"),
     BadRow(

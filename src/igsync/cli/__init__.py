@@ -149,13 +149,11 @@ def fetch(
     """
     preload_tls()  # on a thread, while settings, the store and the rest load
     from igsync.errors import InputError
-    from igsync.store.token_rows import valid_account_id
+    from igsync.inputs import ACCOUNT_ID_SHAPE, is_account_id
 
     out = make_output(ctx, json_, quiet, verbose)
-    if account_id is not None and not valid_account_id(account_id):
-        raise InputError(
-            f"--account-id: expected the numeric Instagram account id, got {account_id!r}"
-        )
+    if account_id is not None and not is_account_id(account_id):
+        raise InputError(f"--account-id: expected {ACCOUNT_ID_SHAPE}, got {account_id!r}")
     settings = load()
     chosen = selection(settings, streams, metrics)
     plan = window_plan(days, since, until)

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from pydantic import SecretStr, ValidationError
 
+from igsync.inputs import ACCOUNT_ID_SHAPE, is_account_id
 from igsync.models import BadTokenRow, TokenRow, UserToken
 from igsync.redact import redact, register_secret
 from igsync.token_crypto import UnreadableToken, is_sealed, unseal
@@ -34,12 +35,6 @@ _EXPECTED = {
 }
 #: a stored value is shown up to this many characters
 _SHOWN = 40
-
-
-def valid_account_id(value: str) -> bool:
-    """Instagram account ids are ASCII digits (isdigit() alone takes "²"): anything else would
-    change the request path ('../../me' made igsync call GET /me/insights)."""
-    return value.isascii() and value.isdigit()
 
 
 def token_malformation(token: str) -> str | None:
@@ -124,11 +119,10 @@ def token_row(values: Mapping[str, Any]) -> TokenRow:
             f"the stored token is malformed ({reason}); add it again with `igsync accounts add "
             f"--user {user} --account-id {account or 'ID'} --token-stdin`"
         )
-    if account is not None and not valid_account_id(account):
-        return bad(
-            f"account_id {_shown(account)} is not an Instagram account id (ASCII digits only); "
-            "fix the row"
-        )
+    # anything but an account id would change the request path ('../../me' made igsync
+    # call GET /me/insights)
+    if account is not None and not is_account_id(account):
+        return bad(f"account_id {_shown(account)}: expected {ACCOUNT_ID_SHAPE}; fix the row")
     fields = {**values, "access_token": secret, "at_rest": at_rest}
     for column in ("expires_at", "last_refreshed_at", "created_at", "updated_at"):
         fields[column] = _timestamp(fields.get(column))
