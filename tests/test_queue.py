@@ -376,3 +376,23 @@ def test_a_schedule_that_is_not_cron_is_refused_with_exit_2(
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "--schedule 'every day': not a cron expression" in proc.stderr
+
+
+def test_a_workers_report_counts_every_job_a_raised_one_as_failed() -> None:
+    """--until-empty exits 1 on `success` false: a job whose sync raised (its store failed
+    before the account had a result) must count as a failed account too."""
+    from igsync.models import FetchResult
+    from igsync.queue import WorkerReport
+
+    def result(*, success: bool = True, skipped: bool = False, rows: int = 0) -> FetchResult:
+        return FetchResult.model_construct(success=success, skipped=skipped, total_inserted=rows)
+
+    report = WorkerReport()
+    report.add(result(rows=12))
+    report.add(result(skipped=True))
+    report.add(None)  # the row was deleted after its job was queued
+    assert report.success
+    report.add_error()
+    assert (report.jobs, report.accounts_ok, report.accounts_skipped) == (4, 1, 1)
+    assert (report.accounts_gone, report.accounts_failed, report.total_inserted) == (1, 1, 12)
+    assert not report.success

@@ -111,6 +111,12 @@ class WorkerReport(BaseModel):
         if result is not None:
             self.total_inserted += result.total_inserted
 
+    def add_error(self) -> None:
+        """Count a job that raised before its account had a result (its store failed)."""
+        self.jobs += 1
+        self.accounts_failed += 1
+        self.success = False
+
 
 def account_lock(u_id: UUID | str, account_id: str) -> str:
     """The procrastinate lock and queueing lock of one account's jobs."""
@@ -201,7 +207,11 @@ def make_app(
     async def sync_account(*, u_id: str, account_id: str, window: dict[str, Any]) -> None:
         if runtime is None:
             raise ConfigError("this igsync app only enqueues; run jobs with `igsync worker`")
-        result = await sync_one(runtime, UUID(u_id), account_id, JobWindow(**window))
+        try:
+            result = await sync_one(runtime, UUID(u_id), account_id, JobWindow(**window))
+        except Exception:
+            runtime.report.add_error()  # procrastinate ends the job failed
+            raise
         runtime.report.add(result)
         if result is not None:
             outcome = "skipped" if result.skipped else ("ok" if result.success else "failed")

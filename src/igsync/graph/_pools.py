@@ -58,7 +58,7 @@ def load_tls_context() -> Future[ssl.SSLContext]:
 
     # Not a daemon: Python waits for it before it finalizes. A command that fails at once
     # (a bad option) would otherwise exit while OpenSSL is still loading the bundle, and
-    # OpenSSL's own exit handler then freed what the thread was using (SIGSEGV, 1 run in 40).
+    # OpenSSL's own exit handler then freed what the thread was using (SIGSEGV in 11 runs of 150).
     threading.Thread(target=build, name="igsync-tls").start()
     return future
 
