@@ -123,16 +123,17 @@ class Output:
         self.json_mode = json_mode
         self.quiet = quiet
         self.log_format: LogFormat = log_format or "text"
-        err_tty = not _surely_no_terminal(sys.stderr) and self.err.is_terminal
-        self.err_sink = ErrSink(self.err if err_tty else None)
+        #: stderr is a terminal (rich's answer, asked only when it could be one)
+        self.err_tty = not _surely_no_terminal(sys.stderr) and self.err.is_terminal
+        self.err_sink = ErrSink(self.err if self.err_tty else None)
         #: the reader of stdout went away (`| head`): nothing more is written there
         self.reader_gone = False
         # Progress and logs for a person at a terminal; off one (cron), logs only when -v or
         # --log-format asks for them.
-        self.chatty = not quiet and (err_tty or verbose > 0 or log_format is not None)
+        self.chatty = not quiet and (self.err_tty or verbose > 0 or log_format is not None)
         # One summary line on stderr at the end of a long run, unless the report's own footer
         # is already on the same terminal: cron's one line, and what stays after the bar goes.
-        self.summarize = not quiet and not (err_tty and not json_mode and self.out.is_terminal)
+        self.summarize = not quiet and not (self.err_tty and not json_mode and self.out.is_terminal)
         from igsync.cli._logs import setup_logging
 
         setup_logging(
@@ -164,7 +165,7 @@ class Output:
     @contextlib.contextmanager
     def status(self, text: str) -> Iterator[None]:
         """A spinner on stderr while work runs, when someone is watching."""
-        if self.chatty and self.err_sink.console is not None:
+        if self.chatty and self.err_tty:
             with self.err.status(text):
                 yield
         else:
@@ -241,7 +242,7 @@ class Output:
     @contextlib.contextmanager
     def progress(self, text: str) -> Iterator[SyncProgress]:
         """A counted bar on stderr (done/failed of N, rows, rate, ETA) when someone watches."""
-        if not (self.chatty and self.err_sink.console is not None):
+        if not (self.chatty and self.err_tty):
             yield SyncProgress(None)
             return
         from igsync.cli._progress import sync_bar
