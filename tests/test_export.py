@@ -313,9 +313,9 @@ def test_an_output_keeps_the_mode_and_the_symlink_of_the_file_it_replaces(
     assert fresh.stat().st_mode & 0o777 == 0o644
 
 
-def test_an_output_never_replaces_the_database_it_reads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def filled_db(tmp_path: Path) -> Path:
+    """A SQLite database holding `fill`'s rows, for the command-line tests."""
     import anyio
 
     db = tmp_path / "igsync.db"
@@ -325,6 +325,16 @@ def test_an_output_never_replaces_the_database_it_reads(
             await fill(opened)
 
     anyio.run(filled)
+    return db
+
+
+def test_an_output_never_replaces_the_database_it_reads(
+    tmp_path: Path,
+    filled_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db = filled_db
     before = db.read_bytes()
     (tmp_path / "link.db").symlink_to(db)
     monkeypatch.chdir(tmp_path)
@@ -341,17 +351,12 @@ def test_an_output_never_replaces_the_database_it_reads(
 
 
 def test_an_output_of_dash_is_stdout_as_unix_tools_have_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    filled_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import anyio
-
-    db = tmp_path / "igsync.db"
-
-    async def filled() -> None:
-        async with open_store(f"sqlite:///{db}") as opened:
-            await fill(opened)
-
-    anyio.run(filled)
+    db = filled_db
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(monkeypatch, capsys, "--db", f"sqlite:///{db}", "export", "-o", "-")
     assert (code, err) == (0, "")
@@ -360,17 +365,12 @@ def test_an_output_of_dash_is_stdout_as_unix_tools_have_it(
 
 
 def test_cli_writes_the_file_and_says_so_in_json(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    filled_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import anyio
-
-    db = tmp_path / "igsync.db"
-
-    async def filled() -> None:
-        async with open_store(f"sqlite:///{db}") as opened:
-            await fill(opened)
-
-    anyio.run(filled)
+    db = filled_db
     target = tmp_path / "audience.parquet"
     code, out, err = run_cli(
         monkeypatch,
