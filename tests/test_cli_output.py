@@ -45,7 +45,7 @@ from igsync.window import plan_window
 LA, KOLKATA, LONDON = "17841400000000001", "17841400000000002", "17841400000000003"
 SUMMARY = re.compile(
     r"igsync sync-all: (\d+)/(\d+) accounts ok, (\d+) failed, (\d+) rows written and verified, "
-    r"(\d+) errors, in \d+\.\d s \(\d+\.\d accounts/s\)"
+    r"(\d+) errors, in \d+\.\d\d s \(\d+\.\d accounts/s\)"
 )
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 

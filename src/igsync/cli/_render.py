@@ -425,7 +425,7 @@ def sync_summary(report: SyncReport, *, dry_run: bool) -> tuple[str, dict[str, A
     message = (
         f"igsync sync-all: {report.accounts_ok:,}/{report.accounts_total:,} accounts ok, "
         f"{report.accounts_failed:,} failed, {rows}, "
-        f"{report.total_errors:,} errors, in {report.duration_s:.1f} s ({rate:.1f} accounts/s)"
+        f"{report.total_errors:,} errors, in {report.duration_s:.2f} s ({rate:.1f} accounts/s)"
     )
     if report.accounts_skipped:
         message += (
