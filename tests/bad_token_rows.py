@@ -65,7 +65,7 @@ BAD_ROWS = [
         "account_id_path",
         {"account_id": "../../me"},
         "account_id '../../me': expected the numeric Instagram account id (ASCII digits, not"
-        " starting with 0); fix the row",
+        " starting with 0, at most 30); fix the row",
     ),
     BadRow(
         "account_id_leading_zero",  # another account than 1784…: one Meta does not know

@@ -116,13 +116,13 @@ def test_an_account_id_with_a_leading_zero_is_refused_not_a_second_account() -> 
         "user_id,account_id,access_token\n"
         f"{ALICE},17841400000000001,{FB}\n"
         f"{ALICE},017841400000000001,{fb(2)}\n"
+        f"{ALICE},{'1' * 300},{fb(3)}\n"  # a pasted number, no id
     )
     report = check_import(text, NOW).report(dry_run=True)
-    assert (report.valid, report.failed) == (1, 1)
-    (refused,) = [r for r in report.rows if r.status == "error"]
-    assert refused.row == 3
-    assert refused.error is not None
-    assert "not starting with 0" in refused.error
+    assert (report.valid, report.failed) == (1, 2)
+    refused = [r for r in report.rows if r.status == "error"]
+    assert [r.row for r in refused] == [3, 4]
+    assert all(r.error and "not starting with 0, at most 30" in r.error for r in refused)
 
 
 def test_csv_rows_are_numbered_as_a_spreadsheet_does_and_bad_values_never_echoed() -> None:
@@ -148,7 +148,8 @@ def test_csv_rows_are_numbered_as_a_spreadsheet_does_and_bad_values_never_echoed
     assert by_row[3].error == "user_id: expected a UUID such as 2f1c0f6e-…"
     assert by_row[3].user_id is None  # the token in the user column is not shown
     assert by_row[4].error == (
-        "account_id: expected the numeric Instagram account id (ASCII digits, not starting with 0)"
+        "account_id: expected the numeric Instagram account id (ASCII digits, not starting"
+        " with 0, at most 30)"
     )
     assert by_row[5].error is not None
     assert by_row[5].error.startswith("token_kind facebook_login: the token looks like")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 import sys
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -307,10 +309,32 @@ def test_an_output_keeps_the_mode_and_the_symlink_of_the_file_it_replaces(
     assert real.read_text() == "new\n"
     assert sorted(p.name for p in real.parent.iterdir()) == ["latest.csv"]  # no temporary
 
-    fresh = tmp_path / "fresh.csv"
-    with atomic_output(fresh) as file:
-        file.write(b"x\n")
-    assert fresh.stat().st_mode & 0o777 == 0o644
+    previous = os.umask(0o077)  # a user who keeps new files to themselves
+    try:
+        fresh = tmp_path / "fresh.csv"
+        with atomic_output(fresh) as file:
+            file.write(b"x\n")
+    finally:
+        os.umask(previous)
+    assert fresh.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_output_that_is_a_pipe_is_written_into_not_replaced(tmp_path: Path) -> None:
+    """/dev/stdout, `>(gzip > x.gz)` and named pipes are no files to rename over: as root,
+    `export -o /dev/stderr 2>/dev/null` once put a regular file where /dev/null was."""
+    import threading
+
+    fifo = tmp_path / "export.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    with atomic_output(fifo) as file:
+        file.write(b"a,b\n1,2\n")
+    reader.join(timeout=10)
+    assert received == [b"a,b\n1,2\n"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the pipe
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.fifo"]  # no temporary
 
 
 @pytest.fixture
@@ -340,6 +364,7 @@ def test_an_output_never_replaces_the_database_it_reads(
     monkeypatch.chdir(tmp_path)
     for args in (
         ("export", "--output", "igsync.db"),
+        ("export", "--output", "igsync.db-wal"),  # a part of it: SQLite would remove or misread it
         ("export", "--output", str(tmp_path / "link.db")),  # the same file by another name
         ("report", "--html", "./igsync.db"),
     ):
@@ -362,6 +387,9 @@ def test_an_output_of_dash_is_stdout_as_unix_tools_have_it(
     assert (code, err) == (0, "")
     assert out.startswith("u_id,")  # the CSV header, on stdout
     assert not (tmp_path / "-").exists()
+    code, out, err = run_cli(monkeypatch, capsys, "--db", f"sqlite:///{db}", "export", "-o", "./-")
+    assert (code, out, err) == (0, "", "")
+    assert (tmp_path / "-").read_text().startswith("u_id,")  # ./- is a file of that name
 
 
 def test_cli_writes_the_file_and_says_so_in_json(

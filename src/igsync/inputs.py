@@ -14,10 +14,13 @@ from igsync.errors import InputError
 from igsync.models import as_utc
 
 #: an Instagram account id (IG user id) as Meta gives it: ASCII digits, the first not 0
-#: (`isdigit` alone takes "²"; "01784…" would be a second account Meta does not know)
-_ACCOUNT_ID = re.compile(r"[1-9][0-9]*", re.ASCII)
+#: (`isdigit` alone takes "²"; "01784…" would be a second account Meta does not know), at
+#: most 30 of them (Meta's are 17; a pasted number of hundreds of digits is no id)
+_ACCOUNT_ID = re.compile(r"[1-9][0-9]{0,29}", re.ASCII)
 #: what an account id must look like, for messages
-ACCOUNT_ID_SHAPE = "the numeric Instagram account id (ASCII digits, not starting with 0)"
+ACCOUNT_ID_SHAPE = (
+    "the numeric Instagram account id (ASCII digits, not starting with 0, at most 30)"
+)
 
 #: a calendar date as typed: four ASCII digits, two, two (fromisoformat alone takes more)
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)

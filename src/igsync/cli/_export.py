@@ -56,8 +56,8 @@ def export(
             "breakdown value; media: per object and day captured).",
         ),
     ] = False,
-    output: Annotated[
-        Path | None,
+    to: Annotated[
+        str | None,
         typer.Option(
             "--output",
             "-o",
@@ -85,8 +85,8 @@ def export(
     from igsync.inputs import parse_day
 
     out = make_output(ctx, json_, quiet, verbose)
-    if output is not None and str(output) == "-":
-        output = None  # as for cat, tar and curl: stdout (./- names a file of that name)
+    # as for cat, tar and curl, - is stdout (./-, which a Path would make -, names a file)
+    output = None if to is None or to == "-" else Path(to)
     first = None if since is None else parse_day(since, "--since")
     last = None if until is None else parse_day(until, "--until")
     if first and last and first > last:

@@ -79,11 +79,27 @@ async def export_rows(
     )
 
 
+#: the files beside a SQLite database that are part of it (WAL mode, rollback journal)
+_DATABASE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
 def refuse_database(path: Path, option: str, database: Path | None) -> None:
     """Raises InputError, naming `option`, when `path` (through any symlink) is the SQLite
-    `database`: an output written there would replace every stored row and token."""
-    if database is not None and os.path.realpath(path) == os.path.realpath(database):
+    `database` or one of its -wal/-shm/-journal files: an output written there would replace
+    the stored rows and tokens, or corrupt them."""
+    if database is None:
+        return
+    written = os.path.realpath(path)
+    stored = os.path.realpath(database)
+    if any(written == stored + suffix for suffix in _DATABASE_SUFFIXES):
         raise InputError(f"{option} {path} is the database igsync reads from; name another file")
+
+
+def _umask() -> int:
+    """The process's umask (Python 3.11 can only read it by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -93,21 +109,32 @@ def atomic_output(
     """A binary file that becomes `path` only when the block ends without an error: written
     as a temporary file beside it, then renamed over it (atomic on one file system), so a
     reader never sees half an export and a failed one leaves the old file in place. A file
-    that was there keeps its mode; through a symlink, the file it points to is replaced and
-    the link stays.
+    that was there keeps its mode (a new one gets 0666 less the umask); through a symlink,
+    the file it points to is replaced and the link stays. A path that exists and is no
+    regular file (/dev/stdout, a named pipe, `>(gzip > x.gz)`) is written into as it is:
+    renaming over it would put a file where a device or a pipe was.
 
     Raises InputError, naming `option` (the command's flag for `path`), when `path` is the
     SQLite `database` the output is read from, or its directory does not exist or cannot be
     written.
     """
     refuse_database(path, option, database)
-    target = Path(os.path.realpath(path))
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
+        found: os.stat_result | None = os.stat(path)
     except FileNotFoundError:
-        mode = 0o644  # not mkstemp's 0600, which would surprise whoever reads the export
+        found = None
     except OSError as exc:
         raise InputError(f"{option} {path}: {exc.strerror or exc}") from None
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        try:
+            stream = open(path, "wb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise InputError(f"{option} {path}: {exc.strerror or exc}") from None
+        with stream:
+            yield stream
+        return
+    target = Path(os.path.realpath(path))
+    mode = stat.S_IMODE(found.st_mode) if found is not None else 0o666 & ~_umask()
     directory = target.parent
     try:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
