@@ -242,6 +242,10 @@ def test_cli_report_html(
         (["--streams", "account,clicks"], "--streams: unknown stream clicks"),
         (["--metrics", "impressions"], "--metrics:"),
         (["--metrics", "reach,follower_demographics"], "not a daily account metric"),
+        (  # it said "show with --streams audience", and with that the same error came back
+            ["--metrics", "follower_demographics", "--streams", "audience"],
+            "values show with --streams audience, without --metrics",
+        ),
         (  # --metrics was silently ignored: only the audience showed
             ["--metrics", "reach", "--streams", "audience"],
             "leaves the account stream out; add it: --streams account,audience",

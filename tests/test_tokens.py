@@ -433,6 +433,17 @@ def test_bad_durations_are_input_errors(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["366d", "99999999999d", "9" * 5000 + "d", "0008760000h"])
+def test_a_duration_too_long_says_the_bound_whatever_its_digits(text: str) -> None:
+    """20 digits said "expected a duration" (the pattern took 7 at most); 5,000 would have
+    been int()'s ValueError past its 4,300-digit limit."""
+    from igsync.errors import InputError
+
+    with pytest.raises(InputError, match="at most 365d"):
+        parse_duration(text)
+    assert parse_duration("0007d") == WEEK  # leading zeros are no length
+
+
 # -- a refreshed token is always saved ---------------------------------------------------------
 
 

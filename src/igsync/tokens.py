@@ -613,20 +613,24 @@ async def refresh_expiring_tokens(
     return report
 
 
-#: ASCII digits only: str.isdigit() takes "²" and int() then fails; a bounded count of them
-#: keeps timedelta from overflowing before the range check
-_DURATION = re.compile(r"([0-9]{1,7})([mhdwMHDW])", re.ASCII)
+#: ASCII digits only: str.isdigit() takes "²" and int() then fails
+_DURATION = re.compile(r"([0-9]+)([mhdwMHDW])", re.ASCII)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_duration(text: str) -> timedelta:
     """`30m`, `12h`, `7d`, `2w` -> timedelta, up to 365 days; anything else is an InputError."""
     match = _DURATION.fullmatch(text)
-    if match is None or int(match[1]) == 0:
+    if match is None or not (digits := match[1].lstrip("0")):
         raise InputError(
             f"--expiring-within: expected a duration such as 30m, 12h, 7d or 2w, got {text!r}"
         )
-    within = timedelta(**{_UNITS[match[2].lower()]: int(match[1])})
+    too_long = InputError(f"--expiring-within: at most 365d (tokens live ~60 days), got {text!r}")
+    # 8 digits of any unit are past the bound already, and more would overflow timedelta
+    # (or int(), past 4,300 digits)
+    if len(digits) > 7:
+        raise too_long
+    within = timedelta(**{_UNITS[match[2].lower()]: int(digits)})
     if within > MAX_WITHIN:
-        raise InputError(f"--expiring-within: at most 365d (tokens live ~60 days), got {text!r}")
+        raise too_long
     return within

@@ -195,8 +195,9 @@ def _metric_list(text: str | None) -> tuple[str, ...] | None:
         spec = METRIC_CONFIG[name]
         if spec.stream != "account" or spec.period != "day":
             raise InputError(
-                f"--metrics: {name} is not a daily account metric; its breakdowns show with"
-                " --streams audience"
+                f"--metrics: {name} is not a daily account metric (what --metrics picks); the"
+                f" {spec.stream} stream's values show with --streams {spec.stream}, without"
+                " --metrics"
             )
     return names
 
