@@ -221,6 +221,7 @@ def test_a_kind_the_token_does_not_show_must_be_given() -> None:
         ("user_id,account_id\nx,1\n", "the CSV header has no access_token$"),
         ("user_id;account_id;access_token\n", "separated by semicolons, not commas$"),
         ("user_id\taccount_id\taccess_token\n", "separated by tabs, not commas$"),
+        ("user_id,account_id,access_token,Account_ID\n", "names account_id twice$"),
     ],
 )
 def test_an_input_that_is_neither_ndjson_nor_csv_is_refused(text: str, message: str) -> None:

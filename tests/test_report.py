@@ -250,6 +250,7 @@ def test_cli_report_html(
             ["--metrics", "reach", "--streams", "audience"],
             "leaves the account stream out; add it: --streams account,audience",
         ),
+        (["--html", "-"], "--html -: the page is written to a file"),  # it wrote a file named '-'
         (["--days", "0"], "--days"),
         (["--until", "2026-13-01"], "--until"),
         (["--until", "2026-11-31"], "--until"),

@@ -92,8 +92,12 @@ def sniff_format(text: str) -> Format:
     if stripped.startswith("{"):
         return "ndjson"
     first = stripped.splitlines()[0]
-    named = {_column(name) for name in next(csv.reader([first]))}
+    columns = [_column(name) for name in next(csv.reader([first]))]
+    named = set(columns)
     if named >= set(REQUIRED_KEYS):
+        twice = [key for key in IMPORT_KEYS if columns.count(key) > 1]
+        if twice:  # the last of them would win, silently
+            raise InputError(f"accounts import: the CSV header names {twice[0]} twice")
         return "csv"
     expected = (
         "accounts import: expected NDJSON (one JSON object a line) or CSV whose header names "

@@ -58,8 +58,8 @@ def report(
             "with no stored rows shows nothing)."
         ),
     ] = None,
-    html: Annotated[
-        Path | None,
+    html_to: Annotated[
+        str | None,
         typer.Option(
             "--html",
             metavar="FILE",
@@ -90,6 +90,13 @@ def report(
     from igsync.report import require_plotly
 
     out = make_output(ctx, json_, quiet, verbose)
+    if html_to == "-":
+        from igsync.errors import InputError
+
+        raise InputError(
+            "--html -: the page is written to a file, the tables to stdout; name a file"
+        )
+    html = None if html_to is None else Path(html_to)
     chosen_metrics = _metric_list(metrics)
     chosen_streams = _streams(streams)
     if chosen_metrics and chosen_streams is not None and "account" not in chosen_streams:
