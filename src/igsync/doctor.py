@@ -161,26 +161,15 @@ async def diagnose(
     `now` is an aware UTC datetime (token days left); `transport` replaces the network for
     the Graph probe (tests). Never raises for what it finds: a failure is a `fail` check.
     """
-    checks: list[Check] = []
     try:
         settings = load_settings(sources=sources)
         url = database_url(settings, db_override)
     except ConfigError as error:
-        checks.append(
-            Check(name="configuration", status="fail", detail=str(error), fix=_FIX_CONFIG)
-        )
-        checks += [
-            Check(name=n, status="skip", detail="the configuration must load first")
-            for n in ("database", "schema", "accounts", "tokens", "app credentials", "graph api")
-        ]
-        return DoctorReport(ok=False, checks=checks)
-    checks.append(_configuration(settings, sources, db_override))
-    if checks[-1].status == "fail":
-        checks += [
-            Check(name=n, status="skip", detail="the configuration must be fixed first")
-            for n in ("database", "schema", "accounts", "tokens", "app credentials", "graph api")
-        ]
-        return DoctorReport(ok=False, checks=checks)
+        failed = Check(name="configuration", status="fail", detail=str(error), fix=_FIX_CONFIG)
+        return _only_configuration(failed, "the configuration must load first")
+    checks = [_configuration(settings, sources, db_override)]
+    if checks[0].status == "fail":
+        return _only_configuration(checks[0], "the configuration must be fixed first")
     found = await _store_checks(checks, settings, url, sources, db_override)
     checks.append(_tokens(found, now))
     checks.append(_app_credentials(settings, sources, found))
@@ -192,6 +181,21 @@ async def diagnose(
 
 
 _FIX_CONFIG = "fix the setting named, where `igsync doctor` says it is read from"
+#: the checks that need a configuration that loads and holds together
+_AFTER_CONFIGURATION = (
+    "database",
+    "schema",
+    "accounts",
+    "tokens",
+    "app credentials",
+    "graph api",
+)
+
+
+def _only_configuration(failed: Check, why: str) -> DoctorReport:
+    """The report of a failed configuration check: every check after it skipped, `why`."""
+    skipped = [Check(name=n, status="skip", detail=why) for n in _AFTER_CONFIGURATION]
+    return DoctorReport(ok=False, checks=[failed, *skipped])
 
 
 def _configuration(settings: Settings, sources: ConfigSources, override: str | None) -> Check:
