@@ -28,10 +28,10 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from igsync.claims import Claims
 from igsync.config import check_postgres_url
@@ -81,11 +81,13 @@ class EnqueueReport(BaseModel):
     not_queued: int
 
 
+#: what became of a job's account
+JobOutcome = Literal["ok", "failed", "skipped", "gone"]
+
+
 class WorkerReport(BaseModel):
     """What one `igsync worker` ran, from its start to its stop (its sync logs say more)."""
 
-    #: true when no job's account failed
-    success: bool = True
     #: account jobs this worker ran (each one account's sync)
     jobs: int = 0
     accounts_ok: int = 0
@@ -96,26 +98,35 @@ class WorkerReport(BaseModel):
     accounts_gone: int = 0
     total_inserted: int = 0
 
-    def add(self, result: FetchResult | None) -> None:
-        """Count one job's result (None: its row was gone)."""
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def success(self) -> bool:
+        """True when no job's account failed."""
+        return self.accounts_failed == 0
+
+    def add(self, result: FetchResult | None) -> JobOutcome:
+        """Count one job's result (None: its row was gone); what became of its account."""
         self.jobs += 1
+        outcome: JobOutcome
         if result is None:
             self.accounts_gone += 1
-        elif result.skipped:
+            return "gone"
+        if result.skipped:
             self.accounts_skipped += 1
+            outcome = "skipped"
         elif result.success:
             self.accounts_ok += 1
+            outcome = "ok"
         else:
             self.accounts_failed += 1
-            self.success = False
-        if result is not None:
-            self.total_inserted += result.total_inserted
+            outcome = "failed"
+        self.total_inserted += result.total_inserted
+        return outcome
 
     def add_error(self) -> None:
         """Count a job that raised before its account had a result (its store failed)."""
         self.jobs += 1
         self.accounts_failed += 1
-        self.success = False
 
 
 def account_lock(u_id: UUID | str, account_id: str) -> str:
@@ -212,9 +223,8 @@ def make_app(
         except Exception:
             runtime.report.add_error()  # procrastinate ends the job failed
             raise
-        runtime.report.add(result)
+        outcome = runtime.report.add(result)
         if result is not None:
-            outcome = "skipped" if result.skipped else ("ok" if result.success else "failed")
             log.info("account %s: %s, %d rows", account_id, outcome, result.total_inserted)
             if outcome == "failed":
                 # the job's status says what its sync log says (procrastinate marks a job
