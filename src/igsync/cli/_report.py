@@ -86,13 +86,12 @@ def report(
         igsync report --html report.html
         igsync report --demo
     """
+    from igsync.errors import InputError
     from igsync.inputs import parse_day
     from igsync.report import require_plotly
 
     out = make_output(ctx, json_, quiet, verbose)
     if html_to == "-":
-        from igsync.errors import InputError
-
         raise InputError(
             "--html -: the page is written to a file, the tables to stdout; name a file"
         )
@@ -100,16 +99,12 @@ def report(
     chosen_metrics = _metric_list(metrics)
     chosen_streams = _streams(streams)
     if chosen_metrics and chosen_streams is not None and "account" not in chosen_streams:
-        from igsync.errors import InputError
-
         raise InputError(
             f"--metrics picks daily account metrics, and --streams {','.join(chosen_streams)}"
             f" leaves the account stream out; add it: --streams"
             f" {','.join(['account', *chosen_streams])}"
         )
     if html is not None:
-        from igsync.errors import InputError
-
         if html.is_dir():
             raise InputError(f"--html {html} is a directory; name a file")
         if not html.absolute().parent.is_dir():  # before the store is read, not after
